@@ -1,0 +1,96 @@
+"""Data in: pandas, polars, pyarrow tables and dicts of arrays, with missing-value policy."""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, MissingDataWarning
+
+NA_ACTIONS = ("omit", "raise")
+
+
+def to_pandas(data: Any) -> pd.DataFrame:
+    """Convert a supported table to a pandas DataFrame without copying where possible.
+
+    Accepts pandas DataFrames, polars DataFrames, pyarrow Tables and mappings of
+    column name to array.
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    mod = type(data).__module__
+    if mod.startswith("polars"):
+        return data.to_pandas()  # type: ignore[no-any-return]
+    if mod.startswith("pyarrow"):
+        return data.to_pandas()  # type: ignore[no-any-return]
+    if isinstance(data, Mapping):
+        try:
+            return pd.DataFrame({k: np.asarray(v) if not isinstance(v, pd.Series) else v for k, v in data.items()})
+        except ValueError as exc:
+            raise DataError(f"cannot build a table from the dict of arrays: {exc}") from exc
+    raise DataError(
+        f"data of type {type(data).__name__} is not supported: pass a pandas or polars "
+        "DataFrame, a pyarrow Table, or a dict of equal-length arrays"
+    )
+
+
+def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formula") -> None:
+    """Raise a DataError naming every missing column and the closest existing ones."""
+    missing = [n for n in names if n not in df.columns]
+    if not missing:
+        return
+    parts = []
+    cols = [str(c) for c in df.columns]
+    for n in missing:
+        close = difflib.get_close_matches(n, cols, n=2)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        parts.append(f"{n!r}{hint}")
+    raise DataError(
+        f"column{'s' if len(missing) > 1 else ''} {', '.join(parts)} used in {what} "
+        f"not found in the data; available columns: {', '.join(cols)}"
+    )
+
+
+def complete_rows(df: pd.DataFrame, columns: Iterable[str], na_action: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Boolean mask of rows with no missing value in ``columns``.
+
+    Warns (``na_action="omit"``) or raises (``"raise"``) when rows are incomplete;
+    the message counts the rows and names the columns.
+    """
+    if na_action not in NA_ACTIONS:
+        raise DataError(f"na_action must be one of {NA_ACTIONS}, got {na_action!r}")
+    cols = list(dict.fromkeys(columns))
+    if not cols:
+        return np.ones(len(df), dtype=bool), {}
+    isna = df[cols].isna()
+    per_col = {c: int(v) for c, v in isna.sum().items() if v}
+    mask = ~isna.any(axis=1).to_numpy()
+    n_drop = int((~mask).sum())
+    if n_drop:
+        detail = ", ".join(f"{c} ({k})" for c, k in per_col.items())
+        if na_action == "raise":
+            raise DataError(
+                f"{n_drop} of {len(df)} rows have missing values in columns {detail}; "
+                "remove or impute them, or pass na_action='omit' to drop them"
+            )
+        warnings.warn(
+            f"dropped {n_drop} of {len(df)} rows with missing values in columns {detail}",
+            MissingDataWarning,
+            stacklevel=4,
+        )
+    return mask, per_col
+
+
+def check_finite(name: str, values: np.ndarray) -> None:
+    """Raise a DataError when a numeric array holds inf or nan."""
+    if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise DataError(
+            f"{name} has {bad} non-finite value{'s' if bad > 1 else ''} (inf or nan); "
+            "remove those rows or transform the variable"
+        )

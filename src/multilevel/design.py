@@ -1,0 +1,403 @@
+"""Materialize a parsed formula on data: response, fixed design X, and grouping blocks.
+
+``build_model`` turns (formula, data) into a frozen :class:`~multilevel.spec.ModelSpec`
+and a :class:`Design` of arrays. ``design_for`` rebuilds the fixed and random
+design of new data from the same spec (prediction, simulation).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+
+from .data import check_columns, check_finite, complete_rows, to_pandas
+from .errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
+from .formula import ParsedFormula, RandomTerm, parse_formula
+from .spec import GroupingSpec, ModelSpec, TermSpec, ThetaMap
+
+_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
+RANK_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class GroupingData:
+    """Rows' level codes and the term columns of one grouping block."""
+
+    codes: np.ndarray  # (n,) int64, -1 for a level not in the spec (new data only)
+    values: np.ndarray  # (n, q) float64
+
+
+@dataclass(frozen=True)
+class Design:
+    """The numbers of a model: one row per observation."""
+
+    y: np.ndarray
+    X: np.ndarray
+    groups: tuple[GroupingData, ...]
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    se: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+
+def _names_in(expr: str, columns: set[str]) -> list[str]:
+    out = []
+    for m in _IDENT.finditer(expr):
+        name = m.group(1) or m.group(2)
+        if name in columns:
+            out.append(name)
+    return out
+
+
+def _level_name(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def factor_codes(df: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and level names of the (interaction of the) grouping columns.
+
+    Categorical columns keep their level order; others are sorted (as R's
+    ``factor()`` does). Unused levels are dropped; interaction levels are
+    named ``"a:b"`` with the first factor varying slowest.
+    """
+    combined = np.zeros(len(df), dtype=np.int64)
+    level_lists: list[list[str]] = []
+    for name in factors:
+        col = df[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy().astype(np.int64)
+            levels = [_level_name(v) for v in col.cat.categories]
+        else:
+            codes, uniques = pd.factorize(col, sort=True)
+            codes = codes.astype(np.int64)
+            levels = [_level_name(v) for v in uniques]
+        combined = combined * len(levels) + codes
+        level_lists.append(levels)
+    used, inverse = np.unique(combined, return_inverse=True)
+    names = []
+    for code in used:
+        parts = []
+        for levels in reversed(level_lists):
+            code, r = divmod(int(code), len(levels))
+            parts.append(levels[r])
+        names.append(":".join(reversed(parts)))
+    return inverse.astype(np.int64), tuple(names)
+
+
+def _codes_for_levels(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
+    """Codes of new data against known levels; -1 where the level is new."""
+    keys = df[list(factors)].astype(object).map(_level_name)
+    joined = keys.iloc[:, 0] if len(factors) == 1 else keys.apply(":".join, axis=1)
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    return np.fromiter((lookup.get(k, -1) for k in joined), dtype=np.int64, count=len(df))
+
+
+def _matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
+    from formulaic import model_matrix
+
+    try:
+        if isinstance(spec_or_formula, str):
+            return model_matrix(spec_or_formula, df, na_action="ignore")
+        return spec_or_formula.get_model_matrix(df, na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as exc:  # formulaic raises many exception types
+        raise FormulaError(f"cannot build the design for {spec_or_formula!s}: {exc}", formula) from exc
+
+
+def _lme4_order(terms: list[RandomTerm], nlevels: list[int]) -> list[int]:
+    """lme4's term order: by decreasing levels (``rev(order(nl))``) if any differ."""
+    if all(a == nlevels[0] for a in nlevels):
+        return list(range(len(terms)))
+    return list(reversed(sorted(range(len(terms)), key=lambda i: nlevels[i])))
+
+
+def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    if X.shape[1] == 0:
+        return X, names, []
+    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    rank = int(np.sum(d > RANK_TOL * d[0])) if d.size and d[0] > 0 else 0
+    keep = np.sort(piv[:rank])
+    dropped = [names[i] for i in sorted(piv[rank:])]
+    if dropped:
+        warnings.warn(
+            f"fixed-effect design is rank deficient: dropping {len(dropped)} column"
+            f"{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=4,
+        )
+    return X[:, keep], [names[i] for i in keep], dropped
+
+
+def _vector(arg: Any, df: pd.DataFrame, mask: np.ndarray, what: str) -> np.ndarray | None:
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        check_columns(df, [arg], f"{what}=")
+        values = df[arg].to_numpy()[mask]
+    else:
+        values = np.asarray(arg)
+        if values.shape != (len(df),):
+            raise DataError(f"{what} has shape {values.shape}; expected one value per row ({len(df)},)")
+        values = values[mask]
+    values = np.asarray(values, dtype=float)
+    check_finite(what, values)
+    return values
+
+
+def build_model(
+    formula: str | ParsedFormula,
+    data: Any,
+    *,
+    family: str = "gaussian",
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+) -> tuple[ModelSpec, Design]:
+    """Parse ``formula`` and materialize it on ``data``.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> spec, design = build_model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
+    >>> spec.fixed_names, [g.name for g in spec.groupings], design.X.shape
+    (('Intercept', 'Days'), ['Subject'], (180, 2))
+    """
+    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    df = to_pandas(data)
+    if not parsed.random:
+        raise FormulaError(
+            "formula contains no random-effects term such as (1 | group); this is not a mixed "
+            "model. Add a grouping term, or use an ordinary regression package.",
+            parsed.formula,
+            (0, len(parsed.formula)),
+        )
+    cols = {str(c) for c in df.columns}
+    exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or ""]
+    if parsed.cbind:
+        exprs += list(parsed.cbind)
+    used = [n for e in exprs for n in _names_in(e, cols)]
+    for t in parsed.random:
+        used += _names_in(t.expr, cols)
+    group_cols = [f for t in parsed.random for f in t.factors]
+    check_columns(df, group_cols, "a random-effects grouping")
+    missing_vars = [
+        n for e in exprs for n in _formula_variables(e) if n not in cols and n not in _KNOWN_FUNCS
+    ]
+    for t in parsed.random:
+        missing_vars += [n for n in _formula_variables(t.expr) if n not in cols]
+    check_columns(df, dict.fromkeys(missing_vars), "the formula")
+    used += group_cols
+    extra = [a for a in (weights, offset) if isinstance(a, str)]
+    check_columns(df, extra, "weights=/offset=")
+    mask, per_col = complete_rows(df, used + extra, na_action)
+    n_missing = int((~mask).sum())
+    sub = df.loc[mask] if n_missing else df
+    sub = sub.reset_index(drop=True)
+    if len(sub) == 0:
+        raise DataError("no complete rows left after removing missing values")
+
+    # response and fixed effects
+    if parsed.response is None:
+        raise FormulaError(
+            "cbind() responses need a binomial family: pass family='binomial'",
+            parsed.formula,
+            (0, parsed.formula.index("~")),
+        )
+    mm = _matrix(f"{parsed.response} ~ {parsed.fixed}", sub, parsed.formula)
+    lhs = mm.lhs
+    if lhs.shape[1] != 1:
+        raise DataError(
+            f"the response {parsed.response!r} expands to {lhs.shape[1]} columns; a Gaussian "
+            "model needs one numeric response column"
+        )
+    y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
+    check_finite(f"response {parsed.response!r}", y)
+    if np.ptp(y) == 0:
+        raise DataError(
+            f"the response {parsed.response!r} is constant ({y[0]:g}); there is nothing to model"
+        )
+    X_full = np.asarray(mm.rhs.to_numpy(dtype=float))
+    check_finite("the fixed-effect design", X_full)
+    X, names, dropped = _drop_rank_deficient(X_full, list(mm.rhs.columns))
+
+    groupings, theta_map, theta_names = _groupings(parsed, sub)
+    group_data = []
+    for g in groupings:
+        codes, _ = factor_codes(sub, g.factors)
+        vals = np.column_stack([_term_values(t, sub, parsed.formula) for t in g.terms])
+        group_data.append(GroupingData(codes=codes, values=vals))
+
+    w = _vector(weights, df, mask, "weights")
+    if w is not None and np.any(w < 0):
+        raise DataError("weights must be non-negative; found negative values")
+    off = _vector(offset, df, mask, "offset")
+    for expr in parsed.offsets:
+        o = _matrix(f"{expr} ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        check_finite(f"offset({expr})", o)
+        off = o if off is None else off + o
+    se = None
+    if parsed.se is not None:
+        se = _matrix(f"{parsed.se} ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        check_finite(f"se({parsed.se})", se)
+        if np.any(se <= 0):
+            raise DataError(f"se({parsed.se}) must be positive")
+
+    n = len(y)
+    _check_identifiable(groupings, n, family, se is not None)
+    spec = ModelSpec(
+        parsed=parsed,
+        family=family,
+        response=parsed.response,
+        fixed_spec=mm.rhs.model_spec,
+        fixed_names=tuple(names),
+        dropped_fixed=tuple(dropped),
+        groupings=groupings,
+        theta_map=theta_map,
+        theta_names=theta_names,
+        nobs=n,
+        n_missing=n_missing,
+        missing_by_column=per_col,
+        weights=weights if isinstance(weights, str) else ("<array>" if weights is not None else None),
+        has_offset=off is not None,
+    )
+    design = Design(y=y, X=X, groups=tuple(group_data), weights=w, offset=off, se=se)
+    return spec, design
+
+
+_KNOWN_FUNCS = {"log", "exp", "sqrt", "scale", "center", "C", "I", "np", "poly", "bs", "offset", "abs"}
+
+
+def _formula_variables(expr: str) -> list[str]:
+    if not expr:
+        return []
+    from formulaic import Formula
+
+    try:
+        return sorted(Formula(f"{expr} ~ 1" if "~" not in expr else expr).required_variables)
+    except Exception:
+        return []
+
+
+def _term_values(t: TermSpec, df: pd.DataFrame, formula: str) -> np.ndarray:
+    m = _matrix(t.mm_spec, df, formula)
+    vals = np.asarray(m.to_numpy(dtype=float))
+    check_finite(f"random-effects term ({t.expr})", vals)
+    return vals
+
+
+def _groupings(parsed: ParsedFormula, df: pd.DataFrame) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...]]:
+    terms = list(parsed.random)
+    levels = {}
+    for t in terms:
+        if t.group not in levels:
+            levels[t.group] = factor_codes(df, t.factors)[1]
+        if len(levels[t.group]) < 2:
+            raise DataError(
+                f"grouping factor {t.group!r} has {len(levels[t.group])} level in the data used; "
+                "a random effect needs at least 2 levels (drop the term or check the data)"
+            )
+    order = _lme4_order(terms, [len(levels[t.group]) for t in terms])
+    block_names: list[str] = []
+    block_terms: dict[str, list[tuple[RandomTerm, Any, list[str]]]] = {}
+    for i in order:
+        t = terms[i]
+        m = _matrix(t.expr, df, parsed.formula)
+        colnames = [str(c) for c in m.columns]
+        if not colnames:
+            raise FormulaError(f"random-effects term {t} has no columns", parsed.formula, t.span)
+        if t.group not in block_terms:
+            block_names.append(t.group)
+            block_terms[t.group] = []
+        block_terms[t.group].append((t, m.model_spec, colnames))
+    groupings = []
+    for name in block_names:
+        offset = 0
+        tspecs = []
+        seen: set[str] = set()
+        for t, mm_spec, colnames in block_terms[name]:
+            dup = seen.intersection(colnames)
+            if dup:
+                raise FormulaError(
+                    f"random effect {', '.join(sorted(dup))} appears twice for grouping factor "
+                    f"{name!r}; each column may enter one term per factor",
+                    parsed.formula,
+                    t.span,
+                )
+            seen.update(colnames)
+            tspecs.append(TermSpec(expr=t.expr, columns=tuple(colnames), mm_spec=mm_spec, offset=offset))
+            offset += len(colnames)
+        first = block_terms[name][0][0]
+        groupings.append(GroupingSpec(name=name, factors=first.factors, levels=levels[name], terms=tuple(tspecs)))
+    # theta in lme4 order: terms in sorted order, lower triangle column-wise
+    blocks, rows, cols, names = [], [], [], []
+    counters = {name: 0 for name in block_names}
+    for i in order:
+        t = terms[i]
+        b = block_names.index(t.group)
+        tspec = groupings[b].terms[counters[t.group]]
+        counters[t.group] += 1
+        for c in range(tspec.q):
+            for r in range(c, tspec.q):
+                blocks.append(b)
+                rows.append(tspec.offset + r)
+                cols.append(tspec.offset + c)
+                lab = tspec.columns[c] if r == c else f"{tspec.columns[r]}.{tspec.columns[c]}"
+                names.append(f"{t.group}.{lab}")
+    tm = ThetaMap(block=np.array(blocks, dtype=np.int64), row=np.array(rows, dtype=np.int64), col=np.array(cols, dtype=np.int64))
+    return tuple(groupings), tm, tuple(names)
+
+
+def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str, known_se: bool) -> None:
+    residual = family == "gaussian" and not known_se
+    for g in groupings:
+        if residual and g.n_levels >= n:
+            raise ModelError(
+                f"grouping factor {g.name!r} has {g.n_levels} levels for {n} observations; with one "
+                "observation per level its variance cannot be told apart from the residual "
+                "variance. Remove the term or use a model without a residual."
+            )
+    q = sum(g.size for g in groupings)
+    if residual and q > n:
+        raise ModelError(
+            f"the model has {q} random effects for {n} observations; the random-effects "
+            "covariance and the residual variance are not identifiable. Simplify the "
+            "random-effects terms (fewer slopes or (x || g))."
+        )
+
+
+def design_for(spec: ModelSpec, newdata: Any, *, need_response: bool = False) -> Design:
+    """Rebuild X and the grouping blocks of ``newdata`` with the fitted spec.
+
+    Level codes are -1 for levels the model has not seen.
+    """
+    df = to_pandas(newdata).reset_index(drop=True)
+    m = _matrix(spec.fixed_spec, df, spec.formula)
+    names = list(m.columns)
+    X = np.asarray(m.to_numpy(dtype=float))[:, [names.index(c) for c in spec.fixed_names]]
+    groups = []
+    for g in spec.groupings:
+        check_columns(df, g.factors, "the grouping factors")
+        codes = _codes_for_levels(df, g.factors, g.levels)
+        vals = np.column_stack([_term_values(t, df, spec.formula) for t in g.terms])
+        groups.append(GroupingData(codes=codes, values=vals))
+    y = np.full(len(df), np.nan)
+    if need_response and spec.response in df.columns:
+        y = df[spec.response].to_numpy(dtype=float)
+    off = None
+    for expr in spec.parsed.offsets:
+        o = _matrix(f"{expr} ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
+        off = o if off is None else off + o
+    return Design(y=y, X=X, groups=tuple(groups), offset=off)

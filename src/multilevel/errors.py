@@ -1,0 +1,68 @@
+"""One exception and warning hierarchy for the whole package.
+
+Every message names the input at fault, what was expected, and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class MultilevelError(Exception):
+    """Base class of every error raised by multilevel."""
+
+
+class FormulaError(MultilevelError, ValueError):
+    """A model formula that cannot be parsed or does not describe a mixed model.
+
+    ``formula`` and ``span`` (start, end) locate the offending part; ``str()``
+    shows the formula with a caret line under that part.
+    """
+
+    def __init__(self, message: str, formula: str = "", span: tuple[int, int] | None = None):
+        self.message = message
+        self.formula = formula
+        self.span = span
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if not self.formula or self.span is None:
+            return self.message
+        start, end = self.span
+        width = max(end - start, 1)
+        pointer = " " * start + "^" * width
+        return f"{self.message}\n    {self.formula}\n    {pointer}"
+
+
+class DataError(MultilevelError, ValueError):
+    """Data that cannot be used for the model (missing columns, bad values, ...)."""
+
+
+class ModelError(MultilevelError, ValueError):
+    """A model that is not identifiable or not estimable from the data given."""
+
+
+class ConvergenceError(MultilevelError, RuntimeError):
+    """The optimizer failed outright (as opposed to a convergence *warning*)."""
+
+
+class MultilevelWarning(UserWarning):
+    """Base class of every warning issued by multilevel."""
+
+
+class MissingDataWarning(MultilevelWarning):
+    """Rows were dropped because of missing values (the count is in the message)."""
+
+
+class RankDeficiencyWarning(MultilevelWarning):
+    """Fixed-effect columns were dropped because the design is rank deficient."""
+
+
+class ConvergenceWarning(MultilevelWarning):
+    """The optimum failed a gradient or Hessian check."""
+
+
+class SingularFitWarning(MultilevelWarning):
+    """A variance estimate is zero or a correlation is +-1 (boundary fit)."""
+
+
+class DataWarning(MultilevelWarning):
+    """The data are usable but suspicious (for example few levels in a grouping factor)."""

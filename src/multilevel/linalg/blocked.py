@@ -1,0 +1,154 @@
+"""Blocked Cholesky of ``Lambda' Z'Z Lambda + I`` bordered by ``X`` and ``y``.
+
+The system is split as ``[[A11, A1R], [AR1, ARR]]``. ``A11`` is block diagonal
+(one ``q1 x q1`` block per level of the first grouping factor), so its factor is a
+batch of tiny Cholesky factors. Eliminating it updates the dense rest by
+``AR1 W A1R`` with ``W = blockdiag(T W_l T')``; that update is a fixed sparse
+pattern of outer products of the rows of ``A1R`` whose weights change with
+theta, so it is precomputed once (:class:`SchurPattern`) and each evaluation is
+one sparse matrix-vector product followed by one dense Cholesky of the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+
+def ragged_arange(counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(c)`` for every c in ``counts``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total, dtype=np.int64) - starts
+
+
+@dataclass(frozen=True)
+class SchurPattern:
+    """Precomputed sparse map from per-level weights to the update ``AR1 W A1R``.
+
+    ``values = P @ W.ravel()`` gives the update at flat positions ``targets`` of
+    an ``(m, m)`` C-ordered array, upper triangle (``i <= j``) only, which is the
+    lower triangle of its Fortran-ordered transpose that LAPACK factors.
+    """
+
+    P: sp.csr_matrix
+    targets: np.ndarray
+    m: int
+
+    @classmethod
+    def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern:
+        m = A1R.shape[1]
+        A = A1R.tocsr()
+        # union pattern per level across its q1 rows
+        level_pat = sp.csr_matrix(
+            (np.ones(A.nnz), A.indices, A.indptr), shape=A.shape
+        )
+        if q1 > 1:
+            agg = sp.csr_matrix(
+                (np.ones(A.shape[0]), (np.arange(A.shape[0]) // q1, np.arange(A.shape[0]))),
+                shape=(n1, A.shape[0]),
+            )
+            level_pat = (agg @ level_pat).tocsr()
+        level_pat.sum_duplicates()
+        level_pat.sort_indices()
+        counts = np.diff(level_pat.indptr)
+        cols = level_pat.indices.astype(np.int64)
+        lev_of = np.repeat(np.arange(n1), counts)
+        # values of component a at the union pattern: V[a][e]
+        V = np.empty((q1, cols.size))
+        for a in range(q1):
+            rows = lev_of * q1 + a
+            V[a] = np.asarray(A[rows, cols]).ravel() if cols.size else np.zeros(0)
+        # all pairs (e1, e2) within a level with col[e1] <= col[e2]
+        pair_counts = counts[lev_of]
+        e1 = np.repeat(np.arange(cols.size), pair_counts)
+        e2 = level_pat.indptr[lev_of[e1]] + ragged_arange(pair_counts)
+        keep = cols[e1] <= cols[e2]
+        e1, e2 = e1[keep], e2[keep]
+        flat = cols[e1] * m + cols[e2]
+        lev = lev_of[e1]
+        data, rows_out, cols_out = [], [], []
+        for a in range(q1):
+            for b in range(q1):
+                data.append(V[a][e1] * V[b][e2])
+                rows_out.append(flat)
+                cols_out.append(lev * q1 * q1 + a * q1 + b)
+        flat_all = np.concatenate(rows_out)
+        targets, inverse = np.unique(flat_all, return_inverse=True)
+        P = sp.csr_matrix(
+            (np.concatenate(data), (inverse, np.concatenate(cols_out))),
+            shape=(targets.size, n1 * q1 * q1),
+        )
+        P.sum_duplicates()
+        return cls(P=P, targets=targets, m=m)
+
+    def apply(self, G: np.ndarray, W: np.ndarray) -> None:
+        """Subtract ``AR1 W A1R`` from the upper triangle of C-ordered ``G`` in place."""
+        G.ravel()[self.targets] -= self.P @ W.ravel()
+
+
+def blockdiag_factor(A11: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Factor ``T' A11_l T + I = L_l L_l'`` for every level l.
+
+    Returns the batch of factors ``L`` (n1, q1, q1), the Schur weights
+    ``W_l = T (L_l L_l')^{-1} T'`` and ``log det`` of the whole block.
+    """
+    q = T.shape[0]
+    if q == 1:
+        t = T[0, 0]
+        d = t * t * A11[:, 0, 0] + 1.0
+        L = np.sqrt(d)[:, None, None]
+        W = (t * t / d)[:, None, None]
+        return L, W, float(np.sum(np.log(d)))
+    M = np.einsum("ba,lbc,cd->lad", T, A11, T, optimize=True)
+    M[:, np.arange(q), np.arange(q)] += 1.0
+    L = np.linalg.cholesky(M)
+    Linv = np.linalg.inv(L)
+    LinvT = Linv @ T.T  # L^{-1} T'
+    W = np.swapaxes(LinvT, 1, 2) @ LinvT
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    return L, W, logdet
+
+
+def dense_cholesky(G: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor (Fortran order) of the symmetric matrix whose lower
+    triangle is the upper triangle of C-ordered ``G``; ``G`` is overwritten.
+
+    Raises ``np.linalg.LinAlgError`` when the matrix is not positive definite.
+    """
+    c, info = lapack.dpotrf(G.T, lower=1, overwrite_a=1, clean=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dense block not positive definite (dpotrf info={info})")
+    return c
+
+
+def scale_rest(G: np.ndarray, T_blocks: list[np.ndarray], z_levels: list[int]) -> None:
+    """Apply ``G <- Lt' G Lt`` in place for ``Lt = blockdiag(Lambda_2..K, I)``.
+
+    ``G`` must hold the full symmetric matrix when any template is not 1 x 1.
+    """
+    start = 0
+    all_scalar = all(T.shape[0] == 1 for T in T_blocks)
+    if all_scalar:
+        s = np.ones(G.shape[0])
+        for T, nl in zip(T_blocks, z_levels):
+            s[start : start + nl] = T[0, 0]
+            start += nl
+        G *= s[:, None]
+        G *= s[None, :]
+        return
+    m = G.shape[0]
+    for T, nl in zip(T_blocks, z_levels):
+        q = T.shape[0]
+        sl = slice(start, start + nl * q)
+        rows = G[sl].reshape(nl, q, m)
+        G[sl] = np.einsum("ba,lbj->laj", T, rows).reshape(nl * q, m)
+        cols = G[:, sl].reshape(m, nl, q)
+        G[:, sl] = np.einsum("ilb,ba->ila", cols, T).reshape(m, nl * q)
+        start += nl * q
