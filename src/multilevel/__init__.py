@@ -1,0 +1,32 @@
+"""multilevel: hierarchical (mixed-effects) models from lme4-style formulas.
+
+>>> import multilevel
+>>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+>>> round(m.sigma, 3)
+25.592
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Model", "fit", "list_datasets", "load_dataset", "parse_formula"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
+    if name in ("fit", "Model"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("load_dataset", "list_datasets"):
+        from . import datasets
+
+        return getattr(datasets, name)
+    if name == "parse_formula":
+        from .formula import parse_formula
+
+        return parse_formula
+    raise AttributeError(f"module 'multilevel' has no attribute {name!r}")

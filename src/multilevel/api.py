@@ -1,0 +1,154 @@
+"""Public entry points: :func:`fit` and :class:`Model`.
+
+``fit`` only chains the stages: parse and materialize (:mod:`multilevel.design`),
+cross-products (:mod:`multilevel.crossprod`), objective
+(:mod:`multilevel.lmm.objective`), optimizer (:mod:`multilevel.optimize`),
+checks (:mod:`multilevel.lmm.inference`) and the result object.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .crossprod import CrossProducts, compute_crossprods
+from .design import Design, build_model
+from .errors import ConvergenceWarning, ModelError, SingularFitWarning
+from .lmm.inference import check_convergence
+from .lmm.objective import LmmObjective
+from .lmm.results import LmmFit
+from .lmm.solution import solve
+from .optimize import OptSummary, bobyqa
+from .spec import ModelSpec
+
+FAMILIES_LMM = ("gaussian",)
+
+
+class Model:
+    """A mixed model on data, before fitting: spec, design and cross-products.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> m = Model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
+    >>> round(m.fit().fixef["Days"], 4)
+    10.4673
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: Any,
+        *,
+        family: str = "gaussian",
+        weights: Any = None,
+        offset: Any = None,
+        na_action: str = "omit",
+    ) -> None:
+        if family not in FAMILIES_LMM:
+            raise ModelError(
+                f"family {family!r} is not available: this version fits Gaussian (linear) "
+                "mixed models only; pass family='gaussian'"
+            )
+        self.formula = formula
+        self.family = family
+        self.spec: ModelSpec
+        self.design: Design
+        self.spec, self.design = build_model(
+            formula, data, family=family, weights=weights, offset=offset, na_action=na_action
+        )
+
+    @cached_property
+    def crossprods(self) -> CrossProducts:
+        """Cross-products of ``[Z X y]``, computed once and shared by all fits."""
+        return compute_crossprods(self.design, [g.n_levels for g in self.spec.groupings])
+
+    def objective(self, reml: bool = True) -> LmmObjective:
+        """The profiled criterion ``theta -> REML criterion / deviance``, unfitted."""
+        return LmmObjective(self.spec, self.crossprods, reml=reml)
+
+    def fit(self, *, reml: bool = True, start: np.ndarray | None = None) -> LmmFit:
+        """Fit by REML (default) or maximum likelihood."""
+        obj = self.objective(reml)
+        return fit_objective(obj, self.design, start=start)
+
+
+def fit_objective(obj: LmmObjective, design: Design, *, start: np.ndarray | None = None) -> LmmFit:
+    """Optimize a prepared objective and wrap the result."""
+    tm = obj.spec.theta_map
+    lower = tm.lower_bounds
+    x0 = tm.initial() if start is None else np.asarray(start, dtype=float)
+    if x0.shape != (tm.size,):
+        raise ModelError(f"start must have {tm.size} values (one per theta), got shape {x0.shape}")
+    theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower)
+    theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
+    check = check_convergence(obj, theta, lower)
+    ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
+    opt = OptSummary(
+        optimizer="nlopt LN_BOBYQA",
+        start=tuple(float(v) for v in x0),
+        end=tuple(float(v) for v in theta),
+        fval=float(fval),
+        n_evals=n_evals,
+        seconds=seconds,
+        return_code=code,
+        converged=ok,
+        singular=check.singular,
+        messages=check.messages,
+    )
+    for msg in check.messages:
+        cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
+        warnings.warn(msg, cls, stacklevel=3)
+    factor = obj.factor(theta)
+    sol = solve(obj, factor)
+    return LmmFit(
+        spec=obj.spec,
+        design=design,
+        objective=obj,
+        factor=factor,
+        solution=sol,
+        reml=obj.reml,
+        optinfo=opt,
+        messages=check.messages,
+    )
+
+
+def fit(
+    formula: str,
+    data: Any,
+    *,
+    family: str = "gaussian",
+    reml: bool = True,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+    start: np.ndarray | None = None,
+) -> LmmFit:
+    """Fit a linear mixed model given an lme4-style formula.
+
+    Parameters
+    ----------
+    formula:
+        ``"y ~ x + (1 + x | g)"``; see :func:`multilevel.formula.parse_formula`.
+    data:
+        pandas / polars DataFrame, pyarrow Table or dict of arrays.
+    reml:
+        REML (default) or maximum likelihood.
+    weights, offset:
+        Column names or arrays of prior weights and a known offset.
+    na_action:
+        ``"omit"`` drops incomplete rows with a warning that counts them;
+        ``"raise"`` makes them an error.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> m = fit("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
+    >>> round(m.reml_criterion, 3)
+    1743.628
+    """
+    model = Model(formula, data, family=family, weights=weights, offset=offset, na_action=na_action)
+    return model.fit(reml=reml, start=start)

@@ -1,0 +1,117 @@
+"""Satterthwaite degrees of freedom (lmerTest's method) and convergence checks.
+
+Satterthwaite: with ``varpar = (theta, sigma)``, ``A = 2 H^{-1}`` from the Hessian
+``H`` of the deviance in varpar, and ``g`` the gradient of ``Var(L'beta)`` in
+varpar, ``df = 2 Var(L'beta)^2 / (g' A g)`` (Kuznetsova et al. 2017).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..numdiff import jacobian_hessian
+from .objective import Factor, LmmObjective
+from .solution import vcov_beta
+
+SINGULAR_TOL = 1e-4
+
+
+class _FactorCache:
+    def __init__(self, obj: LmmObjective) -> None:
+        self.obj = obj
+        self.store: dict[bytes, Factor] = {}
+
+    def __call__(self, theta: np.ndarray) -> Factor:
+        key = np.asarray(theta, dtype=float).tobytes()
+        f = self.store.get(key)
+        if f is None:
+            f = self.obj.factor(theta)
+            self.store[key] = f
+        return f
+
+
+def satterthwaite_df(obj: LmmObjective, theta: np.ndarray, sigma: float) -> np.ndarray:
+    """Denominator df of the t test of each fixed effect."""
+    cache = _FactorCache(obj)
+    k = theta.size
+    p = obj.p
+
+    def F(vp: np.ndarray) -> np.ndarray:
+        f = cache(vp[:k])
+        s = vp[k]
+        dev = obj.deviance_at(f, s)
+        return np.concatenate([[dev], vcov_beta(obj, f, s).ravel()])
+
+    vp = np.concatenate([theta, [sigma]])
+    J, H = jacobian_hessian(F, vp)
+    try:
+        A = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        A = 2.0 * np.linalg.pinv(H)
+    f0 = cache(theta)
+    C = vcov_beta(obj, f0, sigma)
+    df = np.empty(p)
+    for j in range(p):
+        g = J[1 + j * p + j]
+        denom = float(g @ A @ g)
+        df[j] = 2.0 * C[j, j] ** 2 / denom if denom > 0 else np.inf
+    return df
+
+
+@dataclass(frozen=True)
+class ConvergenceCheck:
+    converged: bool
+    singular: bool
+    gradient: np.ndarray
+    hessian: np.ndarray
+    messages: tuple[str, ...]
+
+
+def check_convergence(obj: LmmObjective, theta: np.ndarray, lower: np.ndarray, tol: float = 1e-3) -> ConvergenceCheck:
+    """Gradient and Hessian of the profiled criterion at the optimum.
+
+    Parameters on their lower bound are left out (a boundary optimum has a
+    non-zero gradient by construction), which avoids lme4's familiar false
+    alarms; the rest must have a positive-definite Hessian and a Newton step
+    ``|H^{-1} g|`` below ``tol``.
+    """
+    k = theta.size
+
+    def F(x: np.ndarray) -> np.ndarray:
+        return np.array([obj(x)])
+
+    J, H = jacobian_hessian(F, theta, d=1e-3, eps=1e-5, levels=1)
+    g = J[0]
+    diag = np.isfinite(lower)
+    at_bound = diag & (theta <= lower + 1e-6)
+    singular = bool(np.any(theta[diag] < SINGULAR_TOL))
+    free = ~at_bound
+    messages = []
+    converged = True
+    if np.any(free):
+        Hf = H[np.ix_(free, free)]
+        gf = g[free]
+        eig = np.linalg.eigvalsh(Hf) if k else np.zeros(0)
+        if eig.size and eig.min() <= 0:
+            converged = False
+            messages.append(
+                "Hessian of the criterion is not positive definite at the optimum: the fit "
+                "may be at a saddle point or flat ridge; rescale variables or simplify the model"
+            )
+        else:
+            step = np.linalg.solve(Hf, gf)
+            if np.max(np.abs(step)) > tol:
+                converged = False
+                messages.append(
+                    f"optimizer stopped with a relative gradient of {np.max(np.abs(step)):.2g} "
+                    f"(> {tol:g}); the estimates may be off. Rescale variables or refit from the "
+                    "final theta"
+                )
+    if singular:
+        messages.append(
+            "boundary (singular) fit: a variance is estimated as 0 or a correlation as +-1; "
+            "consider simplifying the random-effects structure"
+        )
+    return ConvergenceCheck(converged, singular, g, H, tuple(messages))

@@ -1,0 +1,104 @@
+"""Bounded derivative-free minimization (BOBYQA) and the optimizer record.
+
+BOBYQA comes from NLopt (the same algorithm and library as lme4's default
+``nloptwrap``). Every fit carries an :class:`OptSummary`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """What the optimizer did: start and end, evaluations, time and verdict."""
+
+    optimizer: str
+    start: tuple[float, ...]
+    end: tuple[float, ...]
+    fval: float
+    n_evals: int
+    seconds: float
+    return_code: str
+    converged: bool = True
+    singular: bool = False
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer,
+            "start": list(self.start),
+            "end": list(self.end),
+            "fval": self.fval,
+            "n_evals": self.n_evals,
+            "seconds": self.seconds,
+            "return_code": self.return_code,
+            "converged": self.converged,
+            "singular": self.singular,
+            "messages": list(self.messages),
+        }
+
+
+def bobyqa(
+    f: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    *,
+    ftol_abs: float = 1e-10,
+    xtol_abs: float = 1e-10,
+    ftol_rel: float = 1e-14,
+    maxeval: int = 100_000,
+    initial_step: float | None = None,
+) -> tuple[np.ndarray, float, int, str, float]:
+    """Minimize ``f`` subject to ``x >= lower`` with NLopt's BOBYQA.
+
+    Returns (x, f(x), evaluations, NLopt return code name, seconds).
+    """
+    import nlopt
+
+    x0 = np.asarray(x0, dtype=float)
+    n = x0.size
+    best = {"x": x0.copy(), "f": math.inf, "n": 0}
+
+    def wrapped(x: np.ndarray, grad: np.ndarray) -> float:
+        best["n"] += 1
+        val = float(f(x))
+        if not math.isfinite(val):
+            val = 1e300
+        if val < best["f"]:
+            best["f"] = val
+            best["x"] = x.copy()
+        return val
+
+    t0 = time.perf_counter()
+    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
+    opt.set_min_objective(wrapped)
+    lb = np.where(np.isfinite(lower), lower, -np.inf)
+    opt.set_lower_bounds(lb)
+    opt.set_ftol_abs(ftol_abs)
+    opt.set_ftol_rel(ftol_rel)
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_maxeval(maxeval)
+    if initial_step is not None:
+        opt.set_initial_step(initial_step)
+    code_names = {
+        1: "NLOPT_SUCCESS",
+        2: "NLOPT_STOPVAL_REACHED",
+        3: "NLOPT_FTOL_REACHED",
+        4: "NLOPT_XTOL_REACHED",
+        5: "NLOPT_MAXEVAL_REACHED",
+        6: "NLOPT_MAXTIME_REACHED",
+    }
+    start = np.clip(x0, lb, None)
+    try:
+        opt.optimize(start)
+        code = code_names.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
+    except nlopt.RoundoffLimited:
+        code = "NLOPT_ROUNDOFF_LIMITED"
+    seconds = time.perf_counter() - t0
+    return best["x"], best["f"], best["n"], code, seconds

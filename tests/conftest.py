@@ -1,0 +1,19 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def lme4_refs() -> dict:
+    return json.loads((DATA / "lme4_fits.json").read_text())
+
+
+def lme4_name(name: str) -> str:
+    """Our coefficient / term name as lme4 prints it."""
+    if name == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
