@@ -126,11 +126,13 @@ def _lme4_order(terms: list[RandomTerm], nlevels: list[int]) -> list[int]:
 def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
     if X.shape[1] == 0:
         return X, names, []
-    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    # Unpivoted QR keeps the column order, so a column that is a combination of
+    # earlier ones is the one dropped (as R's dqrdc2, used by lme4).
+    R = scipy.linalg.qr(X, mode="r")[0]
+    norms = np.linalg.norm(X, axis=0)
     d = np.abs(np.diag(R))
-    rank = int(np.sum(d > RANK_TOL * d[0])) if d.size and d[0] > 0 else 0
-    keep = np.sort(piv[:rank])
-    dropped = [names[i] for i in sorted(piv[rank:])]
+    keep = np.flatnonzero(d > RANK_TOL * np.maximum(norms, 1e-300))
+    dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
     if dropped:
         warnings.warn(
             f"fixed-effect design is rank deficient: dropping {len(dropped)} column"

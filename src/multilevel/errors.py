@@ -23,6 +23,13 @@ class FormulaError(MultilevelError, ValueError):
         self.span = span
         super().__init__(self._render())
 
+    def one_line(self) -> str:
+        """The message and the offending part of the formula on one line."""
+        if not self.formula or self.span is None:
+            return self.message
+        start, end = self.span
+        return f"{self.message} (at {self.formula[start:end]!r}, column {start + 1} of {self.formula!r})"
+
     def _render(self) -> str:
         if not self.formula or self.span is None:
             return self.message

@@ -1,0 +1,137 @@
+"""Command line: ``multilevel fit DATA FORMULA [--ml] [--json]`` and ``multilevel example NAME``.
+
+Errors in the input (paths, formulas, columns, data) print one line on stderr and
+exit with status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = {
+    "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    "penicillin": ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    "pastes": ("Pastes", "strength ~ 1 + (1 | batch/cask)"),
+    "radon": ("radon", "log_radon ~ basement + (basement | county)"),
+    "insteval": ("InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)"),
+}
+
+EPILOG = """examples:
+  multilevel example sleepstudy
+  multilevel fit sleepstudy.csv "Reaction ~ Days + (Days | Subject)"
+  multilevel fit data.parquet "y ~ x + (1 | school/class)" --ml --json
+"""
+
+
+def _read_table(path: str) -> Any:
+    import pandas as pd
+
+    from .errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file {path!r} does not exist")
+    if p.is_dir():
+        raise DataError(f"data path {path!r} is a directory; give a CSV or Parquet file")
+    suffix = "".join(p.suffixes[-2:]).lower()
+    try:
+        if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+            return pd.read_parquet(p)
+        if suffix.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            sep = "\t" if ".tsv" in suffix else ","
+            return pd.read_csv(p, sep=sep)
+    except Exception as exc:
+        raise DataError(f"cannot read {path!r}: {exc}") from exc
+    raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
+
+
+def _report(fit: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(fit.to_dict(), indent=2, default=str))
+    else:
+        print(fit.summary())
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .api import fit
+
+    data = _read_table(args.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = fit(args.formula, data, reml=not args.ml, na_action=args.na_action)
+    _report(m, args.json)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from .api import fit
+    from .datasets import load_dataset
+
+    if args.name not in EXAMPLES:
+        from .errors import DataError
+
+        raise DataError(f"unknown example {args.name!r}; choose one of {', '.join(EXAMPLES)}")
+    dataset, formula = EXAMPLES[args.name]
+    if not args.json:
+        print(f"# multilevel.fit({formula!r}, load_dataset({dataset!r}))\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = fit(formula, load_dataset(dataset), reml=not args.ml)
+    _report(m, args.json)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multilevel",
+        description="Hierarchical (mixed-effects) models from lme4-style formulas.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fit = sub.add_parser("fit", help="fit a linear mixed model to a CSV or Parquet file", epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_fit.add_argument("data", help="CSV or Parquet file")
+    p_fit.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
+    p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_fit.add_argument("--na-action", choices=["omit", "raise"], default="omit",
+                       help="drop rows with missing values (with a warning) or refuse them")
+    p_fit.set_defaults(func=_cmd_fit)
+    p_ex = sub.add_parser("example", help="fit a bundled example end to end")
+    p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")
+    p_ex.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_ex.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_ex.set_defaults(func=_cmd_example)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import FormulaError, MultilevelError
+
+    try:
+        return int(args.func(args))
+    except FormulaError as exc:
+        print(f"multilevel: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except MultilevelError as exc:
+        print(f"multilevel: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"multilevel: error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

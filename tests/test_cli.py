@@ -1,0 +1,61 @@
+"""The command line through its real entry point."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SLEEP = Path(__file__).parent.parent / "src" / "multilevel" / "datasets" / "sleepstudy.csv"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True)
+
+
+def test_fit_summary():
+    r = run("fit", str(SLEEP), "Reaction ~ Days + (Days | Subject)")
+    assert r.returncode == 0, r.stderr
+    assert "REML criterion at convergence: 1743.6" in r.stdout
+    assert "Satterthwaite" in r.stdout
+
+
+def test_fit_json_ml():
+    r = run("fit", str(SLEEP), "Reaction ~ Days + (Days | Subject)", "--ml", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["method"] == "ML"
+    assert d["deviance"] == pytest.approx(1751.93934446, rel=1e-8)
+
+
+def test_example():
+    r = run("example", "sleepstudy", "--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["nobs"] == 180
+
+
+def test_parquet(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "s.parquet"
+    pd.read_csv(SLEEP).to_parquet(path)
+    r = run("fit", str(path), "Reaction ~ Days + (1 | Subject)", "--json")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("fit", "/no/such/file.csv", "y ~ (1 | g)"), "does not exist"),
+        (("fit", str(SLEEP), "Reaction ~ Days + (Days | Subject"), "unclosed"),
+        (("fit", str(SLEEP), "Reaction ~ Dayz + (1 | Subject)"), "Dayz"),
+        (("example", "nope"), "unknown example"),
+    ],
+)
+def test_bad_input_one_line_exit_2(args, needle):
+    r = run(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,158 @@
+"""Data in: table types, missing values and the errors bad data get."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import multilevel
+from multilevel.errors import DataError, FormulaError, MissingDataWarning, ModelError, RankDeficiencyWarning
+
+F = "Reaction ~ Days + (Days | Subject)"
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return multilevel.load_dataset("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def ref_fit(sleep):
+    return multilevel.fit(F, sleep)
+
+
+@pytest.mark.parametrize("kind", ["polars", "pyarrow", "dict"])
+def test_table_types_give_the_same_fit(sleep, ref_fit, kind):
+    if kind == "polars":
+        pl = pytest.importorskip("polars")
+        data = pl.from_pandas(sleep.assign(Subject=sleep.Subject.astype(str)))
+    elif kind == "pyarrow":
+        pa = pytest.importorskip("pyarrow")
+        data = pa.Table.from_pandas(sleep)
+    else:
+        data = {c: sleep[c].to_numpy() for c in sleep.columns}
+    m = multilevel.fit(F, data)
+    assert m.reml_criterion == pytest.approx(ref_fit.reml_criterion, rel=1e-10)
+    np.testing.assert_allclose(m.fixef, ref_fit.fixef, rtol=1e-8)
+
+
+def test_numeric_grouping_is_categorical(sleep, ref_fit):
+    data = sleep.assign(Subject=sleep.Subject.astype(int))
+    m = multilevel.fit(F, data)
+    assert m.ngroups == {"Subject": 18}
+    assert m.reml_criterion == pytest.approx(ref_fit.reml_criterion, rel=1e-10)
+
+
+def test_missing_rows_dropped_with_count(sleep):
+    data = sleep.copy()
+    data.loc[[0, 5, 9], "Reaction"] = np.nan
+    data.loc[[5, 7], "Days"] = np.nan
+    with pytest.warns(MissingDataWarning, match=r"dropped 4 of 180 rows.*Reaction \(3\).*Days \(2\)"):
+        m = multilevel.fit(F, data)
+    assert m.nobs == 176
+    assert m.spec.n_missing == 4
+    assert "4 rows with missing values were dropped" in m.summary()
+    with pytest.raises(DataError, match="na_action='omit'"):
+        multilevel.fit(F, data, na_action="raise")
+
+
+def test_missing_column_is_named(sleep):
+    with pytest.raises(DataError, match=r"'Dayz' \(did you mean 'Days'\?\)"):
+        multilevel.fit("Reaction ~ Dayz + (1 | Subject)", sleep)
+    with pytest.raises(DataError, match="'Subj'"):
+        multilevel.fit("Reaction ~ Days + (1 | Subj)", sleep)
+
+
+def test_one_level_grouping(sleep):
+    data = sleep.assign(one="a")
+    with pytest.raises(DataError, match="'one' has 1 level"):
+        multilevel.fit("Reaction ~ Days + (1 | one)", data)
+
+
+def test_constant_response(sleep):
+    with pytest.raises(DataError, match="constant"):
+        multilevel.fit("c ~ Days + (1 | Subject)", sleep.assign(c=3.0))
+
+
+def test_too_many_random_effects(sleep):
+    with pytest.raises(ModelError, match="levels for 180 observations"):
+        multilevel.fit("Reaction ~ 1 + (1 | row)", sleep.assign(row=np.arange(180)))
+    small = sleep.iloc[:40].assign(pair=np.arange(40) // 2)
+    with pytest.raises(ModelError, match="60 random effects for 40 observations"):
+        multilevel.fit("Reaction ~ 1 + (1 + Days + I(Days**2) | pair)", small)
+
+
+def test_non_finite_values(sleep):
+    with pytest.raises(DataError, match="non-finite"):
+        multilevel.fit("Reaction ~ Days + (1 | Subject)", sleep.assign(Days=sleep.Days.replace(3, np.inf)))
+
+
+def test_no_random_effects(sleep):
+    with pytest.raises(FormulaError, match="not a mixed model"):
+        multilevel.fit("Reaction ~ Days", sleep)
+
+
+def test_rank_deficient_fixed_effects_dropped(sleep):
+    data = sleep.assign(Days2=2 * sleep.Days)
+    with pytest.warns(RankDeficiencyWarning, match="Days2"):
+        m = multilevel.fit("Reaction ~ Days + Days2 + (1 | Subject)", data)
+    assert list(m.fixef.index) == ["Intercept", "Days"]
+
+
+def test_predict(sleep, ref_fit):
+    np.testing.assert_allclose(ref_fit.predict(sleep), ref_fit.fitted, rtol=1e-10)
+    pop = ref_fit.predict(sleep, conditional=False)
+    np.testing.assert_allclose(pop, ref_fit.fixef["Intercept"] + ref_fit.fixef["Days"] * sleep.Days)
+    new = pd.DataFrame({"Days": [0, 1], "Subject": ["308", "999"]})
+    with pytest.raises(DataError, match="new_levels='population'"):
+        ref_fit.predict(new)
+    got = ref_fit.predict(new, new_levels="population")
+    assert got[1] == pytest.approx(ref_fit.fixef["Intercept"] + ref_fit.fixef["Days"])
+    assert got[0] == pytest.approx(ref_fit.fitted[0])
+
+
+def test_fit_is_immutable_and_to_dict_is_json(ref_fit):
+    import dataclasses
+    import json
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref_fit.reml = False  # type: ignore[misc]
+    d = json.loads(json.dumps(ref_fit.to_dict()))
+    assert d["method"] == "REML"
+    assert d["fixef"]["Days"]["df"] == pytest.approx(17.0, rel=1e-3)
+    assert d["ngroups"] == {"Subject": 18}
+
+
+def test_singular_fit_warns():
+    from multilevel.errors import SingularFitWarning
+
+    with pytest.warns(SingularFitWarning, match="boundary"):
+        m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff2"))
+    assert m.singular and m.converged
+
+
+def test_import_is_light():
+    code = (
+        "import sys, time; t = time.perf_counter(); import multilevel; "
+        "dt = time.perf_counter() - t; "
+        "heavy = [m for m in ('jax', 'matplotlib', 'scipy', 'pandas', 'formulaic') if m in sys.modules]; "
+        "print(dt, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    dt, heavy = out.split(" ", 1)
+    assert float(dt) < 0.3
+    assert heavy.strip() == "[]"
+
+
+def test_weights_match_replicated_rows():
+    # integer prior weights give the same estimates as replicated residual variance scaling
+    d = multilevel.load_dataset("Dyestuff")
+    w = np.ones(len(d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = multilevel.fit("Yield ~ 1 + (1 | Batch)", d, weights=w)
+    b = multilevel.fit("Yield ~ 1 + (1 | Batch)", d)
+    assert a.reml_criterion == pytest.approx(b.reml_criterion, rel=1e-12)
