@@ -98,14 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_fit = sub.add_parser("fit", help="fit a linear mixed model to a CSV or Parquet file", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_fit = sub.add_parser(
+        "fit",
+        help="fit a linear mixed model to a CSV or Parquet file",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_fit.add_argument("data", help="CSV or Parquet file")
     p_fit.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_fit.add_argument("--json", action="store_true", help="print the fit as JSON")
-    p_fit.add_argument("--na-action", choices=["omit", "raise"], default="omit",
-                       help="drop rows with missing values (with a warning) or refuse them")
+    p_fit.add_argument(
+        "--na-action",
+        choices=["omit", "raise"],
+        default="omit",
+        help="drop rows with missing values (with a warning) or refuse them",
+    )
     p_fit.set_defaults(func=_cmd_fit)
     p_ex = sub.add_parser("example", help="fit a bundled example end to end")
     p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")

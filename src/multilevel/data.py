@@ -25,12 +25,14 @@ def to_pandas(data: Any) -> pd.DataFrame:
         return data
     mod = type(data).__module__
     if mod.startswith("polars"):
-        return data.to_pandas()  # type: ignore[no-any-return]
+        return data.to_pandas()
     if mod.startswith("pyarrow"):
-        return data.to_pandas()  # type: ignore[no-any-return]
+        return data.to_pandas()
     if isinstance(data, Mapping):
         try:
-            return pd.DataFrame({k: np.asarray(v) if not isinstance(v, pd.Series) else v for k, v in data.items()})
+            return pd.DataFrame(
+                {k: np.asarray(v) if not isinstance(v, pd.Series) else v for k, v in data.items()}
+            )
         except ValueError as exc:
             raise DataError(f"cannot build a table from the dict of arrays: {exc}") from exc
     raise DataError(
@@ -56,7 +58,9 @@ def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formu
     )
 
 
-def complete_rows(df: pd.DataFrame, columns: Iterable[str], na_action: str) -> tuple[np.ndarray, dict[str, int]]:
+def complete_rows(
+    df: pd.DataFrame, columns: Iterable[str], na_action: str
+) -> tuple[np.ndarray, dict[str, int]]:
     """Boolean mask of rows with no missing value in ``columns``.
 
     Warns (``na_action="omit"``) or raises (``"raise"``) when rows are incomplete;

@@ -195,12 +195,6 @@ def build_model(
         used += _names_in(t.expr, cols)
     group_cols = [f for t in parsed.random for f in t.factors]
     check_columns(df, group_cols, "a random-effects grouping")
-    missing_vars = [
-        n for e in exprs for n in _formula_variables(e) if n not in cols and n not in _KNOWN_FUNCS
-    ]
-    for t in parsed.random:
-        missing_vars += [n for n in _formula_variables(t.expr) if n not in cols]
-    check_columns(df, dict.fromkeys(missing_vars), "the formula")
     used += group_cols
     extra = [a for a in (weights, offset) if isinstance(a, str)]
     check_columns(df, extra, "weights=/offset=")
@@ -218,7 +212,16 @@ def build_model(
             parsed.formula,
             (0, parsed.formula.index("~")),
         )
-    mm = _matrix(f"{parsed.response} ~ {parsed.fixed}", sub, parsed.formula)
+    re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
+    joined = f"{parsed.response} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
+    try:
+        mm = _matrix(joined, sub, parsed.formula)
+    except FormulaError:
+        _raise_missing(parsed, df)
+        raise
+    rhs_parts = mm.rhs if re_exprs else (mm.rhs,)
+    fixed_mm = rhs_parts[0]
+    re_mats = {e: m for e, m in zip(re_exprs, rhs_parts[1:])}
     lhs = mm.lhs
     if lhs.shape[1] != 1:
         raise DataError(
@@ -228,19 +231,16 @@ def build_model(
     y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
     check_finite(f"response {parsed.response!r}", y)
     if np.ptp(y) == 0:
-        raise DataError(
-            f"the response {parsed.response!r} is constant ({y[0]:g}); there is nothing to model"
-        )
-    X_full = np.asarray(mm.rhs.to_numpy(dtype=float))
+        raise DataError(f"the response {parsed.response!r} is constant ({y[0]:g}); there is nothing to model")
+    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
     check_finite("the fixed-effect design", X_full)
-    X, names, dropped = _drop_rank_deficient(X_full, list(mm.rhs.columns))
+    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
 
-    groupings, theta_map, theta_names = _groupings(parsed, sub)
+    groupings, theta_map, theta_names, codes_by_group = _groupings(parsed, sub, re_mats)
     group_data = []
     for g in groupings:
-        codes, _ = factor_codes(sub, g.factors)
-        vals = np.column_stack([_term_values(t, sub, parsed.formula) for t in g.terms])
-        group_data.append(GroupingData(codes=codes, values=vals))
+        vals = np.column_stack([_term_values(t, sub, parsed.formula, re_mats) for t in g.terms])
+        group_data.append(GroupingData(codes=codes_by_group[g.name], values=vals))
 
     w = _vector(weights, df, mask, "weights")
     if w is not None and np.any(w < 0):
@@ -263,7 +263,7 @@ def build_model(
         parsed=parsed,
         family=family,
         response=parsed.response,
-        fixed_spec=mm.rhs.model_spec,
+        fixed_spec=fixed_mm.model_spec,
         fixed_names=tuple(names),
         dropped_fixed=tuple(dropped),
         groupings=groupings,
@@ -293,19 +293,34 @@ def _formula_variables(expr: str) -> list[str]:
         return []
 
 
-def _term_values(t: TermSpec, df: pd.DataFrame, formula: str) -> np.ndarray:
-    m = _matrix(t.mm_spec, df, formula)
+def _raise_missing(parsed: ParsedFormula, df: pd.DataFrame) -> None:
+    """After formulaic failed: name the variables the data lack, if that was the cause."""
+    cols = {str(c) for c in df.columns}
+    exprs = [parsed.response or "", parsed.fixed, *(t.expr for t in parsed.random)]
+    missing = [n for e in exprs for n in _formula_variables(e) if n not in cols and n not in _KNOWN_FUNCS]
+    check_columns(df, dict.fromkeys(missing), "the formula")
+
+
+def _term_values(
+    t: TermSpec, df: pd.DataFrame, formula: str, cache: dict[str, Any] | None = None
+) -> np.ndarray:
+    if t.mm_spec is None:  # intercept-only term
+        return np.ones((len(df), 1))
+    m = cache[t.expr] if cache and t.expr in cache else _matrix(t.mm_spec, df, formula)
     vals = np.asarray(m.to_numpy(dtype=float))
     check_finite(f"random-effects term ({t.expr})", vals)
     return vals
 
 
-def _groupings(parsed: ParsedFormula, df: pd.DataFrame) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...]]:
+def _groupings(
+    parsed: ParsedFormula, df: pd.DataFrame, re_mats: dict[str, Any]
+) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...], dict[str, np.ndarray]]:
     terms = list(parsed.random)
     levels = {}
+    codes_by_group = {}
     for t in terms:
         if t.group not in levels:
-            levels[t.group] = factor_codes(df, t.factors)[1]
+            codes_by_group[t.group], levels[t.group] = factor_codes(df, t.factors)
         if len(levels[t.group]) < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has {len(levels[t.group])} level in the data used; "
@@ -316,14 +331,17 @@ def _groupings(parsed: ParsedFormula, df: pd.DataFrame) -> tuple[tuple[GroupingS
     block_terms: dict[str, list[tuple[RandomTerm, Any, list[str]]]] = {}
     for i in order:
         t = terms[i]
-        m = _matrix(t.expr, df, parsed.formula)
-        colnames = [str(c) for c in m.columns]
+        if t.expr == "1":
+            mm_spec, colnames = None, ["Intercept"]
+        else:
+            m = re_mats[t.expr] if t.expr in re_mats else _matrix(t.expr, df, parsed.formula)
+            mm_spec, colnames = m.model_spec, [str(c) for c in m.columns]
         if not colnames:
             raise FormulaError(f"random-effects term {t} has no columns", parsed.formula, t.span)
         if t.group not in block_terms:
             block_names.append(t.group)
             block_terms[t.group] = []
-        block_terms[t.group].append((t, m.model_spec, colnames))
+        block_terms[t.group].append((t, mm_spec, colnames))
     groupings = []
     for name in block_names:
         offset = 0
@@ -342,7 +360,9 @@ def _groupings(parsed: ParsedFormula, df: pd.DataFrame) -> tuple[tuple[GroupingS
             tspecs.append(TermSpec(expr=t.expr, columns=tuple(colnames), mm_spec=mm_spec, offset=offset))
             offset += len(colnames)
         first = block_terms[name][0][0]
-        groupings.append(GroupingSpec(name=name, factors=first.factors, levels=levels[name], terms=tuple(tspecs)))
+        groupings.append(
+            GroupingSpec(name=name, factors=first.factors, levels=levels[name], terms=tuple(tspecs))
+        )
     # theta in lme4 order: terms in sorted order, lower triangle column-wise
     blocks, rows, cols, names = [], [], [], []
     counters = {name: 0 for name in block_names}
@@ -358,8 +378,12 @@ def _groupings(parsed: ParsedFormula, df: pd.DataFrame) -> tuple[tuple[GroupingS
                 cols.append(tspec.offset + c)
                 lab = tspec.columns[c] if r == c else f"{tspec.columns[r]}.{tspec.columns[c]}"
                 names.append(f"{t.group}.{lab}")
-    tm = ThetaMap(block=np.array(blocks, dtype=np.int64), row=np.array(rows, dtype=np.int64), col=np.array(cols, dtype=np.int64))
-    return tuple(groupings), tm, tuple(names)
+    tm = ThetaMap(
+        block=np.array(blocks, dtype=np.int64),
+        row=np.array(rows, dtype=np.int64),
+        col=np.array(cols, dtype=np.int64),
+    )
+    return tuple(groupings), tm, tuple(names), codes_by_group
 
 
 def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str, known_se: bool) -> None:

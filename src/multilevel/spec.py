@@ -90,7 +90,10 @@ class ThetaMap:
     def templates(self, theta: np.ndarray, qs: tuple[int, ...]) -> list[np.ndarray]:
         """The lower-triangular template T of every grouping block."""
         out = [np.zeros((q, q)) for q in qs]
-        for b, r, c, v in zip(self.block, self.row, self.col, theta):
+        if len(qs) == 1:
+            out[0][self.row, self.col] = theta
+            return out
+        for b, r, c, v in zip(self.block.tolist(), self.row.tolist(), self.col.tolist(), theta.tolist()):
             out[b][r, c] = v
         return out
 

@@ -82,7 +82,9 @@ def test_no_tilde():
 
 
 # ---- property tests ----------------------------------------------------
-names = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(lambda s: s not in ("offset", "cbind", "se"))
+names = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(
+    lambda s: s not in ("offset", "cbind", "se")
+)
 
 
 @st.composite

@@ -7,8 +7,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from multilevel.crossprod import compute_crossprods
-from multilevel.errors import ModelError
 from multilevel.design import build_model
+from multilevel.errors import ModelError
 from multilevel.linalg.blocked import ragged_arange
 from multilevel.lmm.objective import LmmObjective
 from multilevel.lmm.solution import conditional_variances, solve

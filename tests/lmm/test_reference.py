@@ -77,7 +77,9 @@ def test_variance_components(case):
         else:
             t1 = row["var1"]
             t2 = row["var2"]
-            mask = (vc.group == grp) & (vc.term1.map(lambda s: lme4_name(s) if isinstance(s, str) else s) == t1)
+            mask = (vc.group == grp) & (
+                vc.term1.map(lambda s: lme4_name(s) if isinstance(s, str) else s) == t1
+            )
             if t2 is None:
                 mask &= vc.term2.isna()
             else:

@@ -176,7 +176,8 @@ def _group_factors(group: str, formula: str, start: int) -> list[tuple[str, ...]
 
 def _split_on(text: str, sep: str) -> list[str]:
     depth = 0
-    out, cur = [], []
+    out: list[str] = []
+    cur: list[str] = []
     for ch in text:
         depth += ch == "("
         depth -= ch == ")"

@@ -37,7 +37,7 @@ class SchurPattern:
     lower triangle of its Fortran-ordered transpose that LAPACK factors.
     """
 
-    P: sp.csr_matrix
+    P: sp.sparray | sp.spmatrix
     targets: np.ndarray
     m: int
 
@@ -45,10 +45,10 @@ class SchurPattern:
     def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern:
         m = A1R.shape[1]
         A = A1R.tocsr()
+        A.sum_duplicates()
+        A.sort_indices()
         # union pattern per level across its q1 rows
-        level_pat = sp.csr_matrix(
-            (np.ones(A.nnz), A.indices, A.indptr), shape=A.shape
-        )
+        level_pat = sp.csr_matrix((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
         if q1 > 1:
             agg = sp.csr_matrix(
                 (np.ones(A.shape[0]), (np.arange(A.shape[0]) // q1, np.arange(A.shape[0]))),
@@ -62,15 +62,17 @@ class SchurPattern:
         lev_of = np.repeat(np.arange(n1), counts)
         # values of component a at the union pattern: V[a][e]
         V = np.empty((q1, cols.size))
-        for a in range(q1):
-            rows = lev_of * q1 + a
-            V[a] = np.asarray(A[rows, cols]).ravel() if cols.size else np.zeros(0)
-        # all pairs (e1, e2) within a level with col[e1] <= col[e2]
-        pair_counts = counts[lev_of]
+        if q1 == 1:
+            V[0] = A.data  # the level pattern is A's own pattern
+        else:
+            for a in range(q1):
+                rows = lev_of * q1 + a
+                V[a] = np.asarray(A[rows, cols]).ravel() if cols.size else np.zeros(0)
+        # all pairs (e1, e2) within a level with e1 <= e2 (columns sorted, so col[e1] <= col[e2])
+        level_end = level_pat.indptr[1:][lev_of]
+        pair_counts = level_end - np.arange(cols.size)
         e1 = np.repeat(np.arange(cols.size), pair_counts)
-        e2 = level_pat.indptr[lev_of[e1]] + ragged_arange(pair_counts)
-        keep = cols[e1] <= cols[e2]
-        e1, e2 = e1[keep], e2[keep]
+        e2 = e1 + ragged_arange(pair_counts)
         flat = cols[e1] * m + cols[e2]
         lev = lev_of[e1]
         data, rows_out, cols_out = [], [], []
@@ -80,12 +82,27 @@ class SchurPattern:
                 rows_out.append(flat)
                 cols_out.append(lev * q1 * q1 + a * q1 + b)
         flat_all = np.concatenate(rows_out)
-        targets, inverse = np.unique(flat_all, return_inverse=True)
-        P = sp.csr_matrix(
-            (np.concatenate(data), (inverse, np.concatenate(cols_out))),
-            shape=(targets.size, n1 * q1 * q1),
-        )
-        P.sum_duplicates()
+        if m * m <= 50_000_000:
+            # dense marker instead of a sort: linear in the number of pairs
+            mark = np.zeros(m * m, dtype=bool)
+            mark[flat_all] = True
+            targets = np.flatnonzero(mark)
+            pos = np.empty(m * m, dtype=np.int64)
+            pos[targets] = np.arange(targets.size)
+            inverse = pos[flat_all]
+        else:
+            targets, inverse = np.unique(flat_all, return_inverse=True)
+        if q1 == 1:
+            # pairs are already grouped by level: build the CSC matrix directly, no sort
+            indptr = np.zeros(n1 + 1, dtype=np.int64)
+            np.cumsum(np.bincount(lev, minlength=n1), out=indptr[1:])
+            P = sp.csc_matrix((data[0], inverse, indptr), shape=(targets.size, n1))
+        else:
+            P = sp.csr_matrix(
+                (np.concatenate(data), (inverse, np.concatenate(cols_out))),
+                shape=(targets.size, n1 * q1 * q1),
+            )
+            P.sum_duplicates()
         return cls(P=P, targets=targets, m=m)
 
     def apply(self, G: np.ndarray, W: np.ndarray) -> None:
@@ -106,13 +123,27 @@ def blockdiag_factor(A11: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.nda
         L = np.sqrt(d)[:, None, None]
         W = (t * t / d)[:, None, None]
         return L, W, float(np.sum(np.log(d)))
-    M = np.einsum("ba,lbc,cd->lad", T, A11, T, optimize=True)
-    M[:, np.arange(q), np.arange(q)] += 1.0
-    L = np.linalg.cholesky(M)
-    Linv = np.linalg.inv(L)
-    LinvT = Linv @ T.T  # L^{-1} T'
-    W = np.swapaxes(LinvT, 1, 2) @ LinvT
-    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    M = T.T @ A11 @ T
+    idx = np.arange(q)
+    M[:, idx, idx] += 1.0
+    if q == 2:
+        # closed form: cheaper than batched LAPACK calls for the common slope model
+        a, b, c = M[:, 0, 0], M[:, 1, 0], M[:, 1, 1]
+        l11 = np.sqrt(a)
+        l21 = b / l11
+        l22 = np.sqrt(c - l21 * l21)
+        L = np.zeros_like(M)
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
+        det = a * c - b * b
+        Minv = np.empty_like(M)
+        Minv[:, 0, 0], Minv[:, 1, 1] = c / det, a / det
+        Minv[:, 0, 1] = Minv[:, 1, 0] = -b / det
+        logdet = 2.0 * float(np.sum(np.log(l11 * l22)))
+    else:
+        L = np.linalg.cholesky(M)
+        Minv = np.linalg.inv(M)
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    W = T @ Minv @ T.T
     return L, W, logdet
 
 
@@ -133,6 +164,8 @@ def scale_rest(G: np.ndarray, T_blocks: list[np.ndarray], z_levels: list[int]) -
 
     ``G`` must hold the full symmetric matrix when any template is not 1 x 1.
     """
+    if not T_blocks:
+        return
     start = 0
     all_scalar = all(T.shape[0] == 1 for T in T_blocks)
     if all_scalar:

@@ -69,7 +69,9 @@ class ConvergenceCheck:
     messages: tuple[str, ...]
 
 
-def check_convergence(obj: LmmObjective, theta: np.ndarray, lower: np.ndarray, tol: float = 1e-3) -> ConvergenceCheck:
+def check_convergence(
+    obj: LmmObjective, theta: np.ndarray, lower: np.ndarray, tol: float = 1e-3
+) -> ConvergenceCheck:
     """Gradient and Hessian of the profiled criterion at the optimum.
 
     Parameters on their lower bound are left out (a boundary optimum has a

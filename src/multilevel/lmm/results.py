@@ -97,7 +97,7 @@ class LmmFit:
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """Variance components, one row per variance, correlation and the residual."""
-        rows = []
+        rows: list[tuple[str, str | None, str | None, float, float]] = []
         for g in self.spec.groupings:
             S = self.covariances[g.name].to_numpy()
             for t in g.terms:
@@ -110,7 +110,8 @@ class LmmFit:
                         corr = S[i, j] / denom if denom > 0 else float("nan")
                         rows.append((g.name, g.columns[i], g.columns[j], S[i, j], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_or_corr"])
+        out = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_or_corr"], dtype=object)
+        return out.astype({"variance": float, "sd_or_corr": float})
 
     # ---- group effects ----------------------------------------------
     @cached_property

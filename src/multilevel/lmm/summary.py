@@ -39,9 +39,8 @@ def format_summary(fit: LmmFit) -> str:
     if fit.reml:
         lines.append(f"REML criterion at convergence: {fit.reml_criterion:.1f}")
     else:
-        lines.append(
-            f"     AIC      BIC   logLik deviance\n {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f}"
-        )
+        lines.append("     AIC      BIC   logLik deviance")
+        lines.append(f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f}")
     lines.append("")
     r = fit.residuals / fit.sigma
     if fit.design.weights is not None:
@@ -62,7 +61,9 @@ def format_summary(fit: LmmFit) -> str:
                 for j in range(t.offset, i):
                     c = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
                     corr.append(f"{c:5.2f}")
-                rows.append([g.name if first else "", g.columns[i], f"{S[i, i]:.4g}", f"{sd[i]:.4g}", " ".join(corr)])
+                rows.append(
+                    [g.name if first else "", g.columns[i], f"{S[i, i]:.4g}", f"{sd[i]:.4g}", " ".join(corr)]
+                )
                 first = False
     rows.append(["Residual", "", f"{fit.sigma**2:.4g}", f"{fit.sigma:.4g}", ""])
     lines += _table(rows, ["l", "l", "r", "r", "l"])
@@ -134,16 +135,7 @@ def fit_to_dict(fit: LmmFit) -> dict:
             for k, r in ct.iterrows()
         },
         "dropped_fixed": list(fit.spec.dropped_fixed),
-        "varcorr": [
-            {
-                "group": r.group,
-                "term1": r.term1,
-                "term2": r.term2,
-                "variance": _clean(float(r.variance)),
-                "sd_or_corr": _clean(float(r.sd_or_corr)),
-            }
-            for r in vc.itertuples()
-        ],
+        "varcorr": [{k: _clean(v) for k, v in rec.items()} for rec in vc.to_dict("records")],
         "sigma": fit.sigma,
         "theta": [float(t) for t in fit.theta],
         "theta_names": list(fit.spec.theta_names),
