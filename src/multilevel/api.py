@@ -21,7 +21,9 @@ from .lmm.inference import check_convergence
 from .lmm.objective import LmmObjective
 from .lmm.results import LmmFit
 from .lmm.solution import solve
-from .optimize import OptSummary, bobyqa
+from .lmm.start import moment_start
+from .lmm.gradient import criterion_and_gradient
+from .optimize import OptSummary, bobyqa, lbfgsb
 from .spec import ModelSpec
 
 FAMILIES_LMM = ("gaussian",)
@@ -70,25 +72,40 @@ class Model:
         """The profiled criterion ``theta -> REML criterion / deviance``, unfitted."""
         return LmmObjective(self.spec, self.crossprods, reml=reml)
 
-    def fit(self, *, reml: bool = True, start: np.ndarray | None = None) -> LmmFit:
+    def fit(self, *, reml: bool = True, start: np.ndarray | None = None, optimizer: str = "bobyqa") -> LmmFit:
         """Fit by REML (default) or maximum likelihood."""
         obj = self.objective(reml)
-        return fit_objective(obj, self.design, start=start)
+        return fit_objective(obj, self.design, start=start, optimizer=optimizer)
 
 
-def fit_objective(obj: LmmObjective, design: Design, *, start: np.ndarray | None = None) -> LmmFit:
-    """Optimize a prepared objective and wrap the result."""
+OPTIMIZERS = ("bobyqa", "lbfgsb")
+
+
+def fit_objective(
+    obj: LmmObjective, design: Design, *, start: np.ndarray | None = None, optimizer: str = "bobyqa"
+) -> LmmFit:
+    """Optimize a prepared objective and wrap the result.
+
+    ``optimizer="bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's default) or
+    ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ModelError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     tm = obj.spec.theta_map
     lower = tm.lower_bounds
-    x0 = tm.initial() if start is None else np.asarray(start, dtype=float)
+    x0 = moment_start(obj.spec, obj.cp) if start is None else np.asarray(start, dtype=float)
     if x0.shape != (tm.size,):
         raise ModelError(f"start must have {tm.size} values (one per theta), got shape {x0.shape}")
-    theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower)
+    if optimizer == "bobyqa":
+        step = 0.1 * np.maximum(np.abs(x0), 0.1)
+        theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step)
+    else:
+        theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
     check = check_convergence(obj, theta, lower)
     ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
     opt = OptSummary(
-        optimizer="nlopt LN_BOBYQA",
+        optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",
         start=tuple(float(v) for v in x0),
         end=tuple(float(v) for v in theta),
         fval=float(fval),
@@ -126,6 +143,7 @@ def fit(
     offset: Any = None,
     na_action: str = "omit",
     start: np.ndarray | None = None,
+    optimizer: str = "bobyqa",
 ) -> LmmFit:
     """Fit a linear mixed model given an lme4-style formula.
 
@@ -142,6 +160,8 @@ def fit(
     na_action:
         ``"omit"`` drops incomplete rows with a warning that counts them;
         ``"raise"`` makes them an error.
+    optimizer:
+        ``"bobyqa"`` (default) or ``"lbfgsb"`` (analytic gradient).
 
     Examples
     --------
@@ -151,4 +171,4 @@ def fit(
     1743.628
     """
     model = Model(formula, data, family=family, weights=weights, offset=offset, na_action=na_action)
-    return model.fit(reml=reml, start=start)
+    return model.fit(reml=reml, start=start, optimizer=optimizer)

@@ -110,6 +110,6 @@ def compute_crossprods(design: Design, n_levels: list[int], rows: slice | None =
     R = sp.hstack(parts, format="csr")
     A1R = (Z1.T @ R).tocsr()
     A1R.sum_duplicates()
-    ARR = np.asarray((R.T @ R).toarray())
+    ARR = np.ascontiguousarray((R.T @ R).toarray())
     slw = float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
     return CrossProducts(layout=layout, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)

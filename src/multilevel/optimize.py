@@ -49,11 +49,11 @@ def bobyqa(
     x0: np.ndarray,
     lower: np.ndarray,
     *,
-    ftol_abs: float = 1e-10,
-    xtol_abs: float = 1e-10,
-    ftol_rel: float = 1e-14,
+    ftol_abs: float = 0.0,
+    xtol_abs: float = 1e-9,
+    ftol_rel: float = 1e-12,
     maxeval: int = 100_000,
-    initial_step: float | None = None,
+    initial_step: float | np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, int, str, float]:
     """Minimize ``f`` subject to ``x >= lower`` with NLopt's BOBYQA.
 
@@ -102,3 +102,41 @@ def bobyqa(
         code = "NLOPT_ROUNDOFF_LIMITED"
     seconds = time.perf_counter() - t0
     return best["x"], best["f"], best["n"], code, seconds
+
+
+def lbfgsb(
+    fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    *,
+    gtol: float = 1e-7,
+    maxiter: int = 10_000,
+) -> tuple[np.ndarray, float, int, str, float]:
+    """Minimize with SciPy's L-BFGS-B using an analytic gradient ``fg(x) -> (f, g)``.
+
+    Returns (x, f(x), evaluations, status message, seconds) like :func:`bobyqa`.
+    """
+    from scipy.optimize import minimize
+
+    count = {"n": 0}
+
+    def wrapped(x: np.ndarray) -> tuple[float, np.ndarray]:
+        count["n"] += 1
+        f, g = fg(x)
+        if not math.isfinite(f):
+            return 1e300, np.zeros_like(x)
+        return f, g
+
+    bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower]
+    t0 = time.perf_counter()
+    res = minimize(
+        wrapped,
+        np.asarray(x0, dtype=float),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-15, "gtol": gtol, "maxiter": maxiter, "maxcor": 20},
+    )
+    seconds = time.perf_counter() - t0
+    code = "LBFGSB_CONVERGED" if res.success else f"LBFGSB_{res.message}"
+    return np.asarray(res.x), float(res.fun), count["n"], code, seconds

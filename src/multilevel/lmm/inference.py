@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..numdiff import jacobian_hessian
+from .gradient import criterion_and_gradient
 from .objective import Factor, LmmObjective
 from .solution import vcov_beta
 
@@ -80,12 +81,15 @@ def check_convergence(
     ``|H^{-1} g|`` below ``tol``.
     """
     k = theta.size
-
-    def F(x: np.ndarray) -> np.ndarray:
-        return np.array([obj(x)])
-
-    J, H = jacobian_hessian(F, theta, d=1e-3, eps=1e-5, levels=1)
-    g = J[0]
+    # analytic gradient; Hessian by forward differences of it (k + 1 gradients)
+    _, g = criterion_and_gradient(obj, theta)
+    H = np.empty((k, k))
+    for i in range(k):
+        h = 1e-4 * max(abs(theta[i]), 1e-2)
+        x = theta.copy()
+        x[i] += h
+        H[:, i] = (criterion_and_gradient(obj, x)[1] - g) / h
+    H = 0.5 * (H + H.T)
     diag = np.isfinite(lower)
     at_bound = diag & (theta <= lower + 1e-6)
     singular = bool(np.any(theta[diag] < SINGULAR_TOL))

@@ -61,6 +61,7 @@ class LmmObjective:
         self.pattern = SchurPattern.build(cp.A1R, cp.layout.n1, cp.layout.q1)
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
+        self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
         self.n_evals = 0
 
     @property
@@ -76,12 +77,25 @@ class LmmObjective:
         theta = np.asarray(theta, dtype=float)
         Ts = self.spec.templates(theta)
         L1, W1, logdet1 = blockdiag_factor(self.cp.A11, Ts[0])
-        G = self.cp.ARR.copy()
-        self.pattern.apply(G, W1)
-        if self._needs_full:
-            G = np.triu(G) + np.triu(G, 1).T
-        scale_rest(G, Ts[1:], self.z_levels)
         mz = self.layout.mz
+        update = self.pattern.P @ W1.ravel()
+        if not self._needs_full and mz:
+            # scalar templates in the rest: scale while copying, and scale the update
+            s = np.ones(self.layout.m)
+            start = 0
+            for T, nl in zip(Ts[1:], self.z_levels):
+                s[start : start + nl] = T[0, 0]
+                start += nl
+            G = np.multiply(self.cp.ARR, s[:, None], order="C")
+            G *= s
+            update *= s[self._ti] * s[self._tj]
+            G.ravel()[self.pattern.targets] -= update
+        else:
+            G = self.cp.ARR.copy(order="C")
+            G.ravel()[self.pattern.targets] -= update
+            if self._needs_full:
+                G = np.triu(G) + np.triu(G, 1).T
+                scale_rest(G, Ts[1:], self.z_levels)
         if mz:
             idx = np.arange(mz)
             G[idx, idx] += 1.0
