@@ -17,12 +17,12 @@ import numpy as np
 from .crossprod import CrossProducts, compute_crossprods
 from .design import Design, build_model
 from .errors import ConvergenceWarning, ModelError, SingularFitWarning
+from .lmm.gradient import criterion_and_gradient
 from .lmm.inference import check_convergence
 from .lmm.objective import LmmObjective
 from .lmm.results import LmmFit
 from .lmm.solution import solve
 from .lmm.start import moment_start
-from .lmm.gradient import criterion_and_gradient
 from .optimize import OptSummary, bobyqa, lbfgsb
 from .spec import ModelSpec
 
