@@ -96,7 +96,11 @@ class SchurPattern:
             # pairs are already grouped by level: build the CSC matrix directly, no sort
             indptr = np.zeros(n1 + 1, dtype=np.int64)
             np.cumsum(np.bincount(lev, minlength=n1), out=indptr[1:])
-            P = sp.csc_matrix((data[0], inverse, indptr), shape=(targets.size, n1))
+            index_dtype = np.int32 if max(targets.size, data[0].size) < 2**31 else np.int64
+            P = sp.csc_matrix(
+                (data[0], inverse.astype(index_dtype), indptr.astype(index_dtype)),
+                shape=(targets.size, n1),
+            )
         else:
             P = sp.csr_matrix(
                 (np.concatenate(data), (inverse, np.concatenate(cols_out))),

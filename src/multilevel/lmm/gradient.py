@@ -58,19 +58,30 @@ def gradient(obj: LmmObjective, f: Factor) -> np.ndarray:
         Sinv, info = lapack.dpotri(np.array(LS[:mz, :mz], order="F"), lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("cannot invert the dense factor")
-        Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
-        start = 0
-        for g in spec.groupings[1:]:
-            D.append(_block_sums(Sinv, start, g.n_levels, g.q))
-            start += g.size
-        # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
-        LSL = Sinv.copy()
-        scale_rest(LSL, [T.T for T in Ts[1:]], obj.z_levels)
-        full = np.zeros((lay.m, lay.m))
-        full[:mz, :mz] = LSL
-        tg = obj.pattern.targets
-        ti, tj = np.divmod(tg, lay.m)
-        x = full[ti, tj] * np.where(ti == tj, 1.0, 2.0)
+        # dpotri fills the lower triangle; the targets (i <= j) are read as (j, i)
+        ti, tj = obj._ti, obj._tj
+        inZ = tj < mz
+        if all(T.shape[0] == 1 for T in Ts[1:]):
+            s = np.ones(mz)
+            start = 0
+            for g, T in zip(spec.groupings[1:], Ts[1:]):
+                D.append(np.array([[np.trace(Sinv[start : start + g.n_levels, start : start + g.n_levels])]]))
+                s[start : start + g.n_levels] = T[0, 0]
+                start += g.size
+            x = np.zeros(ti.size)
+            a, b = ti[inZ], tj[inZ]
+            x[inZ] = Sinv[b, a] * s[a] * s[b]
+        else:
+            Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+            start = 0
+            for g in spec.groupings[1:]:
+                D.append(_block_sums(Sinv, start, g.n_levels, g.q))
+                start += g.size
+            # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
+            scale_rest(Sinv, [T.T for T in Ts[1:]], obj.z_levels)
+            x = np.zeros(ti.size)
+            x[inZ] = Sinv[ti[inZ], tj[inZ]]
+        x *= np.where(ti == tj, 1.0, 2.0)
         R = (obj.pattern.P.T @ x).reshape(n1, q1, q1)
         Q = 0.5 * (R + np.swapaxes(R, 1, 2))
         T1 = Ts[0]
