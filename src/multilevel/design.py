@@ -163,7 +163,7 @@ def build_model(
     formula: str | ParsedFormula,
     data: Any,
     *,
-    family: str = "gaussian",
+    family: Any = "gaussian",
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
@@ -206,14 +206,16 @@ def build_model(
         raise DataError("no complete rows left after removing missing values")
 
     # response and fixed effects
-    if parsed.response is None:
+    fam = family if isinstance(family, str) else family.name
+    if parsed.response is None and fam != "binomial":
         raise FormulaError(
             "cbind() responses need a binomial family: pass family='binomial'",
             parsed.formula,
             (0, parsed.formula.index("~")),
         )
     re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
-    joined = f"{parsed.response} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
+    lhs_expr = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
+    joined = f"{lhs_expr} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
     try:
         mm = _matrix(joined, sub, parsed.formula)
     except FormulaError:
@@ -223,15 +225,27 @@ def build_model(
     fixed_mm = rhs_parts[0]
     re_mats = {e: m for e, m in zip(re_exprs, rhs_parts[1:])}
     lhs = mm.lhs
-    if lhs.shape[1] != 1:
-        raise DataError(
-            f"the response {parsed.response!r} expands to {lhs.shape[1]} columns; a Gaussian "
-            "model needs one numeric response column"
-        )
-    y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
+    trials = None
+    if fam == "binomial":
+        from .glmm.response import binomial_response
+
+        def evaluate(expr: str) -> np.ndarray:
+            return _matrix(f"I({expr}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+
+        y, trials = binomial_response(parsed.response, parsed.cbind, sub, evaluate)
+    else:
+        if lhs.shape[1] != 1:
+            raise DataError(
+                f"the response {parsed.response!r} expands to {lhs.shape[1]} columns; a {fam} "
+                "model needs one numeric response column"
+            )
+        y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
     check_finite(f"response {parsed.response!r}", y)
     if np.ptp(y) == 0:
-        raise DataError(f"the response {parsed.response!r} is constant ({y[0]:g}); there is nothing to model")
+        raise DataError(
+            f"the response {parsed.response or parsed.cbind} is constant ({y[0]:g}); there is nothing "
+            "to model (for a binary response: every outcome is the same)"
+        )
     X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
     check_finite("the fixed-effect design", X_full)
     X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
@@ -245,24 +259,26 @@ def build_model(
     w = _vector(weights, df, mask, "weights")
     if w is not None and np.any(w < 0):
         raise DataError("weights must be non-negative; found negative values")
+    if trials is not None:
+        w = trials if w is None else w * trials
     off = _vector(offset, df, mask, "offset")
     for expr in parsed.offsets:
-        o = _matrix(f"{expr} ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        o = _matrix(f"I({expr}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
         check_finite(f"offset({expr})", o)
         off = o if off is None else off + o
     se = None
     if parsed.se is not None:
-        se = _matrix(f"{parsed.se} ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        se = _matrix(f"I({parsed.se}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
         check_finite(f"se({parsed.se})", se)
         if np.any(se <= 0):
             raise DataError(f"se({parsed.se}) must be positive")
 
     n = len(y)
-    _check_identifiable(groupings, n, family, se is not None)
+    _check_identifiable(groupings, n, fam, se is not None)
     spec = ModelSpec(
         parsed=parsed,
-        family=family,
-        response=parsed.response,
+        family=fam,
+        response=parsed.response or f"cbind({parsed.cbind[0]}, {parsed.cbind[1]})",  # type: ignore[index]
         fixed_spec=fixed_mm.model_spec,
         fixed_names=tuple(names),
         dropped_fixed=tuple(dropped),
@@ -387,7 +403,7 @@ def _groupings(
 
 
 def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str, known_se: bool) -> None:
-    residual = family == "gaussian" and not known_se
+    residual = family in ("gaussian", "Gamma", "inverse_gaussian") and not known_se
     for g in groupings:
         if residual and g.n_levels >= n:
             raise ModelError(
@@ -424,6 +440,6 @@ def design_for(spec: ModelSpec, newdata: Any, *, need_response: bool = False) ->
         y = df[spec.response].to_numpy(dtype=float)
     off = None
     for expr in spec.parsed.offsets:
-        o = _matrix(f"{expr} ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
+        o = _matrix(f"I({expr}) ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
         off = o if off is None else off + o
     return Design(y=y, X=X, groups=tuple(groups), offset=off)

@@ -1,0 +1,147 @@
+"""Link functions as small classes in a registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+from scipy import special, stats
+
+_EPS = np.finfo(float).eps
+
+
+class Link(ABC):
+    """eta = link(mu); mu = inverse(eta); mu_eta = d mu / d eta."""
+
+    name: str = ""
+
+    @abstractmethod
+    def link(self, mu: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def inverse(self, eta: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Identity(Link):
+    name = "identity"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return np.asarray(mu, dtype=float)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.asarray(eta, dtype=float)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return np.ones_like(eta, dtype=float)
+
+
+class Log(Link):
+    name = "log"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return np.log(mu)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
+
+
+class Logit(Link):
+    name = "logit"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return special.logit(mu)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.clip(special.expit(eta), _EPS, 1 - _EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        p = special.expit(eta)
+        return np.maximum(p * (1 - p), _EPS)
+
+
+class Probit(Link):
+    name = "probit"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return special.ndtri(mu)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.clip(special.ndtr(eta), _EPS, 1 - _EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return np.maximum(stats.norm.pdf(eta), _EPS)
+
+
+class Cloglog(Link):
+    name = "cloglog"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return np.log(-np.log1p(-mu))
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.clip(-np.expm1(-np.exp(np.minimum(eta, 700.0))), _EPS, 1 - _EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        eta = np.minimum(eta, 700.0)
+        return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
+
+
+class Sqrt(Link):
+    name = "sqrt"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return np.sqrt(mu)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.asarray(eta, dtype=float) ** 2
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return 2.0 * np.asarray(eta, dtype=float)
+
+
+class Inverse(Link):
+    name = "inverse"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return 1.0 / mu
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return 1.0 / eta
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return -1.0 / (eta * eta)
+
+
+class InverseSquared(Link):
+    name = "1/mu^2"
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        return 1.0 / (mu * mu)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return 1.0 / np.sqrt(eta)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        return -1.0 / (2.0 * eta**1.5)
+
+
+LINKS: dict[str, type[Link]] = {
+    cls.name: cls for cls in (Identity, Log, Logit, Probit, Cloglog, Sqrt, Inverse, InverseSquared)
+}
+
+
+def get_link(name: str | Link) -> Link:
+    if isinstance(name, Link):
+        return name
+    if name not in LINKS:
+        raise ValueError(f"unknown link {name!r}; choose one of {', '.join(LINKS)}")
+    return LINKS[name]()
