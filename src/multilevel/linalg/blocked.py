@@ -40,6 +40,36 @@ class SchurPattern:
     P: sp.sparray | sp.spmatrix
     targets: np.ndarray
     m: int
+    # numeric refresh (new values of A1R with the same structure, as in PIRLS)
+    e1: np.ndarray | None = None
+    e2: np.ndarray | None = None
+    order: np.ndarray | None = None
+    q1: int = 1
+
+    @property
+    def dense(self) -> bool:
+        return False
+
+    def update(self, W: np.ndarray) -> np.ndarray:
+        """Values of ``AR1 W A1R`` at ``targets``."""
+        return self.P @ W.ravel()
+
+    def quadratic_forms(self, values: np.ndarray) -> np.ndarray:
+        """``A1R[l] M A1R[l]'`` per level (n1, q1, q1), M symmetric given at ``targets``."""
+        x = values * np.where(self.targets // self.m == self.targets % self.m, 1.0, 2.0)
+        R = (self.P.T @ x).reshape(-1, self.q1, self.q1)
+        return 0.5 * (R + np.swapaxes(R, 1, 2))
+
+    def refresh(self, A1R: sp.csr_matrix) -> SchurPattern:
+        """The same pattern with the values of a new ``A1R`` of identical structure."""
+        assert self.e1 is not None and self.e2 is not None
+        A = A1R.tocsr()
+        A.sort_indices()
+        if self.q1 == 1:
+            P = self.P.copy()
+            P.data = A.data[self.e1] * A.data[self.e2]
+            return SchurPattern(P, self.targets, self.m, self.e1, self.e2, self.order, self.q1)
+        raise NotImplementedError  # pragma: no cover - built with dense mode instead
 
     @classmethod
     def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern:
@@ -101,17 +131,62 @@ class SchurPattern:
                 (data[0], inverse.astype(index_dtype), indptr.astype(index_dtype)),
                 shape=(targets.size, n1),
             )
+            return cls(P=P, targets=targets, m=m, e1=e1, e2=e2, q1=1)
         else:
             P = sp.csr_matrix(
                 (np.concatenate(data), (inverse, np.concatenate(cols_out))),
                 shape=(targets.size, n1 * q1 * q1),
             )
             P.sum_duplicates()
-        return cls(P=P, targets=targets, m=m)
+        return cls(P=P, targets=targets, m=m, q1=q1)
 
-    def apply(self, G: np.ndarray, W: np.ndarray) -> None:
-        """Subtract ``AR1 W A1R`` from the upper triangle of C-ordered ``G`` in place."""
-        G.ravel()[self.targets] -= self.P @ W.ravel()
+
+@dataclass(frozen=True)
+class DenseSchur:
+    """The same update for a small or dense ``A1R``: ``sum_l A_l' W_l A_l`` by BLAS.
+
+    Cheaper than the sparse pattern when ``n1 q1 m^2`` is small (GLMMs with a few
+    fixed effects, a single grouping factor), and trivially refreshed.
+    """
+
+    A: np.ndarray  # (n1, q1, m)
+
+    @property
+    def dense(self) -> bool:
+        return True
+
+    @property
+    def m(self) -> int:
+        return int(self.A.shape[2])
+
+    @classmethod
+    def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> DenseSchur:
+        return cls(np.asarray(A1R.toarray()).reshape(n1, q1, A1R.shape[1]))
+
+    def update(self, W: np.ndarray) -> np.ndarray:
+        n1, q1, m = self.A.shape
+        if q1 == 1:
+            A = self.A[:, 0, :]
+            return A.T @ (A * W[:, 0, :])
+        WA = W @ self.A
+        return self.A.reshape(n1 * q1, m).T @ WA.reshape(n1 * q1, m)
+
+    def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
+        """``A_l M A_l'`` per level for a symmetric (m, m) matrix M."""
+        return self.A @ M @ np.swapaxes(self.A, 1, 2)
+
+    def refresh(self, A1R: sp.csr_matrix) -> DenseSchur:
+        n1, q1, m = self.A.shape
+        return DenseSchur.build(A1R, n1, q1)
+
+
+def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSchur:
+    """Sparse pattern or dense BLAS update, whichever is cheaper for this ``A1R``."""
+    m = A1R.shape[1]
+    density = A1R.nnz / max(A1R.shape[0] * m, 1)
+    if n1 * q1 * m * m <= 2e7 or (density > 0.5 and n1 * q1 * m * m <= 2e8):
+        return DenseSchur.build(A1R, n1, q1)
+    return SchurPattern.build(A1R, n1, q1)
 
 
 def blockdiag_factor(A11: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -58,32 +58,38 @@ def gradient(obj: LmmObjective, f: Factor) -> np.ndarray:
         Sinv, info = lapack.dpotri(np.array(LS[:mz, :mz], order="F"), lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("cannot invert the dense factor")
-        # dpotri fills the lower triangle; the targets (i <= j) are read as (j, i)
-        ti, tj = obj._ti, obj._tj
-        inZ = tj < mz
-        if all(T.shape[0] == 1 for T in Ts[1:]):
+        # dpotri fills the lower triangle
+        scalar = all(T.shape[0] == 1 for T in Ts[1:])
+        if scalar:
             s = np.ones(mz)
             start = 0
             for g, T in zip(spec.groupings[1:], Ts[1:]):
                 D.append(np.array([[np.trace(Sinv[start : start + g.n_levels, start : start + g.n_levels])]]))
                 s[start : start + g.n_levels] = T[0, 0]
                 start += g.size
-            x = np.zeros(ti.size)
-            a, b = ti[inZ], tj[inZ]
-            x[inZ] = Sinv[b, a] * s[a] * s[b]
         else:
             Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
             start = 0
             for g in spec.groupings[1:]:
                 D.append(_block_sums(Sinv, start, g.n_levels, g.q))
                 start += g.size
-            # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
             scale_rest(Sinv, [T.T for T in Ts[1:]], obj.z_levels)
+        # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
+        if obj.pattern.dense:
+            M = np.zeros((lay.m, lay.m))
+            if scalar:
+                Sfull = np.tril(Sinv) + np.tril(Sinv, -1).T
+                M[:mz, :mz] = Sfull * s[:, None] * s[None, :]
+            else:
+                M[:mz, :mz] = Sinv
+            Q = obj.pattern.quadratic_forms(M)
+        else:
+            ti, tj = obj._ti, obj._tj
+            inZ = tj < mz
             x = np.zeros(ti.size)
-            x[inZ] = Sinv[ti[inZ], tj[inZ]]
-        x *= np.where(ti == tj, 1.0, 2.0)
-        R = (obj.pattern.P.T @ x).reshape(n1, q1, q1)
-        Q = 0.5 * (R + np.swapaxes(R, 1, 2))
+            a, b = ti[inZ], tj[inZ]
+            x[inZ] = Sinv[b, a] * s[a] * s[b] if scalar else Sinv[a, b]
+            Q = obj.pattern.quadratic_forms(x)
         T1 = Ts[0]
         D[0] = D[0] + (M1inv @ T1.T @ Q @ T1 @ M1inv).sum(axis=0)
 

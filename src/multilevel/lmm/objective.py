@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossprod import CrossProducts
-from ..linalg.blocked import SchurPattern, blockdiag_factor, dense_cholesky, scale_rest
+from ..linalg.blocked import blockdiag_factor, dense_cholesky, scale_rest, schur_update
 from ..spec import ModelSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -58,10 +58,11 @@ class LmmObjective:
         self.cp = cp
         self.reml = reml
         self.layout = cp.layout
-        self.pattern = SchurPattern.build(cp.A1R, cp.layout.n1, cp.layout.q1)
+        self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1)
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
-        self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
+        if not self.pattern.dense:
+            self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
         self.n_evals = 0
 
     @property
@@ -78,14 +79,18 @@ class LmmObjective:
         Ts = self.spec.templates(theta)
         L1, W1, logdet1 = blockdiag_factor(self.cp.A11, Ts[0])
         mz = self.layout.mz
-        update = self.pattern.P @ W1.ravel()
-        if not self._needs_full and mz:
+        update = self.pattern.update(W1)
+        if self.pattern.dense:
+            G = self.cp.ARR - update
+            if self._needs_full:
+                scale_rest(G, Ts[1:], self.z_levels)
+            elif mz:
+                s = self._rest_scale(Ts)
+                G *= s[:, None]
+                G *= s
+        elif not self._needs_full and mz:
             # scalar templates in the rest: scale while copying, and scale the update
-            s = np.ones(self.layout.m)
-            start = 0
-            for T, nl in zip(Ts[1:], self.z_levels):
-                s[start : start + nl] = T[0, 0]
-                start += nl
+            s = self._rest_scale(Ts)
             G = np.multiply(self.cp.ARR, s[:, None], order="C")
             G *= s
             update *= s[self._ti] * s[self._tj]
@@ -105,6 +110,15 @@ class LmmObjective:
         logdet_z = logdet1 + 2.0 * float(np.sum(np.log(d[:mz])))
         logdet_x = 2.0 * float(np.sum(np.log(d[mz : mz + p])))
         return Factor(theta, Ts, L1, W1, LS, logdet_z, logdet_x, float(d[-1] ** 2))
+
+    def _rest_scale(self, Ts: list[np.ndarray]) -> np.ndarray:
+        """Diagonal of ``blockdiag(Lambda_2..K, I)`` when every template is 1 x 1."""
+        s = np.ones(self.layout.m)
+        start = 0
+        for T, nl in zip(Ts[1:], self.z_levels):
+            s[start : start + nl] = T[0, 0]
+            start += nl
+        return s
 
     def criterion(self, f: Factor, reml: bool | None = None) -> float:
         """Profiled deviance (REML criterion if ``reml``) from a factor."""
