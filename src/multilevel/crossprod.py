@@ -77,6 +77,71 @@ def _zblock(codes: np.ndarray, values: np.ndarray, n_levels: int) -> sp.csr_matr
     return sp.csr_matrix((values.ravel(), (rows, cols)), shape=(n, n_levels * q))
 
 
+class CrossProductBuilder:
+    """Cross-products of ``[Z X y]`` for any row weights and response, structure cached.
+
+    The sparse structure of Z is fixed by the grouping factors; only row weights
+    and the response change between calls (the working weights and response of
+    penalized IRLS), so each call is a few sparse products and bincounts, and
+    ``A1R`` keeps the same sparsity structure from call to call.
+    """
+
+    def __init__(self, groups: list[tuple[np.ndarray, np.ndarray]], n_levels: list[int], X: np.ndarray) -> None:
+        self.n = X.shape[0]
+        self.X = X
+        self.layout = layout_of([(nl, v.shape[1]) for nl, (_, v) in zip(n_levels, groups)], X.shape[1])
+        self.codes1, self.v1 = groups[0]
+        self.Z1T = _zblock(self.codes1, self.v1, self.layout.n1).T.tocsr()
+        self.Z1T.sort_indices()
+        self._z1_rows = self.Z1T.indices.copy()  # the observation of each stored entry
+        if len(groups) > 1:
+            RZ = sp.hstack([_zblock(c, v, nl) for nl, (c, v) in zip(n_levels[1:], groups[1:])], format="csr")
+            RZ.sort_indices()
+            self.RZ: sp.csr_matrix | None = RZ
+            self._rz_rows = np.repeat(np.arange(self.n), np.diff(RZ.indptr))
+        else:
+            self.RZ = None
+
+    def compute(self, y: np.ndarray, weights: np.ndarray | None = None) -> CrossProducts:
+        lay = self.layout
+        n1, q1, p, mz = lay.n1, lay.q1, lay.p, lay.mz
+        w = np.ones(self.n) if weights is None else weights
+        A11 = np.empty((n1, q1, q1))
+        for a in range(q1):
+            for b in range(a, q1):
+                s = np.bincount(self.codes1, weights=w * self.v1[:, a] * self.v1[:, b], minlength=n1)
+                A11[:, a, b] = s
+                A11[:, b, a] = s
+        D = np.column_stack([self.X, y])
+        Dw = D * w[:, None]
+        Z1Tw = self.Z1T.copy()
+        Z1Tw.data = self.Z1T.data * w[self._z1_rows]
+        A1D = Z1Tw @ D  # (n1 q1, p + 1), dense
+        k = p + 1
+        A1D_sp = sp.csr_matrix(
+            (np.ascontiguousarray(A1D).ravel(), np.tile(np.arange(mz, mz + k), n1 * q1), np.arange(0, n1 * q1 * k + 1, k)),
+            shape=(n1 * q1, mz + k),
+        )
+        ARR = np.empty((mz + k, mz + k))
+        ARR[mz:, mz:] = D.T @ Dw
+        if self.RZ is not None:
+            A1Z = (Z1Tw @ self.RZ).tocsr()
+            A1Z.sort_indices()
+            A1Z.resize((n1 * q1, mz + k))
+            A1R = (A1Z + A1D_sp).tocsr()
+            RZw = self.RZ.copy()
+            RZw.data = self.RZ.data * w[self._rz_rows]
+            ARR[:mz, :mz] = (self.RZ.T @ RZw).toarray()
+            ZD = np.asarray(RZw.T @ D)
+            ARR[:mz, mz:] = ZD
+            ARR[mz:, :mz] = ZD.T
+        else:
+            A1R = A1D_sp
+        A1R.sort_indices()
+        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None else 0.0
+        return CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
+
+
 def compute_crossprods(design: Design, n_levels: list[int], rows: slice | None = None) -> CrossProducts:
     """One pass over the rows of ``design`` (optionally a slice of them).
 
@@ -87,29 +152,6 @@ def compute_crossprods(design: Design, n_levels: list[int], rows: slice | None =
     y = design.y[sel]
     if design.offset is not None:
         y = y - design.offset[sel]
-    X = design.X[sel]
     w = design.weights[sel] if design.weights is not None else None
-    sw = np.sqrt(w) if w is not None else None
     groups = [(g.codes[sel], g.values[sel]) for g in design.groups]
-    if sw is not None:
-        X = X * sw[:, None]
-        y = y * sw
-        groups = [(c, v * sw[:, None]) for c, v in groups]
-    layout = layout_of([(nl, v.shape[1]) for nl, (_, v) in zip(n_levels, groups)], X.shape[1])
-    codes1, v1 = groups[0]
-    q1 = layout.q1
-    A11 = np.empty((layout.n1, q1, q1))
-    for a in range(q1):
-        for b in range(a, q1):
-            s = np.bincount(codes1, weights=v1[:, a] * v1[:, b], minlength=layout.n1)
-            A11[:, a, b] = s
-            A11[:, b, a] = s
-    Z1 = _zblock(codes1, v1, layout.n1)
-    parts = [_zblock(c, v, nl) for nl, (c, v) in zip(n_levels[1:], groups[1:])]
-    parts.append(sp.csr_matrix(np.column_stack([X, y])))
-    R = sp.hstack(parts, format="csr")
-    A1R = (Z1.T @ R).tocsr()
-    A1R.sum_duplicates()
-    ARR = np.ascontiguousarray((R.T @ R).toarray())
-    slw = float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
-    return CrossProducts(layout=layout, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
+    return CrossProductBuilder(groups, n_levels, design.X[sel]).compute(y, w)
