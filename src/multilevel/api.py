@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._threads import blas_threads
 from .crossprod import CrossProducts, compute_crossprods
 from .design import Design, build_model
 from .errors import ConvergenceWarning, ModelError, SingularFitWarning
@@ -26,7 +27,13 @@ from .lmm.start import moment_start
 from .optimize import OptSummary, bobyqa, lbfgsb
 from .spec import ModelSpec
 
-FAMILIES_LMM = ("gaussian",)
+
+def _is_lmm(family: Any, link: Any) -> bool:
+    name = family if isinstance(family, str) else getattr(family, "name", "")
+    link_name = link if isinstance(link, str) or link is None else getattr(link, "name", "")
+    if not isinstance(family, str):
+        link_name = link_name or family.link.name
+    return name == "gaussian" and link_name in (None, "identity")
 
 
 class Model:
@@ -45,22 +52,21 @@ class Model:
         formula: str,
         data: Any,
         *,
-        family: str = "gaussian",
+        family: Any = "gaussian",
+        link: Any = None,
         weights: Any = None,
         offset: Any = None,
         na_action: str = "omit",
     ) -> None:
-        if family not in FAMILIES_LMM:
-            raise ModelError(
-                f"family {family!r} is not available: this version fits Gaussian (linear) "
-                "mixed models only; pass family='gaussian'"
-            )
+        from .glmm.families import get_family
+
         self.formula = formula
-        self.family = family
+        self.is_lmm = _is_lmm(family, link)
+        self.family = get_family(family, link)
         self.spec: ModelSpec
         self.design: Design
         self.spec, self.design = build_model(
-            formula, data, family=family, weights=weights, offset=offset, na_action=na_action
+            formula, data, family=self.family.name, weights=weights, offset=offset, na_action=na_action
         )
 
     @cached_property
@@ -72,10 +78,58 @@ class Model:
         """The profiled criterion ``theta -> REML criterion / deviance``, unfitted."""
         return LmmObjective(self.spec, self.crossprods, reml=reml)
 
-    def fit(self, *, reml: bool = True, start: np.ndarray | None = None, optimizer: str = "bobyqa") -> LmmFit:
-        """Fit by REML (default) or maximum likelihood."""
+    def fit(
+        self, *, reml: bool = True, nagq: int = 1, start: np.ndarray | None = None, optimizer: str = "bobyqa"
+    ) -> Any:
+        """Fit: REML (default) or ML for linear models; Laplace (``nagq=1``) or adaptive
+        Gauss-Hermite quadrature (``nagq > 1``) for generalized ones."""
+        if not self.is_lmm:
+            with blas_threads(self.crossprods.layout.m):
+                return fit_glmm_model(self, nagq=nagq, start=start)
         obj = self.objective(reml)
-        return fit_objective(obj, self.design, start=start, optimizer=optimizer)
+        with blas_threads(obj.layout.m):
+            return fit_objective(obj, self.design, start=start, optimizer=optimizer)
+
+
+def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = None) -> Any:
+    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result."""
+    from .glmm.fit import fit_glmm, singular_and_messages
+    from .glmm.pirls import GlmmProblem
+    from .glmm.results import GlmmFit
+
+    est = fit_glmm(model.spec, model.design, model.family, nagq=nagq, start=start)
+    singular, msgs = singular_and_messages(model.spec, est.theta)
+    ok = (
+        est.stage2.return_code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED")
+        and est.pirls.converged
+    )
+    if not est.pirls.converged:
+        msgs = (*msgs, "PIRLS did not converge at the optimum; the likelihood there is approximate")
+        warnings.warn(msgs[-1], ConvergenceWarning, stacklevel=3)
+    s2 = est.stage2
+    opt = OptSummary(
+        optimizer=s2.optimizer,
+        start=est.stage1.start,
+        end=s2.end,
+        fval=est.deviance,
+        n_evals=est.stage1.n_evals + s2.n_evals,
+        seconds=est.stage1.seconds + s2.seconds,
+        return_code=s2.return_code,
+        converged=ok,
+        singular=singular,
+        messages=msgs,
+    )
+    prob = GlmmProblem(model.spec, model.design, model.family)
+    return GlmmFit(
+        spec=model.spec,
+        design=model.design,
+        family=model.family,
+        nagq=nagq,
+        estimate=est,
+        problem=prob,
+        optinfo=opt,
+        messages=msgs,
+    )
 
 
 OPTIMIZERS = ("bobyqa", "lbfgsb")
@@ -137,15 +191,17 @@ def fit(
     formula: str,
     data: Any,
     *,
-    family: str = "gaussian",
+    family: Any = "gaussian",
+    link: Any = None,
+    nagq: int = 1,
     reml: bool = True,
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
     start: np.ndarray | None = None,
     optimizer: str = "bobyqa",
-) -> LmmFit:
-    """Fit a linear mixed model given an lme4-style formula.
+) -> Any:
+    """Fit a linear or generalized linear mixed model given an lme4-style formula.
 
     Parameters
     ----------
@@ -153,8 +209,15 @@ def fit(
         ``"y ~ x + (1 + x | g)"``; see :func:`multilevel.formula.parse_formula`.
     data:
         pandas / polars DataFrame, pyarrow Table or dict of arrays.
+    family, link:
+        ``"gaussian"`` (a linear mixed model, fitted by REML or ML), or ``"binomial"``,
+        ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, ``"negative_binomial"``
+        (and ``"gaussian"`` with a non-identity link), fitted by Laplace or quadrature.
+    nagq:
+        GLMMs: 1 for the Laplace approximation, up to 25 for adaptive Gauss-Hermite
+        quadrature (one grouping factor), 0 for the fast PIRLS-only fit.
     reml:
-        REML (default) or maximum likelihood.
+        LMMs: REML (default) or maximum likelihood.
     weights, offset:
         Column names or arrays of prior weights and a known offset.
     na_action:
@@ -170,5 +233,7 @@ def fit(
     >>> round(m.reml_criterion, 3)
     1743.628
     """
-    model = Model(formula, data, family=family, weights=weights, offset=offset, na_action=na_action)
-    return model.fit(reml=reml, start=start, optimizer=optimizer)
+    model = Model(
+        formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action
+    )
+    return model.fit(reml=reml, nagq=nagq, start=start, optimizer=optimizer)

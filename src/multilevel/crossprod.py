@@ -46,7 +46,7 @@ class CrossProducts:
     layout: Layout
     n: int
     A11: np.ndarray  # (n1, q1, q1)
-    A1R: sp.csr_matrix  # (n1*q1, m)
+    A1R: sp.csr_matrix | np.ndarray  # (n1*q1, m): sparse, or dense for small systems
     ARR: np.ndarray  # (m, m) dense, symmetric
     sum_log_weights: float
 
@@ -57,10 +57,24 @@ class CrossProducts:
             layout=self.layout,
             n=self.n + other.n,
             A11=self.A11 + other.A11,
-            A1R=(self.A1R + other.A1R).tocsr(),
+            A1R=_add(self.A1R, other.A1R),
             ARR=self.ARR + other.ARR,
             sum_log_weights=self.sum_log_weights + other.sum_log_weights,
         )
+
+
+def _add(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return as_dense(a) + as_dense(b)
+    return (a + b).tocsr()
+
+
+def as_dense(a: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    """A dense view of a cross-product block stored either way."""
+    return a if isinstance(a, np.ndarray) else np.asarray(a.toarray())
+
+
+DENSE_A1R_MAX = 2_000_000
 
 
 def layout_of(sizes: list[tuple[int, int]], p: int) -> Layout:
@@ -86,7 +100,9 @@ class CrossProductBuilder:
     ``A1R`` keeps the same sparsity structure from call to call.
     """
 
-    def __init__(self, groups: list[tuple[np.ndarray, np.ndarray]], n_levels: list[int], X: np.ndarray) -> None:
+    def __init__(
+        self, groups: list[tuple[np.ndarray, np.ndarray]], n_levels: list[int], X: np.ndarray
+    ) -> None:
         self.n = X.shape[0]
         self.X = X
         self.layout = layout_of([(nl, v.shape[1]) for nl, (_, v) in zip(n_levels, groups)], X.shape[1])
@@ -101,6 +117,64 @@ class CrossProductBuilder:
             self._rz_rows = np.repeat(np.arange(self.n), np.diff(RZ.indptr))
         else:
             self.RZ = None
+        lay = self.layout
+        self.dense = lay.n1 * lay.q1 * lay.m <= DENSE_A1R_MAX
+        if self.dense:
+            self._prepare_dense()
+
+    def _prepare_dense(self) -> None:
+        """Index arrays so that every product is a bincount (no sparse matrices per call)."""
+        lay = self.layout
+        q1, m, mz = lay.q1, lay.m, lay.mz
+        # rest-Z entries of each row: column and value, as (n, r) arrays
+        if self.RZ is not None:
+            counts = np.diff(self.RZ.indptr)
+            r = int(counts.max())
+            if np.all(counts == r):
+                self._zc = self.RZ.indices.reshape(self.n, r).astype(np.int64)
+                self._zv = self.RZ.data.reshape(self.n, r)
+            else:
+                self.dense = False
+                return
+        else:
+            self._zc = np.zeros((self.n, 0), dtype=np.int64)
+            self._zv = np.zeros((self.n, 0))
+        r = self._zc.shape[1]
+        # A1Z: (level, a) x rest-Z column
+        self._a1z_idx = [(self.codes1 * q1 + a)[:, None] * m + self._zc for a in range(q1)]
+        # ZZ: pairs of rest-Z entries in a row
+        self._zz_idx = (self._zc[:, :, None] * mz + self._zc[:, None, :]).reshape(self.n, r * r)
+        self._zz_val = (self._zv[:, :, None] * self._zv[:, None, :]).reshape(self.n, r * r)
+
+    def _compute_dense(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lay = self.layout
+        n1, q1, p, mz, m = lay.n1, lay.q1, lay.p, lay.mz, lay.m
+        D = np.column_stack([self.X, y])
+        A1R = np.zeros((n1 * q1, m))
+        for a in range(q1):
+            wa = w * self.v1[:, a]
+            if mz:
+                A1R.ravel()[:] += np.bincount(
+                    self._a1z_idx[a].ravel(), weights=(wa[:, None] * self._zv).ravel(), minlength=n1 * q1 * m
+                )
+            rows = self.codes1 * q1 + a
+            for j in range(p + 1):
+                A1R[:, mz + j] += np.bincount(rows, weights=wa * D[:, j], minlength=n1 * q1)
+        ARR = np.empty((m, m))
+        Dw = D * w[:, None]
+        ARR[mz:, mz:] = D.T @ Dw
+        if mz:
+            ARR[:mz, :mz] = np.bincount(
+                self._zz_idx.ravel(), weights=(w[:, None] * self._zz_val).ravel(), minlength=mz * mz
+            ).reshape(mz, mz)
+            ZD = np.empty((mz, p + 1))
+            for j in range(p + 1):
+                ZD[:, j] = np.bincount(
+                    self._zc.ravel(), weights=(self._zv * Dw[:, [j]]).ravel(), minlength=mz
+                )
+            ARR[:mz, mz:] = ZD
+            ARR[mz:, :mz] = ZD.T
+        return A1R, ARR
 
     def compute(self, y: np.ndarray, weights: np.ndarray | None = None) -> CrossProducts:
         lay = self.layout
@@ -112,6 +186,10 @@ class CrossProductBuilder:
                 s = np.bincount(self.codes1, weights=w * self.v1[:, a] * self.v1[:, b], minlength=n1)
                 A11[:, a, b] = s
                 A11[:, b, a] = s
+        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None else 0.0
+        if self.dense:
+            A1R_d, ARR_d = self._compute_dense(y, w)
+            return CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R_d, ARR=ARR_d, sum_log_weights=slw)
         D = np.column_stack([self.X, y])
         Dw = D * w[:, None]
         Z1Tw = self.Z1T.copy()
@@ -119,7 +197,11 @@ class CrossProductBuilder:
         A1D = Z1Tw @ D  # (n1 q1, p + 1), dense
         k = p + 1
         A1D_sp = sp.csr_matrix(
-            (np.ascontiguousarray(A1D).ravel(), np.tile(np.arange(mz, mz + k), n1 * q1), np.arange(0, n1 * q1 * k + 1, k)),
+            (
+                np.ascontiguousarray(A1D).ravel(),
+                np.tile(np.arange(mz, mz + k), n1 * q1),
+                np.arange(0, n1 * q1 * k + 1, k),
+            ),
             shape=(n1 * q1, mz + k),
         )
         ARR = np.empty((mz + k, mz + k))
@@ -138,7 +220,6 @@ class CrossProductBuilder:
         else:
             A1R = A1D_sp
         A1R.sort_indices()
-        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None else 0.0
         return CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
 
 

@@ -63,6 +63,7 @@ class GlmmProblem:
         self.builder_ub = CrossProductBuilder(self.groups, nl, self.X)
         family.check(self.y, self.w0)
         self.mustart = family.mustart(self.y, self.w0)
+        self._log_const = float(np.sum(family.logpdf_constant(self.y, self.w0)))
         self._u_warm: list[np.ndarray] | None = None
 
     # ---- helpers -----------------------------------------------------
@@ -74,7 +75,8 @@ class GlmmProblem:
         return out
 
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
-        return float(np.sum(self.family.logpdf(self.y, mu, self.w0, disp)))
+        """sum log p(y | mu) (the mu-free part cached)."""
+        return float(np.sum(self.family.logpdf_kernel(self.y, mu, self.w0, disp))) + self._log_const
 
     def _zeros_u(self) -> list[np.ndarray]:
         return [np.zeros((g.n_levels, g.q)) for g in self.spec.groupings]

@@ -38,8 +38,16 @@ def binomial_response(
     assert response is not None
     if response in df.columns:
         col = df[response]
-        if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or pd.api.types.is_string_dtype(col):
-            levels = list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else sorted(col.unique())
+        if (
+            isinstance(col.dtype, pd.CategoricalDtype)
+            or col.dtype == object
+            or pd.api.types.is_string_dtype(col)
+        ):
+            levels = (
+                list(col.cat.categories)
+                if isinstance(col.dtype, pd.CategoricalDtype)
+                else sorted(col.unique())
+            )
             present = [lev for lev in levels if (col == lev).any()]
             if len(present) != 2:
                 raise DataError(

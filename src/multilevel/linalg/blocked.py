@@ -160,8 +160,9 @@ class DenseSchur:
         return int(self.A.shape[2])
 
     @classmethod
-    def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> DenseSchur:
-        return cls(np.asarray(A1R.toarray()).reshape(n1, q1, A1R.shape[1]))
+    def build(cls, A1R: sp.csr_matrix | np.ndarray, n1: int, q1: int) -> DenseSchur:
+        A = A1R if isinstance(A1R, np.ndarray) else A1R.toarray()
+        return cls(np.asarray(A).reshape(n1, q1, A1R.shape[1]))
 
     def update(self, W: np.ndarray) -> np.ndarray:
         n1, q1, m = self.A.shape
@@ -183,6 +184,8 @@ class DenseSchur:
 def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSchur:
     """Sparse pattern or dense BLAS update, whichever is cheaper for this ``A1R``."""
     m = A1R.shape[1]
+    if isinstance(A1R, np.ndarray):
+        return DenseSchur.build(A1R, n1, q1)
     density = A1R.nnz / max(A1R.shape[0] * m, 1)
     if n1 * q1 * m * m <= 2e7 or (density > 0.5 and n1 * q1 * m * m <= 2e8):
         return DenseSchur.build(A1R, n1, q1)

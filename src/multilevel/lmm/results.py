@@ -14,6 +14,7 @@ from scipy import stats
 from ..design import Design, design_for
 from ..errors import DataError
 from ..optimize import OptSummary
+from ..results_base import MixedFitMixin
 from ..spec import ModelSpec
 from .inference import satterthwaite_df
 from .objective import Factor, LmmObjective
@@ -29,7 +30,7 @@ def _z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LmmFit:
+class LmmFit(MixedFitMixin):
     """A fitted linear mixed model (REML or ML).
 
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
@@ -85,67 +86,27 @@ class LmmFit:
         p = 2 * stats.t.sf(np.abs(t.to_numpy()), df.to_numpy())
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
 
-    @cached_property
-    def covariances(self) -> dict[str, pd.DataFrame]:
-        """Covariance matrix of each grouping factor's random effects."""
-        out = {}
-        for g, T in zip(self.spec.groupings, self.factor.templates):
-            S = self.sigma**2 * (T @ T.T)
-            out[g.name] = pd.DataFrame(S, index=list(g.columns), columns=list(g.columns))
-        return out
+    # ---- inputs of the shared results (MixedFitMixin) -----------------
+    @property
+    def _templates(self) -> list[np.ndarray]:
+        return self.factor.templates
 
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """Variance components, one row per variance, correlation and the residual."""
-        rows: list[tuple[str, str | None, str | None, float, float]] = []
-        for g in self.spec.groupings:
-            S = self.covariances[g.name].to_numpy()
-            for t in g.terms:
-                idx = list(range(t.offset, t.offset + t.q))
-                for i in idx:
-                    rows.append((g.name, g.columns[i], None, S[i, i], math.sqrt(max(S[i, i], 0.0))))
-                for a, i in enumerate(idx):
-                    for j in idx[a + 1 :]:
-                        denom = math.sqrt(S[i, i] * S[j, j])
-                        corr = S[i, j] / denom if denom > 0 else float("nan")
-                        rows.append((g.name, g.columns[i], g.columns[j], S[i, j], corr))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        out = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_or_corr"], dtype=object)
-        return out.astype({"variance": float, "sd_or_corr": float})
+    @property
+    def _re_scale(self) -> float:
+        return self.sigma
 
-    # ---- group effects ----------------------------------------------
-    @cached_property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, per grouping factor."""
-        return {
-            g.name: pd.DataFrame(b, index=pd.Index(g.levels, name=g.name), columns=list(g.columns))
-            for g, b in zip(self.spec.groupings, self.solution.b)
-        }
+    @property
+    def _b(self) -> list[np.ndarray]:
+        return self.solution.b
 
-    @cached_property
-    def condvar(self) -> dict[str, np.ndarray]:
-        """Conditional covariance matrices (levels, q, q) of the random effects."""
-        cv = conditional_variances(self.objective, self.factor, self.sigma)
-        return {g.name: c for g, c in zip(self.spec.groupings, cv)}
+    def _condvar_blocks(self) -> list[np.ndarray]:
+        return conditional_variances(self.objective, self.factor, self.sigma)
 
-    @cached_property
-    def ranef_sd(self) -> dict[str, pd.DataFrame]:
-        """Conditional SDs of the random effects (lme4's ``condVar``), same shape as ``ranef``."""
-        out = {}
-        for g in self.spec.groupings:
-            sd = np.sqrt(np.maximum(np.diagonal(self.condvar[g.name], axis1=1, axis2=2), 0.0))
-            out[g.name] = pd.DataFrame(sd, index=pd.Index(g.levels, name=g.name), columns=list(g.columns))
-        return out
+    @property
+    def _residual_row(self) -> tuple[float, float] | None:
+        return (self.sigma**2, self.sigma)
 
     # ---- fit statistics ---------------------------------------------
-    @property
-    def nobs(self) -> int:
-        return self.spec.nobs
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        return {g.name: g.n_levels for g in self.spec.groupings}
-
     @property
     def n_params(self) -> int:
         return self.spec.p + self.spec.theta_map.size + 1

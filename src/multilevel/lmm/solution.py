@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from ..crossprod import as_dense
 from .objective import Factor, LmmObjective
 
 
@@ -26,6 +27,8 @@ def _first_block_apply(obj: LmmObjective, f: Factor, x_rest: np.ndarray) -> np.n
     v = _apply_lambda_rest(obj, f, x_rest)
     t = (obj.cp.A1R @ v).reshape(lay.n1, lay.q1)
     t = t @ f.templates[0]  # rows: T1' t_l  (t_l as row vector times T1)
+    if lay.q1 == 1:
+        return t / f.L1[:, :, 0]
     return np.linalg.solve(f.L1, t[:, :, None])[:, :, 0]
 
 
@@ -58,7 +61,10 @@ def solve(obj: LmmObjective, f: Factor) -> Solution:
     e_y[-1] = 1.0
     x = np.concatenate([u_rest, beta, [0.0]])
     rhs1 = _first_block_apply(obj, f, e_y) - _first_block_apply(obj, f, x)
-    u1 = np.linalg.solve(np.swapaxes(f.L1, 1, 2), rhs1[:, :, None])[:, :, 0]
+    if lay.q1 == 1:
+        u1 = rhs1 / f.L1[:, :, 0]
+    else:
+        u1 = np.linalg.solve(np.swapaxes(f.L1, 1, 2), rhs1[:, :, None])[:, :, 0]
     us = [u1]
     start = 0
     for g in obj.spec.groupings[1:]:
@@ -93,7 +99,7 @@ def conditional_variances(obj: LmmObjective, f: Factor, sigma: float) -> list[np
         LZinv = solve_triangular(LZ, np.eye(mz), lower=True)
         # B L1^{-1}: column (l, a) of B is the Z-part of U' row (l, a)
         # U = L1^{-1} T1' A1R Lt  =>  B L1^{-1} = (U_Z)' L1^{-T}... built row-block-wise
-        A = obj.cp.A1R[:, :mz].toarray().reshape(n1, q1, mz)
+        A = as_dense(obj.cp.A1R)[:, :mz].reshape(n1, q1, mz)
         U = _right_lambda(obj, f, L1inv @ f.templates[0].T[None] @ A)  # (n1, q1, mz)
         # Y_l = LZ^{-1} U_l' L1_l^{-1}; block l of the inverse gains Y_l' Y_l
         Ym = solve_triangular(LZ, U.reshape(n1 * q1, mz).T, lower=True)  # (mz, n1*q1)

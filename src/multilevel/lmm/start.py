@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..crossprod import CrossProducts
+from ..crossprod import CrossProducts, as_dense
 from ..spec import ModelSpec
 
 MIN_START = 0.1
@@ -29,8 +29,9 @@ def _level_stats(
     if k == 0:
         rows = np.arange(lay.n1) * lay.q1 + a
         counts = cp.A11[:, a, a]
-        zx = cp.A1R[rows][:, mz : mz + p].toarray()
-        zy = cp.A1R[rows][:, [mz + p]].toarray().ravel()
+        A = cp.A1R[rows]
+        zx = as_dense(A[:, mz : mz + p])
+        zy = as_dense(A[:, [mz + p]]).ravel()
     else:
         start = sum(g.size for g in spec.groupings[1:k])
         g = spec.groupings[k]

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..text import _pval, _stars, _table, clean, common_dict, random_effects_lines
+
 if TYPE_CHECKING:
     from .results import LmmFit
-
-
-def _pval(p: float) -> str:
-    if p < 2e-16:
-        return "< 2e-16"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
-
-
-def _stars(p: float) -> str:
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
-
-
-def _table(rows: list[list[str]], align: list[str]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
-        out.append(" " + " ".join(cells).rstrip())
-    return out
 
 
 def format_summary(fit: LmmFit) -> str:
@@ -49,28 +31,7 @@ def format_summary(fit: LmmFit) -> str:
     lines.append("Scaled residuals:")
     lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
     lines.append("")
-    lines.append("Random effects:")
-    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
-    for g in fit.spec.groupings:
-        S = fit.covariances[g.name].to_numpy()
-        sd = np.sqrt(np.maximum(np.diag(S), 0))
-        first = True
-        for t in g.terms:
-            for i in range(t.offset, t.offset + t.q):
-                corr = []
-                for j in range(t.offset, i):
-                    c = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
-                    corr.append(f"{c:5.2f}")
-                rows.append(
-                    [g.name if first else "", g.columns[i], f"{S[i, i]:.4g}", f"{sd[i]:.4g}", " ".join(corr)]
-                )
-                first = False
-    rows.append(["Residual", "", f"{fit.sigma**2:.4g}", f"{fit.sigma:.4g}", ""])
-    lines += _table(rows, ["l", "l", "r", "r", "l"])
-    groups = ", ".join(f"{k}, {v}" for k, v in fit.ngroups.items())
-    lines.append(f"Number of obs: {fit.nobs}, groups:  {groups}")
-    if fit.spec.n_missing:
-        lines.append(f"({fit.spec.n_missing} rows with missing values were dropped)")
+    lines += random_effects_lines(fit)
     lines.append("")
     lines.append("Fixed effects:")
     ct = fit.coef_table
@@ -103,57 +64,20 @@ def format_summary(fit: LmmFit) -> str:
     return "\n".join(lines)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, (np.floating,)):
-        return _clean(float(x))
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    return x
-
-
 def fit_to_dict(fit: LmmFit) -> dict:
     ct = fit.coef_table
-    vc = fit.varcorr
-    return {
-        "model": "lmm",
-        "formula": fit.spec.formula,
-        "family": fit.spec.family,
-        "method": "REML" if fit.reml else "ML",
-        "nobs": fit.nobs,
-        "n_missing_dropped": fit.spec.n_missing,
-        "ngroups": fit.ngroups,
-        "fixef": {
-            str(k): {
-                "estimate": _clean(float(r["Estimate"])),
-                "se": _clean(float(r["Std. Error"])),
-                "df": _clean(float(r["df"])),
-                "t": _clean(float(r["t value"])),
-                "p": _clean(float(r["Pr(>|t|)"])),
-            }
-            for k, r in ct.iterrows()
-        },
-        "dropped_fixed": list(fit.spec.dropped_fixed),
-        "varcorr": [{k: _clean(v) for k, v in rec.items()} for rec in vc.to_dict("records")],
-        "sigma": fit.sigma,
-        "theta": [float(t) for t in fit.theta],
-        "theta_names": list(fit.spec.theta_names),
-        "loglik": fit.loglik,
-        "deviance": fit.deviance,
-        "reml_criterion": fit.reml_criterion,
-        "aic": fit.aic,
-        "bic": fit.bic,
-        "converged": fit.converged,
-        "singular": fit.singular,
-        "messages": list(fit.messages),
-        "optimizer": fit.optinfo.to_dict(),
-        "ranef": {
-            name: {
-                "levels": [str(i) for i in df.index],
-                "terms": list(df.columns),
-                "condval": df.to_numpy().tolist(),
-            }
-            for name, df in fit.ranef.items()
-        },
+    out = {"model": "lmm", "family": fit.spec.family, "method": "REML" if fit.reml else "ML"}
+    out.update(common_dict(fit))
+    out["fixef"] = {
+        str(k): {
+            "estimate": clean(float(r["Estimate"])),
+            "se": clean(float(r["Std. Error"])),
+            "df": clean(float(r["df"])),
+            "t": clean(float(r["t value"])),
+            "p": clean(float(r["Pr(>|t|)"])),
+        }
+        for k, r in ct.iterrows()
     }
+    out["sigma"] = fit.sigma
+    out["reml_criterion"] = fit.reml_criterion
+    return out

@@ -1,0 +1,229 @@
+"""The immutable result of a generalized linear mixed-model fit.
+
+Deviance conventions: ``deviance`` is -2 x the (Laplace or quadrature)
+log-likelihood, so it is comparable across models and with ``aic``/``bic``.
+lme4's ``deviance()`` for GLMMs is instead the sum of squared deviance residuals
+at the conditional modes; that is ``deviance_residual_sum`` here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..design import Design, design_for
+from ..errors import DataError
+from ..lmm.solution import conditional_variances
+from ..numdiff import jacobian_hessian
+from ..optimize import OptSummary
+from ..results_base import MixedFitMixin
+from ..spec import ModelSpec
+from .families import Family
+from .fit import GlmmEstimate, deviance_function
+from .pirls import GlmmProblem
+
+
+@dataclass(frozen=True)
+class GlmmFit(MixedFitMixin):
+    """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``)."""
+
+    spec: ModelSpec
+    design: Design = field(repr=False)
+    family: Family
+    nagq: int
+    estimate: GlmmEstimate = field(repr=False)
+    problem: GlmmProblem = field(repr=False)
+    optinfo: OptSummary
+    messages: tuple[str, ...] = ()
+
+    # ---- parameters ---------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        return self.estimate.theta
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.estimate.beta, index=list(self.spec.fixed_names), name="Estimate")
+
+    @property
+    def dispersion(self) -> float | None:
+        """Dispersion (Gaussian variance, Gamma / inverse-Gaussian phi) or NB shape; None if fixed at 1."""
+        return self.estimate.disp if self.family.has_dispersion else None
+
+    @property
+    def sigma(self) -> float:
+        """Residual SD for the Gaussian family, else 1 (as lme4's ``sigma()`` for binomial/Poisson)."""
+        if self.family.name == "gaussian":
+            return math.sqrt(self.estimate.disp)
+        if self.family.name in ("Gamma", "inverse_gaussian"):
+            return math.sqrt(self.estimate.disp)
+        return 1.0
+
+    @cached_property
+    def _hessian(self) -> np.ndarray:
+        k, p = self.theta.size, self.spec.p
+        has_disp = self.family.has_dispersion
+        f = deviance_function(self.problem, self.nagq, k, p, has_disp, self.estimate.pirls.u)
+        x = np.concatenate(
+            [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
+        )
+        _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
+        return H
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects from the Hessian of the deviance in (theta, beta), as lme4."""
+        k, p = self.theta.size, self.spec.p
+        H = self._hessian
+        try:
+            V = 2.0 * np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            V = 2.0 * np.linalg.pinv(H)
+        names = list(self.spec.fixed_names)
+        return pd.DataFrame(V[k : k + p, k : k + p], index=names, columns=names)
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series(
+            np.sqrt(np.maximum(np.diag(self.vcov.to_numpy()), 0)), index=self.vcov.index, name="Std. Error"
+        )
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        est, se = self.fixef, self.fixef_se
+        z = est / se
+        p = 2 * stats.norm.sf(np.abs(z.to_numpy()))
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
+
+    # ---- inputs of the shared results -----------------------------------
+    @property
+    def _templates(self) -> list[np.ndarray]:
+        return self.spec.templates(self.theta)
+
+    @property
+    def _re_scale(self) -> float:
+        return 1.0
+
+    @property
+    def _b(self) -> list[np.ndarray]:
+        return [u @ T.T for u, T in zip(self.estimate.pirls.u, self._templates)]
+
+    def _condvar_blocks(self) -> list[np.ndarray]:
+        r = self.estimate.pirls
+        return conditional_variances(r.objective, r.factor, 1.0)
+
+    @property
+    def _residual_row(self) -> tuple[float, float] | None:
+        if self.family.name == "gaussian":
+            return (self.estimate.disp, math.sqrt(self.estimate.disp))
+        return None
+
+    # ---- fit statistics ---------------------------------------------------
+    @property
+    def deviance(self) -> float:
+        """-2 x log-likelihood (Laplace or quadrature)."""
+        return self.estimate.deviance
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.estimate.deviance
+
+    @property
+    def n_params(self) -> int:
+        return self.theta.size + self.spec.p + int(self.family.has_dispersion)
+
+    @property
+    def aic(self) -> float:
+        return self.deviance + 2 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return self.deviance + math.log(self.nobs) * self.n_params
+
+    @cached_property
+    def deviance_residual_sum(self) -> float:
+        """lme4's ``deviance()`` for GLMMs: sum of squared deviance residuals at the modes."""
+        r = self.estimate.pirls
+        return float(
+            np.sum(self.family.unit_deviance(self.problem.y, r.mu, self.problem.w0, self.estimate.disp))
+        )
+
+    @property
+    def converged(self) -> bool:
+        return self.optinfo.converged
+
+    @property
+    def singular(self) -> bool:
+        return self.optinfo.singular
+
+    @property
+    def reml_criterion(self) -> None:
+        return None
+
+    # ---- fitted values ------------------------------------------------------
+    @property
+    def linear_predictor(self) -> np.ndarray:
+        return self.estimate.pirls.eta.copy()
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """Fitted means (response scale) at the conditional modes."""
+        return self.estimate.pirls.mu.copy()
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """Response residuals y - mu (y as a proportion for binomial)."""
+        return self.problem.y - self.fitted
+
+    def predict(
+        self,
+        newdata: Any = None,
+        *,
+        type: str = "response",
+        conditional: bool = True,
+        new_levels: str = "error",
+    ) -> np.ndarray:
+        """Predictions on the link (``type="link"``) or response scale."""
+        if type not in ("link", "response"):
+            raise ValueError("type must be 'link' or 'response'")
+        if new_levels not in ("error", "population"):
+            raise ValueError("new_levels must be 'error' or 'population'")
+        if newdata is None:
+            eta = self.problem.offset + self.problem.X @ self.estimate.beta
+            if conditional:
+                eta = self.estimate.pirls.eta
+        else:
+            d = design_for(self.spec, newdata)
+            eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
+            if conditional:
+                for g, gd, b in zip(self.spec.groupings, d.groups, self._b):
+                    unseen = gd.codes < 0
+                    if unseen.any() and new_levels == "error":
+                        raise DataError(
+                            f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the fitted "
+                            "model; pass new_levels='population' to predict them at the population level"
+                        )
+                    ok = ~unseen
+                    eta = eta.copy()
+                    eta[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
+        return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+
+    # ---- presentation ------------------------------------------------------
+    def summary(self) -> str:
+        from .summary import format_glmm_summary
+
+        return format_glmm_summary(self)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict:
+        from .summary import glmm_to_dict
+
+        return glmm_to_dict(self)

@@ -1,0 +1,96 @@
+"""Text summary (as lme4's ``summary(glmer)``) and plain-data export of a GLMM fit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..text import _pval, _stars, _table, clean, common_dict, random_effects_lines
+
+if TYPE_CHECKING:
+    from .results import GlmmFit
+
+
+def _method(fit: GlmmFit) -> str:
+    if fit.nagq == 0:
+        return "penalized IRLS only (nagq = 0)"
+    if fit.nagq == 1:
+        return "maximum likelihood (Laplace approximation)"
+    return f"maximum likelihood (adaptive Gauss-Hermite quadrature, nagq = {fit.nagq})"
+
+
+def format_glmm_summary(fit: GlmmFit) -> str:
+    fam = fit.family
+    lines = [
+        f"Generalized linear mixed model fit by {_method(fit)}",
+        f" Family: {fam.name}  ( {fam.link.name} )",
+        f"Formula: {fit.spec.formula}",
+        "",
+        "     AIC      BIC   logLik deviance df.resid",
+        f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f} {fit.nobs - fit.n_params:8d}",
+        "",
+    ]
+    mu = fit.fitted
+    var = fam.variance(mu, fit.estimate.disp) / fit.problem.w0
+    r = (fit.problem.y - mu) / np.sqrt(var)
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
+    lines.append("Scaled residuals:")
+    lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
+    lines.append("")
+    lines += random_effects_lines(fit)
+    if fit.dispersion is not None and fam.name != "gaussian":
+        label = "shape" if fam.name == "negative_binomial" else "dispersion"
+        lines.append(f"{fam.name} {label} parameter: {fit.dispersion:.4g}")
+    lines.append("")
+    lines.append("Fixed effects:")
+    rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]]
+    for name, rec in fit.coef_table.iterrows():
+        p = float(rec["Pr(>|z|)"])
+        rows.append(
+            [
+                str(name),
+                f"{rec['Estimate']:.5g}",
+                f"{rec['Std. Error']:.4g}",
+                f"{rec['z value']:.3f}",
+                _pval(p),
+                _stars(p),
+            ]
+        )
+    lines += _table(rows, ["l", "r", "r", "r", "r", "l"])
+    lines.append("---")
+    lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+    lines.append(
+        f"deviance = -2 logLik = {fit.deviance:.4f}; lme4's deviance() (sum of squared deviance "
+        f"residuals) = {fit.deviance_residual_sum:.4f}"
+    )
+    opt = fit.optinfo
+    lines.append(
+        f"optimizer: {opt.optimizer}, {opt.n_evals} evaluations, {opt.seconds:.3f} s, "
+        f"{'converged' if opt.converged else 'NOT CONVERGED'}"
+    )
+    for m in fit.messages:
+        lines.append(f"note: {m}")
+    return "\n".join(lines)
+
+
+def glmm_to_dict(fit: GlmmFit) -> dict:
+    out = {
+        "model": "glmm",
+        "family": fit.family.name,
+        "link": fit.family.link.name,
+        "method": "Laplace" if fit.nagq == 1 else f"AGQ({fit.nagq})" if fit.nagq > 1 else "PIRLS",
+    }
+    out.update(common_dict(fit))
+    out["fixef"] = {
+        str(k): {
+            "estimate": clean(float(r["Estimate"])),
+            "se": clean(float(r["Std. Error"])),
+            "z": clean(float(r["z value"])),
+            "p": clean(float(r["Pr(>|z|)"])),
+        }
+        for k, r in fit.coef_table.iterrows()
+    }
+    out["dispersion"] = fit.dispersion
+    out["deviance_residual_sum"] = fit.deviance_residual_sum
+    return out
