@@ -181,7 +181,13 @@ class Gaussian(Family):
         return None
 
     def mustart(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return y.astype(float)
+        y = y.astype(float)
+        if self.link.name == "identity":
+            return y
+        # log and inverse links need a positive start
+        pos = y[y > 0]
+        fill = float(pos.mean()) if pos.size else 1.0
+        return np.where(y > 0, y, fill)
 
     def default_dispersion(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> float:
         return float(np.sum(w * (y - mu) ** 2) / y.size)

@@ -67,7 +67,8 @@ def fit_glmm(
     p = len(spec.fixed_names)
     has_disp = family.has_dispersion
     theta0 = tm.initial() if start is None else np.asarray(start, dtype=float)
-    disp0 = family.default_dispersion(prob.y, prob.mustart, prob.w0) if has_disp else 1.0
+    mu_bar = np.full_like(prob.y, np.average(prob.y, weights=prob.w0))
+    disp0 = max(family.default_dispersion(prob.y, mu_bar, prob.w0), 1e-8) if has_disp else 1.0
 
     # ---- stage 1: theta (and log dispersion), beta inside PIRLS -----------
     warm: dict[str, object] = {"u": None, "beta": None}
