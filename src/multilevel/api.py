@@ -17,7 +17,7 @@ import numpy as np
 from ._threads import blas_threads
 from .crossprod import CrossProducts, compute_crossprods
 from .design import Design, build_model
-from .errors import ConvergenceWarning, ModelError, SingularFitWarning
+from .errors import ConvergenceWarning, ModelError, SeparationWarning, SingularFitWarning
 from .lmm.gradient import criterion_and_gradient
 from .lmm.inference import check_convergence
 from .lmm.objective import LmmObjective
@@ -93,12 +93,17 @@ class Model:
 
 def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = None) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result."""
-    from .glmm.fit import fit_glmm, singular_and_messages
+    from .glmm.fit import fit_glmm, separation_message, singular_and_messages
     from .glmm.pirls import GlmmProblem
     from .glmm.results import GlmmFit
 
     est = fit_glmm(model.spec, model.design, model.family, nagq=nagq, start=start)
     singular, msgs = singular_and_messages(model.spec, est.theta)
+    offset = model.design.offset if model.design.offset is not None else np.zeros(model.design.n)
+    sep = separation_message(model.family, est, offset)
+    if sep is not None:
+        msgs = (*msgs, sep)
+        warnings.warn(sep, SeparationWarning, stacklevel=3)
     ok = (
         est.stage2.return_code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED")
         and est.pirls.converged

@@ -71,5 +71,9 @@ class SingularFitWarning(MultilevelWarning):
     """A variance estimate is zero or a correlation is +-1 (boundary fit)."""
 
 
+class SeparationWarning(MultilevelWarning):
+    """Fitted probabilities of 0 or 1: complete or quasi-complete separation."""
+
+
 class DataWarning(MultilevelWarning):
     """The data are usable but suspicious (for example few levels in a grouping factor)."""

@@ -162,3 +162,22 @@ def singular_and_messages(spec: ModelSpec, theta: np.ndarray) -> tuple[bool, tup
         )
         warnings.warn(msgs[0], SingularFitWarning, stacklevel=4)
     return singular, msgs
+
+
+SEPARATION_ETA = 20.0
+
+
+def separation_message(family: Family, est: GlmmEstimate, offset: np.ndarray) -> str | None:
+    """A message when fitted probabilities reach 0 or 1 (separation), else None."""
+    if family.name != "binomial":
+        return None
+    eta = est.pirls.eta - offset
+    n_extreme = int(np.sum(np.abs(eta) > SEPARATION_ETA))
+    if n_extreme == 0:
+        return None
+    return (
+        f"complete or quasi-complete separation: {n_extreme} fitted probabilities are 0 or 1 "
+        "to machine precision, so some coefficients (and their SEs) are not finite estimates. "
+        "Check for predictors that perfectly separate the outcomes; consider a penalized or "
+        "Bayesian fit (multilevel.sample) with proper priors"
+    )
