@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import print_table, run_r_fits
+from common import timed as _time
 
 import multilevel
 
@@ -33,15 +30,6 @@ CASES = [
     ("radon", "radon", "log_radon ~ basement + (basement | county)", True),
     ("insteval", "InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", False),
 ]
-
-
-def _time(fn, reps):
-    times, out = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def run_multilevel(data, formula, reml, reps):
@@ -117,64 +105,8 @@ def run_statsmodels(name, data, reml, reps):
     return t, -2 * float(m.llf)
 
 
-R_SCRIPT = r"""
-suppressMessages(library(lme4)); suppressMessages(library(jsonlite))
-args <- commandArgs(TRUE)
-cfg <- fromJSON(args[1], simplifyVector = FALSE)
-cols <- fromJSON(args[2], simplifyVector = FALSE)
-out <- list()
-for (case in cfg) {
-  d <- read.csv(case$path)
-  spec <- cols[[case$data]]
-  if (!is.null(spec)) for (col in spec$columns) {
-    if (col$type %in% c("factor", "ordered"))
-      d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels))
-  }
-  if (case$data == "radon") d$county <- factor(d$county)
-  times <- numeric(0)
-  for (i in seq_len(case$reps)) {
-    t0 <- proc.time()[["elapsed"]]
-    m <- lmer(as.formula(case$formula), data = d, REML = case$reml)
-    times <- c(times, proc.time()[["elapsed"]] - t0)
-  }
-  crit <- if (case$reml) REMLcrit(m) else deviance(m)
-  out[[case$name]] <- list(seconds = median(times), criterion = crit)
-}
-cat(toJSON(out, auto_unbox = TRUE, digits = NA))
-"""
-
-
 def run_lme4(cases, reps_for):
-    if not shutil.which("Rscript"):
-        return {}
-    probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True)
-    if probe.returncode != 0:
-        return {}
-    ds = Path(multilevel.__file__).parent / "datasets"
-    cfg = []
-    for name, data, formula, reml in cases:
-        fname = {"InstEval": "InstEval.csv.gz"}.get(data, f"{data}.csv")
-        cfg.append(
-            {
-                "name": name,
-                "data": data,
-                "path": str(ds / fname),
-                "formula": formula,
-                "reml": reml,
-                "reps": reps_for(name, lme4=True),
-            }
-        )
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(R_SCRIPT)
-        script = fh.name
-    r = subprocess.run(
-        ["Rscript", script, json.dumps(cfg), str(ds / "columns.json")], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        print("lme4 run failed:", r.stderr[-500:], file=sys.stderr)
-        return {}
-    res = json.loads(r.stdout)
-    return {k: (v["seconds"], v["criterion"]) for k, v in res.items()}
+    return run_r_fits([(n, d, f, {"reml": reml}) for n, d, f, reml in cases], reps_for, "lmer")
 
 
 def main() -> None:
@@ -211,18 +143,7 @@ def main() -> None:
     for name, val in run_lme4(cases, reps_for).items():
         results[name]["lme4"] = val
 
-    tools = ["multilevel", "glmm", "mixedlm", "statsmodels", "lme4"]
-    print("\n| model | tool | median time (s) | time / multilevel | criterion | criterion - multilevel's |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, row in results.items():
-        base_t, base_c = row["multilevel"]  # type: ignore[misc]
-        for tool in tools:
-            v = row.get(tool)
-            if v is None:
-                print(f"| {name} | {tool} | n/a | | | |")
-                continue
-            t, c = v
-            print(f"| {name} | {tool} | {t:.4f} | {t / base_t:.1f}x | {c:.6f} | {c - base_c:+.2e} |")
+    print_table(results, ["multilevel", "glmm", "mixedlm", "statsmodels", "lme4"], "criterion")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     _ = np

@@ -59,3 +59,38 @@ def test_bad_input_one_line_exit_2(args, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_glmm_from_the_command_line(tmp_path):
+    pd = pytest.importorskip("pandas")
+    import multilevel
+
+    path = tmp_path / "cbpp.csv"
+    multilevel.load_dataset("cbpp").to_csv(path, index=False)
+    r = run(
+        "fit",
+        str(path),
+        "cbind(incidence, size - incidence) ~ C(period) + (1 | herd)",
+        "--family",
+        "binomial",
+        "--nagq",
+        "25",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["method"] == "AGQ(25)"
+    assert d["loglik"] == pytest.approx(-91.98337, abs=1e-4)
+    assert pd is not None
+
+
+def test_example_cbpp():
+    r = run("example", "cbpp")
+    assert r.returncode == 0, r.stderr
+    assert "Laplace" in r.stdout and "herd" in r.stdout
+
+
+def test_unknown_family_one_line():
+    r = run("fit", str(SLEEP), "Reaction ~ Days + (1 | Subject)", "--family", "poison")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "unknown family" in r.stderr

@@ -13,18 +13,30 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = {
-    "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
-    "penicillin": ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
-    "pastes": ("Pastes", "strength ~ 1 + (1 | batch/cask)"),
-    "radon": ("radon", "log_radon ~ basement + (basement | county)"),
-    "insteval": ("InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)"),
+EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", {}),
+    "penicillin": ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", {}),
+    "pastes": ("Pastes", "strength ~ 1 + (1 | batch/cask)", {}),
+    "radon": ("radon", "log_radon ~ basement + (basement | county)", {}),
+    "insteval": ("InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", {"reml": False}),
+    "cbpp": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", {"family": "binomial"}),
+    "grouseticks": (
+        "grouseticks",
+        "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+        {"family": "poisson"},
+    ),
+    "verbagg": (
+        "VerbAgg",
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        {"family": "binomial"},
+    ),
 }
 
 EPILOG = """examples:
   multilevel example sleepstudy
   multilevel fit sleepstudy.csv "Reaction ~ Days + (Days | Subject)"
   multilevel fit data.parquet "y ~ x + (1 | school/class)" --ml --json
+  multilevel fit cbpp.csv "cbind(incidence, size - incidence) ~ period + (1 | herd)" --family binomial --nagq 25
 """
 
 
@@ -63,7 +75,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     data = _read_table(args.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = fit(args.formula, data, reml=not args.ml, na_action=args.na_action)
+        m = fit(
+            args.formula,
+            data,
+            family=args.family,
+            link=args.link,
+            nagq=args.nagq,
+            reml=not args.ml,
+            na_action=args.na_action,
+        )
     _report(m, args.json)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -78,12 +98,16 @@ def _cmd_example(args: argparse.Namespace) -> int:
         from .errors import DataError
 
         raise DataError(f"unknown example {args.name!r}; choose one of {', '.join(EXAMPLES)}")
-    dataset, formula = EXAMPLES[args.name]
+    dataset, formula, kwargs = EXAMPLES[args.name]
+    kwargs = dict(kwargs)
+    if args.ml:
+        kwargs["reml"] = False
     if not args.json:
-        print(f"# multilevel.fit({formula!r}, load_dataset({dataset!r}))\n")
+        extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+        print(f"# multilevel.fit({formula!r}, load_dataset({dataset!r}){extra})\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = fit(formula, load_dataset(dataset), reml=not args.ml)
+        m = fit(formula, load_dataset(dataset), **kwargs)
     _report(m, args.json)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -108,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
     p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_fit.add_argument(
+        "--family",
+        default="gaussian",
+        help="gaussian (default), binomial, poisson, Gamma, inverse_gaussian, negative_binomial",
+    )
+    p_fit.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
+    p_fit.add_argument(
+        "--nagq",
+        type=int,
+        default=1,
+        help="GLMMs: 1 = Laplace (default), up to 25 = adaptive quadrature, 0 = PIRLS only",
+    )
     p_fit.add_argument(
         "--na-action",
         choices=["omit", "raise"],
