@@ -36,7 +36,8 @@ EPILOG = """examples:
   multilevel example sleepstudy
   multilevel fit sleepstudy.csv "Reaction ~ Days + (Days | Subject)"
   multilevel fit data.parquet "y ~ x + (1 | school/class)" --ml --json
-  multilevel fit cbpp.csv "cbind(incidence, size - incidence) ~ period + (1 | herd)" --family binomial --nagq 25
+  multilevel fit cbpp.csv "cbind(incidence, size - incidence) ~ period + (1 | herd)" \\
+      --family binomial --nagq 25
 """
 
 

@@ -113,7 +113,8 @@ class GlmmProblem:
         converged = False
         it = 0
         result_obj = result_f = None
-        for it in range(1, maxit + 1):
+        while it < maxit:
+            it += 1
             mu_eta = link.mu_eta(eta)
             W = self.w0 * mu_eta**2 / fam.variance(mu, disp)
             z = eta - self.offset + (self.y - mu) / mu_eta

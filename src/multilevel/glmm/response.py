@@ -51,7 +51,8 @@ def binomial_response(
             present = [lev for lev in levels if (col == lev).any()]
             if len(present) != 2:
                 raise DataError(
-                    f"binomial response {response!r} has {len(present)} levels ({', '.join(map(str, present[:5]))}); "
+                    f"binomial response {response!r} has {len(present)} levels "
+                    f"({', '.join(map(str, present[:5]))}); "
                     "it needs exactly two (the second is counted as success)"
                 )
             return (col == present[1]).to_numpy(dtype=float), None

@@ -206,8 +206,8 @@ class GlmmFit(MixedFitMixin):
                     unseen = gd.codes < 0
                     if unseen.any() and new_levels == "error":
                         raise DataError(
-                            f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the fitted "
-                            "model; pass new_levels='population' to predict them at the population level"
+                            f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the "
+                            "fitted model; pass new_levels='population' to predict them at population level"
                         )
                     ok = ~unseen
                     eta = eta.copy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def format_glmm_summary(fit: GlmmFit) -> str:
 
 
 def glmm_to_dict(fit: GlmmFit) -> dict:
-    out = {
+    out: dict[str, Any] = {
         "model": "glmm",
         "family": fit.family.name,
         "link": fit.family.link.name,

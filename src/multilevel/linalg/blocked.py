@@ -177,7 +177,7 @@ class DenseSchur:
         return self.A @ M @ np.swapaxes(self.A, 1, 2)
 
     def refresh(self, A1R: sp.csr_matrix) -> DenseSchur:
-        n1, q1, m = self.A.shape
+        n1, q1, _ = self.A.shape
         return DenseSchur.build(A1R, n1, q1)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossprod import CrossProducts
-from ..linalg.blocked import blockdiag_factor, dense_cholesky, scale_rest, schur_update
+from ..linalg.blocked import SchurPattern, blockdiag_factor, dense_cholesky, scale_rest, schur_update
 from ..spec import ModelSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -61,7 +61,7 @@ class LmmObjective:
         self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1)
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
-        if not self.pattern.dense:
+        if isinstance(self.pattern, SchurPattern):
             self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
         self.n_evals = 0
 
@@ -79,8 +79,9 @@ class LmmObjective:
         Ts = self.spec.templates(theta)
         L1, W1, logdet1 = blockdiag_factor(self.cp.A11, Ts[0])
         mz = self.layout.mz
-        update = self.pattern.update(W1)
-        if self.pattern.dense:
+        pattern = self.pattern
+        update = pattern.update(W1)
+        if not isinstance(pattern, SchurPattern):
             G = self.cp.ARR - update
             if self._needs_full:
                 scale_rest(G, Ts[1:], self.z_levels)
@@ -94,10 +95,10 @@ class LmmObjective:
             G = np.multiply(self.cp.ARR, s[:, None], order="C")
             G *= s
             update *= s[self._ti] * s[self._tj]
-            G.ravel()[self.pattern.targets] -= update
+            G.ravel()[pattern.targets] -= update
         else:
             G = self.cp.ARR.copy(order="C")
-            G.ravel()[self.pattern.targets] -= update
+            G.ravel()[pattern.targets] -= update
             if self._needs_full:
                 G = np.triu(G) + np.triu(G, 1).T
                 scale_rest(G, Ts[1:], self.z_levels)

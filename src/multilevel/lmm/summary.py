@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def format_summary(fit: LmmFit) -> str:
 
 def fit_to_dict(fit: LmmFit) -> dict:
     ct = fit.coef_table
-    out = {"model": "lmm", "family": fit.spec.family, "method": "REML" if fit.reml else "ML"}
+    out: dict[str, Any] = {"model": "lmm", "family": fit.spec.family, "method": "REML" if fit.reml else "ML"}
     out.update(common_dict(fit))
     out["fixef"] = {
         str(k): {
