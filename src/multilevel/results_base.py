@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from .errors import DataError
 
 if TYPE_CHECKING:
     from .spec import ModelSpec
@@ -93,6 +95,23 @@ class MixedFitMixin:
         for g in self.spec.groupings:
             sd = np.sqrt(np.maximum(np.diagonal(self.condvar[g.name], axis1=1, axis2=2), 0.0))
             out[g.name] = pd.DataFrame(sd, index=pd.Index(g.levels, name=g.name), columns=list(g.columns))
+        return out
+
+    def _random_part(self, design: Any, new_levels: str) -> np.ndarray:
+        """``Z b`` for a design built from new data; unseen levels get 0 or an error."""
+        if new_levels not in ("error", "population"):
+            raise ValueError("new_levels must be 'error' or 'population'")
+        out = np.zeros(design.n)
+        for g, gd, b in zip(self.spec.groupings, design.groups, self._b):
+            unseen = gd.codes < 0
+            if unseen.any() and new_levels == "error":
+                raise DataError(
+                    f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the fitted "
+                    "model; pass new_levels='population' to predict them at the population level, "
+                    "or conditional=False"
+                )
+            ok = ~unseen
+            out[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
         return out
 
     @property

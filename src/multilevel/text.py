@@ -55,6 +55,20 @@ def random_effects_lines(fit: Any) -> list[str]:
     return lines
 
 
+def footer_lines(fit: Any) -> list[str]:
+    """Significance codes, dropped columns, the optimizer record and the fit's notes."""
+    lines = ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
+    if fit.spec.dropped_fixed:
+        lines.append(f"fixed-effect columns dropped (rank deficient): {', '.join(fit.spec.dropped_fixed)}")
+    opt = fit.optinfo
+    lines.append(
+        f"optimizer: {opt.optimizer}, {opt.n_evals} evaluations, {opt.seconds:.3f} s, "
+        f"{'converged' if opt.converged else 'NOT CONVERGED'}"
+    )
+    lines += [f"note: {m}" for m in fit.messages]
+    return lines
+
+
 def clean(x: Any) -> Any:
     """JSON-safe scalar: numpy types to Python, non-finite floats to None."""
     import math

@@ -20,6 +20,17 @@ import multilevel
 N_GROUPS, PER_GROUP = 12, 10
 
 
+INV = {
+    "identity": lambda e: e,
+    "log": np.exp,
+    "logit": special.expit,
+    "probit": stats.norm.cdf,
+    "cloglog": lambda e: -np.expm1(-np.exp(e)),
+    "inverse": lambda e: 1 / e,
+    "sqrt": lambda e: e * e,
+}
+
+
 def simulate(family, link, seed=1):
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(N_GROUPS), PER_GROUP)
@@ -37,15 +48,7 @@ def simulate(family, link, seed=1):
     eta = eta + 0.4 * x + b * (0.1 if link == "inverse" else 1.0)
     if link == "inverse":
         eta = np.abs(eta) + 0.2
-    mu = {
-        "identity": lambda e: e,
-        "log": np.exp,
-        "logit": special.expit,
-        "probit": stats.norm.cdf,
-        "cloglog": lambda e: -np.expm1(-np.exp(e)),
-        "inverse": lambda e: 1 / e,
-        "sqrt": lambda e: e * e,
-    }[link](eta)
+    mu = INV[link](eta)
     if family == "binomial":
         y = rng.binomial(1, mu)
     elif family == "poisson":
@@ -74,17 +77,6 @@ def logdens(family, y, mu, disp):
     if family == "negative_binomial":
         return stats.nbinom.logpmf(y, disp, disp / (disp + mu))
     return stats.norm.logpdf(y, mu, math.sqrt(disp))
-
-
-INV = {
-    "identity": lambda e: e,
-    "log": np.exp,
-    "logit": special.expit,
-    "probit": stats.norm.cdf,
-    "cloglog": lambda e: -np.expm1(-np.exp(e)),
-    "inverse": lambda e: 1 / e,
-    "sqrt": lambda e: e * e,
-}
 
 
 GRID = np.linspace(-10, 10, 4001)

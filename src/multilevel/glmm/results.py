@@ -18,7 +18,6 @@ import pandas as pd
 from scipy import stats
 
 from ..design import Design, design_for
-from ..errors import DataError
 from ..lmm.solution import conditional_variances
 from ..numdiff import jacobian_hessian
 from ..optimize import OptSummary
@@ -192,8 +191,6 @@ class GlmmFit(MixedFitMixin):
         """Predictions on the link (``type="link"``) or response scale."""
         if type not in ("link", "response"):
             raise ValueError("type must be 'link' or 'response'")
-        if new_levels not in ("error", "population"):
-            raise ValueError("new_levels must be 'error' or 'population'")
         if newdata is None:
             eta = self.problem.offset + self.problem.X @ self.estimate.beta
             if conditional:
@@ -202,16 +199,7 @@ class GlmmFit(MixedFitMixin):
             d = design_for(self.spec, newdata)
             eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
             if conditional:
-                for g, gd, b in zip(self.spec.groupings, d.groups, self._b):
-                    unseen = gd.codes < 0
-                    if unseen.any() and new_levels == "error":
-                        raise DataError(
-                            f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the "
-                            "fitted model; pass new_levels='population' to predict them at population level"
-                        )
-                    ok = ~unseen
-                    eta = eta.copy()
-                    eta[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
+                eta = eta + self._random_part(d, new_levels)
         return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
 
     # ---- presentation ------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..text import _pval, _stars, _table, clean, common_dict, random_effects_lines
+from ..text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
 
 if TYPE_CHECKING:
     from .results import GlmmFit
@@ -58,19 +58,11 @@ def format_glmm_summary(fit: GlmmFit) -> str:
             ]
         )
     lines += _table(rows, ["l", "r", "r", "r", "r", "l"])
-    lines.append("---")
-    lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
     lines.append(
         f"deviance = -2 logLik = {fit.deviance:.4f}; lme4's deviance() (sum of squared deviance "
         f"residuals) = {fit.deviance_residual_sum:.4f}"
     )
-    opt = fit.optinfo
-    lines.append(
-        f"optimizer: {opt.optimizer}, {opt.n_evals} evaluations, {opt.seconds:.3f} s, "
-        f"{'converged' if opt.converged else 'NOT CONVERGED'}"
-    )
-    for m in fit.messages:
-        lines.append(f"note: {m}")
+    lines += footer_lines(fit)
     return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ import pandas as pd
 from scipy import stats
 
 from ..design import Design, design_for
-from ..errors import DataError
 from ..optimize import OptSummary
 from ..results_base import MixedFitMixin
 from ..spec import ModelSpec
@@ -188,15 +187,7 @@ class LmmFit(MixedFitMixin):
         if d.offset is not None:
             eta = eta + d.offset
         if conditional:
-            for g, gd in zip(self.spec.groupings, d.groups):
-                unseen = gd.codes < 0
-                if unseen.any() and new_levels == "error":
-                    raise DataError(
-                        f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the "
-                        "fitted model; pass new_levels='population' to predict them at the "
-                        "population level, or conditional=False"
-                    )
-            eta = eta + _z_times_b(d, self.solution.b)
+            eta = eta + self._random_part(d, new_levels)
         return eta
 
     # ---- presentation -----------------------------------------------
