@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._threads import blas_threads
 from ..design import Design, design_for
 from ..lmm.solution import conditional_variances
 from ..numdiff import jacobian_hessian
@@ -72,7 +73,8 @@ class GlmmFit(MixedFitMixin):
         x = np.concatenate(
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
-        _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
+        with blas_threads(self.estimate.pirls.objective.layout.m):
+            _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
         return H
 
     @cached_property

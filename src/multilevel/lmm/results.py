@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._threads import blas_threads
 from ..design import Design, design_for
 from ..optimize import OptSummary
 from ..results_base import MixedFitMixin
@@ -74,7 +75,8 @@ class LmmFit(MixedFitMixin):
     @cached_property
     def df(self) -> pd.Series:
         """Satterthwaite denominator degrees of freedom (lmerTest's method)."""
-        d = satterthwaite_df(self.objective, self.theta, self.sigma)
+        with blas_threads(self.objective.layout.m):
+            d = satterthwaite_df(self.objective, self.theta, self.sigma)
         return pd.Series(d, index=list(self.spec.fixed_names), name="df")
 
     @property
