@@ -147,12 +147,17 @@ def test_import_is_light():
     assert heavy.strip() == "[]"
 
 
-def test_weights_match_replicated_rows():
-    # integer prior weights give the same estimates as replicated residual variance scaling
-    d = multilevel.load_dataset("Dyestuff")
-    w = np.ones(len(d))
+def test_prior_weights_match_lme4():
+    # lme4 1.1-31: lmer(Reaction ~ Days + (Days|Subject), sleepstudy, weights = 1 + Days %% 3)
+    d = multilevel.load_dataset("sleepstudy")
+    d["w"] = 1 + (d.Days % 3)
+    m = multilevel.fit(F, d, weights="w")
+    assert m.reml_criterion == pytest.approx(1733.5435464662, rel=1e-9)
+    np.testing.assert_allclose(m.fixef, [249.9507015059, 10.6773686366], rtol=1e-6)
+    assert m.sigma == pytest.approx(31.8060474351, rel=1e-5)
+    ml = multilevel.fit(F, d, weights="w", reml=False)
+    assert ml.deviance == pytest.approx(1742.0409718836, rel=1e-9)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a = multilevel.fit("Yield ~ 1 + (1 | Batch)", d, weights=w)
-    b = multilevel.fit("Yield ~ 1 + (1 | Batch)", d)
-    assert a.reml_criterion == pytest.approx(b.reml_criterion, rel=1e-12)
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="non-negative"):
+            multilevel.fit(F, d.assign(w=-d.w), weights="w")
