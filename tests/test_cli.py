@@ -94,3 +94,16 @@ def test_unknown_family_one_line():
     r = run("fit", str(SLEEP), "Reaction ~ Days + (1 | Subject)", "--family", "poison")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "unknown family" in r.stderr
+
+
+def test_gee_subcommand(tmp_path):
+    import multilevel
+
+    path = tmp_path / "crt10.csv"
+    multilevel.load_dataset("crt10").to_csv(path, index=False)
+    r = run("gee", str(path), "y ~ arm + x", "--groups", "cluster", "--family", "binomial", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["se_method"] == "kc" and d["n_clusters"] == 10
+    r = run("gee", str(path), "y ~ arm + x", "--groups", "clusterz", "--family", "binomial")
+    assert r.returncode == 2 and "clusterz" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -91,6 +91,29 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gee(args: argparse.Namespace) -> int:
+    from .marginal import gee
+
+    data = _read_table(args.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = gee(
+            args.formula,
+            data,
+            groups=args.groups,
+            family=args.family,
+            link=args.link,
+            corstr=args.corstr,
+            time=args.time,
+            se=args.se,
+            na_action=args.na_action,
+        )
+    _report(m, args.json)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
 def _cmd_example(args: argparse.Namespace) -> int:
     from .api import fit
     from .datasets import load_dataset
@@ -152,6 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop rows with missing values (with a warning) or refuse them",
     )
     p_fit.set_defaults(func=_cmd_fit)
+    p_gee = sub.add_parser("gee", help="generalized estimating equations with small-sample SEs")
+    p_gee.add_argument("data", help="CSV or Parquet file")
+    p_gee.add_argument("formula", help='model formula without random effects, e.g. "y ~ arm + x"')
+    p_gee.add_argument("--groups", required=True, help="column identifying the clusters")
+    p_gee.add_argument("--family", default="gaussian", help="gaussian, binomial, poisson, Gamma, ...")
+    p_gee.add_argument("--link", default=None, help="link function (default: canonical)")
+    p_gee.add_argument(
+        "--corstr",
+        default="exchangeable",
+        choices=["independence", "exchangeable", "ar1", "unstructured"],
+        help="working correlation",
+    )
+    p_gee.add_argument("--time", default=None, help="time column (order within cluster for ar1)")
+    p_gee.add_argument(
+        "--se",
+        default="auto",
+        choices=["auto", "model", "robust", "md", "kc", "fg", "jackknife"],
+        help="standard errors (auto: by number of clusters and size variation)",
+    )
+    p_gee.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_gee.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+    p_gee.set_defaults(func=_cmd_gee)
     p_ex = sub.add_parser("example", help="fit a bundled example end to end")
     p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")
     p_ex.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")

@@ -1,0 +1,226 @@
+"""The result of a GEE fit, and the rule that picks its standard errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..glmm.families import Family
+from .correlation import WorkingCorrelation
+from .estimate import GeeEstimate
+from .variance import METHODS
+
+MANY_CLUSTERS = 50
+EQUAL_SIZES_CV = 0.3
+
+
+def choose_se(se: str, sizes: np.ndarray, p: int) -> tuple[str, str]:
+    """The SE method and the reason for it.
+
+    ``auto``: with 50 or more clusters the robust sandwich is adequate; with fewer,
+    Kauermann-Carroll when cluster sizes are roughly equal (CV <= 0.3; Li & Redden
+    2015 found it holds the size at 10 clusters with a t reference), else
+    Fay-Graubard, which keeps its size better when sizes vary (Li & Redden 2015;
+    Leyrat et al. 2018). Corrected SEs use t on K - p degrees of freedom.
+    """
+    K = sizes.size
+    if se != "auto":
+        if se not in METHODS:
+            raise ValueError(f"se must be 'auto' or one of {', '.join(METHODS)}")
+        return se, "chosen by the user"
+    cv = float(np.std(sizes) / np.mean(sizes))
+    if K >= MANY_CLUSTERS:
+        return "robust", f"{K} clusters: the robust (sandwich) SE is adequate with many clusters"
+    if cv <= EQUAL_SIZES_CV:
+        return "kc", (
+            f"{K} clusters (< {MANY_CLUSTERS}) of similar size (CV {cv:.2f}): Kauermann-Carroll with "
+            f"t on K - p = {K - p} df"
+        )
+    return "fg", (
+        f"{K} clusters (< {MANY_CLUSTERS}) of unequal size (CV {cv:.2f}): Fay-Graubard with t on "
+        f"K - p = {K - p} df"
+    )
+
+
+@dataclass(frozen=True)
+class GeeFit:
+    """A fitted GEE: coefficients, working correlation, scale, and SEs by every method."""
+
+    formula: str
+    family: Family
+    corr: WorkingCorrelation
+    names: tuple[str, ...]
+    fixed_spec: Any = field(repr=False)
+    estimate: GeeEstimate = field(repr=False)
+    covs: dict[str, np.ndarray] = field(repr=False)
+    se_method: str
+    se_reason: str
+    cluster_sizes: np.ndarray = field(repr=False)
+    groups: str
+    y: np.ndarray = field(repr=False)
+    w: np.ndarray = field(repr=False)
+    n_missing: int = 0
+    qic: float = float("nan")
+
+    @property
+    def coef(self) -> pd.Series:
+        return pd.Series(self.estimate.beta, index=list(self.names), name="Estimate")
+
+    @property
+    def se_all(self) -> pd.DataFrame:
+        """SEs by every method: model, robust, md, kc, fg, jackknife."""
+        return pd.DataFrame(
+            {m: np.sqrt(np.maximum(np.diag(self.covs[m]), 0)) for m in METHODS}, index=list(self.names)
+        )
+
+    @property
+    def se(self) -> pd.Series:
+        return self.se_all[self.se_method].rename("Std. Error")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        return pd.DataFrame(self.covs[self.se_method], index=list(self.names), columns=list(self.names))
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.estimate.alpha
+
+    @property
+    def scale(self) -> float:
+        return self.estimate.phi
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.cluster_sizes.size)
+
+    @property
+    def nobs(self) -> int:
+        return int(self.y.size)
+
+    @property
+    def df(self) -> float:
+        """Reference df: K - p for the corrected SEs, infinite (z) for model/robust."""
+        if self.se_method in ("model", "robust"):
+            return float("inf")
+        return float(self.n_clusters - len(self.names))
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        est, se = self.coef, self.se
+        stat = est / se
+        df = self.df
+        if np.isinf(df):
+            p = 2 * stats.norm.sf(np.abs(stat.to_numpy()))
+            q = stats.norm.ppf(0.975)
+        else:
+            p = 2 * stats.t.sf(np.abs(stat.to_numpy()), df)
+            q = stats.t.ppf(0.975, df)
+        return pd.DataFrame(
+            {
+                "Estimate": est,
+                "Std. Error": se,
+                "z value" if np.isinf(df) else "t value": stat,
+                "Pr(>|z|)" if np.isinf(df) else "Pr(>|t|)": p,
+                "2.5 %": est - q * se,
+                "97.5 %": est + q * se,
+            }
+        )
+
+    @property
+    def working_correlation(self) -> np.ndarray:
+        """The working correlation of the largest cluster."""
+        n = int(self.cluster_sizes.max())
+        return (
+            self.corr.matrix(np.arange(n))
+            if self.corr.name != "unstructured"
+            else self.corr.matrix(
+                np.arange(self.corr.n_times)  # type: ignore[attr-defined]
+            )
+        )
+
+    def predict(self, newdata: Any = None, *, type: str = "response") -> np.ndarray:
+        if type not in ("link", "response"):
+            raise ValueError("type must be 'link' or 'response'")
+        if newdata is None:
+            eta = self.estimate.eta
+        else:
+            from ..data import to_pandas
+
+            X = np.asarray(
+                self.fixed_spec.get_model_matrix(to_pandas(newdata), na_action="ignore").to_numpy(dtype=float)
+            )
+            eta = X @ self.estimate.beta
+        return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+
+    def summary(self) -> str:
+        from ..text import _pval, _stars, _table
+
+        sizes = self.cluster_sizes
+        lines = [
+            f"Generalized estimating equations ({self.family.name}, {self.family.link.name} link)",
+            f"Formula: {self.formula}",
+            f"Clusters: {self.groups}, {self.n_clusters} clusters; sizes min {sizes.min()}, "
+            f"median {int(np.median(sizes))}, max {sizes.max()}; {self.nobs} observations",
+            f"Working correlation: {self.corr.describe()}"
+            + (f", alpha = {', '.join(f'{a:.4g}' for a in self.alpha)}" if self.alpha.size else ""),
+            f"Scale: {self.scale:.6g}   QIC: {self.qic:.2f}",
+            f"Standard errors: {self.se_method} ({self.se_reason})",
+        ]
+        if self.n_missing:
+            lines.append(f"({self.n_missing} rows with missing values were dropped)")
+        lines.append("")
+        ct = self.coef_table
+        stat_col, p_col = ct.columns[2], ct.columns[3]
+        rows = [["", "Estimate", "Std. Error", stat_col, p_col, "", "2.5 %", "97.5 %"]]
+        for name, r in ct.iterrows():
+            pv = float(r[p_col])
+            rows.append(
+                [
+                    str(name),
+                    f"{r['Estimate']:.5g}",
+                    f"{r['Std. Error']:.4g}",
+                    f"{r[stat_col]:.3f}",
+                    _pval(pv),
+                    _stars(pv),
+                    f"{r['2.5 %']:.4g}",
+                    f"{r['97.5 %']:.4g}",
+                ]
+            )
+        lines += _table(rows, ["l", "r", "r", "r", "r", "l", "r", "r"])
+        lines.append("")
+        lines.append("Standard errors by method:")
+        se = self.se_all
+        rows = [["", *se.columns]] + [[str(i), *(f"{v:.4g}" for v in row)] for i, row in se.iterrows()]
+        lines += _table(rows, ["l"] + ["r"] * se.shape[1])
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict:
+        from ..text import clean
+
+        ct = self.coef_table
+        return {
+            "model": "gee",
+            "formula": self.formula,
+            "family": self.family.name,
+            "link": self.family.link.name,
+            "corstr": self.corr.name,
+            "alpha": [float(a) for a in self.alpha],
+            "scale": self.scale,
+            "n_clusters": self.n_clusters,
+            "cluster_sizes": {"min": int(self.cluster_sizes.min()), "max": int(self.cluster_sizes.max())},
+            "nobs": self.nobs,
+            "se_method": self.se_method,
+            "se_reason": self.se_reason,
+            "df": clean(self.df),
+            "qic": self.qic,
+            "coef": {str(k): {c: clean(float(v)) for c, v in r.items()} for k, r in ct.iterrows()},
+            "se_all": {m: {str(k): float(v) for k, v in self.se_all[m].items()} for m in METHODS},
+            "converged": self.estimate.converged,
+        }
