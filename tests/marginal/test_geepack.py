@@ -143,3 +143,10 @@ def test_weights_equal_replication():
     b = fit("crt10_exch")
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
     assert isinstance(d, pd.DataFrame)
+
+
+def test_qic_matches_geepack():
+    # geepack 1.3.9 QIC() of geeglm fits refitted with geese.control(epsilon = 1e-10)
+    crt = multilevel.gee("y ~ arm + x", multilevel.load_dataset("crt10"), groups="cluster", family="binomial")
+    assert crt.qic == pytest.approx(448.928027973, rel=1e-9)
+    assert fit("dietox_ar1").qic == pytest.approx(45130.98697477, rel=1e-8)

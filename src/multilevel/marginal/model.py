@@ -156,7 +156,15 @@ def gee(
         y=y,
         w=w,
         n_missing=int((~mask).sum()),
-        qic=_qic(y, w, est, fam, X, covs),
+        qic=_qic(
+            y,
+            w,
+            est,
+            fam,
+            X,
+            covs,
+            gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1)),
+        ),
     )
 
 
@@ -190,12 +198,12 @@ def _time_positions(
 
 
 def _qic(
-    y: np.ndarray, w: np.ndarray, est: Any, fam: Any, X: np.ndarray, covs: dict[str, np.ndarray]
+    y: np.ndarray, w: np.ndarray, est: Any, fam: Any, X: np.ndarray, covs: dict[str, np.ndarray], indep: Any
 ) -> float:
-    """Pan's QIC: quasi-likelihood under independence plus 2 tr(Omega_I V_robust)."""
-    mu = est.mu
-    mu_eta = fam.link.mu_eta(est.eta)
-    A = w * mu_eta**2 / fam.variance(mu, 1.0)
-    Omega_I = (X.T * A) @ X / est.phi
-    quasi = -0.5 * float(np.sum(fam.unit_deviance(y, mu, w, 1.0))) / est.phi
+    """Pan's QIC as geepack's ``QIC()``: -2 x quasi-likelihood (scale 1) at the fit, plus
+    2 tr(Omega_I V_robust) with Omega_I the model-based information of the independence fit."""
+    mu_eta = fam.link.mu_eta(indep.eta)
+    A = w * mu_eta**2 / fam.variance(indep.mu, 1.0)
+    Omega_I = (X.T * A) @ X / indep.phi
+    quasi = -0.5 * float(np.sum(fam.unit_deviance(y, est.mu, w, 1.0)))
     return -2.0 * quasi + 2.0 * float(np.trace(Omega_I @ covs["robust"]))
