@@ -150,3 +150,21 @@ def test_qic_matches_geepack():
     crt = multilevel.gee("y ~ arm + x", multilevel.load_dataset("crt10"), groups="cluster", family="binomial")
     assert crt.qic == pytest.approx(448.928027973, rel=1e-9)
     assert fit("dietox_ar1").qic == pytest.approx(45130.98697477, rel=1e-8)
+
+
+def test_exchangeable_alpha_kept_positive_definite():
+    from multilevel.marginal.correlation import NEG_MARGIN, Exchangeable
+
+    # residuals alternating in sign within clusters: the moment estimate is below -1/(n-1)
+    resid = [np.array([1.0, -1.0, 1.0, -1.0, 1.0]), np.array([2.0, -2.0])]
+    ex = Exchangeable()
+    ex.alpha = ex.estimate(resid, [np.arange(5), np.arange(2)], phi=1.0, p=1)
+    assert ex.alpha[0] == pytest.approx(-NEG_MARGIN / 4)
+    assert np.linalg.eigvalsh(ex.matrix(np.arange(5))).min() > 0
+
+
+def test_kc_with_leverage_near_one_is_finite():
+    from multilevel.marginal.variance import _sym_sqrt
+
+    M = np.array([[1.0, 0.0], [0.0, -1e-17]])  # I - S with a rounding-negative eigenvalue
+    assert np.all(np.isfinite(_sym_sqrt(M, -0.5)))

@@ -15,6 +15,9 @@ import numpy as np
 from ..errors import DataError
 
 
+NEG_MARGIN = 0.95
+
+
 class WorkingCorrelation(ABC):
     name: str = ""
 
@@ -60,11 +63,18 @@ class Exchangeable(WorkingCorrelation):
     def estimate(self, resid: list[np.ndarray], times: list[np.ndarray], phi: float, p: int) -> np.ndarray:
         num = 0.0
         pairs = 0
+        n_max = 1
         for r in resid:
             s = r.sum()
             num += 0.5 * (s * s - float(r @ r))
             pairs += r.size * (r.size - 1) // 2
-        return np.array([num / (pairs * phi)])
+            n_max = max(n_max, r.size)
+        alpha = num / (pairs * phi)
+        # with few clusters the moment estimate can fall below -1/(n - 1), where the
+        # largest cluster's working correlation is no longer positive definite
+        if n_max > 1:
+            alpha = max(alpha, -NEG_MARGIN / (n_max - 1))
+        return np.array([min(alpha, 1 - 1e-8)])
 
 
 class AR1(WorkingCorrelation):

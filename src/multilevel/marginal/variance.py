@@ -25,9 +25,17 @@ METHODS = ("model", "robust", "md", "kc", "fg", "jackknife")
 FG_B = 0.75
 
 
+LEVERAGE_FLOOR = 1e-10
+
+
 def _sym_sqrt(V: np.ndarray, power: float) -> np.ndarray:
+    """Symmetric power of a symmetric positive (semi)definite matrix.
+
+    Eigenvalues are floored at ``LEVERAGE_FLOOR``: with very few clusters a
+    cluster's leverage can reach 1 to rounding, where ``I - H`` loses rank.
+    """
     lam, Q = np.linalg.eigh(V)
-    return (Q * lam**power) @ Q.T
+    return (Q * np.maximum(lam, LEVERAGE_FLOOR) ** power) @ Q.T
 
 
 def covariances(
