@@ -14,7 +14,6 @@ import numpy as np
 
 from ..errors import DataError
 
-
 NEG_MARGIN = 0.95
 
 
