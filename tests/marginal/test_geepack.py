@@ -168,3 +168,10 @@ def test_kc_with_leverage_near_one_is_finite():
 
     M = np.array([[1.0, 0.0], [0.0, -1e-17]])  # I - S with a rounding-negative eigenvalue
     assert np.all(np.isfinite(_sym_sqrt(M, -0.5)))
+
+
+def test_auto_rule_for_unequal_sizes():
+    d = multilevel.load_dataset("crt10")
+    keep = d.cluster.isin([1, 2]) | (np.arange(len(d)) % 4 == 0)  # shrink 8 of the 10 clusters
+    m = multilevel.gee("y ~ arm + x", d[keep], groups="cluster", family="binomial")
+    assert m.se_method == "md" and "unequal" in m.se_reason
