@@ -12,7 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "fit", "gee", "list_datasets", "load_dataset", "parse_formula"]
+__all__ = ["Model", "crt", "fit", "gee", "list_datasets", "load_dataset", "parse_formula"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from . import datasets
 
         return getattr(datasets, name)
+    if name == "crt":
+        import importlib
+
+        return importlib.import_module(".crt", __name__)
     if name == "gee":
         from .marginal import gee
 

@@ -1,0 +1,33 @@
+"""Cluster randomized trials: ICC, design effects, power and sample size.
+
+>>> from multilevel import crt
+>>> crt.clusters_needed(crt.continuous(delta=0.3, sd=1.0, icc=0.05), cluster_size=20)
+19
+"""
+
+from .design import (
+    Scenario,
+    binary,
+    cluster_size_needed,
+    clusters_needed,
+    continuous,
+    design_effect,
+    power,
+    power_grid,
+    rate,
+)
+from .icc import IccEstimate, icc
+
+__all__ = [
+    "IccEstimate",
+    "Scenario",
+    "binary",
+    "cluster_size_needed",
+    "clusters_needed",
+    "continuous",
+    "design_effect",
+    "icc",
+    "power",
+    "power_grid",
+    "rate",
+]
