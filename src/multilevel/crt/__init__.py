@@ -17,10 +17,12 @@ from .design import (
     rate,
 )
 from .icc import IccEstimate, icc
+from .simulate import SimulationResult, simulate_power, simulate_trial
 
 __all__ = [
     "IccEstimate",
     "Scenario",
+    "SimulationResult",
     "binary",
     "cluster_size_needed",
     "clusters_needed",
@@ -30,4 +32,6 @@ __all__ = [
     "power",
     "power_grid",
     "rate",
+    "simulate_power",
+    "simulate_trial",
 ]

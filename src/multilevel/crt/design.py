@@ -64,6 +64,7 @@ class Scenario:
     cv: float = 0.0  # coefficient of variation of cluster sizes (continuous, binary)
     rates: tuple[float, float] = (0.0, 0.0)
     between_cv: float = 0.0  # rates: CV of true cluster rates (Hayes & Bennett's k)
+    baseline: float = 0.0  # binary: the control arm's proportion
 
     def se(self, clusters_per_arm: int, cluster_size: float) -> float:
         k, m = clusters_per_arm, cluster_size
@@ -84,7 +85,7 @@ def binary(p1: float, p2: float, icc: float, cv: float = 0.0) -> Scenario:
     for p in (p1, p2):
         if not 0 < p < 1:
             raise ModelError(f"proportions must be in (0, 1), got {p}")
-    return Scenario("binary", p2 - p1, 0.5 * (p1 * (1 - p1) + p2 * (1 - p2)), icc=icc, cv=cv)
+    return Scenario("binary", p2 - p1, 0.5 * (p1 * (1 - p1) + p2 * (1 - p2)), icc=icc, cv=cv, baseline=p1)
 
 
 def rate(rate1: float, rate2: float, between_cv: float) -> Scenario:
