@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", {}),
@@ -114,6 +114,67 @@ def _cmd_gee(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_crt_power(args: argparse.Namespace) -> int:
+    from . import crt
+    from .errors import DataError
+
+    if args.outcome == "continuous":
+        sc = crt.continuous(args.delta, args.sd, args.icc, cv=args.cv)
+    elif args.outcome == "binary":
+        sc = crt.binary(args.p1, args.p2, args.icc, cv=args.cv)
+    else:
+        sc = crt.rate(args.rate1, args.rate2, args.between_cv)
+    ref: Literal["t", "z"] = "z" if args.z else "t"
+    out: dict[str, Any] = {"outcome": args.outcome, "reference": ref, "alpha": args.alpha}
+    if args.clusters and args.size:
+        out["power"] = crt.power(sc, args.clusters, args.size, alpha=args.alpha, reference=ref)
+        out.update(clusters_per_arm=args.clusters, cluster_size=args.size)
+    elif args.size:
+        out["clusters_per_arm"] = crt.clusters_needed(
+            sc, args.size, target=args.target, alpha=args.alpha, reference=ref
+        )
+        out["cluster_size"] = args.size
+    elif args.clusters:
+        out["cluster_size"] = crt.cluster_size_needed(
+            sc, args.clusters, target=args.target, alpha=args.alpha, reference=ref
+        )
+        out["clusters_per_arm"] = args.clusters
+    else:
+        raise DataError("give --clusters and/or --size (one of them is solved for when the other is missing)")
+    if "power" not in out:
+        out["power"] = crt.power(
+            sc, out["clusters_per_arm"], out["cluster_size"], alpha=args.alpha, reference=ref
+        )
+        out["target"] = args.target
+    if args.outcome != "rate":
+        out["design_effect"] = crt.design_effect(out["cluster_size"], args.icc, args.cv)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for k, v in out.items():
+            print(f"{k:>18}: {v:.4g}" if isinstance(v, float) else f"{k:>18}: {v}")
+    return 0
+
+
+def _cmd_crt_analyze(args: argparse.Namespace) -> int:
+    from . import crt
+
+    data = _read_table(args.data)
+    cov = [c for c in (args.covariates or "").split(",") if c]
+    alts = [c for c in (args.alternatives or "").split(",") if c]
+    res = crt.analyze(
+        data,
+        outcome=args.outcome,
+        arm=args.arm,
+        cluster=args.cluster,
+        covariates=cov,
+        method=args.method,
+        alternatives=alts,
+    )
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.report())
+    return 0
+
+
 def _cmd_example(args: argparse.Namespace) -> int:
     from .api import fit
     from .datasets import load_dataset
@@ -197,6 +258,40 @@ def build_parser() -> argparse.ArgumentParser:
     p_gee.add_argument("--json", action="store_true", help="print the fit as JSON")
     p_gee.add_argument("--na-action", choices=["omit", "raise"], default="omit")
     p_gee.set_defaults(func=_cmd_gee)
+    p_crt = sub.add_parser("crt", help="cluster randomized trials: power and analysis")
+    crt_sub = p_crt.add_subparsers(dest="crt_command", required=True)
+    p_pow = crt_sub.add_parser(
+        "power",
+        help="power, clusters per arm or cluster size for a two-arm CRT",
+        epilog="example: multilevel crt power --outcome continuous --delta 0.3 --sd 1 --icc 0.05 --size 20",
+    )
+    p_pow.add_argument("--outcome", choices=["continuous", "binary", "rate"], default="continuous")
+    p_pow.add_argument("--delta", type=float, default=0.0, help="continuous: difference in means")
+    p_pow.add_argument("--sd", type=float, default=1.0, help="continuous: outcome SD")
+    p_pow.add_argument("--p1", type=float, default=0.5, help="binary: control proportion")
+    p_pow.add_argument("--p2", type=float, default=0.5, help="binary: intervention proportion")
+    p_pow.add_argument("--rate1", type=float, default=1.0, help="rate: control rate")
+    p_pow.add_argument("--rate2", type=float, default=1.0, help="rate: intervention rate")
+    p_pow.add_argument("--between-cv", type=float, default=0.0, help="rate: CV of true cluster rates")
+    p_pow.add_argument("--icc", type=float, default=0.0)
+    p_pow.add_argument("--cv", type=float, default=0.0, help="CV of cluster sizes")
+    p_pow.add_argument("--clusters", type=int, default=None, help="clusters per arm")
+    p_pow.add_argument("--size", type=float, default=None, help="cluster size (person-time for rates)")
+    p_pow.add_argument("--target", type=float, default=0.8)
+    p_pow.add_argument("--alpha", type=float, default=0.05)
+    p_pow.add_argument("--z", action="store_true", help="normal reference instead of t on 2k - 2 df")
+    p_pow.add_argument("--json", action="store_true")
+    p_pow.set_defaults(func=_cmd_crt_power)
+    p_an = crt_sub.add_parser("analyze", help="analyse a parallel two-arm CRT")
+    p_an.add_argument("data", help="CSV or Parquet file")
+    p_an.add_argument("--outcome", required=True)
+    p_an.add_argument("--arm", required=True)
+    p_an.add_argument("--cluster", required=True)
+    p_an.add_argument("--covariates", default="", help="comma-separated covariates")
+    p_an.add_argument("--method", choices=["auto", "lmm", "gee", "glmm", "cluster_t"], default="auto")
+    p_an.add_argument("--alternatives", default="", help="comma-separated extra analyses")
+    p_an.add_argument("--json", action="store_true")
+    p_an.set_defaults(func=_cmd_crt_analyze)
     p_ex = sub.add_parser("example", help="fit a bundled example end to end")
     p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")
     p_ex.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")

@@ -5,6 +5,7 @@
 19
 """
 
+from .analyze import CrtAnalysis, analyze
 from .design import (
     Scenario,
     binary,
@@ -20,9 +21,11 @@ from .icc import IccEstimate, icc
 from .simulate import SimulationResult, simulate_power, simulate_trial
 
 __all__ = [
+    "CrtAnalysis",
     "IccEstimate",
     "Scenario",
     "SimulationResult",
+    "analyze",
     "binary",
     "cluster_size_needed",
     "clusters_needed",
