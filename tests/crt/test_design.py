@@ -95,3 +95,12 @@ def test_latent_icc_for_binary():
     est = crt.icc(pd.DataFrame({"y": y, "g": g}), "y", "g", method="latent")
     true = s2 / (s2 + math.pi**2 / 3)
     assert est.lower < true < est.upper
+
+
+def test_power_plot_draws_a_line_per_size():
+    pytest.importorskip("matplotlib")
+    grid = crt.power_grid(crt.continuous(0.3, 1.0, 0.05), [4, 8, 12], [10, 30])
+    fig = crt.plot_power_grid(grid)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3  # two sizes and the target line
+    assert ax.get_xlabel() == "clusters per arm"

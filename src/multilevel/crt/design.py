@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -179,3 +179,28 @@ def power_grid(
         index=pd.Index([int(k) for k in clusters_per_arm], name="clusters_per_arm"),
         columns=pd.Index(list(cluster_sizes), name="cluster_size"),
     )
+
+
+def plot_power_grid(grid: pd.DataFrame, *, target: float | None = 0.8, ax: Any = None) -> Any:
+    """Power curves from :func:`power_grid`: one line per cluster size against clusters per arm.
+
+    Returns the matplotlib figure (matplotlib is imported only here).
+    """
+    import matplotlib
+
+    if ax is None:
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    for size in grid.columns:
+        ax.plot(grid.index, grid[size], marker="o", label=f"cluster size {size:g}")
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("clusters per arm")
+    ax.set_ylabel("power")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False)
+    return fig
