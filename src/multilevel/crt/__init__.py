@@ -19,11 +19,13 @@ from .design import (
     rate,
 )
 from .icc import IccEstimate, icc
+from .impute import PooledEffect, impute_and_analyze, rubin
 from .simulate import SimulationResult, simulate_power, simulate_trial
 
 __all__ = [
     "CrtAnalysis",
     "IccEstimate",
+    "PooledEffect",
     "Scenario",
     "SimulationResult",
     "analyze",
@@ -33,10 +35,12 @@ __all__ = [
     "continuous",
     "design_effect",
     "icc",
+    "impute_and_analyze",
     "plot_power_grid",
     "power",
     "power_grid",
     "rate",
+    "rubin",
     "simulate_power",
     "simulate_trial",
 ]
