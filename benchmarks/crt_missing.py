@@ -115,8 +115,8 @@ def main() -> None:
     for scenario, summary in results.items():
         for name, s in summary.items():
             print(
-                f"| {scenario} | {name} | {s['bias']:+.3f} ({s['bias_mcse']:.3f}) | {s['empirical_se']:.3f} | "
-                f"{s['coverage']:.3f} ({s['coverage_mcse']:.3f}) |"
+                f"| {scenario} | {name} | {s['bias']:+.3f} ({s['bias_mcse']:.3f}) | "
+                f"{s['empirical_se']:.3f} | {s['coverage']:.3f} ({s['coverage_mcse']:.3f}) |"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
