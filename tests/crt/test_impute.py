@@ -61,7 +61,22 @@ def test_mi_input_checks():
     d = _trial(3)
     with pytest.raises(DataError, match="no missing values"):
         crt.impute_and_analyze(d.dropna(), outcome="y", arm="arm", cluster="c")
-    with pytest.raises(DataError, match="complete"):
-        crt.impute_and_analyze(
-            d.assign(x=d.x.where(d.index != 0)), outcome="y", arm="arm", cluster="c", covariates=["x"]
-        )
+    with pytest.raises(DataError, match="arm and cluster must be complete"):
+        crt.impute_and_analyze(d.assign(c=d.c.where(d.index != 0)), outcome="y", arm="arm", cluster="c")
+
+
+def test_missing_covariate_by_chained_two_level_models():
+    rng = np.random.default_rng(9)
+    K, m = 16, 25
+    g = np.repeat(np.arange(K), m)
+    arm = (np.arange(K) % 2)[g]
+    x = rng.normal(size=g.size) + rng.normal(scale=0.5, size=K)[g]
+    y = 0.5 * arm + x + rng.normal(scale=0.4, size=K)[g] + rng.normal(size=g.size)
+    full = pd.DataFrame({"y": y, "arm": arm, "c": g, "x": x})
+    truth = crt.analyze(full, outcome="y", arm="arm", cluster="c", covariates=["x"]).primary
+    d = full.copy()
+    d.loc[rng.random(g.size) < 0.2, "x"] = np.nan  # covariate missing completely at random
+    d.loc[rng.random(g.size) < 0.15, "y"] = np.nan
+    mi = crt.impute_and_analyze(d, outcome="y", arm="arm", cluster="c", covariates=["x"], m=8, iterations=5)
+    assert abs(mi.estimate - truth.estimate) < 2 * truth.se
+    assert mi.se > truth.se  # less information than the complete data

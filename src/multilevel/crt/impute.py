@@ -1,4 +1,4 @@
-"""Multilevel multiple imputation of missing outcomes in a CRT, pooled by Rubin's rules.
+"""Multilevel multiple imputation of missing outcomes and covariates in a CRT, pooled by Rubin's rules.
 
 Imputation model: a random-intercept model of the outcome on the arm, the analysis
 covariates and any auxiliary variables, ``(1 | cluster)`` (LMM for continuous,
@@ -69,36 +69,48 @@ def rubin(
     return qbar, t, 1 / (1 / nu_old + 1 / nu_obs), lam
 
 
-def _fit_imputation_model(d: pd.DataFrame, rhs: str, binary: bool) -> Any:
+def _fit_imputation_model(d: pd.DataFrame, target: str, rhs: str, binary: bool, observed: np.ndarray) -> Any:
     import multilevel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        obs = d[d._y.notna()]
+        obs = d[observed]
         if binary:
-            return multilevel.fit(f"_y ~ {rhs} + (1 | _cluster)", obs, family="binomial")
-        return multilevel.fit(f"_y ~ {rhs} + (1 | _cluster)", obs)
+            return multilevel.fit(f"{target} ~ {rhs} + (1 | _cluster)", obs, family="binomial")
+        return multilevel.fit(f"{target} ~ {rhs} + (1 | _cluster)", obs)
 
 
-def _cluster_bootstrap(rng: np.random.Generator, d: pd.DataFrame) -> pd.DataFrame:
-    parts = []
-    for _, grp in d.groupby("_arm"):
+def _cluster_bootstrap(
+    rng: np.random.Generator, d: pd.DataFrame, observed: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    parts, flags = [], []
+    for _, grp in d.assign(_obs=observed).groupby("_arm"):
         ids = grp._cluster.unique()
         for j, c in enumerate(rng.choice(ids, size=ids.size, replace=True)):
             part = grp[grp._cluster == c].copy()
             part["_cluster"] = f"{c}#{j}"
             parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    boot = pd.concat(parts, ignore_index=True)
+    flags = boot.pop("_obs").to_numpy(dtype=bool)
+    return boot, flags
 
 
-def _impute_once(rng: np.random.Generator, d: pd.DataFrame, rhs: str, binary: bool) -> pd.DataFrame:
-    boot = _cluster_bootstrap(rng, d)
-    fit = _fit_imputation_model(boot, rhs, binary)
+def _impute_once(
+    rng: np.random.Generator,
+    d: pd.DataFrame,
+    rhs: str,
+    binary: bool,
+    target: str = "_y",
+    missing: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One proper draw of ``target`` where ``missing`` (default: where it is NaN)."""
+    miss = d[target].isna().to_numpy() if missing is None else missing
+    boot, boot_obs = _cluster_bootstrap(rng, d, ~miss)
+    fit = _fit_imputation_model(boot, target, rhs, binary, boot_obs)
     X = np.asarray(fit.spec.fixed_spec.get_model_matrix(d, na_action="ignore").to_numpy(dtype=float))
     eta = X @ fit.fixef.to_numpy()
     tau = float(fit.covariances["_cluster"].to_numpy()[0, 0]) ** 0.5
-    y = d._y.to_numpy(dtype=float)
-    miss = np.isnan(y)
+    y = d[target].to_numpy(dtype=float)
     codes, levels = pd.factorize(d._cluster)
     K = len(levels)
     b = np.empty(K)
@@ -127,10 +139,26 @@ def _impute_once(rng: np.random.Generator, d: pd.DataFrame, rhs: str, binary: bo
     lin = eta + b[codes]
     out = d.copy()
     if binary:
-        out.loc[miss, "_y"] = rng.binomial(1, special.expit(lin[miss])).astype(float)
+        out.loc[miss, target] = rng.binomial(1, special.expit(lin[miss])).astype(float)
     else:
-        out.loc[miss, "_y"] = rng.normal(lin[miss], fit.sigma)
+        out.loc[miss, target] = rng.normal(lin[miss], fit.sigma)
     return out
+
+
+def _fcs(
+    rng: np.random.Generator, d: pd.DataFrame, incomplete: list[str], predictors: list[str], iterations: int
+) -> pd.DataFrame:
+    """Fully conditional specification with two-level models: one completed data set."""
+    miss = {v: d[v].isna().to_numpy() for v in incomplete}
+    kinds = {v: _outcome_type(d[v]) == "binary" for v in incomplete}
+    cur = d.copy()
+    for v in incomplete:  # start from observed means
+        cur.loc[miss[v], v] = float(d[v].mean())
+    for _ in range(iterations):
+        for v in incomplete:
+            others = ["_arm", *(p for p in predictors if p != v)]
+            cur = _impute_once(rng, cur, " + ".join(others), kinds[v], target=v, missing=miss[v])
+    return cur
 
 
 def impute_and_analyze(
@@ -144,12 +172,17 @@ def impute_and_analyze(
     m: int = 20,
     method: str = "auto",
     seed: int = 0,
+    iterations: int = 10,
 ) -> PooledEffect:
-    """Multilevel multiple imputation of missing outcomes, analysis, and Rubin's rules.
+    """Multilevel multiple imputation, analysis, and Rubin's rules.
 
     ``covariates`` enter both the imputation and the analysis model; ``auxiliary``
     variables only the imputation model (they make MAR plausible without changing
-    the estimand).
+    the estimand). When only the outcome is incomplete each imputation is one
+    draw from the outcome's two-level model; when covariates or auxiliary
+    variables are incomplete too, each is imputed by fully conditional
+    specification (``iterations`` rounds of two-level models of every incomplete
+    variable on all the others, the arm and a cluster intercept).
     """
     df = to_pandas(data)
     covariates = list(covariates or [])
@@ -163,10 +196,11 @@ def impute_and_analyze(
     )
     for c in covariates + auxiliary:
         d[c] = df[c]
-    if d.drop(columns="_y").isna().any().any():
-        raise DataError("covariates, arm and cluster must be complete; impute only the outcome here")
-    if not d._y.isna().any():
-        raise DataError(f"no missing values in {outcome!r}: analyse the data directly with crt.analyze")
+    if d[["_arm", "_cluster"]].isna().any().any():
+        raise DataError("arm and cluster must be complete in every row")
+    incomplete = [c for c in ["_y", *covariates, *auxiliary] if d[c].isna().any()]
+    if not incomplete:
+        raise DataError("no missing values in the outcome or covariates: analyse the data with crt.analyze")
     otype = _outcome_type(d._y)
     binary = otype == "binary"
     imp_rhs = " + ".join(["_arm", *covariates, *auxiliary])
@@ -174,8 +208,12 @@ def impute_and_analyze(
     primary = method if method != "auto" else ("lmm" if otype == "continuous" else "gee")
     rng = np.random.default_rng(seed)
     est, var, dfs = [], [], []
+    predictors = ["_y", *covariates, *auxiliary]
     for _ in range(m):
-        completed = _impute_once(rng, d, imp_rhs, binary)
+        if incomplete == ["_y"]:
+            completed = _impute_once(rng, d, imp_rhs, binary)
+        else:
+            completed = _fcs(rng, d, incomplete, predictors, iterations)
         e = _effect(primary, completed, ana_rhs, otype)
         est.append(e.estimate)
         var.append(e.se**2)
