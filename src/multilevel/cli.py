@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,20 +64,26 @@ def _read_table(path: str) -> Any:
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
 
 
-def _report(fit: Any, as_json: bool) -> None:
+def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
+    """Fit with warnings collected, print the summary or JSON, then the warnings on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = run()
     if as_json:
         print(json.dumps(fit.to_dict(), indent=2, default=str))
     else:
         print(fit.summary())
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .api import fit
 
     data = _read_table(args.data)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        m = fit(
+    return _run_and_report(
+        lambda: fit(
             args.formula,
             data,
             family=args.family,
@@ -84,20 +91,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             nagq=args.nagq,
             reml=not args.ml,
             na_action=args.na_action,
-        )
-    _report(m, args.json)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    return 0
+        ),
+        args.json,
+    )
 
 
 def _cmd_gee(args: argparse.Namespace) -> int:
     from .marginal import gee
 
     data = _read_table(args.data)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        m = gee(
+    return _run_and_report(
+        lambda: gee(
             args.formula,
             data,
             groups=args.groups,
@@ -107,11 +111,9 @@ def _cmd_gee(args: argparse.Namespace) -> int:
             time=args.time,
             se=args.se,
             na_action=args.na_action,
-        )
-    _report(m, args.json)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    return 0
+        ),
+        args.json,
+    )
 
 
 def _cmd_crt_power(args: argparse.Namespace) -> int:
@@ -190,13 +192,7 @@ def _cmd_example(args: argparse.Namespace) -> int:
     if not args.json:
         extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
         print(f"# multilevel.fit({formula!r}, load_dataset({dataset!r}){extra})\n")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        m = fit(formula, load_dataset(dataset), **kwargs)
-    _report(m, args.json)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    return 0
+    return _run_and_report(lambda: fit(formula, load_dataset(dataset), **kwargs), args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
