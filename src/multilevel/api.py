@@ -157,11 +157,12 @@ def fit_objective(
         raise ModelError(f"start must have {tm.size} values (one per theta), got shape {x0.shape}")
     if optimizer == "bobyqa":
         step = 0.1 * np.maximum(np.abs(x0), 0.1)
-        theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step)
+        history: list[tuple[np.ndarray, float]] = []
+        theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step, history=history)
     else:
         theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
-    check = check_convergence(obj, theta, lower)
+    check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
     ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
     opt = OptSummary(
         optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",

@@ -54,10 +54,12 @@ def bobyqa(
     ftol_rel: float = 1e-12,
     maxeval: int = 100_000,
     initial_step: float | np.ndarray | None = None,
+    history: list[tuple[np.ndarray, float]] | None = None,
 ) -> tuple[np.ndarray, float, int, str, float]:
     """Minimize ``f`` subject to ``x >= lower`` with NLopt's BOBYQA.
 
-    Returns (x, f(x), evaluations, NLopt return code name, seconds).
+    Returns (x, f(x), evaluations, NLopt return code name, seconds). Every
+    evaluation is appended to ``history`` when a list is given.
     """
     import nlopt
 
@@ -73,6 +75,8 @@ def bobyqa(
         if val < best["f"]:
             best["f"] = val
             best["x"] = x.copy()
+        if history is not None:
+            history.append((x.copy(), val))
         return val
 
     t0 = time.perf_counter()
