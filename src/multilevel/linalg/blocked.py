@@ -40,10 +40,6 @@ class SchurPattern:
     P: sp.sparray | sp.spmatrix
     targets: np.ndarray
     m: int
-    # numeric refresh (new values of A1R with the same structure, as in PIRLS)
-    e1: np.ndarray | None = None
-    e2: np.ndarray | None = None
-    order: np.ndarray | None = None
     q1: int = 1
 
     @property
@@ -59,17 +55,6 @@ class SchurPattern:
         x = values * np.where(self.targets // self.m == self.targets % self.m, 1.0, 2.0)
         R = (self.P.T @ x).reshape(-1, self.q1, self.q1)
         return 0.5 * (R + np.swapaxes(R, 1, 2))
-
-    def refresh(self, A1R: sp.csr_matrix) -> SchurPattern:
-        """The same pattern with the values of a new ``A1R`` of identical structure."""
-        assert self.e1 is not None and self.e2 is not None
-        A = A1R.tocsr()
-        A.sort_indices()
-        if self.q1 == 1:
-            P = self.P.copy()
-            P.data = A.data[self.e1] * A.data[self.e2]
-            return SchurPattern(P, self.targets, self.m, self.e1, self.e2, self.order, self.q1)
-        raise NotImplementedError  # pragma: no cover - built with dense mode instead
 
     @classmethod
     def build(cls, A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern:
@@ -131,7 +116,7 @@ class SchurPattern:
                 (data[0], inverse.astype(index_dtype), indptr.astype(index_dtype)),
                 shape=(targets.size, n1),
             )
-            return cls(P=P, targets=targets, m=m, e1=e1, e2=e2, q1=1)
+            return cls(P=P, targets=targets, m=m, q1=1)
         else:
             P = sp.csr_matrix(
                 (np.concatenate(data), (inverse, np.concatenate(cols_out))),
@@ -146,7 +131,7 @@ class DenseSchur:
     """The same update for a small or dense ``A1R``: ``sum_l A_l' W_l A_l`` by BLAS.
 
     Cheaper than the sparse pattern when ``n1 q1 m^2`` is small (GLMMs with a few
-    fixed effects, a single grouping factor), and trivially refreshed.
+    fixed effects, a single grouping factor).
     """
 
     A: np.ndarray  # (n1, q1, m)
@@ -175,10 +160,6 @@ class DenseSchur:
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level for a symmetric (m, m) matrix M."""
         return self.A @ M @ np.swapaxes(self.A, 1, 2)
-
-    def refresh(self, A1R: sp.csr_matrix) -> DenseSchur:
-        n1, q1, _ = self.A.shape
-        return DenseSchur.build(A1R, n1, q1)
 
 
 def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSchur:
