@@ -69,6 +69,12 @@ class Model:
             formula, data, family=self.family.name, weights=weights, offset=offset, na_action=na_action
         )
 
+    def graph(self) -> Any:
+        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
+        from .graph import model_graph
+
+        return model_graph(self.spec)
+
     @cached_property
     def crossprods(self) -> CrossProducts:
         """Cross-products of ``[Z X y]``, computed once and shared by all fits."""

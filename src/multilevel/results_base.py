@@ -114,6 +114,12 @@ class MixedFitMixin:
             out[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
         return out
 
+    def graph(self) -> Any:
+        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
+        from .graph import model_graph
+
+        return model_graph(self.spec)
+
     @property
     def nobs(self) -> int:
         return self.spec.nobs
