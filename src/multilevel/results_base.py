@@ -114,6 +114,24 @@ class MixedFitMixin:
             out[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
         return out
 
+    def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
+        """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
+        from .plots import caterpillar
+
+        return caterpillar(self, group, level=level)
+
+    def plot_shrinkage(self, group: str | None = None) -> Any:
+        """No pooling vs partial pooling of group intercepts (matplotlib figure)."""
+        from .plots import shrinkage
+
+        return shrinkage(self, group)
+
+    def plot_residuals(self) -> Any:
+        """Residuals vs fitted and normal QQ plots (matplotlib figure)."""
+        from .plots import residuals
+
+        return residuals(self)
+
     def graph(self) -> Any:
         """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
         from .graph import model_graph
