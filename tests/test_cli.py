@@ -107,3 +107,16 @@ def test_gee_subcommand(tmp_path):
     assert d["se_method"] == "kc" and d["n_clusters"] == 10
     r = run("gee", str(path), "y ~ arm + x", "--groups", "clusterz", "--family", "binomial")
     assert r.returncode == 2 and "clusterz" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_graph_subcommand(tmp_path):
+    import multilevel
+
+    path = tmp_path / "pastes.csv"
+    multilevel.load_dataset("Pastes").to_csv(path, index=False)
+    r = run("graph", str(path), "strength ~ 1 + (1 | batch/cask)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("digraph model") and "cluster_batch" in r.stdout
+    out = tmp_path / "g.svg"
+    r = run("graph", str(path), "strength ~ 1 + (1 | batch/cask)", "-o", str(out))
+    assert r.returncode == 0 and out.read_text().lstrip().startswith("<svg")

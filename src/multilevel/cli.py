@@ -116,6 +116,18 @@ def _cmd_gee(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from .api import Model
+
+    model = Model(args.formula, _read_table(args.data), family=args.family)
+    g = model.graph()
+    if args.output:
+        print(g.save(args.output))
+    else:
+        print(g.to_dot())
+    return 0
+
+
 def _cmd_crt_power(args: argparse.Namespace) -> int:
     from . import crt
     from .errors import DataError
@@ -254,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_gee.add_argument("--json", action="store_true", help="print the fit as JSON")
     p_gee.add_argument("--na-action", choices=["omit", "raise"], default="omit")
     p_gee.set_defaults(func=_cmd_gee)
+    p_graph = sub.add_parser(
+        "graph",
+        help="the model as a plate diagram (DOT on stdout, or -o file.svg/.png/.dot)",
+        epilog='example: multilevel graph pastes.csv "strength ~ 1 + (1 | batch/cask)" -o pastes.svg',
+    )
+    p_graph.add_argument("data", help="CSV or Parquet file")
+    p_graph.add_argument("formula")
+    p_graph.add_argument("--family", default="gaussian")
+    p_graph.add_argument(
+        "-o", "--output", default=None, help="write .svg, .png or .dot instead of printing DOT"
+    )
+    p_graph.set_defaults(func=_cmd_graph)
     p_crt = sub.add_parser("crt", help="cluster randomized trials: power and analysis")
     crt_sub = p_crt.add_subparsers(dest="crt_command", required=True)
     p_pow = crt_sub.add_parser(
