@@ -114,6 +114,17 @@ class MixedFitMixin:
             out[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
         return out
 
+    def ranef_values(self) -> list[np.ndarray]:
+        """Conditional modes as arrays (levels, q), one per grouping block."""
+        return list(self._b)
+
+    def simulate(self, n: int = 1, *, seed: int = 0, use_modes: bool = False) -> np.ndarray:
+        """``n`` parametric simulations of the response (n, nobs); new group effects are
+        drawn from their fitted distribution unless ``use_modes``."""
+        from .simulate import simulate_responses
+
+        return simulate_responses(self, n, seed=seed, use_modes=use_modes)
+
     def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
         """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
         from .plots import caterpillar

@@ -192,6 +192,14 @@ class LmmFit(MixedFitMixin):
             eta = eta + self._random_part(d, new_levels)
         return eta
 
+    def predict_interval(
+        self, newdata: Any = None, *, level: float = 0.95, conditional: bool = True, new_levels: str = "error"
+    ) -> pd.DataFrame:
+        """Predictions with SEs and prediction intervals for new observations."""
+        from ..simulate import prediction_interval
+
+        return prediction_interval(self, newdata, level=level, conditional=conditional, new_levels=new_levels)
+
     # ---- presentation -----------------------------------------------
     def summary(self) -> str:
         """The lme4 + lmerTest summary as text."""
