@@ -128,6 +128,17 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .api import fit
+
+    data = _read_table(args.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = fit(args.formula, data, family=args.family, nagq=args.nagq, reml=not args.ml)
+    print(m.report(args.output))
+    return 0
+
+
 def _cmd_crt_power(args: argparse.Namespace) -> int:
     from . import crt
     from .errors import DataError
@@ -278,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", default=None, help="write .svg, .png or .dot instead of printing DOT"
     )
     p_graph.set_defaults(func=_cmd_graph)
+    p_rep = sub.add_parser(
+        "report",
+        help="fit and write a self-contained HTML report",
+        epilog='example: multilevel report sleep.csv "Reaction ~ Days + (Days | Subject)" -o report.html',
+    )
+    p_rep.add_argument("data", help="CSV or Parquet file")
+    p_rep.add_argument("formula")
+    p_rep.add_argument("-o", "--output", default="report.html")
+    p_rep.add_argument("--family", default="gaussian")
+    p_rep.add_argument("--nagq", type=int, default=1)
+    p_rep.add_argument("--ml", action="store_true")
+    p_rep.set_defaults(func=_cmd_report)
     p_crt = sub.add_parser("crt", help="cluster randomized trials: power and analysis")
     crt_sub = p_crt.add_subparsers(dest="crt_command", required=True)
     p_pow = crt_sub.add_parser(

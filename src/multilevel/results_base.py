@@ -125,6 +125,12 @@ class MixedFitMixin:
 
         return simulate_responses(self, n, seed=seed, use_modes=use_modes)
 
+    def report(self, path: Any, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report (model, graph, tables, plots, warnings)."""
+        from .report import fit_report
+
+        return fit_report(self, path, title=title)
+
     def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
         """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
         from .plots import caterpillar
