@@ -55,3 +55,15 @@ def test_glmm_caterpillar_and_graph():
     with pytest.raises(KeyError):
         m.plot_caterpillar("nope")
     assert m.graph().plate("herd").size == 15
+
+
+def test_profile_has_its_minimum_at_the_estimate():
+    m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    fig = m.plot_profile(points=15)
+    x, y = fig.axes[0].get_lines()[0].get_data()
+    assert len(x) == 15 and y.min() >= -1e-8
+    sd = m.varcorr.sd_or_corr.iloc[0]
+    assert abs(x[np.argmin(y)] - sd) <= (x[1] - x[0])  # lowest point next to the estimate
+    # the 95% cutoff (3.84) is crossed on both sides of the estimate
+    assert y[0] > 3.84 or x[0] == 0
+    assert y[-1] > 3.84

@@ -149,6 +149,12 @@ class MixedFitMixin:
 
         return residuals(self)
 
+    def plot_profile(self, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
+        """Profile of the criterion over one element of theta (linear mixed models)."""
+        from .plots import profile
+
+        return profile(self, index, points=points, level=level)
+
     def graph(self) -> Any:
         """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
         from .graph import model_graph
