@@ -100,7 +100,6 @@ class Model:
 def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = None) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result."""
     from .glmm.fit import fit_glmm, separation_message, singular_and_messages
-    from .glmm.pirls import GlmmProblem
     from .glmm.results import GlmmFit
 
     est = fit_glmm(model.spec, model.design, model.family, nagq=nagq, start=start)
@@ -130,14 +129,13 @@ def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = No
         singular=singular,
         messages=msgs,
     )
-    prob = GlmmProblem(model.spec, model.design, model.family)
     return GlmmFit(
         spec=model.spec,
         design=model.design,
         family=model.family,
         nagq=nagq,
         estimate=est,
-        problem=prob,
+        problem=est.problem,
         optinfo=opt,
         messages=msgs,
     )

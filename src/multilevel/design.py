@@ -49,6 +49,18 @@ class Design:
         return int(self.y.shape[0])
 
 
+def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
+    """``Z b`` for a design: each row's term values times its level's effects.
+
+    Rows whose level is unknown (code -1, new data) get no group contribution.
+    """
+    out = np.zeros(design.n)
+    for g, bk in zip(design.groups, b):
+        ok = g.codes >= 0
+        out[ok] += np.einsum("ij,ij->i", g.values[ok], bk[g.codes[ok]])
+    return out
+
+
 def _names_in(expr: str, columns: set[str]) -> list[str]:
     out = []
     for m in _IDENT.finditer(expr):

@@ -101,8 +101,7 @@ class MixedFitMixin:
         """``Z b`` for a design built from new data; unseen levels get 0 or an error."""
         if new_levels not in ("error", "population"):
             raise ValueError("new_levels must be 'error' or 'population'")
-        out = np.zeros(design.n)
-        for g, gd, b in zip(self.spec.groupings, design.groups, self._b):
+        for g, gd in zip(self.spec.groupings, design.groups):
             unseen = gd.codes < 0
             if unseen.any() and new_levels == "error":
                 raise DataError(
@@ -110,9 +109,9 @@ class MixedFitMixin:
                     "model; pass new_levels='population' to predict them at the population level, "
                     "or conditional=False"
                 )
-            ok = ~unseen
-            out[ok] += np.einsum("ij,ij->i", gd.values[ok], b[gd.codes[ok]])
-        return out
+        from .design import z_times_b
+
+        return z_times_b(design, self._b)
 
     def ranef_values(self) -> list[np.ndarray]:
         """Conditional modes as arrays (levels, q), one per grouping block."""
@@ -160,6 +159,12 @@ class MixedFitMixin:
         from .graph import model_graph
 
         return model_graph(self.spec)
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
 
     @property
     def nobs(self) -> int:

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .design import z_times_b
+
 
 def _draw_group_effects(fit: Any, rng: np.random.Generator) -> list[np.ndarray]:
     out = []
@@ -26,13 +28,6 @@ def _draw_group_effects(fit: Any, rng: np.random.Generator) -> list[np.ndarray]:
         lam, Q = np.linalg.eigh(S)
         root = Q * np.sqrt(np.maximum(lam, 0))
         out.append(rng.standard_normal((g.n_levels, g.q)) @ root.T)
-    return out
-
-
-def _zb(design: Any, b: list[np.ndarray]) -> np.ndarray:
-    out = np.zeros(design.n)
-    for gd, bk in zip(design.groups, b):
-        out += np.einsum("ij,ij->i", gd.values, bk[gd.codes])
     return out
 
 
@@ -45,7 +40,7 @@ def simulate_responses(fit: Any, n: int = 1, *, seed: int = 0, use_modes: bool =
     out = np.empty((n, d.n))
     for i in range(n):
         b = fit.ranef_values() if use_modes else _draw_group_effects(fit, rng)
-        eta = fixed + _zb(d, b)
+        eta = fixed + z_times_b(d, b)
         if family is None:  # linear mixed model
             out[i] = eta + rng.normal(scale=fit.sigma, size=d.n) / np.sqrt(
                 d.weights if d.weights is not None else 1.0
@@ -86,7 +81,9 @@ def prediction_interval(
     pred = d.X @ beta + (d.offset if d.offset is not None else 0.0)
     var = np.einsum("ij,jk,ik->i", d.X, V, d.X)
     if conditional:
-        pred = pred + (fit._random_part(d, new_levels) if newdata is not None else _zb(d, fit.ranef_values()))
+        pred = pred + (
+            fit._random_part(d, new_levels) if newdata is not None else z_times_b(d, fit.ranef_values())
+        )
     for g, gd in zip(fit.spec.groupings, d.groups):
         cov_new = fit.covariances[g.name].to_numpy()
         known = gd.codes >= 0

@@ -36,11 +36,7 @@ class GlmmEstimate:
     pirls: PirlsResult
     stage1: OptSummary
     stage2: OptSummary
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.n = 0
+    problem: GlmmProblem
 
 
 def _split(x: np.ndarray, k: int, p: int, has_disp: bool) -> tuple[np.ndarray, np.ndarray, float]:
@@ -99,7 +95,7 @@ def fit_glmm(
     theta1, beta1 = xs[:k], r1.beta
     disp1 = math.exp(xs[k]) if has_disp else 1.0
     if nagq == 0:
-        return GlmmEstimate(theta1, beta1, disp1, r1.laplace_deviance, r1, stage1, stage1)
+        return GlmmEstimate(theta1, beta1, disp1, r1.laplace_deviance, r1, stage1, stage1, prob)
 
     # ---- stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance
     warm2: dict[str, object] = {"u": r1.u}
@@ -141,7 +137,7 @@ def fit_glmm(
     stage2 = OptSummary(
         "nlopt LN_BOBYQA (stage 2: theta and beta)", tuple(x2), tuple(x_opt), dev, n2, sec2, code2
     )
-    return GlmmEstimate(theta, beta, disp, dev, r, stage1, stage2)
+    return GlmmEstimate(theta, beta, disp, dev, r, stage1, stage2, prob)
 
 
 def deviance_function(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossprod import CrossProductBuilder
-from ..design import Design
+from ..design import Design, z_times_b
 from ..errors import ConvergenceWarning
 from ..lmm.objective import Factor, LmmObjective
 from ..lmm.solution import solve
@@ -51,6 +51,7 @@ class GlmmProblem:
 
     def __init__(self, spec: ModelSpec, design: Design, family: Family) -> None:
         self.spec = spec
+        self.design = design
         self.family = family
         self.y = design.y
         self.n = design.n
@@ -68,11 +69,8 @@ class GlmmProblem:
 
     # ---- helpers -----------------------------------------------------
     def zb(self, u: list[np.ndarray], Ts: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros(self.n)
-        for (codes, vals), uk, T in zip(self.groups, u, Ts):
-            b = uk @ T.T
-            out += np.einsum("ij,ij->i", vals, b[codes])
-        return out
+        """``Z Lambda u`` on the model's rows."""
+        return z_times_b(self.design, [uk @ T.T for uk, T in zip(u, Ts)])
 
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
         """sum log p(y | mu) (the mu-free part cached)."""
@@ -112,7 +110,6 @@ class GlmmProblem:
         pdev = -2 * self.cond_loglik(mu, disp) + sum(float(np.sum(x * x)) for x in u)
         converged = False
         it = 0
-        result_obj = result_f = None
         while it < maxit:
             it += 1
             mu_eta = link.mu_eta(eta)

@@ -59,9 +59,7 @@ class GlmmFit(MixedFitMixin):
     @property
     def sigma(self) -> float:
         """Residual SD for the Gaussian family, else 1 (as lme4's ``sigma()`` for binomial/Poisson)."""
-        if self.family.name == "gaussian":
-            return math.sqrt(self.estimate.disp)
-        if self.family.name in ("Gamma", "inverse_gaussian"):
+        if self.family.name in ("gaussian", "Gamma", "inverse_gaussian"):
             return math.sqrt(self.estimate.disp)
         return 1.0
 
@@ -209,9 +207,6 @@ class GlmmFit(MixedFitMixin):
         from .summary import format_glmm_summary
 
         return format_glmm_summary(self)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         from .summary import glmm_to_dict

@@ -63,7 +63,6 @@ class LmmObjective:
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
         if isinstance(self.pattern, SchurPattern):
             self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
-        self.n_evals = 0
 
     @property
     def n(self) -> int:
@@ -146,7 +145,6 @@ class LmmObjective:
         return math.sqrt(f.r2 / nu)
 
     def __call__(self, theta: np.ndarray) -> float:
-        self.n_evals += 1
         try:
             return self.criterion(self.factor(theta))
         except np.linalg.LinAlgError:

@@ -12,21 +12,13 @@ import pandas as pd
 from scipy import stats
 
 from .._threads import blas_threads
-from ..design import Design, design_for
+from ..design import Design, design_for, z_times_b
 from ..optimize import OptSummary
 from ..results_base import MixedFitMixin
 from ..spec import ModelSpec
 from .inference import satterthwaite_df
 from .objective import Factor, LmmObjective
 from .solution import Solution, conditional_variances, vcov_beta
-
-
-def _z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
-    out = np.zeros(design.n)
-    for g, bk in zip(design.groups, b):
-        ok = g.codes >= 0
-        out[ok] += np.einsum("ij,ij->i", g.values[ok], bk[g.codes[ok]])
-    return out
 
 
 @dataclass(frozen=True)
@@ -149,7 +141,7 @@ class LmmFit(MixedFitMixin):
     # ---- fitted values ----------------------------------------------
     @cached_property
     def fitted(self) -> np.ndarray:
-        eta = self.design.X @ self.solution.beta + _z_times_b(self.design, self.solution.b)
+        eta = self.design.X @ self.solution.beta + z_times_b(self.design, self.solution.b)
         if self.design.offset is not None:
             eta = eta + self.design.offset
         return eta
@@ -206,9 +198,6 @@ class LmmFit(MixedFitMixin):
         from .summary import format_summary
 
         return format_summary(self)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         """Plain JSON-able data: everything ``summary()`` shows and more."""
