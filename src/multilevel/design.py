@@ -56,6 +56,9 @@ def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
     """
     out = np.zeros(design.n)
     for g, bk in zip(design.groups, b):
+        if g.codes.size and g.codes.min() >= 0:  # the fitted rows: no masking on the PIRLS path
+            out += np.einsum("ij,ij->i", g.values, bk[g.codes])
+            continue
         ok = g.codes >= 0
         out[ok] += np.einsum("ij,ij->i", g.values[ok], bk[g.codes[ok]])
     return out
