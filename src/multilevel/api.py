@@ -142,6 +142,26 @@ def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = No
 
 
 OPTIMIZERS = ("bobyqa", "lbfgsb")
+SNAP_TOL = 1e-4
+
+
+def _snap_to_boundary(
+    obj: LmmObjective, theta: np.ndarray, fval: float, lower: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Put bounded elements the optimizer left just above 0 on 0 when that is no worse.
+
+    A derivative-free optimizer stops a step short of a boundary optimum
+    (``1e-8`` instead of 0); the exact boundary value is the estimate and makes a
+    singular fit read as one.
+    """
+    near = np.isfinite(lower) & (np.abs(theta - lower) > 0) & (np.abs(theta - lower) < SNAP_TOL)
+    if not near.any():
+        return theta, fval
+    trial = np.where(near, lower, theta)
+    f = obj(trial)
+    if f <= fval + 1e-10 * max(1.0, abs(fval)):
+        return trial, min(f, fval)
+    return theta, fval
 
 
 def fit_objective(
@@ -166,6 +186,7 @@ def fit_objective(
     else:
         theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
+    theta, fval = _snap_to_boundary(obj, theta, float(fval), lower)
     check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
     ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
     opt = OptSummary(

@@ -233,6 +233,7 @@ def compute_crossprods(design: Design, n_levels: list[int], rows: slice | None =
     y = design.y[sel]
     if design.offset is not None:
         y = y - design.offset[sel]
-    w = design.weights[sel] if design.weights is not None else None
+    rw = design.residual_weights
+    w = rw[sel] if rw is not None else None
     groups = [(g.codes[sel], g.values[sel]) for g in design.groups]
     return CrossProductBuilder(groups, n_levels, design.X[sel]).compute(y, w)

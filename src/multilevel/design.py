@@ -48,6 +48,14 @@ class Design:
     def n(self) -> int:
         return int(self.y.shape[0])
 
+    @property
+    def residual_weights(self) -> np.ndarray | None:
+        """Prior weights divided by known residual variances (``se(s)``), or None."""
+        if self.se is None:
+            return self.weights
+        inv = 1.0 / self.se**2
+        return inv if self.weights is None else self.weights * inv
+
 
 def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
     """``Z b`` for a design: each row's term values times its level's effects.
@@ -418,6 +426,11 @@ def _groupings(
 
 
 def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str, known_se: bool) -> None:
+    if known_se and family != "gaussian":
+        raise ModelError(
+            f"se() gives known residual standard errors of a Gaussian response; the {family} family "
+            "has no residual SD to replace. Drop se() or use family='gaussian'."
+        )
     residual = family in ("gaussian", "Gamma", "inverse_gaussian") and not known_se
     for g in groupings:
         if residual and g.n_levels >= n:

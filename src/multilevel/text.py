@@ -48,6 +48,8 @@ def random_effects_lines(fit: Any) -> list[str]:
     if res is not None:
         rows.append(["Residual", "", f"{res[0]:.4g}", f"{res[1]:.4g}", ""])
     lines += _table(rows, ["l", "l", "r", "r", "l"])
+    if fit.spec.parsed.se is not None:
+        lines.append(f"Residual SDs known: se({fit.spec.parsed.se})")
     groups = ", ".join(f"{k}, {v}" for k, v in fit.ngroups.items())
     lines.append(f"Number of obs: {fit.nobs}, groups:  {groups}")
     if fit.spec.n_missing:

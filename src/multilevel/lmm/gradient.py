@@ -124,13 +124,15 @@ def gradient(obj: LmmObjective, f: Factor) -> np.ndarray:
     nu = obj.n - p if obj.reml else obj.n
     r2 = f.r2
 
+    # d(nu log r2) for a profiled residual scale, d(r2 / sigma^2) for a fixed one
+    r2_weight = 2.0 * nu / r2 if obj.sigma_fixed is None else 2.0 / obj.sigma_fixed**2
     tm = spec.theta_map
     grad = np.empty(tm.size)
     per_block = []
     for k, (g, T) in enumerate(zip(spec.groupings, Ts)):
         Tinv = np.linalg.inv(T)
         Mk = 2.0 * (g.n_levels * np.eye(g.q) - D[k]) @ Tinv
-        Mk -= (2.0 * nu / r2) * UU[k] @ Tinv
+        Mk -= r2_weight * UU[k] @ Tinv
         if FF is not None:
             Mk -= 2.0 * FF[k] @ Tinv
         per_block.append(Mk)

@@ -38,14 +38,16 @@ def satterthwaite_df(obj: LmmObjective, theta: np.ndarray, sigma: float) -> np.n
     cache = _FactorCache(obj)
     k = theta.size
     p = obj.p
+    fixed = obj.sigma_fixed
 
     def F(vp: np.ndarray) -> np.ndarray:
         f = cache(vp[:k])
-        s = vp[k]
+        s = vp[k] if fixed is None else fixed
         dev = obj.deviance_at(f, s)
         return np.concatenate([[dev], vcov_beta(obj, f, s).ravel()])
 
-    vp = np.concatenate([theta, [sigma]])
+    # known residual SEs: sigma is not a parameter, so varpar is theta alone
+    vp = np.concatenate([theta, [sigma]]) if fixed is None else np.asarray(theta, dtype=float)
     J, H = jacobian_hessian(F, vp)
     try:
         A = 2.0 * np.linalg.inv(H)

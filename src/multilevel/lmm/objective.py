@@ -9,6 +9,11 @@ with ``factor`` the blocked Cholesky of ``[Lambda'Z'Z Lambda + I, ...; X'Z Lambd
 X'X, ...; y'Z Lambda, y'X, y'y]`` and, for ML, ``d = log|L_Z|^2 + n (1 + log(2 pi
 r^2 / n))``, for REML ``d = log|L_Z|^2 + log|R_X|^2 + (n-p)(1 + log(2 pi r^2 / (n-p)))``
 (Bates et al. 2015, eqs. 34 and 41), less ``sum(log w)`` for prior weights.
+
+With known residual standard errors (``y | se(s) ~ ...``, brms's syntax) the
+weights are ``1 / s^2`` and the residual scale is fixed at 1 rather than
+profiled: the criterion is :meth:`LmmObjective.deviance_at` with ``sigma = 1``
+and theta is on the absolute scale of the random-effect SDs.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class LmmObjective:
         self.spec = spec
         self.cp = cp
         self.reml = reml
+        # known residual SEs: the residual scale is 1, not a parameter
+        self.sigma_fixed: float | None = 1.0 if spec.parsed.se is not None else None
         self.layout = cp.layout
         self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1)
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
@@ -123,6 +130,8 @@ class LmmObjective:
     def criterion(self, f: Factor, reml: bool | None = None) -> float:
         """Profiled deviance (REML criterion if ``reml``) from a factor."""
         reml = self.reml if reml is None else reml
+        if self.sigma_fixed is not None:
+            return self.deviance_at(f, self.sigma_fixed, reml)
         n, p = self.n, self.p
         nu = n - p if reml else n
         dev = f.logdet_z + nu * (1.0 + LOG_2PI + math.log(f.r2 / nu)) - self.cp.sum_log_weights
@@ -141,6 +150,8 @@ class LmmObjective:
         return dev
 
     def sigma(self, f: Factor) -> float:
+        if self.sigma_fixed is not None:
+            return self.sigma_fixed
         nu = self.n - self.p if self.reml else self.n
         return math.sqrt(f.r2 / nu)
 

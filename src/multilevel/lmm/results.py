@@ -97,12 +97,14 @@ class LmmFit(MixedFitMixin):
 
     @property
     def _residual_row(self) -> tuple[float, float] | None:
+        if self.objective.sigma_fixed is not None:
+            return None  # known residual SEs: no residual variance is estimated
         return (self.sigma**2, self.sigma)
 
     # ---- fit statistics ---------------------------------------------
     @property
     def n_params(self) -> int:
-        return self.spec.p + self.spec.theta_map.size + 1
+        return self.spec.p + self.spec.theta_map.size + int(self.objective.sigma_fixed is None)
 
     @property
     def criterion(self) -> float:

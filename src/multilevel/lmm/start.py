@@ -77,6 +77,8 @@ def moment_start(spec: ModelSpec, cp: CrossProducts) -> np.ndarray:
     if not between:
         return theta
     resid_var = max(rss / n - sum(v for _, v in between.values()), 0.1 * rss / n)
+    if spec.parsed.se is not None:
+        resid_var = 1.0  # known residual SEs: the weights make the residual variance 1
     for i, (b, r, c) in enumerate(zip(tm.block.tolist(), tm.row.tolist(), tm.col.tolist())):
         if b in between and r == c == between[b][0]:
             theta[i] = float(np.clip(np.sqrt(between[b][1] / resid_var), MIN_START, MAX_START))
