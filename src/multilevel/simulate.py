@@ -47,25 +47,7 @@ def simulate_responses(fit: Any, n: int = 1, *, seed: int = 0, use_modes: bool =
             )
             continue
         mu = family.link.inverse(eta)
-        w = fit.problem.w0
-        disp = fit.estimate.disp
-        name = family.name
-        if name == "binomial":
-            trials = np.round(w).astype(int)
-            out[i] = rng.binomial(trials, mu) / np.maximum(trials, 1)
-        elif name == "poisson":
-            out[i] = rng.poisson(mu)
-        elif name == "gaussian":
-            out[i] = rng.normal(mu, np.sqrt(disp / w))
-        elif name == "Gamma":
-            shape = w / disp
-            out[i] = rng.gamma(shape, mu / shape)
-        elif name == "inverse_gaussian":
-            out[i] = stats.invgauss.rvs(mu * disp / w, scale=w / disp, random_state=rng)
-        elif name == "negative_binomial":
-            out[i] = rng.negative_binomial(disp, disp / (disp + mu))
-        else:  # pragma: no cover - every registered family is handled above
-            raise ValueError(f"cannot simulate family {name!r}")
+        out[i] = family.random(mu, fit.problem.w0, fit.estimate.disp, rng)
     return out
 
 

@@ -11,10 +11,12 @@ binomial) have it estimated by maximum likelihood with the other parameters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 from scipy import special
 
+from .._ops import NUMPY, ArrayOps
 from ..errors import DataError
 from .links import Link, get_link
 
@@ -48,12 +50,16 @@ class Family(ABC):
         """Var(y | mu) / prior weight."""
 
     @abstractmethod
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         """Log density of each observation."""
 
     @abstractmethod
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         """Deviance residuals squared (R's ``dev.resids``)."""
+
+    @abstractmethod
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        """Draw responses (on the scale of ``y``: proportions for the binomial) at means ``mu``."""
 
     @abstractmethod
     def check(self, y: np.ndarray, w: np.ndarray) -> None:
@@ -91,14 +97,14 @@ class Binomial(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu * (1.0 - mu)
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         k = w * y
         return (
-            special.gammaln(w + 1)
-            - special.gammaln(k + 1)
-            - special.gammaln(w - k + 1)
-            + special.xlogy(k, mu)
-            + special.xlog1py(w - k, -mu)
+            ops.special.gammaln(w + 1)
+            - ops.special.gammaln(k + 1)
+            - ops.special.gammaln(w - k + 1)
+            + ops.special.xlogy(k, mu)
+            + ops.special.xlog1py(w - k, -mu)
         )
 
     def logpdf_constant(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -108,6 +114,10 @@ class Binomial(Family):
     def logpdf_kernel(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         k = w * y
         return special.xlogy(k, mu) + special.xlog1py(w - k, -mu)
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        trials = np.round(w).astype(np.int64)
+        return rng.binomial(trials, mu) / np.maximum(trials, 1)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return 2 * w * (_xlogy_ratio(y, mu) + _xlogy_ratio(1 - y, 1 - mu))
@@ -134,14 +144,17 @@ class Poisson(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
-        return w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
+        return w * (ops.special.xlogy(y, mu) - mu - ops.special.gammaln(y + 1))
 
     def logpdf_constant(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         return -w * special.gammaln(y + 1)
 
     def logpdf_kernel(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return w * (special.xlogy(y, mu) - mu)
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        return rng.poisson(mu).astype(float)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return 2 * w * (_xlogy_ratio(y, mu) - (y - mu))
@@ -171,8 +184,11 @@ class Gaussian(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return np.full_like(mu, disp)
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
-        return -0.5 * (np.log(2 * np.pi * disp / w) + w * (y - mu) ** 2 / disp)
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
+        return -0.5 * (ops.xp.log(2 * ops.xp.pi * disp / w) + w * (y - mu) ** 2 / disp)
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(mu, np.sqrt(disp / w))
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return w * (y - mu) ** 2
@@ -204,9 +220,15 @@ class Gamma(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return disp * mu * mu
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         shape = w / disp
-        return shape * np.log(shape * y / mu) - shape * y / mu - np.log(y) - special.gammaln(shape)
+        return (
+            shape * ops.xp.log(shape * y / mu) - shape * y / mu - ops.xp.log(y) - ops.special.gammaln(shape)
+        )
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        shape = w / disp
+        return rng.gamma(shape, mu / shape)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return 2 * w * (-np.log(y / mu) + (y - mu) / mu)
@@ -234,9 +256,14 @@ class InverseGaussian(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return disp * mu**3
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         d = disp / w
-        return -0.5 * (np.log(2 * np.pi * d * y**3) + (y - mu) ** 2 / (d * mu * mu * y))
+        return -0.5 * (ops.xp.log(2 * ops.xp.pi * d * y**3) + (y - mu) ** 2 / (d * mu * mu * y))
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        from scipy import stats
+
+        return np.asarray(stats.invgauss.rvs(mu * disp / w, scale=w / disp, random_state=rng))
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return w * (y - mu) ** 2 / (mu * mu * y)
@@ -266,15 +293,18 @@ class NegativeBinomial(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu + mu * mu / disp
 
-    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         k = disp
         return w * (
-            special.gammaln(y + k)
-            - special.gammaln(k)
-            - special.gammaln(y + 1)
-            + k * np.log(k / (k + mu))
-            + special.xlogy(y, mu / (k + mu))
+            ops.special.gammaln(y + k)
+            - ops.special.gammaln(k)
+            - ops.special.gammaln(y + 1)
+            + k * ops.xp.log(k / (k + mu))
+            + ops.special.xlogy(y, mu / (k + mu))
         )
+
+    def random(self, mu: np.ndarray, w: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
+        return rng.negative_binomial(disp, disp / (disp + mu)).astype(float)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         k = disp

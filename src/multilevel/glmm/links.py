@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
+
+from .._ops import NUMPY, ArrayOps
 
 _EPS = np.finfo(float).eps
 
@@ -19,7 +22,7 @@ class Link(ABC):
     def link(self, mu: np.ndarray) -> np.ndarray: ...
 
     @abstractmethod
-    def inverse(self, eta: np.ndarray) -> np.ndarray: ...
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any: ...
 
     @abstractmethod
     def mu_eta(self, eta: np.ndarray) -> np.ndarray: ...
@@ -34,8 +37,8 @@ class Identity(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return np.asarray(mu, dtype=float)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.asarray(eta, dtype=float)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.asarray(eta, dtype=float)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.ones_like(eta, dtype=float)
@@ -47,8 +50,8 @@ class Log(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return np.log(mu)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.maximum(ops.xp.exp(ops.xp.minimum(eta, 700.0)), _EPS)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
@@ -60,8 +63,8 @@ class Logit(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return special.logit(mu)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.clip(special.expit(eta), _EPS, 1 - _EPS)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.clip(ops.special.expit(eta), _EPS, 1 - _EPS)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         p = special.expit(eta)
@@ -74,8 +77,8 @@ class Probit(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return special.ndtri(mu)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.clip(special.ndtr(eta), _EPS, 1 - _EPS)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.clip(ops.special.ndtr(eta), _EPS, 1 - _EPS)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.maximum(stats.norm.pdf(eta), _EPS)
@@ -87,8 +90,8 @@ class Cloglog(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return np.log(-np.log1p(-mu))
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.clip(-np.expm1(-np.exp(np.minimum(eta, 700.0))), _EPS, 1 - _EPS)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.clip(-ops.xp.expm1(-ops.xp.exp(ops.xp.minimum(eta, 700.0))), _EPS, 1 - _EPS)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         eta = np.minimum(eta, 700.0)
@@ -101,8 +104,8 @@ class Sqrt(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return np.sqrt(mu)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return np.asarray(eta, dtype=float) ** 2
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return ops.xp.asarray(eta, dtype=float) ** 2
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return 2.0 * np.asarray(eta, dtype=float)
@@ -114,7 +117,7 @@ class Inverse(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return 1.0 / mu
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
         return 1.0 / eta
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
@@ -127,8 +130,8 @@ class InverseSquared(Link):
     def link(self, mu: np.ndarray) -> np.ndarray:
         return 1.0 / (mu * mu)
 
-    def inverse(self, eta: np.ndarray) -> np.ndarray:
-        return 1.0 / np.sqrt(eta)
+    def inverse(self, eta: np.ndarray, ops: ArrayOps = NUMPY) -> Any:
+        return 1.0 / ops.xp.sqrt(eta)
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return -1.0 / (2.0 * eta**1.5)
