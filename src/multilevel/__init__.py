@@ -12,7 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "crt", "fit", "gee", "list_datasets", "load_dataset", "parse_formula"]
+__all__ = ["Model", "crt", "fit", "gee", "list_datasets", "load_dataset", "parse_formula", "sample"]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from .marginal import gee
 
         return gee
+    if name == "sample":
+        from .bayes.sampler import sample
+
+        return sample
     if name == "parse_formula":
         from .formula import parse_formula
 

@@ -96,6 +96,31 @@ class Model:
         with blas_threads(obj.layout.m):
             return fit_objective(obj, self.design, start=start, optimizer=optimizer)
 
+    def sample(
+        self,
+        *,
+        priors: dict[str, Any] | None = None,
+        chains: int = 4,
+        draws: int = 1000,
+        warmup: int = 1000,
+        seed: int = 0,
+        progress: bool = True,
+        target_accept: float = 0.8,
+    ) -> Any:
+        """Draw from the posterior with NumPyro's NUTS (see :func:`multilevel.sample`)."""
+        from .bayes.sampler import sample_model
+
+        return sample_model(
+            self,
+            priors=priors,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            progress=progress,
+            target_accept=target_accept,
+        )
+
 
 def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = None) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result."""

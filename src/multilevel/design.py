@@ -119,11 +119,18 @@ def factor_codes(df: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray
 
 
 def _codes_for_levels(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
-    """Codes of new data against known levels; -1 where the level is new."""
+    """Codes of new data against known levels; new levels get -1, -2, ... (one code each)."""
     keys = df[list(factors)].astype(object).map(_level_name)
     joined = keys.iloc[:, 0] if len(factors) == 1 else keys.apply(":".join, axis=1)
     lookup = {lev: i for i, lev in enumerate(levels)}
-    return np.fromiter((lookup.get(k, -1) for k in joined), dtype=np.int64, count=len(df))
+    new: dict[str, int] = {}
+    out = np.empty(len(df), dtype=np.int64)
+    for i, k in enumerate(joined):
+        code = lookup.get(k)
+        if code is None:
+            code = new.setdefault(k, -1 - len(new))
+        out[i] = code
+    return out
 
 
 def _matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
@@ -451,7 +458,8 @@ def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str
 def design_for(spec: ModelSpec, newdata: Any, *, need_response: bool = False) -> Design:
     """Rebuild X and the grouping blocks of ``newdata`` with the fitted spec.
 
-    Level codes are -1 for levels the model has not seen.
+    Level codes are negative (-1, -2, ..., one per distinct level) for levels the
+    model has not seen.
     """
     df = to_pandas(newdata).reset_index(drop=True)
     m = _matrix(spec.fixed_spec, df, spec.formula)
@@ -470,4 +478,12 @@ def design_for(spec: ModelSpec, newdata: Any, *, need_response: bool = False) ->
     for expr in spec.parsed.offsets:
         o = _matrix(f"I({expr}) ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
         off = o if off is None else off + o
-    return Design(y=y, X=X, groups=tuple(groups), offset=off)
+    se = None
+    if spec.parsed.se is not None and all(
+        c in df.columns for c in _names_in(spec.parsed.se, set(df.columns))
+    ):
+        try:
+            se = _matrix(f"I({spec.parsed.se}) ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
+        except FormulaError:
+            se = None
+    return Design(y=y, X=X, groups=tuple(groups), offset=off, se=se)

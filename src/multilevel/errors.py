@@ -77,3 +77,7 @@ class SeparationWarning(MultilevelWarning):
 
 class DataWarning(MultilevelWarning):
     """The data are usable but suspicious (for example few levels in a grouping factor)."""
+
+
+class SamplingWarning(MultilevelWarning):
+    """MCMC diagnostics that call the draws into question (divergences, R-hat, ESS, E-BFMI)."""

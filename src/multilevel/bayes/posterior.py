@@ -1,0 +1,479 @@
+"""The posterior: draws under brms's names, diagnostics, ArviZ output, predictions.
+
+Names: fixed effects by their coefficient names (``Intercept``, ``basement``),
+``sd_county__Intercept``, ``cor_county__Intercept__basement``, ``sigma`` (or
+``shape``) and group effects ``r_county[<level>,Intercept]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..design import z_times_b
+from ..errors import ModelError, SamplingWarning
+from .priors import Prior
+from .program import Structure, sd_name
+
+RHAT_MAX = 1.01
+BFMI_MIN = 0.3
+ESS_PER_CHAIN = 100
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.3g}"
+
+
+class Posterior:
+    """Posterior draws of a mixed model (returned by :func:`multilevel.sample`)."""
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        structure: Structure,
+        priors: dict[str, Prior],
+        program: Any,
+        data: dict[str, Any],
+        values: dict[str, np.ndarray],
+        beta: np.ndarray,
+        roots: list[np.ndarray],
+        group_effects: list[np.ndarray],
+        sample_stats: dict[str, np.ndarray],
+        fit: Any,
+        fit_messages: tuple[str, ...],
+        settings: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.spec = model.spec
+        self.structure = structure
+        self.priors = priors
+        self.program = program
+        self.data = data
+        self.values = values
+        self.beta = beta  # (chains, draws, p)
+        self.roots = roots  # per group (chains, draws, q, q)
+        self.group_effects = group_effects  # per group (chains, draws, levels, q)
+        self.sample_stats = sample_stats
+        self.fit = fit
+        self.fit_messages = fit_messages
+        self.settings = settings
+        self.messages = self._check()
+        for m in self.messages:
+            warnings.warn(m, SamplingWarning, stacklevel=3)
+
+    # ---- draws under brms names --------------------------------------
+    @property
+    def chains(self) -> int:
+        return int(self.settings["chains"])
+
+    @property
+    def ndraws(self) -> int:
+        return int(self.settings["draws"])
+
+    def _covariance_draws(self) -> list[np.ndarray]:
+        return [S @ np.swapaxes(S, -1, -2) for S in self.roots]
+
+    @cached_property
+    def _population(self) -> dict[str, np.ndarray]:
+        """Every population-level parameter as a (chains, draws) array, in display order."""
+        st = self.structure
+        out: dict[str, np.ndarray] = {}
+        for i, nm in enumerate(st.fixed_names):
+            out[nm] = self.beta[..., i]
+        for g, C in zip(st.groups, self._covariance_draws()):
+            sd = np.sqrt(np.maximum(np.diagonal(C, axis1=-2, axis2=-1), 0.0))
+            for j, col in enumerate(g.columns):
+                out[sd_name(g.name, col)] = sd[..., j]
+            for t in g.terms:
+                if not t.cor_name:
+                    continue
+                for a in range(len(t.columns)):
+                    for b in range(a):
+                        i, j = t.offset + a, t.offset + b
+                        with np.errstate(invalid="ignore", divide="ignore"):
+                            r = C[..., i, j] / (sd[..., i] * sd[..., j])
+                        out[f"cor_{g.name}__{t.columns[b]}__{t.columns[a]}"] = r
+        if st.dispersion:
+            out[st.dispersion] = self.values[st.dispersion]
+        return out
+
+    def _group_names(self) -> list[tuple[str, int, int, int]]:
+        out = []
+        for k, g in enumerate(self.structure.groups):
+            for li, lev in enumerate(g.levels):
+                for j, col in enumerate(g.columns):
+                    out.append((f"r_{g.name}[{lev},{col}]", k, li, j))
+        return out
+
+    def draws(self, group_effects: bool = True) -> dict[str, np.ndarray]:
+        """Every parameter's draws as (chains, draws) arrays, keyed by brms name."""
+        out = dict(self._population)
+        if group_effects:
+            for name, k, li, j in self._group_names():
+                out[name] = self.group_effects[k][:, :, li, j]
+        return out
+
+    def draws_frame(self, group_effects: bool = False) -> pd.DataFrame:
+        """Draws as a DataFrame: one row per draw, with ``chain`` and ``draw`` columns."""
+        d = self.draws(group_effects)
+        c, n = self.chains, self.ndraws
+        frame = pd.DataFrame({k: v.reshape(c * n) for k, v in d.items()})
+        frame.insert(0, "draw", np.tile(np.arange(n), c))
+        frame.insert(0, "chain", np.repeat(np.arange(c), n))
+        return frame
+
+    # ---- diagnostics and summaries -----------------------------------
+    @staticmethod
+    def _diagnostics(stack: np.ndarray) -> dict[str, np.ndarray]:
+        """Bulk / tail ESS, rank-normalized R-hat and MCSE of the mean for (chains, draws, k)."""
+        import arviz as az
+        import xarray as xr
+
+        ds = xr.Dataset({"x": (("chain", "draw", "k"), stack)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {
+                "ess_bulk": az.ess(ds, method="bulk")["x"].to_numpy(),
+                "ess_tail": az.ess(ds, method="tail")["x"].to_numpy(),
+                "r_hat": az.rhat(ds)["x"].to_numpy(),
+                "mcse_mean": az.mcse(ds, method="mean")["x"].to_numpy(),
+            }
+
+    def summary(self, group_effects: bool = True, prob: float = 0.95) -> pd.DataFrame:
+        """Mean, SD, median, central interval, MCSE, bulk and tail ESS and R-hat per parameter."""
+        d = self.draws(group_effects)
+        names = list(d)
+        stack = np.stack([d[k] for k in names], axis=-1)
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        flat = stack.reshape(-1, stack.shape[-1])
+        diag = self._diagnostics(stack)
+        return pd.DataFrame(
+            {
+                "mean": flat.mean(axis=0),
+                "sd": flat.std(axis=0, ddof=1) if flat.shape[0] > 1 else np.nan,
+                "median": np.median(flat, axis=0),
+                f"q{100 * lo:g}": np.quantile(flat, lo, axis=0),
+                f"q{100 * hi:g}": np.quantile(flat, hi, axis=0),
+                "mcse_mean": diag["mcse_mean"],
+                "ess_bulk": diag["ess_bulk"],
+                "ess_tail": diag["ess_tail"],
+                "r_hat": diag["r_hat"],
+            },
+            index=pd.Index(names, name="parameter"),
+        )
+
+    @property
+    def divergences(self) -> int:
+        return int(np.sum(self.sample_stats["diverging"]))
+
+    @property
+    def bfmi(self) -> np.ndarray:
+        """E-BFMI per chain."""
+        e = self.sample_stats["energy"]
+        num = np.mean(np.diff(e, axis=1) ** 2, axis=1)
+        den = np.var(e, axis=1)
+        return np.asarray(num / np.where(den > 0, den, np.nan))
+
+    def _check(self) -> tuple[str, ...]:
+        """Messages (with advice) for divergences, tree depth, R-hat, ESS and E-BFMI."""
+        msgs = []
+        n_div = self.divergences
+        if n_div:
+            msgs.append(
+                f"{n_div} divergent transitions after warmup: the draws may be biased. Raise "
+                "target_accept (e.g. 0.95), give weakly informative priors on SDs, or simplify the "
+                "random-effects structure"
+            )
+        depth = self.settings["max_tree_depth"]
+        steps = self.sample_stats.get("num_steps")
+        if steps is not None:
+            hit = int(np.sum(steps >= 2**depth - 1))
+            if hit:
+                msgs.append(
+                    f"{hit} transitions reached the maximum tree depth ({depth}): sampling is "
+                    "inefficient; rescale predictors or give tighter priors"
+                )
+        summ = self.summary(group_effects=False)
+        rhat = summ["r_hat"].to_numpy()
+        if self.chains > 1 and np.nanmax(rhat, initial=0) > RHAT_MAX:
+            worst = summ["r_hat"].idxmax()
+            msgs.append(
+                f"R-hat up to {np.nanmax(rhat):.3f} ({worst}) exceeds {RHAT_MAX}: the chains disagree. "
+                "Run more warmup and draws, or check the priors and the model"
+            )
+        ess = np.minimum(summ["ess_bulk"].to_numpy(), summ["ess_tail"].to_numpy())
+        need = ESS_PER_CHAIN * self.chains
+        if np.nanmin(ess, initial=np.inf) < need:
+            worst = summ.index[int(np.nanargmin(ess))]
+            msgs.append(
+                f"effective sample size as low as {np.nanmin(ess):.0f} ({worst}), under {need} "
+                f"({ESS_PER_CHAIN} per chain): means and intervals are unreliable; run more draws"
+            )
+        bf = self.bfmi
+        low = np.where(bf < BFMI_MIN)[0]
+        if low.size:
+            msgs.append(
+                f"E-BFMI below {BFMI_MIN} in chain(s) {', '.join(map(str, low))}: the sampler explores "
+                "the energy poorly (heavy tails or a funnel); reparameterize or give tighter priors"
+            )
+        return tuple(msgs)
+
+    # ---- ArviZ -------------------------------------------------------
+    @cached_property
+    def inference_data(self) -> Any:
+        """ArviZ ``InferenceData``: posterior (named dims), sample stats, observed data."""
+        import arviz as az
+
+        st = self.structure
+        post: dict[str, np.ndarray] = {"b": self.beta}
+        coords: dict[str, list[str]] = {"coef": list(st.fixed_names)}
+        dims: dict[str, list[str]] = {"b": ["coef"]}
+        pop = self._population
+        for k, g in enumerate(st.groups):
+            term_dim = f"{g.name}__term"
+            coords[term_dim] = list(g.columns)
+            coords[g.name] = list(g.levels)
+            post[f"sd_{g.name}"] = np.stack([pop[sd_name(g.name, c)] for c in g.columns], axis=-1)
+            dims[f"sd_{g.name}"] = [term_dim]
+            pairs = [n for n in pop if n.startswith(f"cor_{g.name}__")]
+            if pairs:
+                pair_dim = f"{g.name}__pair"
+                coords[pair_dim] = [n[len(f"cor_{g.name}__") :] for n in pairs]
+                post[f"cor_{g.name}"] = np.stack([pop[n] for n in pairs], axis=-1)
+                dims[f"cor_{g.name}"] = [pair_dim]
+            post[f"r_{g.name}"] = self.group_effects[k]
+            dims[f"r_{g.name}"] = [g.name, term_dim]
+        if st.dispersion:
+            post[st.dispersion] = pop[st.dispersion]
+        stats = {
+            "diverging": self.sample_stats["diverging"],
+            "energy": self.sample_stats["energy"],
+            "n_steps": self.sample_stats["num_steps"],
+            "tree_depth": np.floor(np.log2(self.sample_stats["num_steps"] + 1)).astype(int),
+            "acceptance_rate": self.sample_stats["accept_prob"],
+        }
+        n = self.model.design.n
+        coords["obs"] = [str(i) for i in range(n)]
+        obs = {"y": self.model.design.y}
+        ppc = None
+        if n * self.chains * self.ndraws <= 50_000_000:
+            ppc = {"y": self.predict_draws(kind="response").reshape(self.chains, self.ndraws, n)}
+        return az.from_dict(
+            posterior=post,
+            sample_stats=stats,
+            posterior_predictive=ppc,
+            observed_data=obs,
+            coords=coords,
+            dims={**dims, "y": ["obs"]},
+            attrs={"formula": self.spec.formula, "family": st.family.name, "inference_library": "multilevel"},
+        )
+
+    # ---- prediction --------------------------------------------------
+    def _dispersion_draws(self) -> np.ndarray:
+        st = self.structure
+        if st.dispersion is None:
+            return np.ones(self.chains * self.ndraws)
+        return np.asarray(st.disp_from(self.values[st.dispersion].reshape(-1)))
+
+    def predict_draws(
+        self,
+        newdata: Any = None,
+        *,
+        kind: str = "mean",
+        new_levels: str = "sample",
+        re: bool = True,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Draws (chains x draws, rows) of the prediction for ``newdata`` (default: the data).
+
+        ``kind="linear"`` (the linear predictor), ``"mean"`` (the mean response) or
+        ``"response"`` (new observations: the posterior predictive). Levels not in the
+        data: ``new_levels="sample"`` draws their effects from the fitted distribution
+        in each draw, ``"population"`` sets them to 0, ``"error"`` refuses. ``re=False``
+        predicts at the population level.
+        """
+        from ..design import design_for
+
+        if kind not in ("linear", "mean", "response"):
+            raise ModelError(f"kind must be 'linear', 'mean' or 'response', got {kind!r}")
+        if new_levels not in ("sample", "population", "error"):
+            raise ModelError(f"new_levels must be 'sample', 'population' or 'error', got {new_levels!r}")
+        d = self.model.design if newdata is None else design_for(self.spec, newdata)
+        rng = np.random.default_rng(seed)
+        S_total = self.chains * self.ndraws
+        beta = self.beta.reshape(S_total, -1)
+        eta = beta @ d.X.T
+        if d.offset is not None:
+            eta = eta + d.offset
+        if re:
+            unknown = [g for g in d.groups if g.codes.size and g.codes.min() < 0]
+            if unknown and new_levels == "error":
+                raise ModelError(
+                    "newdata has levels not seen in the data; pass new_levels='sample' (draw their "
+                    "effects) or 'population' (set them to 0)"
+                )
+            roots = [S.reshape(S_total, *S.shape[2:]) for S in self.roots]
+            effects = [b.reshape(S_total, *b.shape[2:]) for b in self.group_effects]
+            for s in range(S_total):
+                bs = []
+                for k, g in enumerate(d.groups):
+                    b = effects[k][s]
+                    if new_levels == "sample" and g.codes.size and g.codes.min() < 0:
+                        n_new = int(-g.codes.min())  # unseen levels are coded -1, -2, ...
+                        new = rng.standard_normal((n_new, b.shape[1])) @ roots[k][s].T
+                        bk = np.vstack([b, new])
+                        codes = np.where(g.codes < 0, b.shape[0] - 1 - g.codes, g.codes)
+                        eta[s] += np.einsum("ij,ij->i", g.values, bk[codes])
+                        continue
+                    bs.append((k, b))
+                if bs:
+                    sub = type(d)(y=d.y, X=d.X, groups=tuple(d.groups[k] for k, _ in bs))
+                    eta[s] += z_times_b(sub, [b for _, b in bs])
+        if kind == "linear":
+            return eta
+        fam = self.structure.family
+        mu = fam.link.inverse(eta)
+        if kind == "mean":
+            return mu
+        w = d.residual_weights if fam.name == "gaussian" else d.weights
+        w = np.ones(d.n) if w is None else w
+        disp = self._dispersion_draws()
+        if self.spec.parsed.se is not None and d.se is None:
+            raise ModelError("kind='response' needs the known SEs: newdata must have the se() column")
+        out = np.empty_like(mu)
+        for s in range(S_total):
+            out[s] = fam.random(mu[s], w, float(disp[s]), rng)
+        return out
+
+    def predict(
+        self,
+        newdata: Any = None,
+        *,
+        kind: str = "mean",
+        new_levels: str = "sample",
+        re: bool = True,
+        prob: float = 0.95,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Posterior mean, SD and central interval of the prediction per row (see :meth:`predict_draws`)."""
+        dr = self.predict_draws(newdata, kind=kind, new_levels=new_levels, re=re, seed=seed)
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        return pd.DataFrame(
+            {
+                "mean": dr.mean(axis=0),
+                "sd": dr.std(axis=0, ddof=1),
+                f"q{100 * lo:g}": np.quantile(dr, lo, axis=0),
+                f"q{100 * hi:g}": np.quantile(dr, hi, axis=0),
+            }
+        )
+
+    # ---- modes against expectations ----------------------------------
+    def point_estimates(self, prob: float = 0.95, group_effects: bool = False) -> pd.DataFrame:
+        """Likelihood estimate, posterior mode (MAP), mean, median and interval side by side.
+
+        The MAP is the mode of the posterior density of the population parameters
+        with the random effects integrated out (exactly for Gaussian models, by the
+        Laplace approximation otherwise), in the parameterization the priors are
+        stated in. ``flag`` marks rows whose MAP or likelihood estimate lies
+        outside the central ``prob`` interval.
+        """
+        from .mode import likelihood_estimates, posterior_mode
+
+        summ = self.summary(group_effects=group_effects, prob=prob)
+        lo_col, hi_col = summ.columns[3], summ.columns[4]
+        mle = likelihood_estimates(self)
+        mode = posterior_mode(self, group_effects=group_effects)
+        method = "REML" if self.structure.marginal and self.fit is not None and self.fit.reml else "ML"
+        if self.fit is not None and not self.structure.marginal:
+            method = "Laplace" if getattr(self.fit, "nagq", 1) <= 1 else f"AGQ{self.fit.nagq}"
+        table = pd.DataFrame(
+            {
+                method: [mle.get(k, np.nan) for k in summ.index],
+                "MAP": [mode.get(k, np.nan) for k in summ.index],
+                "mean": summ["mean"],
+                "median": summ["median"],
+                lo_col: summ[lo_col],
+                hi_col: summ[hi_col],
+            },
+            index=summ.index,
+        )
+        flags = []
+        for k in summ.index:
+            lo, hi = table.at[k, lo_col], table.at[k, hi_col]
+            f = []
+            if not lo <= table.at[k, "MAP"] <= hi:
+                f.append("MAP outside interval")
+            if not lo <= table.at[k, method] <= hi and np.isfinite(table.at[k, method]):
+                f.append(f"{method} outside interval")
+            flags.append("; ".join(f))
+        table["flag"] = flags
+        table.attrs["interval"] = prob
+        table.attrs["method"] = method
+        return table
+
+    # ---- text --------------------------------------------------------
+    def prior_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [(k, p.text, p.source) for k, p in self.priors.items()], columns=["parameter", "prior", "source"]
+        ).set_index("parameter")
+
+    def summary_text(self, prob: float = 0.95) -> str:
+        st = self.structure
+        s = self.settings
+        summ = self.summary(group_effects=False, prob=prob)
+        lo_col, hi_col = summ.columns[3], summ.columns[4]
+        lines = [
+            f"Family: {st.family.name} (link: {st.family.link.name})",
+            f"Formula: {self.spec.formula}",
+            f"Data: {self.model.design.n} observations"
+            + "".join(f", {g.name}: {g.n_levels} levels" for g in st.groups),
+            f"Draws: {s['chains']} chains, each with {s['warmup']} warmup and {s['draws']} kept draws; "
+            f"NUTS{' (random effects integrated out)' if st.marginal else ' (non-centred)'}; "
+            f"{s['seconds']:.1f} s",
+            "",
+            "Priors:",
+        ]
+        width = max(len(k) for k in self.priors)
+        for k, p in self.priors.items():
+            lines.append(f"  {k:<{width}}  {p.text}{'' if p.source == 'user' else '  (default)'}")
+        header = (
+            f"{'':<{width}}  {'mean':>9} {'sd':>8} {lo_col:>9} {hi_col:>9} "
+            f"{'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}"
+        )
+
+        def rows(names: list[str]) -> list[str]:
+            out = []
+            for n in names:
+                r = summ.loc[n]
+                out.append(
+                    f"  {n:<{width}}{_fmt(r['mean']):>9} {_fmt(r['sd']):>8} {_fmt(r[lo_col]):>9} "
+                    f"{_fmt(r[hi_col]):>9} {r['r_hat']:>6.3f} {r['ess_bulk']:>8.0f} {r['ess_tail']:>8.0f}"
+                )
+            return out
+
+        for g in st.groups:
+            lines += ["", f"Group-level effects: ~{g.name} ({g.n_levels} levels)", header]
+            lines += rows([n for n in summ.index if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__"))])
+        lines += ["", "Population-level effects:", header, *rows(list(st.fixed_names))]
+        if st.dispersion:
+            lines += ["", "Family-specific parameters:", header, *rows([st.dispersion])]
+        lines += [
+            "",
+            f"Divergent transitions: {self.divergences}; E-BFMI: {', '.join(f'{b:.2f}' for b in self.bfmi)}",
+        ]
+        lines += [f"warning: {m}" for m in self.messages]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary_text()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Posterior {self.spec.formula!r}: {self.chains} chains x {self.ndraws} draws, "
+            f"{self.divergences} divergences>"
+        )

@@ -1,0 +1,422 @@
+"""``sample()``: NUTS on the model a formula describes, from the likelihood fit's spine.
+
+One :class:`~multilevel.api.Model` (spec, design, cross-products) serves the
+likelihood fit and the sampler: the fit gives the chains their starting points
+and the ``point_estimates()`` table its first column; the cross-products are
+the data of the marginal (Gaussian) model. Compiled samplers are cached per
+model structure, so sampling again with data of the same shape (simulation-based
+calibration, bootstrap-like loops) does not compile again.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .priors import Prior, default_priors, resolve
+from .program import (
+    Structure,
+    covariance_roots,
+    draw_group_effects,
+    make_constrain,
+    make_runner,
+    make_unconstrain,
+    marginal_data,
+    row_data,
+    sd_name,
+    uncentre,
+)
+
+_CACHE: dict[Any, Program] = {}
+MAX_CACHE = 16
+
+
+def enable_x64() -> None:
+    """Double precision in JAX (the cross-products need it); set once, globally."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+@dataclass
+class Program:
+    """A compiled sampler for one model structure and prior set."""
+
+    struct: Structure
+    priors: dict[str, Prior]
+    runner: Any  # jitted (data, init_u, key) -> draws of every chain
+    progress: Any  # _Progress or None
+    post: Any  # jitted vmapped post-processing
+    unconstrain: Any  # jitted constrained -> unconstrained site values
+
+
+def _prior_key(priors: dict[str, Prior]) -> tuple[Any, ...]:
+    return tuple((k, p.text, p.source, id(p.dist) if p.source == "user" else 0) for k, p in priors.items())
+
+
+def _struct_key(struct: Structure) -> tuple[Any, ...]:
+    return (
+        struct.family.name,
+        struct.family.link.name,
+        struct.marginal,
+        struct.fixed_names,
+        struct.intercept,
+        struct.groups,
+        struct.dispersion,
+        struct.params,
+    )
+
+
+class _Progress:
+    """A tqdm bar the compiled sampling loop advances through a host callback."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total = total
+        self.desc = desc
+        self.bar: Any = None
+
+    def start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="it", leave=True)
+
+    def __call__(self, i: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(int(i) - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def get_program(
+    struct: Structure,
+    priors: dict[str, Prior],
+    *,
+    chains: int,
+    draws: int,
+    warmup: int,
+    target_accept: float,
+    max_tree_depth: int,
+    progress: bool,
+) -> Program:
+    key = (
+        _struct_key(struct),
+        _prior_key(priors),
+        chains,
+        draws,
+        warmup,
+        target_accept,
+        max_tree_depth,
+        progress,
+    )
+    prog = _CACHE.get(key)
+    if prog is not None:
+        return prog
+    import jax
+
+    bar = _Progress(warmup + draws, f"sampling {chains} chains") if progress else None
+    runner = make_runner(
+        struct,
+        priors,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=False,
+        progress=bar,
+    )
+    post = jax.jit(jax.vmap(_postprocess_fn(struct, make_constrain(struct, priors)), in_axes=(None, 0, 0)))
+    prog = Program(struct, priors, runner, bar, post, make_unconstrain(struct, priors))
+    if len(_CACHE) >= MAX_CACHE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = prog
+    return prog
+
+
+def _postprocess_fn(struct: Structure, constrain: Any) -> Any:
+    """(data, one unconstrained draw, key) -> parameter values, coefficients and group effects."""
+    import jax.numpy as jnp
+
+    def fn(data: dict[str, Any], u: dict[str, Any], key: Any) -> dict[str, Any]:
+        vals, _ = constrain(u)
+        beta_c = jnp.stack([vals[nm] for nm in struct.fixed_names]) if struct.p else jnp.zeros(0)
+        beta = uncentre(struct, beta_c, data["xbar"])
+        Ss = covariance_roots(struct, vals)
+        if struct.marginal:
+            sigma = vals["sigma"] if struct.dispersion else 1.0
+            bs = draw_group_effects(struct, data, beta, Ss, sigma, key)
+        else:
+            bs = [vals[f"z_{g.name}"] @ S.T for g, S in zip(struct.groups, Ss)]
+        kept = {k: v for k, v in vals.items() if not k.startswith("z_")}
+        return {"beta": beta, "S": Ss, "r": bs, "values": kept}
+
+    return fn
+
+
+def default_xbar(struct: Structure, X: np.ndarray) -> np.ndarray:
+    """Column means that centre the predictors (0 at the intercept); zeros without an intercept."""
+    if struct.intercept is None or struct.p < 2:
+        return np.zeros(struct.p)
+    xbar = X.mean(axis=0)
+    xbar[struct.intercept] = 0.0
+    return xbar
+
+
+def _init_values(
+    struct: Structure, fit: Any, xbar: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Constrained starting values near the likelihood fit, jittered per chain."""
+    beta = fit.fixef.to_numpy()
+    try:
+        se = fit.fixef_se.to_numpy()
+    except Exception:  # a singular Hessian: jitter on the scale of the estimate
+        se = 0.1 * np.maximum(np.abs(beta), 1.0)
+    se = np.where(np.isfinite(se) & (se > 0), se, 0.1 * np.maximum(np.abs(beta), 1.0))
+    b = beta + 0.5 * se * rng.standard_normal(beta.size)
+    out: dict[str, np.ndarray] = {}
+    for i, nm in enumerate(struct.fixed_names):
+        out[nm] = np.asarray(b[i])
+    if struct.intercept is not None:
+        out["Intercept_c"] = np.asarray(b[struct.intercept] + b @ xbar)
+        del out["Intercept"]
+    scale = float(fit.sigma) if struct.marginal and struct.dispersion else 1.0
+    covs = fit.covariances
+    modes = fit.ranef_values()
+    for g, mode in zip(struct.groups, modes):
+        C = covs[g.name].to_numpy()
+        sd = np.sqrt(np.maximum(np.diag(C), 0.0))
+        sd = np.where(sd > 0.05 * scale, sd, 0.1 * scale) * np.exp(0.3 * rng.standard_normal(sd.size))
+        S = np.zeros((g.q, g.q))
+        for t in g.terms:
+            q = len(t.columns)
+            sl = slice(t.offset, t.offset + q)
+            for j, col in enumerate(t.columns):
+                out[sd_name(g.name, col)] = np.asarray(sd[t.offset + j])
+            L: np.ndarray = np.eye(q)
+            if t.cor_name:
+                d = np.sqrt(np.maximum(np.diag(C[sl, sl]), 1e-300))
+                R = C[sl, sl] / np.outer(d, d)
+                R = np.where(np.isfinite(R), R, 0.0)
+                L = np.linalg.cholesky(0.5 * R + 0.5 * np.eye(q))  # halfway to 0: strictly inside
+                out[t.cor_name] = L
+            S[sl, sl] = sd[sl, None] * L
+        if not struct.marginal:
+            z = np.linalg.solve(S, mode.T).T
+            out[f"z_{g.name}"] = z + 0.1 * rng.standard_normal(z.shape)
+    if struct.dispersion == "sigma":
+        out["sigma"] = np.asarray(float(fit.sigma) * np.exp(0.1 * rng.standard_normal()))
+    elif struct.dispersion == "shape":
+        disp = float(fit.estimate.disp)
+        shape = disp if struct.family.name == "negative_binomial" else 1.0 / disp
+        out["shape"] = np.asarray(shape * np.exp(0.1 * rng.standard_normal()))
+    return out
+
+
+def init_params(
+    prog: Program, data: dict[str, Any], fit: Any, xbar: np.ndarray, chains: int, seed: int
+) -> Any:
+    """Unconstrained starting points near the likelihood fit, one per chain (leading axis), or None."""
+    import jax
+    import jax.numpy as jnp
+
+    if fit is None:
+        return None
+    rng = np.random.default_rng(seed + 7919)
+    per_chain = []
+    for _ in range(chains):
+        vals = _init_values(prog.struct, fit, xbar, rng)
+        u = prog.unconstrain({k: jnp.asarray(v) for k, v in vals.items()})
+        per_chain.append(u)
+    if any(not all(bool(jnp.all(jnp.isfinite(v))) for v in u.values()) for u in per_chain):
+        return None
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_chain)
+
+
+def _default_init(prog: Program, data: dict[str, Any], chains: int, seed: int) -> Any:
+    """Uniform(-2, 2) in unconstrained space (Stan's default) when there is no fit to start from."""
+    import jax.numpy as jnp
+    from numpyro.distributions.transforms import biject_to
+
+    from .program import site_supports
+
+    rng = np.random.default_rng(seed + 104729)
+    out = {}
+    for site, (support, shape) in site_supports(prog.struct, prog.priors).items():
+        t = biject_to(support)
+        unc_shape = t.inverse_shape(shape)
+        out[site] = jnp.asarray(rng.uniform(-2, 2, size=(chains, *unc_shape)))
+    return out
+
+
+def model_data(struct: Structure, model: Any, xbar: np.ndarray) -> dict[str, Any]:
+    if struct.marginal:
+        return marginal_data(model.crossprods, xbar)
+    return row_data(model.design, xbar)
+
+
+def likelihood_fit(model: Any) -> tuple[Any, tuple[str, ...]]:
+    """The REML (LMM) or Laplace (GLMM) fit, its warnings kept rather than shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = model.fit()
+        except Exception as exc:  # the sampler does not need it; say why it is missing
+            return None, (f"likelihood fit failed ({exc}); chains start from NumPyro's default",)
+    return fit, tuple(str(w.message) for w in caught)
+
+
+def sample_model(
+    model: Any,
+    *,
+    priors: dict[str, Any] | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+) -> Any:
+    """Draw from the posterior of a :class:`~multilevel.api.Model` (see :func:`sample`)."""
+    from .posterior import Posterior
+
+    for name, v in (("chains", chains), ("draws", draws)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ModelError(f"{name} must be a positive integer, got {v!r}")
+    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ModelError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if not 0 < target_accept < 1:
+        raise ModelError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    enable_x64()
+    import jax
+    import jax.numpy as jnp
+
+    struct = Structure.from_spec(model.spec, model.family)
+    design = model.design
+    xbar = default_xbar(struct, design.X)
+    defaults = default_priors(
+        list(struct.params),
+        y=design.y,
+        X=design.X,
+        names=struct.fixed_names,
+        identity_gaussian=struct.marginal,
+    )
+    used = resolve(list(struct.params), priors, defaults)
+    prog = get_program(
+        struct,
+        used,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        progress=progress,
+    )
+    fit, fit_messages = likelihood_fit(model)
+    data = model_data(struct, model, xbar)
+    jdata = jax.tree.map(jnp.asarray, data)
+    t0 = time.perf_counter()
+    init = init_params(prog, jdata, fit, xbar, chains, seed)
+    if init is None:
+        init = _default_init(prog, jdata, chains, seed)
+    if prog.progress is not None:
+        prog.progress.start()
+    try:
+        raw = prog.runner(jdata, init, jax.random.PRNGKey(seed))
+        raw = jax.block_until_ready(raw)
+    finally:
+        if prog.progress is not None:
+            prog.progress.close()
+    flat = jax.tree.map(lambda a: a.reshape((chains * draws, *a.shape[2:])), raw["z"])
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), chains * draws)
+    out = prog.post(jdata, flat, keys)
+    out = jax.tree.map(lambda a: np.asarray(a).reshape((chains, draws, *a.shape[1:])), out)
+    seconds = time.perf_counter() - t0
+    values = out["values"]
+    stats = {k: np.asarray(raw[k]) for k in ("diverging", "energy", "num_steps", "accept_prob")}
+    return Posterior(
+        model=model,
+        structure=struct,
+        priors=used,
+        program=prog,
+        data=data,
+        values=values,
+        beta=out["beta"],
+        roots=out["S"],
+        group_effects=out["r"],
+        sample_stats=stats,
+        fit=fit,
+        fit_messages=fit_messages,
+        settings={
+            "chains": chains,
+            "draws": draws,
+            "warmup": warmup,
+            "seed": seed,
+            "target_accept": target_accept,
+            "max_tree_depth": max_tree_depth,
+            "seconds": seconds,
+        },
+    )
+
+
+def sample(
+    formula: str,
+    data: Any,
+    *,
+    family: Any = "gaussian",
+    link: Any = None,
+    priors: dict[str, Any] | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    target_accept: float = 0.8,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+) -> Any:
+    """Draw from the posterior of a mixed model with NumPyro's NUTS.
+
+    Parameters
+    ----------
+    formula, data, family, link, weights, offset, na_action:
+        As for :func:`multilevel.fit`; ``y | se(s) ~ ...`` gives known residual SDs.
+    priors:
+        ``{"b": "normal(0, 1)", "sd_county": numpyro.distributions.HalfNormal(1.0), ...}``:
+        keys are classes (``Intercept``, ``b``, ``sd``, ``cor``, ``sigma``, ``shape``),
+        grouping factors (``sd_county``, ``cor_county``) or parameters
+        (``sd_county__basement``, ``basement``); values are Stan-style strings or
+        NumPyro distributions. See :mod:`multilevel.bayes.priors` for the defaults.
+    chains, draws, warmup, seed:
+        NUTS chains (run vectorized), kept draws and warmup draws per chain.
+    progress:
+        Show a progress bar while sampling.
+    target_accept:
+        NUTS target acceptance probability; raise it (0.95) if there are divergences.
+
+    Returns
+    -------
+    :class:`multilevel.bayes.Posterior`
+    """
+    from ..api import Model
+
+    m = Model(formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action)
+    return sample_model(
+        m,
+        priors=priors,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        progress=progress,
+        target_accept=target_accept,
+    )
