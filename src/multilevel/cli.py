@@ -1,4 +1,4 @@
-"""Command line: ``multilevel fit DATA FORMULA [--ml] [--json]`` and ``multilevel example NAME``.
+"""Command line: ``multilevel fit | sample | report | graph | gee | crt | example``.
 
 Errors in the input (paths, formulas, columns, data) print one line on stderr and
 exit with status 2; no tracebacks.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "eight_schools": ("eight_schools", "y | se(sigma) ~ 1 + (1 | school)", {}),
     "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", {}),
     "penicillin": ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", {}),
     "pastes": ("Pastes", "strength ~ 1 + (1 | batch/cask)", {}),
@@ -39,7 +40,13 @@ EPILOG = """examples:
   multilevel fit data.parquet "y ~ x + (1 | school/class)" --ml --json
   multilevel fit cbpp.csv "cbind(incidence, size - incidence) ~ period + (1 | herd)" \\
       --family binomial --nagq 25
+  multilevel sample schools.csv "y | se(sigma) ~ 1 + (1 | school)" \\
+      --prior "Intercept=normal(0, 5)" --prior "sd=cauchy(0, 5)"
+  multilevel example eight_schools
 """
+
+# the eight-schools example: the priors of the reference posterior
+EIGHT_SCHOOLS_PRIORS = {"Intercept": "normal(0, 5)", "sd": "cauchy(0, 5)"}
 
 
 def _read_table(path: str) -> Any:
@@ -96,6 +103,72 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
 
 
+def _priors(items: list[str] | None) -> dict[str, str] | None:
+    from .errors import ModelError
+
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ModelError(
+                f"--prior {item!r}: write it as CLASS_OR_PARAMETER=DISTRIBUTION, e.g. 'sd=cauchy(0, 5)'"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
+    if as_json:
+        d = post.to_dict()
+        if point_estimates:
+            pe = post.point_estimates()
+            d["point_estimates"] = {
+                k: {c: (v if isinstance(v, str) else float(v)) for c, v in row.items()}
+                for k, row in pe.to_dict("index").items()
+            }
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    print(post.summary_text())
+    if point_estimates:
+        import pandas as pd
+
+        pe = post.point_estimates()
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(
+                f"\nExpectations and modes ({pe.attrs['method']} estimate, MAP, posterior mean and median):"
+            )
+            print(pe.to_string(float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .bayes.sampler import sample
+
+    data = _read_table(args.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        post = sample(
+            args.formula,
+            data,
+            family=args.family,
+            link=args.link,
+            priors=_priors(args.prior),
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            seed=args.seed,
+            progress=not args.no_progress and not args.json,
+            target_accept=args.target_accept,
+            na_action=args.na_action,
+        )
+    _sample_report(post, args.json, args.point_estimates)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
 def _cmd_gee(args: argparse.Namespace) -> int:
     from .marginal import gee
 
@@ -134,7 +207,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     data = _read_table(args.data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = fit(args.formula, data, family=args.family, nagq=args.nagq, reml=not args.ml)
+        if args.bayes:
+            from .bayes.sampler import sample
+
+            m = sample(
+                args.formula,
+                data,
+                family=args.family,
+                priors=_priors(args.prior),
+                chains=args.chains,
+                draws=args.draws,
+                warmup=args.warmup,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+        else:
+            m = fit(args.formula, data, family=args.family, nagq=args.nagq, reml=not args.ml)
     print(m.report(args.output))
     return 0
 
@@ -209,6 +297,8 @@ def _cmd_example(args: argparse.Namespace) -> int:
 
         raise DataError(f"unknown example {args.name!r}; choose one of {', '.join(EXAMPLES)}")
     dataset, formula, kwargs = EXAMPLES[args.name]
+    if args.name == "eight_schools":
+        return _example_eight_schools(args, dataset, formula)
     kwargs = dict(kwargs)
     if args.ml:
         kwargs["reml"] = False
@@ -216,6 +306,40 @@ def _cmd_example(args: argparse.Namespace) -> int:
         extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
         print(f"# multilevel.fit({formula!r}, load_dataset({dataset!r}){extra})\n")
     return _run_and_report(lambda: fit(formula, load_dataset(dataset), **kwargs), args.json)
+
+
+def _example_eight_schools(args: argparse.Namespace, dataset: str, formula: str) -> int:
+    """REML next to full Bayes: the mode of tau at 0, its posterior mean near 3.6."""
+    from .bayes.sampler import sample
+    from .datasets import load_dataset
+
+    if not args.json:
+        print(
+            f"# multilevel.sample({formula!r}, load_dataset({dataset!r}), priors={EIGHT_SCHOOLS_PRIORS!r})\n"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        post = sample(formula, load_dataset(dataset), priors=EIGHT_SCHOOLS_PRIORS, progress=not args.json)
+    _sample_report(post, args.json, point_estimates=True)
+    for w in caught:
+        if "Sampling" in type(w.message).__name__:
+            print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prior",
+        action="append",
+        metavar="KEY=DIST",
+        help="a prior, e.g. 'sd=cauchy(0, 5)' or 'b=normal(0, 1)' (repeatable); keys: Intercept, b, sd, "
+        "cor, sigma, shape, sd_GROUP, cor_GROUP or a parameter name",
+    )
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain")
+    p.add_argument("--warmup", type=int, default=1000, help="warmup draws per chain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop rows with missing values (with a warning) or refuse them",
     )
     p_fit.set_defaults(func=_cmd_fit)
+    p_smp = sub.add_parser(
+        "sample",
+        help="full Bayes: draw from the posterior with NumPyro's NUTS",
+        epilog='example: multilevel sample schools.csv "y | se(sigma) ~ 1 + (1 | school)" '
+        '--prior "sd=cauchy(0, 5)" --point-estimates',
+    )
+    p_smp.add_argument("data", help="CSV or Parquet file")
+    p_smp.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
+    p_smp.add_argument("--family", default="gaussian")
+    p_smp.add_argument("--link", default=None)
+    _add_sampling_options(p_smp)
+    p_smp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (0.8)")
+    p_smp.add_argument(
+        "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
+    )
+    p_smp.add_argument("--json", action="store_true", help="print the posterior summary as JSON")
+    p_smp.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+    p_smp.set_defaults(func=_cmd_sample)
     p_gee = sub.add_parser("gee", help="generalized estimating equations with small-sample SEs")
     p_gee.add_argument("data", help="CSV or Parquet file")
     p_gee.add_argument("formula", help='model formula without random effects, e.g. "y ~ arm + x"')
@@ -300,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--family", default="gaussian")
     p_rep.add_argument("--nagq", type=int, default=1)
     p_rep.add_argument("--ml", action="store_true")
+    p_rep.add_argument("--bayes", action="store_true", help="sample the posterior and report it instead")
+    _add_sampling_options(p_rep)
     p_rep.set_defaults(func=_cmd_report)
     p_crt = sub.add_parser("crt", help="cluster randomized trials: power and analysis")
     crt_sub = p_crt.add_subparsers(dest="crt_command", required=True)
@@ -335,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.add_argument("--alternatives", default="", help="comma-separated extra analyses")
     p_an.add_argument("--json", action="store_true")
     p_an.set_defaults(func=_cmd_crt_analyze)
-    p_ex = sub.add_parser("example", help="fit a bundled example end to end")
+    p_ex = sub.add_parser(
+        "example",
+        help="fit a bundled example end to end (eight_schools: REML beside full Bayes)",
+        epilog="example: multilevel example eight_schools",
+    )
     p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")
     p_ex.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p_ex.add_argument("--json", action="store_true", help="print the fit as JSON")

@@ -33,48 +33,43 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _render(make: Any) -> str:
+    """A figure as base64 PNG, or ``ERROR:<reason>`` for a plot that does not apply."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _png(make())
+    except (ValueError, KeyError) as exc:
+        return f"ERROR:{exc}"
+
+
 def _figures(fit: Any) -> list[tuple[str, str]]:
-    out = []
     makers = [("Group effects", lambda: fit.plot_caterpillar())]
     if hasattr(fit, "sigma") and getattr(fit, "family", None) is None:
         makers.append(("Residual diagnostics", lambda: fit.plot_residuals()))
         if "Intercept" in fit.spec.groupings[0].columns:
             makers.append(("Shrinkage", lambda: fit.plot_shrinkage()))
-    for title, make in makers:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out.append((title, _png(make())))
-        except (ValueError, KeyError) as exc:  # a plot that does not apply to this model
-            out.append((title, f"ERROR:{exc}"))
-    return out
+    return [(title, _render(make)) for title, make in makers]
 
 
-def fit_report(fit: Any, path: str | Path, *, title: str | None = None) -> Path:
-    """Write the HTML report of a likelihood fit (LMM or GLMM) to ``path``."""
-    path = Path(path)
-    title = title or f"multilevel: {fit.spec.formula}"
+def _page(
+    title: str, messages: tuple[str, ...], sections: list[tuple[str, str]], figures: list[tuple[str, str]]
+) -> str:
+    """The HTML of a report: title, warnings, (heading, html) sections, then the figures."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
-    if fit.messages:
-        items = "".join(f"<li>{html.escape(m)}</li>" for m in fit.messages)
+    if messages:
+        items = "".join(f"<li>{html.escape(m)}</li>" for m in messages)
         parts.append(f'<div class="warn"><strong>Warnings</strong><ul>{items}</ul></div>')
-    parts.append("<h2>Model</h2>")
-    parts.append(f"<pre>{html.escape(fit.summary())}</pre>")
-    parts.append("<h2>The model as a graph</h2>")
-    parts.append(fit.graph().to_svg())
-    parts.append("<h2>Fixed effects</h2>")
-    parts.append(fit.coef_table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
-    parts.append("<h2>Variance components</h2>")
-    vc = fit.varcorr.astype({"term1": object, "term2": object})
-    vc[["term1", "term2"]] = vc[["term1", "term2"]].where(vc[["term1", "term2"]].notna(), "")
-    parts.append(vc.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(body)
     parts.append("<h2>Plots</h2>")
-    for fig_title, data in _figures(fit):
+    for fig_title, data in figures:
         if data.startswith("ERROR:"):
             parts.append(f"<p>{html.escape(fig_title)}: not drawn ({html.escape(data[6:])})</p>")
             continue
@@ -83,5 +78,49 @@ def fit_report(fit: Any, path: str | Path, *, title: str | None = None) -> Path:
             f"<figcaption>{html.escape(fig_title)}</figcaption></figure>"
         )
     parts.append("</body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    return "\n".join(parts)
+
+
+def fit_report(fit: Any, path: str | Path, *, title: str | None = None) -> Path:
+    """Write the HTML report of a likelihood fit (LMM or GLMM) to ``path``."""
+    path = Path(path)
+    title = title or f"multilevel: {fit.spec.formula}"
+    vc = fit.varcorr.astype({"term1": object, "term2": object})
+    vc[["term1", "term2"]] = vc[["term1", "term2"]].where(vc[["term1", "term2"]].notna(), "")
+    sections = [
+        ("Model", f"<pre>{html.escape(fit.summary())}</pre>"),
+        ("The model as a graph", fit.graph().to_svg()),
+        ("Fixed effects", fit.coef_table.to_html(float_format=lambda v: f"{v:.4g}", border=0)),
+        ("Variance components", vc.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)),
+    ]
+    path.write_text(_page(title, tuple(fit.messages), sections, _figures(fit)), encoding="utf-8")
+    return path
+
+
+def posterior_report(post: Any, path: str | Path, *, title: str | None = None) -> Path:
+    """Write the HTML report of a posterior (``multilevel.sample``) to ``path``."""
+    path = Path(path)
+    title = title or f"multilevel (Bayes): {post.spec.formula}"
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    pe = post.point_estimates()
+    sections = [
+        ("Model and posterior", f"<pre>{html.escape(post.summary_text())}</pre>"),
+        ("The model as a graph", post.graph().to_svg()),
+        (
+            f"Expectations and modes ({pe.attrs['method']} estimate, MAP, posterior mean and median)",
+            pe.to_html(float_format=fmt, border=0),
+        ),
+        ("Posterior summary", post.summary(group_effects=False).to_html(float_format=fmt, border=0)),
+        ("Priors", post.prior_table().to_html(border=0)),
+    ]
+    figures = [
+        (
+            "Posterior densities with the likelihood estimate, MAP, mean and median",
+            _render(post.plot_point_estimates),
+        ),
+        ("Group effects (posterior means and intervals)", _render(post.plot_caterpillar)),
+        ("Traces", _render(post.plot_trace)),
+    ]
+    messages = tuple(post.messages) + tuple(post.fit_messages)
+    path.write_text(_page(title, messages, sections, figures), encoding="utf-8")
     return path

@@ -416,6 +416,43 @@ class Posterior:
         table.attrs["method"] = method
         return table
 
+    # ---- pictures and reports ----------------------------------------
+    def plot_caterpillar(self, group: str | None = None, *, prob: float = 0.95) -> Any:
+        """Sorted posterior means of group effects with central intervals (matplotlib figure)."""
+        from .plots import caterpillar
+
+        return caterpillar(self, group, prob=prob)
+
+    def plot_point_estimates(self, params: list[str] | None = None, *, prob: float = 0.95) -> Any:
+        """Posterior densities with the likelihood estimate, MAP, mean and median marked."""
+        from .plots import point_estimates
+
+        return point_estimates(self, params, prob=prob)
+
+    def plot_trace(self, var_names: list[str] | None = None) -> Any:
+        """ArviZ trace plot of the population-level parameters."""
+        from .plots import trace
+
+        return trace(self, var_names)
+
+    def plot_rank(self, var_names: list[str] | None = None) -> Any:
+        """ArviZ rank plots of the population-level parameters."""
+        from .plots import rank
+
+        return rank(self, var_names)
+
+    def graph(self) -> Any:
+        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
+        from ..graph import model_graph
+
+        return model_graph(self.spec)
+
+    def report(self, path: Any, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report (model, priors, graph, tables, plots, warnings)."""
+        from ..report import posterior_report
+
+        return posterior_report(self, path, title=title)
+
     # ---- text --------------------------------------------------------
     def prior_table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -468,6 +505,28 @@ class Posterior:
         ]
         lines += [f"warning: {m}" for m in self.messages]
         return "\n".join(lines)
+
+    def to_dict(self, group_effects: bool = False) -> dict[str, Any]:
+        """JSON-ready record: model, settings, priors, summary table, diagnostics, warnings."""
+        summ = self.summary(group_effects=group_effects)
+        return {
+            "model": "bayes",
+            "formula": self.spec.formula,
+            "family": self.structure.family.name,
+            "link": self.structure.family.link.name,
+            "nobs": self.model.design.n,
+            "sampler": "NUTS (random effects integrated out)"
+            if self.structure.marginal
+            else "NUTS (non-centred)",
+            "settings": {k: (float(v) if isinstance(v, float) else v) for k, v in self.settings.items()},
+            "priors": {k: {"prior": p.text, "source": p.source} for k, p in self.priors.items()},
+            "summary": {
+                name: {col: float(v) for col, v in row.items()} for name, row in summ.to_dict("index").items()
+            },
+            "divergences": self.divergences,
+            "bfmi": [float(b) for b in self.bfmi],
+            "messages": list(self.messages),
+        }
 
     def __str__(self) -> str:
         return self.summary_text()

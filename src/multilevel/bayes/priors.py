@@ -60,6 +60,7 @@ class Prior:
     dist: Any
     text: str
     source: str  # "default" or "user"
+    from_object: bool = False  # given as a distribution object (its text does not determine it)
 
 
 def half_student_t(df: float, scale: float) -> Any:
@@ -256,7 +257,7 @@ def resolve(
             d = value
             text = _describe(value)
             _check_support(p, d)
-        out[p.name] = Prior(d, text, "user")
+        out[p.name] = Prior(d, text, "user", from_object=not isinstance(value, str))
     return out
 
 

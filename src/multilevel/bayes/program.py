@@ -449,6 +449,7 @@ def make_runner(
     max_tree_depth: int,
     dense_mass: bool,
     progress: Any = None,
+    postprocess: Any = None,
 ) -> Any:
     """One compiled program ``run(data, init_u, key)`` for NumPyro's NUTS kernel on all chains.
 
@@ -459,6 +460,8 @@ def make_runner(
     sampling itself on small models. ``data`` and the starting points are
     arguments, so new data of the same shape reuse the compiled program.
     ``progress(i)`` is called from the loop every 1% of iterations.
+    ``postprocess(data, u, key)``, when given, maps every kept draw (vectorized)
+    inside the same program; its result is returned under ``"post"``.
     """
     import jax
     import jax.numpy as jnp
@@ -467,12 +470,14 @@ def make_runner(
     log_joint = make_log_joint(struct, priors)
     constrain = make_constrain(struct, priors)
 
-    def potential_gen(data: dict[str, Any]) -> Any:
-        def potential(u: dict[str, Any]) -> Any:
-            values, logdet = constrain(u)
-            return -(log_joint(data, values) + logdet)
+    @jax.jit
+    def potential(data: dict[str, Any], u: dict[str, Any]) -> Any:
+        # jitted on its own: traced once, then reused as a jaxpr by every copy NUTS makes
+        values, logdet = constrain(u)
+        return -(log_joint(data, values) + logdet)
 
-        return potential
+    def potential_gen(data: dict[str, Any]) -> Any:
+        return lambda u: potential(data, u)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
     total = warmup + draws
@@ -513,6 +518,12 @@ def make_runner(
 
         _, collected = jax.lax.scan(body, state, jnp.arange(total))
         # (iterations, chains, ...) -> (chains, kept draws, ...)
-        return jax.tree.map(lambda a: jnp.swapaxes(a[warmup:], 0, 1), collected)
+        out = jax.tree.map(lambda a: jnp.swapaxes(a[warmup:], 0, 1), collected)
+        if postprocess is not None:
+            flat = jax.tree.map(lambda a: a.reshape((chains * draws, *a.shape[2:])), out["z"])
+            keys = jax.random.split(jax.random.fold_in(key, 1), chains * draws)
+            post = jax.vmap(postprocess, in_axes=(None, 0, 0))(data, flat, keys)
+            out["post"] = jax.tree.map(lambda a: a.reshape((chains, draws, *a.shape[1:])), post)
+        return out
 
     return jax.jit(run)

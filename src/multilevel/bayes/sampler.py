@@ -10,6 +10,7 @@ calibration, bootstrap-like loops) does not compile again.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -37,10 +38,29 @@ MAX_CACHE = 16
 
 
 def enable_x64() -> None:
-    """Double precision in JAX (the cross-products need it); set once, globally."""
+    """Double precision in JAX (the cross-products need it) and the compilation cache; set once.
+
+    Compiled samplers are kept on disk (JAX's persistent compilation cache) under
+    ``$MULTILEVEL_JAX_CACHE`` or ``~/.cache/multilevel/jax``, so a model structure
+    compiled in one session loads in the next instead of compiling again. Set
+    ``MULTILEVEL_JAX_CACHE=0`` to turn this off; a cache directory the user has
+    configured for JAX already is left alone.
+    """
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    where = os.environ.get("MULTILEVEL_JAX_CACHE")
+    if where == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    if where is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "multilevel", "jax")
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError:
+        return  # no writable cache: compile every session
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 @dataclass
@@ -51,12 +71,12 @@ class Program:
     priors: dict[str, Prior]
     runner: Any  # jitted (data, init_u, key) -> draws of every chain
     progress: Any  # _Progress or None
-    post: Any  # jitted vmapped post-processing
     unconstrain: Any  # jitted constrained -> unconstrained site values
 
 
 def _prior_key(priors: dict[str, Prior]) -> tuple[Any, ...]:
-    return tuple((k, p.text, p.source, id(p.dist) if p.source == "user" else 0) for k, p in priors.items())
+    """Priors written as text are equal when their text is; objects only to themselves."""
+    return tuple((k, p.text, p.source, id(p.dist) if p.from_object else 0) for k, p in priors.items())
 
 
 def _struct_key(struct: Structure) -> tuple[Any, ...]:
@@ -119,7 +139,6 @@ def get_program(
     prog = _CACHE.get(key)
     if prog is not None:
         return prog
-    import jax
 
     bar = _Progress(warmup + draws, f"sampling {chains} chains") if progress else None
     runner = make_runner(
@@ -132,9 +151,9 @@ def get_program(
         max_tree_depth=max_tree_depth,
         dense_mass=False,
         progress=bar,
+        postprocess=_postprocess_fn(struct, make_constrain(struct, priors)),
     )
-    post = jax.jit(jax.vmap(_postprocess_fn(struct, make_constrain(struct, priors)), in_axes=(None, 0, 0)))
-    prog = Program(struct, priors, runner, bar, post, make_unconstrain(struct, priors))
+    prog = Program(struct, priors, runner, bar, make_unconstrain(struct, priors))
     if len(_CACHE) >= MAX_CACHE:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = prog
@@ -335,10 +354,7 @@ def sample_model(
     finally:
         if prog.progress is not None:
             prog.progress.close()
-    flat = jax.tree.map(lambda a: a.reshape((chains * draws, *a.shape[2:])), raw["z"])
-    keys = jax.random.split(jax.random.PRNGKey(seed + 1), chains * draws)
-    out = prog.post(jdata, flat, keys)
-    out = jax.tree.map(lambda a: np.asarray(a).reshape((chains, draws, *a.shape[1:])), out)
+    out = jax.tree.map(np.asarray, raw["post"])
     seconds = time.perf_counter() - t0
     values = out["values"]
     stats = {k: np.asarray(raw[k]) for k in ("diverging", "energy", "num_steps", "accept_prob")}
