@@ -71,11 +71,43 @@ def _read_table(path: str) -> Any:
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
 
 
+class _Elapsed:
+    """A status line on stderr with the elapsed time, shown only once a step takes over a second."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+
+    def __enter__(self) -> _Elapsed:
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=None, desc=self.desc, delay=1.0, bar_format="{desc}: {elapsed}", file=sys.stderr
+        )
+        self.stop = threading.Event()
+
+        def tick() -> None:
+            while not self.stop.wait(0.25):
+                self.bar.refresh()
+
+        self.thread = threading.Thread(target=tick, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.bar.close()
+
+
 def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
     """Fit with warnings collected, print the summary or JSON, then the warnings on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
         warnings.simplefilter("always")
         fit = run()
+        if not as_json and hasattr(fit, "df"):
+            fit.df  # noqa: B018 - Satterthwaite df for the summary, inside the timed step
     if as_json:
         print(json.dumps(fit.to_dict(), indent=2, default=str))
     else:
@@ -205,7 +237,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .api import fit
 
     data = _read_table(args.data)
-    with warnings.catch_warnings():
+    import contextlib
+
+    # sampling shows its own progress bar
+    status = contextlib.nullcontext() if args.bayes else _Elapsed("fitting and writing the report")
+    with warnings.catch_warnings(), status:
         warnings.simplefilter("ignore")
         if args.bayes:
             from .bayes.sampler import sample
@@ -223,7 +259,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             )
         else:
             m = fit(args.formula, data, family=args.family, nagq=args.nagq, reml=not args.ml)
-    print(m.report(args.output))
+        path = m.report(args.output)
+    print(path)
     return 0
 
 

@@ -450,6 +450,7 @@ def make_runner(
     dense_mass: bool,
     progress: Any = None,
     postprocess: Any = None,
+    chain_method: str = "vectorized",
 ) -> Any:
     """One compiled program ``run(data, init_u, key)`` for NumPyro's NUTS kernel on all chains.
 
@@ -459,7 +460,9 @@ def make_runner(
     eager operations, each compiled on its own, which cost more than the
     sampling itself on small models. ``data`` and the starting points are
     arguments, so new data of the same shape reuse the compiled program.
-    ``progress(i)`` is called from the loop every 1% of iterations.
+    ``progress(i)`` is called from the loop every 1% of iterations (counted over all
+    chains). ``chain_method="vectorized"`` steps all chains together (vmap);
+    ``"sequential"`` runs them one after another in the same program.
     ``postprocess(data, u, key)``, when given, maps every kept draw (vectorized)
     inside the same program; its result is returned under ``"post"``.
     """
@@ -480,8 +483,16 @@ def make_runner(
         return lambda u: potential(data, u)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+
+    @jax.jit
+    def step(state: Any, data: dict[str, Any]) -> Any:
+        # one chain's transition, traced once without the chain axis; vmap then batches its jaxpr
+        return sample_kernel(state, model_args=(data,))
+
     total = warmup + draws
     every = max(total // 100, 1)
+    if chain_method != "vectorized":
+        every = max(total * chains // 100, 1)
 
     def run(data: dict[str, Any], init_u: dict[str, Any], key: Any) -> dict[str, Any]:
         keys = jax.random.split(key, chains)
@@ -497,28 +508,49 @@ def make_runner(
                 rng_key=k,
             )
 
-        state = jax.vmap(init_one)(init_u, keys)
-
-        def body(state: Any, i: Any) -> tuple[Any, Any]:
-            state = jax.vmap(lambda s: sample_kernel(s, model_args=(data,)))(state)
-            if progress is not None:
-                jax.lax.cond(
-                    (i + 1) % every == 0,
-                    lambda: jax.debug.callback(progress, i + 1),
-                    lambda: None,
-                )
-            out = {
+        def record(state: Any) -> dict[str, Any]:
+            return {
                 "z": state.z,
                 "diverging": state.diverging,
                 "energy": state.energy,
                 "num_steps": state.num_steps,
                 "accept_prob": state.accept_prob,
             }
-            return state, out
 
-        _, collected = jax.lax.scan(body, state, jnp.arange(total))
-        # (iterations, chains, ...) -> (chains, kept draws, ...)
-        out = jax.tree.map(lambda a: jnp.swapaxes(a[warmup:], 0, 1), collected)
+        def tick(i: Any) -> None:
+            if progress is not None:
+                jax.lax.cond(
+                    (i + 1) % every == 0,
+                    lambda: jax.debug.callback(progress, i + 1),
+                    lambda: None,
+                )
+
+        if chain_method == "vectorized":
+            state = jax.vmap(init_one)(init_u, keys)
+
+            def body(state: Any, i: Any) -> tuple[Any, Any]:
+                state = jax.vmap(step, in_axes=(0, None))(state, data)
+                tick(i)
+                return state, record(state)
+
+            _, collected = jax.lax.scan(body, state, jnp.arange(total))
+            # (iterations, chains, ...) -> (chains, kept draws, ...)
+            out = jax.tree.map(lambda a: jnp.swapaxes(a[warmup:], 0, 1), collected)
+        else:  # one chain after another: a smaller program, compiled faster
+
+            def one_chain(args: Any) -> Any:
+                c, u, k = args
+                state = init_one(u, k)
+
+                def body(state: Any, i: Any) -> tuple[Any, Any]:
+                    state = step(state, data)
+                    tick(c * total + i)
+                    return state, record(state)
+
+                return jax.lax.scan(body, state, jnp.arange(total))[1]
+
+            collected = jax.lax.map(one_chain, (jnp.arange(chains), init_u, keys))
+            out = jax.tree.map(lambda a: a[:, warmup:], collected)
         if postprocess is not None:
             flat = jax.tree.map(lambda a: a.reshape((chains * draws, *a.shape[2:])), out["z"])
             keys = jax.random.split(jax.random.fold_in(key, 1), chains * draws)

@@ -50,7 +50,7 @@ def enable_x64() -> None:
 
     jax.config.update("jax_enable_x64", True)
     where = os.environ.get("MULTILEVEL_JAX_CACHE")
-    if where == "0" or jax.config.jax_compilation_cache_dir:
+    if where == "0" or getattr(jax.config, "jax_compilation_cache_dir", None):
         return
     if where is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -140,7 +140,7 @@ def get_program(
     if prog is not None:
         return prog
 
-    bar = _Progress(warmup + draws, f"sampling {chains} chains") if progress else None
+    bar = _Progress(chains * (warmup + draws), f"sampling {chains} chains") if progress else None
     runner = make_runner(
         struct,
         priors,
@@ -152,6 +152,9 @@ def get_program(
         dense_mass=False,
         progress=bar,
         postprocess=_postprocess_fn(struct, make_constrain(struct, priors)),
+        # chains one after another in one program: on CPU this traces and compiles in
+        # half the time of vectorized chains and runs nearly as fast
+        chain_method="sequential",
     )
     prog = Program(struct, priors, runner, bar, make_unconstrain(struct, priors))
     if len(_CACHE) >= MAX_CACHE:
