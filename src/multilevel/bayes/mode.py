@@ -19,24 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..optimize import bobyqa
-from .program import draw_group_effects, marginal_loglik, sd_name
+from .program import draw_group_effects, marginal_loglik, sd_and_cor, sd_name
 
 
 def _named_covariances(struct: Any, covs: list[np.ndarray]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for g, C in zip(struct.groups, covs):
-        sd = np.sqrt(np.maximum(np.diag(C), 0.0))
-        for j, col in enumerate(g.columns):
-            out[sd_name(g.name, col)] = float(sd[j])
-        for t in g.terms:
-            if not t.cor_name:
-                continue
-            for a in range(len(t.columns)):
-                for b in range(a):
-                    i, j = t.offset + a, t.offset + b
-                    r = C[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
-                    out[f"cor_{g.name}__{t.columns[b]}__{t.columns[a]}"] = float(r)
-    return out
+    return {k: float(v) for k, v in sd_and_cor(struct, covs).items()}
 
 
 def _group_values(struct: Any, bs: list[np.ndarray]) -> dict[str, float]:

@@ -17,7 +17,7 @@ import pandas as pd
 from ..design import z_times_b
 from ..errors import ModelError, SamplingWarning
 from .priors import Prior
-from .program import Structure, sd_name
+from .program import Structure, sd_and_cor, sd_name
 
 RHAT_MAX = 1.01
 BFMI_MIN = 0.3
@@ -85,19 +85,7 @@ class Posterior:
         out: dict[str, np.ndarray] = {}
         for i, nm in enumerate(st.fixed_names):
             out[nm] = self.beta[..., i]
-        for g, C in zip(st.groups, self._covariance_draws()):
-            sd = np.sqrt(np.maximum(np.diagonal(C, axis1=-2, axis2=-1), 0.0))
-            for j, col in enumerate(g.columns):
-                out[sd_name(g.name, col)] = sd[..., j]
-            for t in g.terms:
-                if not t.cor_name:
-                    continue
-                for a in range(len(t.columns)):
-                    for b in range(a):
-                        i, j = t.offset + a, t.offset + b
-                        with np.errstate(invalid="ignore", divide="ignore"):
-                            r = C[..., i, j] / (sd[..., i] * sd[..., j])
-                        out[f"cor_{g.name}__{t.columns[b]}__{t.columns[a]}"] = r
+        out.update(sd_and_cor(st, self._covariance_draws()))
         if st.dispersion:
             out[st.dispersion] = self.values[st.dispersion]
         return out

@@ -62,6 +62,25 @@ class Group:
         return len(self.levels)
 
 
+def sd_and_cor(struct: Structure, covs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """SDs and correlations under brms's names from each factor's covariance ``(..., q, q)``."""
+    out: dict[str, np.ndarray] = {}
+    for g, C in zip(struct.groups, covs):
+        sd = np.sqrt(np.maximum(np.diagonal(C, axis1=-2, axis2=-1), 0.0))
+        for j, col in enumerate(g.columns):
+            out[sd_name(g.name, col)] = sd[..., j]
+        for t in g.terms:
+            if not t.cor_name:
+                continue
+            for a in range(len(t.columns)):
+                for b in range(a):
+                    i, j = t.offset + a, t.offset + b
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        r = C[..., i, j] / (sd[..., i] * sd[..., j])
+                    out[f"cor_{g.name}__{t.columns[b]}__{t.columns[a]}"] = r
+    return out
+
+
 def site_name(prm: ParamInfo) -> str:
     """Sample-site name: the parameter's own, except the intercept, which is sampled centred."""
     return "Intercept_c" if prm.cls == "Intercept" else prm.name
