@@ -416,7 +416,8 @@ def sample(
         (``sd_county__basement``, ``basement``); values are Stan-style strings or
         NumPyro distributions. See :mod:`multilevel.bayes.priors` for the defaults.
     chains, draws, warmup, seed:
-        NUTS chains (run vectorized), kept draws and warmup draws per chain.
+        NUTS chains (run one after another in one compiled program), kept draws and warmup
+        draws per chain.
     progress:
         Show a progress bar while sampling.
     target_accept:
