@@ -19,6 +19,7 @@ objects are used exactly as given (their support must fit the parameter).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any, ClassVar
@@ -225,7 +226,9 @@ def _keys_for(p: ParamInfo) -> list[str]:
 
 
 def resolve(
-    params: list[ParamInfo], user: dict[str, Any] | None, defaults: dict[str, Prior]
+    params: list[ParamInfo],
+    user: dict[str, Any] | None,
+    defaults: dict[str, Prior] | Callable[[list[ParamInfo]], dict[str, Prior]],
 ) -> dict[str, Prior]:
     """The prior of every parameter: the most specific user key, else the default."""
     user = dict(user or {})
@@ -240,6 +243,9 @@ def resolve(
                 f"no parameter or class {key!r} in this model.{hint} Priors can be set on: "
                 f"{', '.join(sorted(valid))}"
             )
+    if callable(defaults):  # build defaults only for the parameters no user prior covers
+        uncovered = [p for p in params if not any(k in user for k in _keys_for(p))]
+        defaults = defaults(uncovered)
     out: dict[str, Prior] = {}
     for p in params:
         chosen = next((k for k in _keys_for(p) if k in user), None)

@@ -424,7 +424,7 @@ def site_supports(struct: Structure, priors: dict[str, Prior]) -> dict[str, tupl
 
 
 def make_unconstrain(struct: Structure, priors: dict[str, Prior]) -> Any:
-    """Jitted map from constrained site values to NumPyro's unconstrained space."""
+    """Jitted map from constrained site values to NumPyro's unconstrained space (leading chain axis)."""
     import jax
     from numpyro.distributions.transforms import biject_to
 
@@ -433,7 +433,7 @@ def make_unconstrain(struct: Structure, priors: dict[str, Prior]) -> Any:
     def unconstrain(values: dict[str, Any]) -> dict[str, Any]:
         return {k: biject_to(supports[k][0]).inv(v) for k, v in values.items()}
 
-    return jax.jit(unconstrain)
+    return jax.jit(jax.vmap(unconstrain))
 
 
 def make_constrain(struct: Structure, priors: dict[str, Prior]) -> Any:

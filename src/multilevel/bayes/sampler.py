@@ -252,14 +252,12 @@ def init_params(
     if fit is None:
         return None
     rng = np.random.default_rng(seed + 7919)
-    per_chain = []
-    for _ in range(chains):
-        vals = _init_values(prog.struct, fit, xbar, rng)
-        u = prog.unconstrain({k: jnp.asarray(v) for k, v in vals.items()})
-        per_chain.append(u)
-    if any(not all(bool(jnp.all(jnp.isfinite(v))) for v in u.values()) for u in per_chain):
+    per_chain = [_init_values(prog.struct, fit, xbar, rng) for _ in range(chains)]
+    stacked = {k: np.stack([np.asarray(v[k], dtype=float) for v in per_chain]) for k in per_chain[0]}
+    u = jax.tree.map(np.asarray, prog.unconstrain(stacked))  # one call for all chains
+    if not all(np.all(np.isfinite(v)) for v in u.values()):
         return None
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_chain)
+    return jax.tree.map(jnp.asarray, u)
 
 
 def _default_init(prog: Program, data: dict[str, Any], chains: int, seed: int) -> Any:
@@ -324,13 +322,12 @@ def sample_model(
     struct = Structure.from_spec(model.spec, model.family)
     design = model.design
     xbar = default_xbar(struct, design.X)
-    defaults = default_priors(
-        list(struct.params),
-        y=design.y,
-        X=design.X,
-        names=struct.fixed_names,
-        identity_gaussian=struct.marginal,
-    )
+
+    def defaults(params: list[Any]) -> dict[str, Prior]:
+        return default_priors(
+            params, y=design.y, X=design.X, names=struct.fixed_names, identity_gaussian=struct.marginal
+        )
+
     used = resolve(list(struct.params), priors, defaults)
     prog = get_program(
         struct,
