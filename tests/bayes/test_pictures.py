@@ -140,3 +140,18 @@ def test_bad_sampling_input_is_one_line_and_exit_2(schools_csv, args, needle):
     r = run("sample", schools_csv, FORMULA, *args)
     assert r.returncode == 2
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compiled_samplers_are_cached_on_disk(schools_csv, tmp_path):
+    import os
+
+    cache = tmp_path / "jax-cache"
+    env = dict(os.environ, MULTILEVEL_JAX_CACHE=str(cache))
+    cmd = [sys.executable, "-m", "multilevel.cli", "sample", schools_csv, FORMULA, *SMALL, "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert any(cache.iterdir())  # the sampling program was written to the cache
+    off = dict(os.environ, MULTILEVEL_JAX_CACHE="0")
+    cache2 = tmp_path / "unused"
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**off, "XDG_CACHE_HOME": str(cache2)})
+    assert r.returncode == 0 and not (cache2 / "multilevel").exists()
