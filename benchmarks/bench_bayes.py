@@ -248,12 +248,13 @@ def print_rows(title: str, rows: dict[str, dict[str, Any]], base: str) -> None:
 def run_scenario(skip_bambi: bool) -> dict[str, Any]:
     # per-process costs shared by every tool, paid before any timing
     import arviz  # noqa: F401
-    import jax  # noqa: F401
+    import jax
     import numpyro  # noqa: F401
 
     from multilevel.bayes.sampler import enable_x64
 
     enable_x64()  # all JAX samplers in this process: double precision, the shared compilation cache
+    jax.numpy.zeros(1).block_until_ready()  # start JAX's CPU backend
     _ess(np.random.default_rng(0).normal(size=(4, 100)))
     if not skip_bambi:
         try:

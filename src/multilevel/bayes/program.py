@@ -457,6 +457,18 @@ def make_constrain(struct: Structure, priors: dict[str, Prior]) -> Any:
     return constrain
 
 
+# XLA's CPU fusion emitters take ~40% longer to compile the sampler for no gain in
+# its run time (measured on radon: 5.7 s against 3.4 s, sampling 2.5 s either way)
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+def compiler_options() -> dict[str, Any] | None:
+    """Options for compiling the sampler on the default backend (CPU-only options on CPU)."""
+    import jax
+
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
 def make_runner(
     struct: Structure,
     priors: dict[str, Prior],
@@ -577,4 +589,4 @@ def make_runner(
             out["post"] = jax.tree.map(lambda a: a.reshape((chains, draws, *a.shape[1:])), post)
         return out
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler_options())
