@@ -23,8 +23,17 @@ if TYPE_CHECKING:
 
 class MixedFitMixin:
     spec: ModelSpec
+    optinfo: Any  # multilevel.optimize.OptSummary
 
     # supplied by the fit class
+    @property
+    def loglik(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def n_params(self) -> int:
+        raise NotImplementedError
+
     @property
     def _templates(self) -> list[np.ndarray]:
         raise NotImplementedError
@@ -169,6 +178,22 @@ class MixedFitMixin:
     @property
     def nobs(self) -> int:
         return self.spec.nobs
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + math.log(self.nobs) * self.n_params
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.optinfo.converged)
+
+    @property
+    def singular(self) -> bool:
+        return bool(self.optinfo.singular)
 
     @property
     def ngroups(self) -> dict[str, int]:

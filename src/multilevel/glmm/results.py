@@ -137,14 +137,6 @@ class GlmmFit(MixedFitMixin):
     def n_params(self) -> int:
         return self.theta.size + self.spec.p + int(self.family.has_dispersion)
 
-    @property
-    def aic(self) -> float:
-        return self.deviance + 2 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return self.deviance + math.log(self.nobs) * self.n_params
-
     @cached_property
     def deviance_residual_sum(self) -> float:
         """lme4's ``deviance()`` for GLMMs: sum of squared deviance residuals at the modes."""
@@ -152,14 +144,6 @@ class GlmmFit(MixedFitMixin):
         return float(
             np.sum(self.family.unit_deviance(self.problem.y, r.mu, self.problem.w0, self.estimate.disp))
         )
-
-    @property
-    def converged(self) -> bool:
-        return self.optinfo.converged
-
-    @property
-    def singular(self) -> bool:
-        return self.optinfo.singular
 
     @property
     def reml_criterion(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -123,22 +122,6 @@ class LmmFit(MixedFitMixin):
     def deviance(self) -> float:
         """-2 x ML log-likelihood (for REML fits: at the REML estimates, profiled over sigma)."""
         return self.objective.criterion(self.factor, reml=False)
-
-    @property
-    def aic(self) -> float:
-        return -2 * self.loglik + 2 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2 * self.loglik + math.log(self.nobs) * self.n_params
-
-    @property
-    def converged(self) -> bool:
-        return self.optinfo.converged
-
-    @property
-    def singular(self) -> bool:
-        return self.optinfo.singular
 
     # ---- fitted values ----------------------------------------------
     @cached_property
