@@ -5,6 +5,7 @@ import math
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from scipy import stats
 
 from multilevel.bayes.priors import ParamInfo, default_priors, parse_prior, resolve
 from multilevel.errors import ModelError
@@ -19,6 +20,11 @@ def test_stan_strings_and_truncation_at_zero():
     full = dist.StudentT(3.0, 0.0, 2.5)
     for x in (0.1, 1.0, 7.0):
         assert float(ht.log_prob(x)) == pytest.approx(float(full.log_prob(x)) + math.log(2))
+    import jax
+
+    draws = np.asarray(ht.sample(jax.random.PRNGKey(0), (20000,)))
+    assert draws.min() > 0
+    assert np.median(draws) == pytest.approx(2.5 * stats.t.ppf(0.75, 3), rel=0.05)  # half-t median
     # a location away from 0: a truncated normal, which integrates to 1 on (0, inf)
     tn = parse_prior("normal(1, 2)", positive=True)
     xs = np.linspace(1e-6, 40, 200001)

@@ -91,16 +91,6 @@ def half_student_t(df: float, scale: float) -> Any:
         def log_prob(self, value: Any) -> Any:
             return self._base.log_prob(value) + jnp.log(2.0)
 
-        def cdf(self, value: Any) -> Any:
-            return 2.0 * self._base.cdf(value) - 1.0
-
-        def icdf(self, q: Any) -> Any:
-            return self._base.icdf(0.5 + 0.5 * q)
-
-        @property
-        def mean(self) -> Any:
-            return jnp.where(self.df > 1, 2.0 * self._base.mean + 0.0, jnp.inf)
-
     return HalfStudentT(df, scale)
 
 
@@ -213,10 +203,6 @@ def parse_prior(text: str, *, positive: bool = False, correlation_dim: int | Non
     return dist.TruncatedDistribution(base, low=0.0)
 
 
-def _describe(dist: Any) -> str:
-    return type(dist).__name__
-
-
 @dataclass(frozen=True)
 class ParamInfo:
     """One parameter the priors address."""
@@ -274,7 +260,7 @@ def resolve(
                 text += " [truncated at 0]"
         else:
             d = value
-            text = _describe(value)
+            text = type(value).__name__
             _check_support(p, d)
         out[p.name] = Prior(d, text, "user", from_object=not isinstance(value, str))
     return out
@@ -362,7 +348,3 @@ def default_priors(
         else:  # pragma: no cover - every class is handled above
             raise ValueError(p.cls)
     return out
-
-
-def prior_table(priors: dict[str, Prior]) -> list[tuple[str, str, str]]:
-    return [(name, pr.text, pr.source) for name, pr in priors.items()]
