@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..design import z_times_b
 from ..errors import ModelError, SamplingWarning
 from .priors import Prior
 from .program import Structure, sd_and_cor, sd_name
@@ -268,6 +267,28 @@ class Posterior:
             return np.ones(self.chains * self.ndraws)
         return np.asarray(st.disp_from(self.values[st.dispersion].reshape(-1)))
 
+    def _group_part(self, k: int, g: Any, new_levels: str, rng: np.random.Generator) -> np.ndarray:
+        """``Z_k b_k`` for every draw (draws, rows); unseen levels (codes -1, -2, ...) get
+        effects drawn from each draw's covariance (``"sample"``) or 0."""
+        S_total = self.chains * self.ndraws
+        b = self.group_effects[k].reshape(S_total, -1, g.values.shape[1])
+        codes = g.codes
+        if codes.size and codes.min() < 0:
+            n_new = int(-codes.min())
+            if new_levels == "sample":
+                roots = self.roots[k].reshape(S_total, b.shape[2], b.shape[2])
+                z = rng.standard_normal((S_total, n_new, b.shape[2]))
+                new = np.einsum("snj,sij->sni", z, roots)
+            else:
+                new = np.zeros((S_total, n_new, b.shape[2]))
+            codes = np.where(codes < 0, b.shape[1] - 1 - codes, codes)
+            b = np.concatenate([b, new], axis=1)
+        out = np.empty((S_total, codes.size))
+        step = max(1, 4_000_000 // max(codes.size * b.shape[2], 1))  # bound the (draws, rows, q) block
+        for s in range(0, S_total, step):
+            out[s : s + step] = np.einsum("snj,nj->sn", b[s : s + step, codes], g.values)
+        return out
+
     def predict_draws(
         self,
         newdata: Any = None,
@@ -305,23 +326,8 @@ class Posterior:
                     "newdata has levels not seen in the data; pass new_levels='sample' (draw their "
                     "effects) or 'population' (set them to 0)"
                 )
-            roots = [S.reshape(S_total, *S.shape[2:]) for S in self.roots]
-            effects = [b.reshape(S_total, *b.shape[2:]) for b in self.group_effects]
-            for s in range(S_total):
-                bs = []
-                for k, g in enumerate(d.groups):
-                    b = effects[k][s]
-                    if new_levels == "sample" and g.codes.size and g.codes.min() < 0:
-                        n_new = int(-g.codes.min())  # unseen levels are coded -1, -2, ...
-                        new = rng.standard_normal((n_new, b.shape[1])) @ roots[k][s].T
-                        bk = np.vstack([b, new])
-                        codes = np.where(g.codes < 0, b.shape[0] - 1 - g.codes, g.codes)
-                        eta[s] += np.einsum("ij,ij->i", g.values, bk[codes])
-                        continue
-                    bs.append((k, b))
-                if bs:
-                    sub = type(d)(y=d.y, X=d.X, groups=tuple(d.groups[k] for k, _ in bs))
-                    eta[s] += z_times_b(sub, [b for _, b in bs])
+            for k, g in enumerate(d.groups):
+                eta += self._group_part(k, g, new_levels, rng)
         if kind == "linear":
             return eta
         fam = self.structure.family
@@ -333,10 +339,7 @@ class Posterior:
         disp = self._dispersion_draws()
         if self.spec.parsed.se is not None and d.se is None:
             raise ModelError("kind='response' needs the known SEs: newdata must have the se() column")
-        out = np.empty_like(mu)
-        for s in range(S_total):
-            out[s] = fam.random(mu[s], w, float(disp[s]), rng)
-        return out
+        return fam.random(mu, w, disp[:, None], rng)
 
     def predict(
         self,
