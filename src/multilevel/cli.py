@@ -175,26 +175,31 @@ def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
     return 0
 
 
-def _cmd_sample(args: argparse.Namespace) -> int:
+def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
+    """``multilevel.sample`` with the sampling options shared by ``sample`` and ``report --bayes``."""
     from .bayes.sampler import sample
 
+    return sample(
+        args.formula,
+        data,
+        family=args.family,
+        link=args.link,
+        priors=_priors(args.prior),
+        chains=args.chains,
+        draws=args.draws,
+        warmup=args.warmup,
+        seed=args.seed,
+        progress=progress and not args.no_progress,
+        target_accept=args.target_accept,
+        na_action=args.na_action,
+    )
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
     data = _read_table(args.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        post = sample(
-            args.formula,
-            data,
-            family=args.family,
-            link=args.link,
-            priors=_priors(args.prior),
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
-            seed=args.seed,
-            progress=not args.no_progress and not args.json,
-            target_accept=args.target_accept,
-            na_action=args.na_action,
-        )
+        post = _sample(args, data, progress=not args.json)
     _sample_report(post, args.json, args.point_estimates)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -244,21 +249,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(), status:
         warnings.simplefilter("ignore")
         if args.bayes:
-            from .bayes.sampler import sample
-
-            m = sample(
+            m = _sample(args, data, progress=True)
+        else:
+            m = fit(
                 args.formula,
                 data,
                 family=args.family,
-                priors=_priors(args.prior),
-                chains=args.chains,
-                draws=args.draws,
-                warmup=args.warmup,
-                seed=args.seed,
-                progress=not args.no_progress,
+                link=args.link,
+                nagq=args.nagq,
+                reml=not args.ml,
+                na_action=args.na_action,
             )
-        else:
-            m = fit(args.formula, data, family=args.family, nagq=args.nagq, reml=not args.ml)
         path = m.report(args.output)
     print(path)
     return 0
@@ -376,7 +377,10 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain")
     p.add_argument("--warmup", type=int, default=1000, help="warmup draws per chain")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (0.8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
+    p.add_argument("--na-action", choices=["omit", "raise"], default="omit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,14 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_smp.add_argument("data", help="CSV or Parquet file")
     p_smp.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
     p_smp.add_argument("--family", default="gaussian")
-    p_smp.add_argument("--link", default=None)
     _add_sampling_options(p_smp)
-    p_smp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (0.8)")
     p_smp.add_argument(
         "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
     )
     p_smp.add_argument("--json", action="store_true", help="print the posterior summary as JSON")
-    p_smp.add_argument("--na-action", choices=["omit", "raise"], default="omit")
     p_smp.set_defaults(func=_cmd_sample)
     p_gee = sub.add_parser("gee", help="generalized estimating equations with small-sample SEs")
     p_gee.add_argument("data", help="CSV or Parquet file")
