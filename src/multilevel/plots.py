@@ -22,35 +22,57 @@ def _plt() -> Any:
     return plt
 
 
+def caterpillar_figure(
+    title: str,
+    levels: Any,
+    terms: list[str],
+    mid: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    xlabel: str,
+    color: str = "#1f4e79",
+    ecolor: str = "#7f9fbf",
+) -> Any:
+    """One panel per term: levels sorted by ``mid`` (levels, terms) with intervals [lo, hi]."""
+    plt = _plt()
+    n = len(levels)
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms) + 1, max(3.0, 0.16 * n + 1)))
+    axes = np.atleast_1d(axes)
+    ypos = np.arange(n)
+    for j, (ax, term) in enumerate(zip(axes, terms)):
+        order = np.argsort(mid[:, j])
+        m = mid[order, j]
+        xerr = [m - lo[order, j], hi[order, j] - m]
+        ax.errorbar(m, ypos, xerr=xerr, fmt="o", markersize=3, color=color, ecolor=ecolor, capsize=0)
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.set_yticks(ypos)
+        ax.set_yticklabels(np.asarray(levels)[order], fontsize=7 if n > 30 else 9)
+        ax.set_title(term)
+        ax.set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def caterpillar(fit: Any, group: str | None = None, *, level: float = 0.95) -> Any:
     """Conditional modes of one grouping factor's effects, sorted, with intervals
     of +-z conditional SDs (one panel per term)."""
-    plt = _plt()
     name = group or fit.spec.groupings[0].name
     if name not in fit.ranef:
         raise KeyError(f"no grouping factor {name!r}; choose one of {', '.join(fit.ranef)}")
     modes, sds = fit.ranef[name], fit.ranef_sd[name]
     z = stats.norm.ppf(0.5 + level / 2)
-    terms = list(modes.columns)
-    n = len(modes)
-    fig, axes = plt.subplots(
-        1, len(terms), figsize=(3.2 * len(terms) + 1, max(3.0, 0.16 * n + 1)), sharey=False
+    m, s = modes.to_numpy(), sds.to_numpy()
+    return caterpillar_figure(
+        f"{name}: group effects with {round(100 * level)}% intervals",
+        modes.index,
+        list(modes.columns),
+        m,
+        m - z * s,
+        m + z * s,
+        xlabel="conditional mode",
     )
-    axes = np.atleast_1d(axes)
-    for ax, term in zip(axes, terms):
-        order = np.argsort(modes[term].to_numpy())
-        m = modes[term].to_numpy()[order]
-        s = sds[term].to_numpy()[order]
-        ypos = np.arange(n)
-        ax.errorbar(m, ypos, xerr=z * s, fmt="o", markersize=3, color="#1f4e79", ecolor="#7f9fbf", capsize=0)
-        ax.axvline(0, color="grey", linewidth=0.8)
-        ax.set_yticks(ypos)
-        ax.set_yticklabels(np.asarray(modes.index)[order], fontsize=7 if n > 30 else 9)
-        ax.set_title(term)
-        ax.set_xlabel("conditional mode")
-    fig.suptitle(f"{name}: group effects with {round(100 * level)}% intervals")
-    fig.tight_layout()
-    return fig
 
 
 def shrinkage(fit: Any, group: str | None = None) -> Any:

@@ -9,45 +9,29 @@ from typing import Any
 
 import numpy as np
 
-from ..plots import _plt
+from ..plots import _plt, caterpillar_figure
 
 
 def caterpillar(post: Any, group: str | None = None, *, prob: float = 0.95) -> Any:
     """Posterior means of one grouping factor's effects, sorted, with central intervals."""
-    plt = _plt()
     groups = {g.name: (k, g) for k, g in enumerate(post.structure.groups)}
     name = group or next(iter(groups))
     if name not in groups:
         raise KeyError(f"no grouping factor {name!r}; choose one of {', '.join(groups)}")
     k, g = groups[name]
     draws = post.group_effects[k].reshape(-1, g.n_levels, g.q)
-    mean = draws.mean(axis=0)
     lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-    n = g.n_levels
-    fig, axes = plt.subplots(1, g.q, figsize=(3.2 * g.q + 1, max(3.0, 0.16 * n + 1)))
-    axes = np.atleast_1d(axes)
-    for j, (ax, term) in enumerate(zip(axes, g.columns)):
-        order = np.argsort(mean[:, j])
-        ypos = np.arange(n)
-        m = mean[order, j]
-        ax.errorbar(
-            m,
-            ypos,
-            xerr=[m - lo[order, j], hi[order, j] - m],
-            fmt="o",
-            markersize=3,
-            color="#7b2d26",
-            ecolor="#d9a59f",
-            capsize=0,
-        )
-        ax.axvline(0, color="grey", linewidth=0.8)
-        ax.set_yticks(ypos)
-        ax.set_yticklabels(np.asarray(g.levels)[order], fontsize=7 if n > 30 else 9)
-        ax.set_title(term)
-        ax.set_xlabel("posterior mean")
-    fig.suptitle(f"{name}: group effects with {round(100 * prob)}% posterior intervals")
-    fig.tight_layout()
-    return fig
+    return caterpillar_figure(
+        f"{name}: group effects with {round(100 * prob)}% posterior intervals",
+        g.levels,
+        list(g.columns),
+        draws.mean(axis=0),
+        lo,
+        hi,
+        xlabel="posterior mean",
+        color="#7b2d26",
+        ecolor="#d9a59f",
+    )
 
 
 def point_estimates(post: Any, params: list[str] | None = None, *, prob: float = 0.95) -> Any:
