@@ -61,6 +61,8 @@ class Posterior:
         self.fit = fit
         self.fit_messages = fit_messages
         self.settings = settings
+        self._summaries: dict[tuple[bool, float], pd.DataFrame] = {}
+        self._modes: dict[bool, dict[str, float]] = {}
         self.messages = self._check()
         for m in self.messages:
             warnings.warn(m, SamplingWarning, stacklevel=3)
@@ -133,6 +135,12 @@ class Posterior:
 
     def summary(self, group_effects: bool = True, prob: float = 0.95) -> pd.DataFrame:
         """Mean, SD, median, central interval, MCSE, bulk and tail ESS and R-hat per parameter."""
+        key = (group_effects, prob)
+        if key not in self._summaries:  # the draws never change: compute each table once
+            self._summaries[key] = self._summary(group_effects, prob)
+        return self._summaries[key].copy()
+
+    def _summary(self, group_effects: bool, prob: float) -> pd.DataFrame:
         d = self.draws(group_effects)
         names = list(d)
         stack = np.stack([d[k] for k in names], axis=-1)
@@ -378,7 +386,9 @@ class Posterior:
         summ = self.summary(group_effects=group_effects, prob=prob)
         lo_col, hi_col = summ.columns[3], summ.columns[4]
         mle = likelihood_estimates(self)
-        mode = posterior_mode(self, group_effects=group_effects)
+        if group_effects not in self._modes:  # an optimization: once per posterior
+            self._modes[group_effects] = posterior_mode(self, group_effects=group_effects)
+        mode = self._modes[group_effects]
         method = "REML" if self.structure.marginal and self.fit is not None and self.fit.reml else "ML"
         if self.fit is not None and not self.structure.marginal:
             method = "Laplace" if getattr(self.fit, "nagq", 1) <= 1 else f"AGQ{self.fit.nagq}"
