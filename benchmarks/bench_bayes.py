@@ -80,12 +80,31 @@ def run_multilevel(formula: str, data: Any, priors: dict[str, str], **kw: Any) -
     }
 
 
-def radon_hand_written(data: Any) -> dict[str, Any]:
+def run_numpyro(model: Any, *args: Any) -> tuple[dict[str, np.ndarray], float, int]:
+    """NumPyro's MCMC with NUTS, chains vectorized (faster than sequential here):
+    draws by chain, wall time including compilation, divergences."""
     import jax
+    from numpyro.infer import MCMC, NUTS
+
+    t0 = time.perf_counter()
+    mcmc = MCMC(
+        NUTS(model),
+        num_warmup=WARMUP,
+        num_samples=DRAWS,
+        num_chains=CHAINS,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.PRNGKey(0), *args, extra_fields=("diverging",))
+    s = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    wall = time.perf_counter() - t0
+    return s, wall, int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
+
+
+def radon_hand_written(data: Any) -> dict[str, Any]:
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
-    from numpyro.infer import MCMC, NUTS
 
     county = np.asarray(data["county"].cat.codes)
     J = int(county.max()) + 1
@@ -104,24 +123,7 @@ def radon_hand_written(data: Any) -> dict[str, Any]:
         mu = a + r[county, 0] + (b + r[county, 1]) * xc
         numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
 
-    t0 = time.perf_counter()
-    mcmc = MCMC(
-        NUTS(model),
-        num_warmup=WARMUP,
-        num_samples=DRAWS,
-        num_chains=CHAINS,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
-    mcmc.run(
-        jax.random.PRNGKey(0),
-        jnp.asarray(xc),
-        jnp.asarray(county),
-        jnp.asarray(y),
-        extra_fields=("diverging",),
-    )
-    s = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    wall = time.perf_counter() - t0
+    s, wall, divergences = run_numpyro(model, jnp.asarray(xc), jnp.asarray(county), jnp.asarray(y))
     L, tau, z = s["L"], s["tau"], s["z"]
     cov_root = tau[..., :, None] * L
     r = np.einsum("cdjk,cdlk->cdjl", z, cov_root)
@@ -140,7 +142,7 @@ def radon_hand_written(data: Any) -> dict[str, Any]:
         "min_ess": ess,
         "worst": worst,
         "min_ess_group": _min_ess(groups)[0],
-        "divergences": int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"]))),
+        "divergences": divergences,
         "means": {k: float(np.mean(v)) for k, v in pop.items()},
     }
 
@@ -190,11 +192,9 @@ def radon_bambi(data: Any) -> dict[str, Any] | None:
 
 
 def eight_schools_hand_written(data: Any) -> dict[str, Any]:
-    import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
-    from numpyro.infer import MCMC, NUTS
 
     y = jnp.asarray(data["y"].to_numpy(float))
     se = jnp.asarray(data["sigma"].to_numpy(float))
@@ -205,18 +205,7 @@ def eight_schools_hand_written(data: Any) -> dict[str, Any]:
         eta = numpyro.sample("eta", dist.Normal(0.0, 1.0).expand([8]).to_event(1))
         numpyro.sample("y", dist.Normal(mu + tau * eta, se), obs=y)
 
-    t0 = time.perf_counter()
-    mcmc = MCMC(
-        NUTS(model),
-        num_warmup=WARMUP,
-        num_samples=DRAWS,
-        num_chains=CHAINS,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
-    mcmc.run(jax.random.PRNGKey(0), y, se, extra_fields=("diverging",))
-    s = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    wall = time.perf_counter() - t0
+    s, wall, divergences = run_numpyro(model, y, se)
     pop = {"Intercept": s["mu"], "sd_school__Intercept": s["tau"]}
     ess, worst = _min_ess(pop)
     return {
@@ -224,7 +213,7 @@ def eight_schools_hand_written(data: Any) -> dict[str, Any]:
         "min_ess": ess,
         "worst": worst,
         "min_ess_group": float("nan"),
-        "divergences": int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"]))),
+        "divergences": divergences,
         "means": {k: float(np.mean(v)) for k, v in pop.items()},
     }
 
