@@ -45,6 +45,10 @@ def test_family_posterior_agrees_with_laplace(family, link, dispersion):
     assert 0.3 < s.at["sd_g__Intercept", "mean"] < 1.2
     if dispersion:
         assert post.prior_table().at[dispersion, "prior"] == "gamma(0.01, 0.01)"
-        assert s.at[dispersion, "mean"] > 1
+        from multilevel.bayes.mode import likelihood_estimates
+
+        # 180 rows, vague prior: the posterior of the shape centres near its Laplace ML estimate
+        ml = likelihood_estimates(post)[dispersion]
+        assert s.at[dispersion, "mean"] == pytest.approx(ml, rel=0.35)
     resp = post.predict_draws(kind="response")
     assert resp.shape == (600, 180) and np.all(resp >= 0)
