@@ -11,8 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 SMALL_DENSE = 500
+
+_CONTROLLER: list[Any] = []
+
+
+def _controller() -> Any:
+    """One threadpoolctl controller per process: finding the BLAS libraries reads
+    the process's memory map (~3 ms), too slow to repeat on every small fit."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 @contextmanager
@@ -21,10 +34,5 @@ def blas_threads(dense_size: int) -> Iterator[None]:
     if dense_size >= SMALL_DENSE:
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas"):
         yield

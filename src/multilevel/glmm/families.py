@@ -50,6 +50,18 @@ class Family(ABC):
         """Var(y | mu) / prior weight."""
 
     @abstractmethod
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        """d variance / d mu."""
+
+    def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        """d variance / d dispersion (families with a dispersion or shape)."""
+        raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
+
+    def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+        """d logpdf / d dispersion of each observation (families with a dispersion or shape)."""
+        raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
+
+    @abstractmethod
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         """Log density of each observation."""
 
@@ -96,6 +108,9 @@ class Binomial(Family):
 
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu * (1.0 - mu)
+
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 1.0 - 2.0 * mu
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         k = w * y
@@ -144,6 +159,9 @@ class Poisson(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu
 
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.ones_like(mu)
+
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         return w * (ops.special.xlogy(y, mu) - mu - ops.special.gammaln(y + 1))
 
@@ -184,6 +202,15 @@ class Gaussian(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return np.full_like(mu, disp)
 
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.zeros_like(mu)
+
+    def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.ones_like(mu)
+
+    def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+        return -0.5 / disp + 0.5 * w * (y - mu) ** 2 / disp**2
+
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         return -0.5 * (ops.xp.log(2 * ops.xp.pi * disp / w) + w * (y - mu) ** 2 / disp)
 
@@ -219,6 +246,17 @@ class Gamma(Family):
 
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return disp * mu * mu
+
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 2.0 * disp * mu
+
+    def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return mu * mu
+
+    def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+        shape = w / disp
+        dshape = np.log(shape * y / mu) + 1.0 - y / mu - special.digamma(shape)
+        return dshape * (-w / disp**2)
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         shape = w / disp
@@ -256,6 +294,15 @@ class InverseGaussian(Family):
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return disp * mu**3
 
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 3.0 * disp * mu * mu
+
+    def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return mu**3
+
+    def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+        return -0.5 / disp + 0.5 * w * (y - mu) ** 2 / (disp**2 * mu * mu * y)
+
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         d = disp / w
         return -0.5 * (ops.xp.log(2 * ops.xp.pi * d * y**3) + (y - mu) ** 2 / (d * mu * mu * y))
@@ -292,6 +339,16 @@ class NegativeBinomial(Family):
 
     def variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu + mu * mu / disp
+
+    def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 1.0 + 2.0 * mu / disp
+
+    def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return -mu * mu / disp**2
+
+    def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
+        k = disp
+        return w * (special.digamma(y + k) - special.digamma(k) + np.log(k / (k + mu)) + (mu - y) / (k + mu))
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         k = disp

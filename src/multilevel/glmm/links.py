@@ -27,6 +27,10 @@ class Link(ABC):
     @abstractmethod
     def mu_eta(self, eta: np.ndarray) -> np.ndarray: ...
 
+    @abstractmethod
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        """d^2 mu / d eta^2 (for the gradient of the Laplace deviance)."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -43,6 +47,9 @@ class Identity(Link):
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.ones_like(eta, dtype=float)
 
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return np.zeros_like(eta, dtype=float)
+
 
 class Log(Link):
     name = "log"
@@ -55,6 +62,9 @@ class Log(Link):
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
+
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return self.mu_eta(eta)
 
 
 class Logit(Link):
@@ -70,6 +80,10 @@ class Logit(Link):
         p = special.expit(eta)
         return np.maximum(p * (1 - p), _EPS)
 
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        p = special.expit(eta)
+        return p * (1 - p) * (1 - 2 * p)
+
 
 class Probit(Link):
     name = "probit"
@@ -82,6 +96,9 @@ class Probit(Link):
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return np.maximum(stats.norm.pdf(eta), _EPS)
+
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return -eta * stats.norm.pdf(eta)
 
 
 class Cloglog(Link):
@@ -97,6 +114,11 @@ class Cloglog(Link):
         eta = np.minimum(eta, 700.0)
         return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        eta = np.minimum(eta, 700.0)
+        e = np.exp(eta)
+        return np.exp(eta - e) * (1.0 - e)
+
 
 class Sqrt(Link):
     name = "sqrt"
@@ -109,6 +131,9 @@ class Sqrt(Link):
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return 2.0 * np.asarray(eta, dtype=float)
+
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return np.full_like(eta, 2.0, dtype=float)
 
 
 class Inverse(Link):
@@ -123,6 +148,9 @@ class Inverse(Link):
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return -1.0 / (eta * eta)
 
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return 2.0 / eta**3
+
 
 class InverseSquared(Link):
     name = "1/mu^2"
@@ -135,6 +163,9 @@ class InverseSquared(Link):
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         return -1.0 / (2.0 * eta**1.5)
+
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return 0.75 / eta**2.5
 
 
 LINKS: dict[str, type[Link]] = {
