@@ -118,7 +118,7 @@ def fit_glmm(
 
     # ---- stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance
     warm2: dict[str, object] = {"u": r1.u}
-    last2: dict[str, object] = {}
+    last2: list[tuple[np.ndarray, float, PirlsResult]] = []
 
     def deviance(theta: np.ndarray, beta: np.ndarray, disp: float) -> tuple[float, PirlsResult]:
         with warnings.catch_warnings():
@@ -141,7 +141,7 @@ def fit_glmm(
         theta, beta, disp = _split(x, k, p, has_disp)
         try:
             dev, r = deviance(theta, beta, disp)
-            last2["x"], last2["dev"], last2["r"] = x.copy(), dev, r
+            last2[:] = [(x.copy(), dev, r)]
             if not math.isfinite(dev):
                 return math.inf, np.zeros_like(x)
             g = laplace_gradient(prob, r, theta, beta, disp)
@@ -173,8 +173,8 @@ def fit_glmm(
     theta, beta, disp = _split(x_opt, k, p, has_disp)
     theta = np.where(np.isfinite(tm.lower_bounds), np.maximum(theta, tm.lower_bounds), theta)
     x_final = np.concatenate([theta, beta, x_opt[k + p :]])
-    if "x" in last2 and np.array_equal(last2["x"], x_final):  # type: ignore[arg-type]
-        dev, r = last2["dev"], last2["r"]  # type: ignore[assignment]
+    if last2 and np.array_equal(last2[0][0], x_final):
+        _, dev, r = last2[0]
     else:
         dev, r = deviance(theta, beta, disp)
     stage2 = OptSummary(name2, tuple(x2), tuple(x_opt), dev, n2, sec2, code2)

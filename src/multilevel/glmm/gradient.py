@@ -25,6 +25,7 @@ gradient holds on the boundary (a variance at 0) too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,7 +148,10 @@ class _Gathers:
             start += x.shape[1]
 
     def leverages(self) -> np.ndarray:
-        return sum(np.einsum("ia,ia->i", x, y) for x, y in zip(self.x, self.y))  # type: ignore[return-value]
+        out = np.zeros(self.x[0].shape[0])
+        for x, y in zip(self.x, self.y):
+            out += np.einsum("ia,ia->i", x, y)
+        return out
 
 
 def _per_level(codes: np.ndarray, values: np.ndarray, weights: np.ndarray, n_levels: int) -> np.ndarray:
@@ -218,7 +222,7 @@ def laplace_gradient(
     return np.concatenate(out)
 
 
-def numeric_gradient(f, x: np.ndarray, step: float = 1e-5) -> np.ndarray:  # type: ignore[no-untyped-def]
+def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-5) -> np.ndarray:
     """Central differences (for checks and as a fallback)."""
     g = np.empty_like(x)
     for i in range(x.size):
