@@ -101,61 +101,76 @@ class CrossProductBuilder:
     """
 
     def __init__(
-        self, groups: list[tuple[np.ndarray, np.ndarray]], n_levels: list[int], X: np.ndarray
+        self,
+        groups: list[tuple[np.ndarray, np.ndarray]],
+        n_levels: list[int],
+        X: np.ndarray,
     ) -> None:
         self.n = X.shape[0]
-        self.X = X
+        self.X = np.ascontiguousarray(X, dtype=float)
         self.layout = layout_of([(nl, v.shape[1]) for nl, (_, v) in zip(n_levels, groups)], X.shape[1])
         self.codes1, self.v1 = groups[0]
-        self.Z1T = _zblock(self.codes1, self.v1, self.layout.n1).T.tocsr()
-        self.Z1T.sort_indices()
-        self._z1_rows = self.Z1T.indices.copy()  # the observation of each stored entry
-        if len(groups) > 1:
-            RZ = sp.hstack([_zblock(c, v, nl) for nl, (c, v) in zip(n_levels[1:], groups[1:])], format="csr")
-            RZ.sort_indices()
-            self.RZ: sp.csr_matrix | None = RZ
-            self._rz_rows = np.repeat(np.arange(self.n), np.diff(RZ.indptr))
-        else:
-            self.RZ = None
+        self._groups, self._n_levels = groups, n_levels
         lay = self.layout
         self.dense = lay.n1 * lay.q1 * lay.m <= DENSE_A1R_MAX
-        if self.dense:
-            self._prepare_dense()
+        # every row's entries in the other grouping blocks: column among the mz rest
+        # random effects and value, as (n, r) arrays
+        cols, vals, start = [], [], 0
+        for nl, (c, v) in zip(n_levels[1:], groups[1:]):
+            q = v.shape[1]
+            cols.append(start + c[:, None] * q + np.arange(q)[None, :])
+            vals.append(v)
+            start += nl * q
+        self._zc = np.ascontiguousarray(
+            np.concatenate(cols, axis=1) if cols else np.zeros((self.n, 0)), dtype=np.int64
+        )
+        self._zv = np.ascontiguousarray(
+            np.concatenate(vals, axis=1) if vals else np.zeros((self.n, 0)), dtype=float
+        )
+        self._sparse: tuple | None = None
+        self._bincount_idx: tuple | None = None
 
-    def _prepare_dense(self) -> None:
+    def _sparse_z(self) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix | None, np.ndarray | None]:
+        """Sparse ``Z_1'`` (with each stored entry's row) and ``[Z_2 ... Z_K]`` (built once,
+        for the large-system path only)."""
+        if self._sparse is None:
+            groups, n_levels = self._groups, self._n_levels
+            Z1T = _zblock(self.codes1, self.v1, self.layout.n1).T.tocsr()
+            Z1T.sort_indices()
+            RZ, rz_rows = None, None
+            if len(groups) > 1:
+                RZ = sp.hstack(
+                    [_zblock(c, v, nl) for nl, (c, v) in zip(n_levels[1:], groups[1:])], format="csr"
+                )
+                RZ.sort_indices()
+                rz_rows = np.repeat(np.arange(self.n), np.diff(RZ.indptr))
+            self._sparse = (Z1T, Z1T.indices.copy(), RZ, rz_rows)
+        return self._sparse
+
+    def _dense_indices(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Index arrays so that every product is a bincount (no sparse matrices per call)."""
-        lay = self.layout
-        q1, m, mz = lay.q1, lay.m, lay.mz
-        # rest-Z entries of each row: column and value, as (n, r) arrays
-        if self.RZ is not None:
-            counts = np.diff(self.RZ.indptr)
-            r = int(counts.max())
-            if np.all(counts == r):
-                self._zc = self.RZ.indices.reshape(self.n, r).astype(np.int64)
-                self._zv = self.RZ.data.reshape(self.n, r)
-            else:
-                self.dense = False
-                return
-        else:
-            self._zc = np.zeros((self.n, 0), dtype=np.int64)
-            self._zv = np.zeros((self.n, 0))
-        r = self._zc.shape[1]
-        # A1Z: (level, a) x rest-Z column
-        self._a1z_idx = [(self.codes1 * q1 + a)[:, None] * m + self._zc for a in range(q1)]
-        # ZZ: pairs of rest-Z entries in a row
-        self._zz_idx = (self._zc[:, :, None] * mz + self._zc[:, None, :]).reshape(self.n, r * r)
-        self._zz_val = (self._zv[:, :, None] * self._zv[:, None, :]).reshape(self.n, r * r)
+        if self._bincount_idx is None:
+            lay = self.layout
+            q1, m, mz = lay.q1, lay.m, lay.mz
+            r = self._zc.shape[1]
+            # A1Z: (level, a) x rest-Z column; ZZ: pairs of rest-Z entries in a row
+            a1z = [(self.codes1 * q1 + a)[:, None] * m + self._zc for a in range(q1)]
+            zz_idx = (self._zc[:, :, None] * mz + self._zc[:, None, :]).reshape(self.n, r * r)
+            zz_val = (self._zv[:, :, None] * self._zv[:, None, :]).reshape(self.n, r * r)
+            self._bincount_idx = (a1z, zz_idx, zz_val)
+        return self._bincount_idx
 
     def _compute_dense(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lay = self.layout
         n1, q1, p, mz, m = lay.n1, lay.q1, lay.p, lay.mz, lay.m
+        a1z_idx, zz_idx, zz_val = self._dense_indices()
         D = np.column_stack([self.X, y])
         A1R = np.zeros((n1 * q1, m))
         for a in range(q1):
             wa = w * self.v1[:, a]
             if mz:
                 A1R.ravel()[:] += np.bincount(
-                    self._a1z_idx[a].ravel(), weights=(wa[:, None] * self._zv).ravel(), minlength=n1 * q1 * m
+                    a1z_idx[a].ravel(), weights=(wa[:, None] * self._zv).ravel(), minlength=n1 * q1 * m
                 )
             rows = self.codes1 * q1 + a
             for j in range(p + 1):
@@ -165,7 +180,7 @@ class CrossProductBuilder:
         ARR[mz:, mz:] = D.T @ Dw
         if mz:
             ARR[:mz, :mz] = np.bincount(
-                self._zz_idx.ravel(), weights=(w[:, None] * self._zz_val).ravel(), minlength=mz * mz
+                zz_idx.ravel(), weights=(w[:, None] * zz_val).ravel(), minlength=mz * mz
             ).reshape(mz, mz)
             ZD = np.empty((mz, p + 1))
             for j in range(p + 1):
@@ -176,24 +191,29 @@ class CrossProductBuilder:
             ARR[mz:, :mz] = ZD.T
         return A1R, ARR
 
-    def compute(self, y: np.ndarray, weights: np.ndarray | None = None) -> CrossProducts:
+    def compute(
+        self, y: np.ndarray, weights: np.ndarray | None = None, *, log_weights: bool = True
+    ) -> CrossProducts:
+        """Cross-products for response ``y`` and row ``weights``; ``log_weights=False``
+        skips ``sum(log w)`` (the REML/ML constant, which PIRLS does not use)."""
         lay = self.layout
         n1, q1, p, mz = lay.n1, lay.q1, lay.p, lay.mz
         w = np.ones(self.n) if weights is None else weights
+        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None and log_weights else 0.0
         A11 = np.empty((n1, q1, q1))
         for a in range(q1):
             for b in range(a, q1):
                 s = np.bincount(self.codes1, weights=w * self.v1[:, a] * self.v1[:, b], minlength=n1)
                 A11[:, a, b] = s
                 A11[:, b, a] = s
-        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None else 0.0
         if self.dense:
             A1R_d, ARR_d = self._compute_dense(y, w)
             return CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R_d, ARR=ARR_d, sum_log_weights=slw)
+        Z1T, z1_rows, RZ, rz_rows = self._sparse_z()
         D = np.column_stack([self.X, y])
         Dw = D * w[:, None]
-        Z1Tw = self.Z1T.copy()
-        Z1Tw.data = self.Z1T.data * w[self._z1_rows]
+        Z1Tw = Z1T.copy()
+        Z1Tw.data = Z1T.data * w[z1_rows]
         A1D = Z1Tw @ D  # (n1 q1, p + 1), dense
         k = p + 1
         A1D_sp = sp.csr_matrix(
@@ -206,14 +226,14 @@ class CrossProductBuilder:
         )
         ARR = np.empty((mz + k, mz + k))
         ARR[mz:, mz:] = D.T @ Dw
-        if self.RZ is not None:
-            A1Z = (Z1Tw @ self.RZ).tocsr()
+        if RZ is not None:
+            A1Z = (Z1Tw @ RZ).tocsr()
             A1Z.sort_indices()
             A1Z.resize((n1 * q1, mz + k))
             A1R = (A1Z + A1D_sp).tocsr()
-            RZw = self.RZ.copy()
-            RZw.data = self.RZ.data * w[self._rz_rows]
-            ARR[:mz, :mz] = (self.RZ.T @ RZw).toarray()
+            RZw = RZ.copy()
+            RZw.data = RZ.data * w[rz_rows]
+            ARR[:mz, :mz] = (RZ.T @ RZw).toarray()
             ZD = np.asarray(RZw.T @ D)
             ARR[:mz, mz:] = ZD
             ARR[mz:, :mz] = ZD.T

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ MAX_RESTARTS = 2
 THETA_STEP = 1e-4
 #: stage-1 tolerance when stage 2 has the analytic gradient
 STAGE1_FTOL_GRADIENT = 1e-4
+STAGE1_PIRLS_TOL = 1e-5
 
 
 def fit_glmm(
@@ -81,7 +83,7 @@ def fit_glmm(
     disp0 = max(family.default_dispersion(prob.y, mu_bar, prob.w0), 1e-8) if has_disp else 1.0
 
     # ---- stage 1: theta (and log dispersion), beta inside PIRLS -----------
-    warm: dict[str, object] = {"u": None, "beta": None}
+    warm: dict[str, Any] = {"u": None, "beta": None}
 
     def f1(x: np.ndarray) -> float:
         theta = x[:k]
@@ -89,7 +91,7 @@ def fit_glmm(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                r = prob.pirls(theta, None, disp, u0=warm["u"], beta0=warm["beta"])  # type: ignore[arg-type]
+                r = prob.pirls(theta, None, disp, u0=warm["u"], beta0=warm["beta"], tol=tol1)
         except (np.linalg.LinAlgError, FloatingPointError):
             return math.inf
         if not math.isfinite(r.laplace_deviance):
@@ -97,6 +99,9 @@ def fit_glmm(
         warm["u"], warm["beta"] = r.u, r.beta
         return r.laplace_deviance
 
+    # stage 1 only locates the optimum when stage 2 has a gradient: its modes need
+    # less precision
+    tol1 = STAGE1_PIRLS_TOL if nagq == 1 and gradient_available(prob) else 1e-10
     x1 = np.concatenate([theta0, [math.log(disp0)] if has_disp else []])
     lower1 = np.concatenate([tm.lower_bounds, [-np.inf] if has_disp else []])
     # with a gradient for stage 2, stage 1 only needs to find the neighbourhood
@@ -110,20 +115,20 @@ def fit_glmm(
         initial_step=0.1 * np.maximum(np.abs(x1), 0.5),
     )
     stage1 = OptSummary("nlopt LN_BOBYQA (stage 1: beta in PIRLS)", tuple(x1), tuple(xs), fs, n1, sec1, code1)
-    r1 = prob.pirls(xs[:k], None, math.exp(xs[k]) if has_disp else 1.0)
+    r1 = prob.pirls(xs[:k], None, math.exp(xs[k]) if has_disp else 1.0, u0=warm["u"], beta0=warm["beta"])
     theta1, beta1 = xs[:k], r1.beta
     disp1 = math.exp(xs[k]) if has_disp else 1.0
     if nagq == 0:
         return GlmmEstimate(theta1, beta1, disp1, r1.laplace_deviance, r1, stage1, stage1, prob)
 
     # ---- stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance
-    warm2: dict[str, object] = {"u": r1.u}
+    warm2: dict[str, Any] = {"u": r1.u}
     last2: list[tuple[np.ndarray, float, PirlsResult]] = []
 
     def deviance(theta: np.ndarray, beta: np.ndarray, disp: float) -> tuple[float, PirlsResult]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            r = prob.pirls(theta, beta, disp, u0=warm2["u"])  # type: ignore[arg-type]
+            r = prob.pirls(theta, beta, disp, u0=warm2["u"])
         dev = r.laplace_deviance if nagq == 1 else agq_deviance(prob, r, theta, beta, disp, nagq)
         return dev, r
 
@@ -182,7 +187,7 @@ def fit_glmm(
 
 
 def _minimize_with_gradient(
-    fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    fg_raw: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
     lower: np.ndarray,
     k: int,
@@ -194,8 +199,9 @@ def _minimize_with_gradient(
     L-BFGS-B's first steps and its stopping rule depend on the scale of the
     coordinates, so it works on ``x = x0 + A z``: for beta, ``A = chol(Vb)``
     (the stage-1 covariance, so the Hessian in z is near 2 I); for theta, one
-    over the square root of the curvature from differences of the gradient
-    (k extra evaluations; diagonal, so the bounds stay boxes). If it stops with
+    over the square root of the curvature from the change of the gradient over
+    one step in every theta at once (one extra evaluation; a diagonal scaling,
+    so the bounds stay boxes). If it stops with
     a projected gradient still large (a poor scaling far from the optimum), it
     restarts from where it stopped with the scaling measured there.
 
@@ -204,6 +210,15 @@ def _minimize_with_gradient(
     t0 = time.perf_counter()
     n_evals = 0
     x_start = np.asarray(x0, dtype=float)
+    memo: list[tuple[np.ndarray, float, np.ndarray]] = []
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:  # the start is asked for twice
+        if memo and np.array_equal(memo[0][0], x):
+            return memo[0][1], memo[0][2]
+        val, g = fg_raw(x)
+        memo[:] = [(x.copy(), val, g)]
+        return val, g
+
     code = ""
     for _attempt in range(MAX_RESTARTS + 1):
         A = np.eye(x_start.size)
@@ -212,12 +227,10 @@ def _minimize_with_gradient(
         except np.linalg.LinAlgError:
             A[k : k + p, k : k + p] = np.diag(np.sqrt(np.maximum(np.diag(Vb), 1e-12)))
         _, g0 = fg(x_start)
-        curv = np.ones(k)
-        for j in range(k):
-            xj = x_start.copy()
-            xj[j] += THETA_STEP
-            curv[j] = (fg(xj)[1][j] - g0[j]) / THETA_STEP
-        n_evals += k + 1
+        xj = x_start.copy()
+        xj[:k] += THETA_STEP
+        curv = (fg(xj)[1][:k] - g0[:k]) / THETA_STEP
+        n_evals += 2
         scale_theta = 1.0 / np.sqrt(np.maximum(0.5 * curv, 1e-300))
         A[np.arange(k), np.arange(k)] = np.where(curv > 1e-8, scale_theta, 1.0)
         a = np.diag(A)

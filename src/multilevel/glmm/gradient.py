@@ -56,19 +56,22 @@ class _Blocks:
     LZ: np.ndarray  # (mz, mz) lower
 
 
-def _blocks(obj: LmmObjective, f: Factor) -> _Blocks:
+def _blocks(obj: LmmObjective, f: Factor, with_x: bool = False) -> _Blocks:
+    """The Z part of the factor, or with ``with_x`` the joint (Z, X) part."""
     lay = obj.layout
     n1, q1, mz = lay.n1, lay.q1, lay.mz
-    if mz == 0:
+    nc = mz + (lay.p if with_x else 0)
+    if nc == 0:
         return _Blocks(f.L1, np.zeros((n1, q1, 0)), np.zeros((0, 0)))
-    A = as_dense(obj.cp.A1R)[:, :mz].reshape(n1, q1, mz)
+    A = as_dense(obj.cp.A1R)[:, :nc].reshape(n1, q1, nc)
     TA = np.einsum("ba,lbj->laj", f.templates[0], A)  # T1' A_l
-    TA = _right_lambda(obj, f, TA)
+    if mz:
+        TA = _right_lambda(obj, f, TA)  # Lambda on the random-effect columns only
     if q1 == 1:
         U = TA / f.L1
     else:
         U = np.linalg.solve(f.L1, TA)
-    return _Blocks(f.L1, U, np.asarray(f.LS[:mz, :mz]))
+    return _Blocks(f.L1, U, np.asarray(f.LS[:nc, :nc]))
 
 
 def _solve(B: _Blocks, c1: np.ndarray, cR: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,25 +165,63 @@ def _per_level(codes: np.ndarray, values: np.ndarray, weights: np.ndarray, n_lev
     return out
 
 
-def laplace_gradient(
-    prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, beta: np.ndarray, disp: float
-) -> np.ndarray:
-    """d D / d (theta, beta[, log disp]) at a converged PIRLS result with beta fixed."""
+@dataclass(frozen=True)
+class _RowTerms:
+    """Per-observation derivatives of the conditional log-likelihood at the mode."""
+
+    mu_eta: np.ndarray
+    var: np.ndarray
+    resid: np.ndarray
+    W: np.ndarray  # working (expected) weights
+    score: np.ndarray  # dl / deta
+    H: np.ndarray  # -d^2 l / deta^2 (observed)
+    dW: np.ndarray  # dW / deta
+    canonical: bool  # H == W
+
+
+def _row_terms(prob: GlmmProblem, r: PirlsResult, disp: float) -> _RowTerms:
     fam, link = prob.family, prob.family.link
-    spec, design = prob.spec, prob.design
-    y, w0, eta, mu = prob.y, prob.w0, r.eta, r.mu
-    Ts = spec.templates(theta)
-    mu_eta = link.mu_eta(eta)
-    mu_eta2 = link.mu_eta2(eta)
+    w0, mu = prob.w0, r.mu
+    mu_eta = link.mu_eta(r.eta)
+    mu_eta2 = link.mu_eta2(r.eta)
     var = fam.variance(mu, disp)
     dvar = fam.dvariance(mu, disp)
-    resid = y - mu
+    resid = prob.y - mu
     W = w0 * mu_eta**2 / var
-    score = w0 * resid * mu_eta / var  # dl/deta
     curv = mu_eta2 / var - mu_eta**2 * dvar / var**2
     dW = w0 * (2.0 * mu_eta * mu_eta2 / var - mu_eta**3 * dvar / var**2)
     H = W - w0 * resid * curv
     canonical = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
+    return _RowTerms(mu_eta, var, resid, W, w0 * resid * mu_eta / var, H, dW, canonical)
+
+
+def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray, with_x: bool) -> _Blocks:
+    """Blocks of the factor with the observed information H as weights (the
+    Hessian of the penalized log-likelihood in u, or in (u, beta) ``with_x``)."""
+    if t.canonical:
+        return _blocks(r.objective, r.factor, with_x)
+    builder = prob.builder_ub if with_x else prob.builder_u
+    # the response column is not used; any response outside the span of [Z X] will do
+    cpH = builder.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
+    objH = LmmObjective(prob.spec, cpH, reml=False)
+    return _blocks(objH, objH.factor(theta), with_x)
+
+
+def laplace_gradient(
+    prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, beta: np.ndarray, disp: float
+) -> np.ndarray:
+    """d D / d (theta, beta[, log disp]) at the mode of u given (theta, beta)."""
+    return _laplace_gradient(prob, r, theta, disp, _row_terms(prob, r, disp))
+
+
+def _laplace_gradient(
+    prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, disp: float, t: _RowTerms
+) -> np.ndarray:
+    fam = prob.family
+    spec, design = prob.spec, prob.design
+    y, w0, mu = prob.y, prob.w0, r.mu
+    Ts = spec.templates(theta)
+    mu_eta, var, resid, W, score, H, dW = t.mu_eta, t.var, t.resid, t.W, t.score, t.H, t.dW
 
     B = _blocks(r.objective, r.factor)
     gat = _Gathers(prob, B, Ts)
@@ -191,12 +232,7 @@ def laplace_gradient(
     groups = design.groups
     c = [_per_level(gd.codes, gd.values, v, g.n_levels) @ T for g, T, gd in zip(spec.groupings, Ts, groups)]
     cR = np.concatenate([x.ravel() for x in c[1:]]) if len(c) > 1 else np.zeros(0)
-    if canonical:
-        BH = B
-    else:
-        cpH = prob.builder_u.compute(np.ones(prob.n), H)  # any response with r^2 > 0
-        objH = LmmObjective(spec, cpH, reml=False)
-        BH = _blocks(objH, objH.factor(theta))
+    BH = B if t.canonical else _h_blocks(prob, r, t, theta, with_x=False)
     a1, aR = _solve(BH, c[0], cR)
     a = [a1, *_split_rest(prob, aR)]
     zla = z_times_b(design, [ak @ T.T for ak, T in zip(a, Ts)])

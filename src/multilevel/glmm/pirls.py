@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..crossprod import CrossProductBuilder
-from ..design import Design, z_times_b
+from ..crossprod import CrossProductBuilder, CrossProducts
+from ..design import Design
 from ..errors import ConvergenceWarning
 from ..lmm.objective import Factor, LmmObjective
 from ..lmm.solution import solve
@@ -53,11 +53,11 @@ class GlmmProblem:
         self.spec = spec
         self.design = design
         self.family = family
-        self.y = design.y
+        self.y = np.ascontiguousarray(design.y, dtype=float)
         self.n = design.n
-        self.w0 = design.weights if design.weights is not None else np.ones(self.n)
+        self.w0 = np.ascontiguousarray(design.weights if design.weights is not None else np.ones(self.n))
         self.offset = design.offset if design.offset is not None else np.zeros(self.n)
-        self.X = design.X
+        self.X = np.ascontiguousarray(design.X, dtype=float)
         self.groups = [(g.codes, g.values) for g in design.groups]
         nl = [g.n_levels for g in spec.groupings]
         self.builder_u = CrossProductBuilder(self.groups, nl, np.zeros((self.n, 0)))
@@ -65,19 +65,57 @@ class GlmmProblem:
         family.check(self.y, self.w0)
         self.mustart = family.mustart(self.y, self.w0)
         self._log_const = float(np.sum(family.logpdf_constant(self.y, self.w0)))
-        self._u_warm: list[np.ndarray] | None = None
+        # every row's random-effect values and the position of its effects in the
+        # flat vector of all Lambda u (for the compiled linear-predictor pass)
+        self._V = np.ascontiguousarray(np.concatenate([g.values for g in design.groups], axis=1), dtype=float)
+        idx, start = [], 0
+        for g, gd in zip(spec.groupings, design.groups):
+            idx.append(start + gd.codes[:, None] * g.q + np.arange(g.q)[None, :])
+            start += g.size
+        self._idx = np.ascontiguousarray(np.concatenate(idx, axis=1), dtype=np.int64)
+        from .._kernels import FAMILY_CODES
+
+        self._family_code = FAMILY_CODES[family.name]
 
     # ---- helpers -----------------------------------------------------
-    def zb(self, u: list[np.ndarray], Ts: list[np.ndarray]) -> np.ndarray:
-        """``Z Lambda u`` on the model's rows."""
-        return z_times_b(self.design, [uk @ T.T for uk, T in zip(u, Ts)])
-
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
         """sum log p(y | mu) (the mu-free part cached)."""
         return float(np.sum(self.family.logpdf_kernel(self.y, mu, self.w0, disp))) + self._log_const
 
     def _zeros_u(self) -> list[np.ndarray]:
         return [np.zeros((g.n_levels, g.q)) for g in self.spec.groupings]
+
+    def _predictor(
+        self, u: list[np.ndarray], beta: np.ndarray, Ts: list[np.ndarray], disp: float
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """eta, mu and sum log p(y | mu) at (u, beta); the log-likelihood is -inf
+        where a mean leaves the family's support."""
+        from .._kernels import linear_predictor
+
+        base = self.offset + self.X @ beta if beta.size else self.offset
+        b = np.concatenate([(uk @ T.T).ravel() for uk, T in zip(u, Ts)])
+        eta = linear_predictor(base, self._V, self._idx, b)
+        mu = self.family.link.inverse(eta)
+        ll = self.cond_loglik(mu, disp) if self.family.valid_mu(mu) else -math.inf
+        return eta, mu, ll
+
+    def _weighted(
+        self, builder: CrossProductBuilder, eta: np.ndarray, mu: np.ndarray, zshift: np.ndarray, disp: float
+    ) -> tuple[np.ndarray, CrossProducts]:
+        """Working weights and the weighted cross-products of ``[Z X z]`` at eta."""
+        mu_eta = self.family.link.mu_eta(eta)
+        if builder.dense:
+            from .._kernels import weights_pass
+
+            lay = builder.layout
+            W, A11, A1R, ARR = weights_pass(
+                eta, mu, mu_eta, self.y, self.w0, zshift, self._family_code, disp,
+                builder.codes1, builder.v1, builder._zc, builder._zv, builder.X, lay.n1, lay.mz,
+            )  # fmt: skip
+            return W, CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=0.0)
+        W = self.w0 * mu_eta**2 / self.family.variance(mu, disp)
+        z = eta - zshift + (self.y - mu) / mu_eta
+        return W, builder.compute(z, W, log_weights=False)
 
     # ---- PIRLS -------------------------------------------------------
     def pirls(
@@ -91,33 +129,30 @@ class GlmmProblem:
         maxit: int = 60,
     ) -> PirlsResult:
         """Conditional modes at theta; ``beta=None`` estimates beta inside PIRLS."""
-        fam, link = self.family, self.family.link
         Ts = self.spec.templates(theta)
         joint = beta is None
         builder = self.builder_ub if joint else self.builder_u
-        fixed_beta = np.zeros(self.X.shape[1]) if beta is None else np.asarray(beta, dtype=float)
+        p = self.X.shape[1]
+        fixed_beta = np.zeros(p) if beta is None else np.asarray(beta, dtype=float)
+        zshift = self.offset if joint else self.offset + self.X @ fixed_beta
         if u0 is None and beta0 is None and joint:
-            eta = link.link(self.mustart)
+            eta = self.family.link.link(self.mustart)
+            mu = self.family.link.inverse(eta)
             u = self._zeros_u()
-            b_cur = np.zeros(self.X.shape[1])
+            b_cur = np.zeros(p)
+            loglik = self.cond_loglik(mu, disp)
             fresh = True
         else:
             u = u0 if u0 is not None else self._zeros_u()
-            b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(self.X.shape[1]))
-            eta = self.offset + self.X @ b_cur + self.zb(u, Ts)
+            b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
+            eta, mu, loglik = self._predictor(u, b_cur, Ts, disp)
             fresh = False
-        mu = link.inverse(eta)
-        pdev = -2 * self.cond_loglik(mu, disp) + sum(float(np.sum(x * x)) for x in u)
+        pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         converged = False
         it = 0
         while it < maxit:
             it += 1
-            mu_eta = link.mu_eta(eta)
-            W = self.w0 * mu_eta**2 / fam.variance(mu, disp)
-            z = eta - self.offset + (self.y - mu) / mu_eta
-            if not joint:
-                z = z - self.X @ fixed_beta
-            cp = builder.compute(z, W)
+            _, cp = self._weighted(builder, eta, mu, zshift, disp)
             obj = LmmObjective(self.spec, cp, reml=False)
             f = obj.factor(theta)
             sol = solve(obj, f)
@@ -126,30 +161,21 @@ class GlmmProblem:
             while True:
                 u_try = [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else u_new
                 b_try = b_cur + step * (beta_new - b_cur) if (joint and not fresh) else beta_new
-                eta_try = self.offset + self.X @ b_try + self.zb(u_try, Ts)
-                mu_try = link.inverse(eta_try)
-                ok = fam.valid_mu(mu_try)
-                pdev_try = (
-                    -2 * self.cond_loglik(mu_try, disp) + sum(float(np.sum(x * x)) for x in u_try)
-                    if ok
-                    else math.inf
-                )
+                eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp)
+                pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
                 if fresh or (math.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * abs(pdev)) or step < 1e-4:
                     break
                 step /= 2
             fresh = False
             delta = abs(pdev - pdev_try)
-            u, b_cur, eta, mu, pdev = u_try, b_try, eta_try, mu_try, pdev_try
+            u, b_cur, eta, mu, pdev, loglik = u_try, b_try, eta_try, mu_try, pdev_try, ll_try
             if not math.isfinite(pdev):
                 break
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
         # factor with the working weights at the mode (for log|L|)
-        mu_eta = link.mu_eta(eta)
-        W = self.w0 * mu_eta**2 / fam.variance(mu, disp)
-        z = eta - self.offset + (self.y - mu) / mu_eta - (0 if joint else self.X @ fixed_beta)
-        cp = builder.compute(z, W)
+        W, cp = self._weighted(builder, eta, mu, zshift, disp)
         result_obj = LmmObjective(self.spec, cp, reml=False)
         result_f = result_obj.factor(theta)
         if not converged:
@@ -167,7 +193,7 @@ class GlmmProblem:
             weights=W,
             factor=result_f,
             objective=result_obj,
-            loglik_cond=self.cond_loglik(mu, disp),
+            loglik_cond=loglik,
             sqr_u=sum(float(np.sum(x * x)) for x in u),
             iterations=it,
             converged=converged,
