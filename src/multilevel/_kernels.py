@@ -18,6 +18,7 @@ never load Numba.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,9 @@ def _weights_pass(
     zc: np.ndarray,
     zv: np.ndarray,
     X: np.ndarray,
+    XX: np.ndarray,
+    pairs_j: np.ndarray,
+    pairs_k: np.ndarray,
     n1: int,
     mz: int,
     W: np.ndarray,
@@ -130,11 +134,13 @@ def _weights_pass(
                 ARR[ct, mz + j] += vt * X[i, j]
             ARR[ct, m - 1] += vt * zi
         for j in range(p):
-            wj = wi * X[i, j]
-            for k in range(j, p):
-                ARR[mz + j, mz + k] += wj * X[i, k]
-            ARR[mz + j, m - 1] += wj * zi
+            ARR[mz + j, m - 1] += wi * X[i, j] * zi
         ARR[m - 1, m - 1] += wi * zi * zi
+    # X'WX: one matrix-vector product over the rows' fixed outer products
+    if p > 0:
+        xx = W @ XX
+        for e in range(pairs_j.shape[0]):
+            ARR[mz + pairs_j[e], mz + pairs_k[e]] = xx[e]
     for t in range(mz):
         for j in range(p + 1):
             ARR[mz + j, t] = ARR[t, mz + j]
@@ -142,6 +148,19 @@ def _weights_pass(
         for k in range(j + 1, p + 1):
             ARR[mz + k, mz + j] = ARR[mz + j, mz + k]
     return A11, A1R, ARR
+
+
+@lru_cache(maxsize=64)
+def _pairs(p: int) -> tuple[np.ndarray, np.ndarray]:
+    j, k = np.triu_indices(p)
+    return j.astype(np.int64), k.astype(np.int64)
+
+
+def x_outer(X: np.ndarray) -> np.ndarray:
+    """``X[:, j] * X[:, k]`` for every ``j <= k`` (n, p (p + 1) / 2): fixed for a fit,
+    so ``X'WX`` is one matrix-vector product per call."""
+    j, k = np.triu_indices(X.shape[1])
+    return np.ascontiguousarray(X[:, j] * X[:, k])
 
 
 def weights_pass(
@@ -160,6 +179,7 @@ def weights_pass(
     X: np.ndarray,
     n1: int,
     mz: int,
+    XX: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Working weights ``W = w0 mu_eta^2 / V(mu)`` and the cross-products ``A11``,
     ``A1R``, ``ARR`` of ``[Z X z]`` weighted by W, with the working response
@@ -168,10 +188,33 @@ def weights_pass(
 
     ``codes1``/``v1``: levels and term values of the first grouping block;
     ``zc``/``zv`` (n, r): column among the ``mz`` other random effects and value
-    of each row's entries; ``X`` (n, p), empty when beta is fixed.
+    of each row's entries; ``X`` (n, p), empty when beta is fixed; ``XX``: the
+    rows' products ``X[:, j] X[:, k]`` for ``j <= k`` (:func:`x_outer`), computed
+    here when not given.
     """
     W = np.empty(eta.shape[0])
+    if XX is None:
+        XX = x_outer(X)
+    pj, pk = _pairs(X.shape[1])
     A11, A1R, ARR = _weights_pass(
-        eta, mu, mu_eta, y, w0, zshift, family, float(disp), codes1, v1, zc, zv, X, int(n1), int(mz), W
+        eta,
+        mu,
+        mu_eta,
+        y,
+        w0,
+        zshift,
+        family,
+        float(disp),
+        codes1,
+        v1,
+        zc,
+        zv,
+        X,
+        XX,
+        pj.astype(np.int64),
+        pk.astype(np.int64),
+        int(n1),
+        int(mz),
+        W,
     )
     return W, A11, A1R, ARR

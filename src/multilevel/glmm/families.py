@@ -95,6 +95,11 @@ class Family(ABC):
     def default_dispersion(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> float:
         return 1.0
 
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is the canonical one (the natural parameter is linear in eta)."""
+        return self.link.name == CANONICAL.get(self.name)
+
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
 
@@ -381,6 +386,16 @@ class NegativeBinomial(Family):
         excess = np.mean((y - mu) ** 2 - mu)
         return float(np.clip(np.mean(mu**2) / excess, 0.1, 1e4)) if excess > 0 else 1e4
 
+
+#: canonical links up to a linear map (Gamma's natural parameter is -1/mu,
+#: the inverse Gaussian's -1/(2 mu^2)); the negative binomial's depends on its shape
+CANONICAL = {
+    "binomial": "logit",
+    "poisson": "log",
+    "gaussian": "identity",
+    "Gamma": "inverse",
+    "inverse_gaussian": "1/mu^2",
+}
 
 FAMILIES: dict[str, type[Family]] = {
     "binomial": Binomial,

@@ -82,8 +82,8 @@ def _solve(B: _Blocks, c1: np.ndarray, cR: np.ndarray) -> tuple[np.ndarray, np.n
     else:
         y1 = np.linalg.solve(B.L1, c1[:, :, None])[:, :, 0]
     if cR.size:
-        yR = solve_triangular(B.LZ, cR - np.einsum("lam,la->m", B.U, y1), lower=True)
-        xR = solve_triangular(B.LZ, yR, lower=True, trans="T")
+        yR = solve_triangular(B.LZ, cR - np.einsum("lam,la->m", B.U, y1), lower=True, check_finite=False)
+        xR = solve_triangular(B.LZ, yR, lower=True, trans="T", check_finite=False)
         rhs1 = y1 - np.einsum("lam,m->la", B.U, xR)
     else:
         xR = cR
@@ -113,8 +113,11 @@ class _Gathers:
         n1, q1, mz = B.U.shape
         c1 = groups[0].codes
         x1 = groups[0].values @ Ts[0]
-        M1inv = np.linalg.inv(B.L1)
-        M1inv = np.swapaxes(M1inv, 1, 2) @ M1inv
+        if q1 == 1:
+            M1inv = 1.0 / (B.L1 * B.L1)
+        else:
+            M1inv = np.linalg.inv(B.L1)
+            M1inv = np.swapaxes(M1inv, 1, 2) @ M1inv
         if mz == 0:
             self.x = [x1]
             self.y = [np.einsum("iab,ib->ia", M1inv[c1], x1)]
@@ -130,19 +133,18 @@ class _Gathers:
             V = np.linalg.solve(np.swapaxes(B.L1, 1, 2), B.U)
         S1R = -(V.reshape(n1 * q1, mz) @ SRR).reshape(n1, q1, mz)
         S11 = M1inv - np.einsum("lam,lbm->lab", S1R, V)
-        xs, cols = [x1], []
-        start = 0
-        for g, T, gd in zip(prob.spec.groupings[1:], Ts[1:], groups[1:]):
-            xs.append(gd.values @ T)
-            cols.append(start + gd.codes[:, None] * g.q + np.arange(g.q)[None, :])
-            start += g.size
+        xs = [x1] + [gd.values @ T for T, gd in zip(Ts[1:], groups[1:])]
         xR = np.concatenate(xs[1:], axis=1)  # (n, r)
-        colsR = np.concatenate(cols, axis=1)
-        C = S1R[c1[:, None], :, colsR]  # (n, r, q1)
-        y1 = np.einsum("iab,ib->ia", S11[c1], x1) + np.einsum("ira,ir->ia", C, xR)
-        yR = np.einsum("ira,ia->ir", C, x1) + np.einsum(
-            "irs,is->ir", SRR[colsR[:, :, None], colsR[:, None, :]], xR
-        )
+        colsR = prob.builder_u._zc  # each row's columns among the rest (n, r)
+        if q1 == 1:
+            C = S1R[c1[:, None], 0, colsR]  # (n, r)
+            y1 = S11[c1, 0, 0][:, None] * x1 + np.einsum("ir,ir->i", C, xR)[:, None]
+            yR = C * x1
+        else:
+            C3 = S1R[c1[:, None], :, colsR]  # (n, r, q1)
+            y1 = np.einsum("iab,ib->ia", S11[c1], x1) + np.einsum("ira,ir->ia", C3, xR)
+            yR = np.einsum("ira,ia->ir", C3, x1)
+        yR = yR + np.einsum("irs,is->ir", SRR[colsR[:, :, None], colsR[:, None, :]], xR)
         self.x = xs
         self.y = [y1]
         start = 0
@@ -187,12 +189,17 @@ def _row_terms(prob: GlmmProblem, r: PirlsResult, disp: float) -> _RowTerms:
     var = fam.variance(mu, disp)
     dvar = fam.dvariance(mu, disp)
     resid = prob.y - mu
-    W = w0 * mu_eta**2 / var
-    curv = mu_eta2 / var - mu_eta**2 * dvar / var**2
-    dW = w0 * (2.0 * mu_eta * mu_eta2 / var - mu_eta**3 * dvar / var**2)
-    H = W - w0 * resid * curv
-    canonical = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
-    return _RowTerms(mu_eta, var, resid, W, w0 * resid * mu_eta / var, H, dW, canonical)
+    w_var = w0 / var
+    W = w_var * mu_eta**2
+    bend = mu_eta**2 * dvar / var  # the variance's change along eta, per mu_eta'
+    dW = w_var * mu_eta * (2.0 * mu_eta2 - bend)
+    if fam.canonical:
+        # d theta / d eta is constant: observed and expected information agree
+        H, canonical = W, True
+    else:
+        H = W - w_var * resid * (mu_eta2 - bend)
+        canonical = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
+    return _RowTerms(mu_eta, var, resid, W, w_var * resid * mu_eta, H, dW, canonical)
 
 
 def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray, with_x: bool) -> _Blocks:

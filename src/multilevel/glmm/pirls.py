@@ -73,9 +73,10 @@ class GlmmProblem:
             idx.append(start + gd.codes[:, None] * g.q + np.arange(g.q)[None, :])
             start += g.size
         self._idx = np.ascontiguousarray(np.concatenate(idx, axis=1), dtype=np.int64)
-        from .._kernels import FAMILY_CODES
+        from .._kernels import FAMILY_CODES, x_outer
 
         self._family_code = FAMILY_CODES[family.name]
+        self._x_outer = x_outer(self.X)
 
     # ---- helpers -----------------------------------------------------
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
@@ -86,13 +87,19 @@ class GlmmProblem:
         return [np.zeros((g.n_levels, g.q)) for g in self.spec.groupings]
 
     def _predictor(
-        self, u: list[np.ndarray], beta: np.ndarray, Ts: list[np.ndarray], disp: float
+        self,
+        u: list[np.ndarray],
+        beta: np.ndarray,
+        Ts: list[np.ndarray],
+        disp: float,
+        base: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """eta, mu and sum log p(y | mu) at (u, beta); the log-likelihood is -inf
-        where a mean leaves the family's support."""
+        where a mean leaves the family's support. ``base``: ``offset + X beta`` if known."""
         from .._kernels import linear_predictor
 
-        base = self.offset + self.X @ beta if beta.size else self.offset
+        if base is None:
+            base = self.offset + self.X @ beta if beta.size else self.offset
         b = np.concatenate([(uk @ T.T).ravel() for uk, T in zip(u, Ts)])
         eta = linear_predictor(base, self._V, self._idx, b)
         mu = self.family.link.inverse(eta)
@@ -111,6 +118,7 @@ class GlmmProblem:
             W, A11, A1R, ARR = weights_pass(
                 eta, mu, mu_eta, self.y, self.w0, zshift, self._family_code, disp,
                 builder.codes1, builder.v1, builder._zc, builder._zv, builder.X, lay.n1, lay.mz,
+                self._x_outer if lay.p else None,
             )  # fmt: skip
             return W, CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=0.0)
         W = self.w0 * mu_eta**2 / self.family.variance(mu, disp)
@@ -145,7 +153,7 @@ class GlmmProblem:
         else:
             u = u0 if u0 is not None else self._zeros_u()
             b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
-            eta, mu, loglik = self._predictor(u, b_cur, Ts, disp)
+            eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
             fresh = False
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         converged = False
@@ -161,7 +169,7 @@ class GlmmProblem:
             while True:
                 u_try = [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else u_new
                 b_try = b_cur + step * (beta_new - b_cur) if (joint and not fresh) else beta_new
-                eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp)
+                eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, None if joint else zshift)
                 pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
                 if fresh or (math.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * abs(pdev)) or step < 1e-4:
                     break
