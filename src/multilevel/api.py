@@ -124,7 +124,7 @@ class Model:
 
 def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = None) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result."""
-    from .glmm.fit import fit_glmm, separation_message, singular_and_messages
+    from .glmm.fit import GRADIENT_NOT_SMALL, fit_glmm, separation_message, singular_and_messages
     from .glmm.results import GlmmFit
 
     est = fit_glmm(model.spec, model.design, model.family, nagq=nagq, start=start)
@@ -135,9 +135,14 @@ def fit_glmm_model(model: Model, *, nagq: int = 1, start: np.ndarray | None = No
         msgs = (*msgs, sep)
         warnings.warn(sep, SeparationWarning, stacklevel=3)
     ok = (
-        est.stage2.return_code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED")
+        not est.stage2.return_code.startswith(
+            ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED", GRADIENT_NOT_SMALL)
+        )
         and est.pirls.converged
     )
+    if not est.stage2.return_code.startswith(("NLOPT", "LBFGSB_CONVERGED")):
+        msgs = (*msgs, f"the optimizer stopped with the gradient not small: {est.stage2.return_code}")
+        warnings.warn(msgs[-1], ConvergenceWarning, stacklevel=3)
     if not est.pirls.converged:
         msgs = (*msgs, "PIRLS did not converge at the optimum; the likelihood there is approximate")
         warnings.warn(msgs[-1], ConvergenceWarning, stacklevel=3)

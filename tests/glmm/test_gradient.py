@@ -107,3 +107,29 @@ def test_dispersion_families(family, link, disp):
     response = "count" if family == "negative_binomial" else "pos"
     beta_shift = 0.05 if link == "log" else 0.01
     _check(f"{response} ~ x + (1 | a) + (1 | b)", data, family, link, beta_shift=beta_shift, disp=disp)
+
+
+def test_stage2_that_stops_with_a_large_gradient_is_flagged(monkeypatch):
+    import multilevel
+    from multilevel.glmm import fit as glmm_fit
+
+    # an impossible stopping rule: every restart ends with the gradient "not small"
+    monkeypatch.setattr(glmm_fit, "GTOL", 1e-30)
+    monkeypatch.setattr(glmm_fit, "MAX_RESTARTS", 0)
+    with pytest.warns(ConvergenceWarning, match="gradient not small"):
+        m = multilevel.fit(CBPP, load_dataset("cbpp"), family="binomial")
+    assert not m.converged
+    assert m.optinfo.return_code.startswith(glmm_fit.GRADIENT_NOT_SMALL)
+
+
+def test_wald_covariance_from_the_gradient_matches_deviance_differences():
+    import multilevel
+    from multilevel.glmm.fit import deviance_function
+    from multilevel.numdiff import jacobian_hessian
+
+    m = multilevel.fit(CBPP, load_dataset("cbpp"), family="binomial")
+    k, p = m.theta.size, m.spec.p
+    f = deviance_function(m.problem, 1, k, p, False, m.estimate.pirls.u)
+    x = np.concatenate([m.theta, m.estimate.beta])
+    _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
+    np.testing.assert_allclose(m._hessian, H, rtol=1e-5, atol=1e-5 * np.abs(H).max())

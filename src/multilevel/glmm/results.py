@@ -25,7 +25,8 @@ from ..optimize import OptSummary
 from ..results_base import MixedFitMixin
 from ..spec import ModelSpec
 from .families import Family
-from .fit import GlmmEstimate, deviance_function
+from .fit import GlmmEstimate, deviance_function, gradient_function, hessian_from_gradient
+from .gradient import gradient_available
 from .pirls import GlmmProblem
 
 
@@ -65,13 +66,19 @@ class GlmmFit(MixedFitMixin):
 
     @cached_property
     def _hessian(self) -> np.ndarray:
+        """Hessian of the deviance in (theta, beta[, log disp]) at the estimate: central
+        differences of the analytic gradient for Laplace fits, Richardson-extrapolated
+        differences of the deviance for quadrature fits."""
         k, p = self.theta.size, self.spec.p
         has_disp = self.family.has_dispersion
-        f = deviance_function(self.problem, self.nagq, k, p, has_disp, self.estimate.pirls.u)
         x = np.concatenate(
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
+        u0 = self.estimate.pirls.u
         with blas_threads(self.estimate.pirls.objective.layout.m):
+            if self.nagq <= 1 and gradient_available(self.problem):
+                return hessian_from_gradient(gradient_function(self.problem, k, p, has_disp, u0), x)
+            f = deviance_function(self.problem, self.nagq, k, p, has_disp, u0)
             _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
         return H
 
