@@ -64,17 +64,20 @@ def agq_deviance(
     uhat = r.u[0]  # (n_levels, q)
     LinvT = np.linalg.inv(np.swapaxes(L, 1, 2))  # L^{-T}
     nodes, logw = grid(nagq, q)
+    K = nodes.shape[0]
     eta0 = prob.offset + prob.X @ beta
     vt = vals @ T  # row i: v_i' T, so eta = eta0 + vt_i . u_level
     n_levels = g.n_levels
     logdetL = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    terms = np.empty((nodes.shape[0], n_levels))
-    for kk, z in enumerate(nodes):
-        u = uhat + LinvT @ z  # (n_levels, q)
-        eta = eta0 + np.einsum("ij,ij->i", vt, u[codes])
-        mu = prob.family.link.inverse(eta)
-        ll = np.bincount(codes, weights=prob.family.logpdf(prob.y, mu, prob.w0, disp), minlength=n_levels)
-        # log g(u) - log phi(z): the normal kernels of u and z
-        terms[kk] = ll - 0.5 * np.sum(u * u, axis=1) + 0.5 * float(z @ z) + logw[kk]
+    # every node at once: u (K, n_levels, q), eta and log densities (K, n)
+    u = uhat[None] + np.einsum("lab,kb->kla", LinvT, nodes)
+    eta = eta0[None, :] + np.einsum("ij,kij->ki", vt, u[:, codes, :])
+    mu = prob.family.link.inverse(eta)
+    lp = prob.family.logpdf_kernel(prob.y[None, :], mu, prob.w0[None, :], disp)
+    flat = (codes[None, :] + n_levels * np.arange(K)[:, None]).ravel()
+    ll = np.bincount(flat, weights=lp.ravel(), minlength=K * n_levels).reshape(K, n_levels)
+    ll += np.bincount(codes, weights=prob.family.logpdf_constant(prob.y, prob.w0), minlength=n_levels)
+    # log g(u) - log phi(z): the normal kernels of u and z
+    terms = ll - 0.5 * np.sum(u * u, axis=2) + (0.5 * np.sum(nodes * nodes, axis=1) + logw)[:, None]
     per_level = logsumexp(terms, axis=0) - logdetL
     return float(-2.0 * np.sum(per_level))
