@@ -71,9 +71,14 @@ def complete_rows(
     cols = list(dict.fromkeys(columns))
     if not cols:
         return np.ones(len(df), dtype=bool), {}
-    isna = df[cols].isna()
-    per_col = {c: int(v) for c, v in isna.sum().items() if v}
-    mask = ~isna.any(axis=1).to_numpy()
+    # column by column: a DataFrame of the used columns costs more than the test
+    mask = np.ones(len(df), dtype=bool)
+    per_col: dict[str, int] = {}
+    for c in cols:
+        na = df[c].isna().to_numpy()
+        if na.any():
+            per_col[c] = int(na.sum())
+            mask &= ~na
     n_drop = int((~mask).sum())
     if n_drop:
         detail = ", ".join(f"{c} ({k})" for c, k in per_col.items())

@@ -10,6 +10,7 @@ a :class:`~multilevel.design.Design`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ class ModelSpec:
     def q_total(self) -> int:
         return sum(g.size for g in self.groupings)
 
-    @property
+    @cached_property
     def block_qs(self) -> tuple[int, ...]:
         return tuple(g.q for g in self.groupings)
 

@@ -185,27 +185,27 @@ def blockdiag_factor(A11: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.nda
         d = t * t * A11[:, 0, 0] + 1.0
         L = np.sqrt(d)[:, None, None]
         W = (t * t / d)[:, None, None]
-        return L, W, float(np.sum(np.log(d)))
+        return L, W, float(np.log(d).sum())
     M = T.T @ A11 @ T
-    idx = np.arange(q)
-    M[:, idx, idx] += 1.0
     if q == 2:
         # closed form: cheaper than batched LAPACK calls for the common slope model
-        a, b, c = M[:, 0, 0], M[:, 1, 0], M[:, 1, 1]
+        a, b, c = M[:, 0, 0] + 1.0, M[:, 1, 0], M[:, 1, 1] + 1.0
         l11 = np.sqrt(a)
         l21 = b / l11
         l22 = np.sqrt(c - l21 * l21)
-        L = np.zeros_like(M)
-        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
+        L = np.empty_like(M)
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1], L[:, 0, 1] = l11, l21, l22, 0.0
         det = a * c - b * b
         Minv = np.empty_like(M)
         Minv[:, 0, 0], Minv[:, 1, 1] = c / det, a / det
         Minv[:, 0, 1] = Minv[:, 1, 0] = -b / det
-        logdet = 2.0 * float(np.sum(np.log(l11 * l22)))
+        logdet = 2.0 * float(np.log(l11 * l22).sum())
     else:
+        idx = np.arange(q)
+        M[:, idx, idx] += 1.0
         L = np.linalg.cholesky(M)
         Minv = np.linalg.inv(M)
-        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        logdet = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
     W = T @ Minv @ T.T
     return L, W, logdet
 

@@ -114,8 +114,9 @@ class LmmObjective:
         LS = dense_cholesky(G)
         d = np.diagonal(LS)
         p = self.layout.p
-        logdet_z = logdet1 + 2.0 * float(np.sum(np.log(d[:mz])))
-        logdet_x = 2.0 * float(np.sum(np.log(d[mz : mz + p])))
+        logd = np.log(d[: mz + p])
+        logdet_z = logdet1 + 2.0 * float(logd[:mz].sum())
+        logdet_x = 2.0 * float(logd[mz:].sum())
         return Factor(theta, Ts, L1, W1, LS, logdet_z, logdet_x, float(d[-1] ** 2))
 
     def _rest_scale(self, Ts: list[np.ndarray]) -> np.ndarray:
