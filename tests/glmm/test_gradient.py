@@ -115,6 +115,7 @@ def test_stage2_that_stops_with_a_large_gradient_is_flagged(monkeypatch):
 
     # an impossible stopping rule: every restart ends with the gradient "not small"
     monkeypatch.setattr(glmm_fit, "GTOL", 1e-30)
+    monkeypatch.setattr(glmm_fit, "GRADIENT_OK", 1e-30)
     monkeypatch.setattr(glmm_fit, "MAX_RESTARTS", 0)
     with pytest.warns(ConvergenceWarning, match="gradient not small"):
         m = multilevel.fit(CBPP, load_dataset("cbpp"), family="binomial")

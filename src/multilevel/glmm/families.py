@@ -100,6 +100,12 @@ class Family(ABC):
         """Whether the link is the canonical one (the natural parameter is linear in eta)."""
         return self.link.name == CANONICAL.get(self.name)
 
+    @property
+    def log_concave(self) -> bool:
+        """Whether log p(y | eta) is concave in eta for every y, so that the penalized
+        conditional mode is unique (canonical links, and the pairs in LOG_CONCAVE)."""
+        return self.canonical or self.link.name in LOG_CONCAVE.get(self.name, ())
+
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
 
@@ -395,6 +401,18 @@ CANONICAL = {
     "gaussian": "identity",
     "Gamma": "inverse",
     "inverse_gaussian": "1/mu^2",
+}
+
+#: non-canonical links under which the log-likelihood is still concave in eta
+#: (binomial: probit, cloglog and log; Poisson identity: y log eta - eta; negative
+#: binomial and Gamma with log links). Others (Poisson sqrt, symmetric in eta;
+#: Gamma identity; the inverse Gaussian's and the Gaussian's non-identity links)
+#: can have several conditional modes, and keep lme4's derivative-free stage 2.
+LOG_CONCAVE = {
+    "binomial": ("probit", "cloglog", "log"),
+    "poisson": ("identity",),
+    "negative_binomial": ("log",),
+    "Gamma": ("log",),
 }
 
 FAMILIES: dict[str, type[Family]] = {
