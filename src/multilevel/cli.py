@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -534,6 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .errors import FormulaError, MultilevelError
 
+    # one fit per process: Numba's start-up (~0.5 s) would cost more than its
+    # kernels save, unless the user asked for them
+    numba_default = "MULTILEVEL_NUMBA" not in os.environ
+    if numba_default:
+        os.environ["MULTILEVEL_NUMBA"] = "0"
     try:
         return int(args.func(args))
     except FormulaError as exc:
@@ -545,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"multilevel: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
+    finally:
+        if numba_default:
+            os.environ.pop("MULTILEVEL_NUMBA", None)
 
 
 if __name__ == "__main__":  # pragma: no cover

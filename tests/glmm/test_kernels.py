@@ -66,3 +66,30 @@ def test_linear_predictor():
     eta = linear_predictor(base, V, np.concatenate(idx, axis=1), np.concatenate([x.ravel() for x in b]))
     ref = base + sum(np.einsum("ij,ij->i", v, bk[codes]) for (codes, v), bk in zip(groups, b))
     np.testing.assert_allclose(eta, ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "link"),
+    [
+        ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "binomial", None),
+        ("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", "poisson", None),
+        ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", "probit"),
+    ],
+)
+def test_fits_agree_with_and_without_numba(monkeypatch, formula, family, link):
+    import warnings
+
+    import multilevel
+    from multilevel.datasets import load_dataset
+
+    name = "VerbAgg" if "r2" in formula else ("grouseticks" if "TICKS" in formula else "cbpp")
+    data = load_dataset(name)
+    fits = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("MULTILEVEL_NUMBA", flag)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(multilevel.fit(formula, data, family=family, link=link))
+    assert fits[0].problem.compiled and not fits[1].problem.compiled
+    assert abs(fits[0].deviance - fits[1].deviance) < 1e-7
+    np.testing.assert_allclose(fits[0].fixef, fits[1].fixef, rtol=1e-5, atol=1e-7)
