@@ -100,13 +100,15 @@ def factor_codes(df: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray
         col = df[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
             codes = col.cat.codes.to_numpy().astype(np.int64)
-            levels = [_level_name(v) for v in col.cat.categories]
+            levels = [_level_name(v) for v in col.cat.categories.tolist()]
         else:
             codes, uniques = pd.factorize(col, sort=True)
             codes = codes.astype(np.int64)
-            levels = [_level_name(v) for v in uniques]
+            levels = [_level_name(v) for v in uniques.tolist()]
         combined = combined * len(levels) + codes
         level_lists.append(levels)
+    if len(factors) == 1 and np.all(np.bincount(combined, minlength=len(level_lists[0])) > 0):
+        return combined, tuple(level_lists[0])  # every level used: the codes are final
     used, inverse = np.unique(combined, return_inverse=True)
     names = []
     for code in used:
