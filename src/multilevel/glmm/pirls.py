@@ -17,10 +17,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..crossprod import CrossProductBuilder, CrossProducts
 from ..design import Design
 from ..errors import ConvergenceWarning
+from ..linalg.blocked import PairSchur, PairStructure
 from ..lmm.objective import Factor, LmmObjective
 from ..lmm.solution import solve
 from ..spec import ModelSpec
@@ -45,6 +47,28 @@ class PirlsResult:
     def laplace_deviance(self) -> float:
         """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2."""
         return -2.0 * self.loglik_cond + self.sqr_u + self.factor.logdet_z
+
+
+#: use the pairwise Schur update when it has this many times fewer terms than the
+#: dense product (a pair costs a gather and a bincount, a dense term a BLAS flop)
+PAIR_ADVANTAGE = 40
+
+
+def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
+    """The fixed pairwise structure of the Schur update, where it pays (see
+    :class:`~multilevel.linalg.blocked.PairStructure`), else None."""
+    lay = builder.layout
+    if not builder.dense or lay.q1 != 1:
+        return None
+    n1, m, mz = lay.n1, lay.m, lay.mz
+    rows = np.concatenate([np.repeat(builder.codes1, builder._zc.shape[1]), np.repeat(np.arange(n1), m - mz)])
+    cols = np.concatenate([builder._zc.ravel(), np.tile(np.arange(mz, m), n1)])
+    pat = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n1, m))
+    pat.sum_duplicates()
+    nnz = np.diff(pat.indptr)
+    if PAIR_ADVANTAGE * float(np.sum(nnz * (nnz + 1) / 2)) >= n1 * m * m:
+        return None
+    return PairStructure.build(pat, m)
 
 
 def compiled_kernels() -> bool:
@@ -85,6 +109,7 @@ class GlmmProblem:
             idx.append(start + gd.codes[:, None] * g.q + np.arange(g.q)[None, :])
             start += g.size
         self._idx = np.ascontiguousarray(np.concatenate(idx, axis=1), dtype=np.int64)
+        self._pairs = {id(b): _pair_structure(b) for b in (self.builder_u, self.builder_ub)}
         self.compiled = compiled_kernels()
         if self.compiled:
             from .._kernels import FAMILY_CODES, x_outer
@@ -142,6 +167,12 @@ class GlmmProblem:
         z = eta - zshift + (self.y - mu) / mu_eta
         return W, builder.compute(z, W, log_weights=False)
 
+    def _objective(self, builder: CrossProductBuilder, cp: CrossProducts) -> LmmObjective:
+        pairs = self._pairs[id(builder)]
+        if pairs is None:
+            return LmmObjective(self.spec, cp, reml=False)
+        return LmmObjective(self.spec, cp, reml=False, pattern=PairSchur(pairs, np.asarray(cp.A1R)))
+
     # ---- PIRLS -------------------------------------------------------
     def pirls(
         self,
@@ -187,7 +218,7 @@ class GlmmProblem:
         while it < maxit:
             it += 1
             _, cp = self._weighted(builder, eta, mu, zshift, disp)
-            obj = LmmObjective(self.spec, cp, reml=False)
+            obj = self._objective(builder, cp)
             f = obj.factor(theta)
             sol = solve(obj, f)
             u_new, beta_new = sol.u, (sol.beta if joint else fixed_beta)
@@ -210,7 +241,7 @@ class GlmmProblem:
                 break
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
-        result_obj = LmmObjective(self.spec, cp, reml=False)
+        result_obj = self._objective(builder, cp)
         result_f = result_obj.factor(theta)
         if not converged:
             warnings.warn(

@@ -162,6 +162,71 @@ class DenseSchur:
         return self.A @ M @ np.swapaxes(self.A, 1, 2)
 
 
+@dataclass(frozen=True)
+class PairStructure:
+    """The fixed structure of ``AR1 W A1R`` for a dense-stored but sparse ``A1R``
+    with scalar first-block levels (q1 = 1), for products recomputed with new
+    values (penalized IRLS): every level's pairs of nonzero columns (``i <= j``),
+    as flat positions in ``A1R`` and in the ``(m, m)`` result.
+
+    An observation-level random effect (``(1 | obs)``, the usual overdispersion
+    term) puts one observation in each first-block level, so each row of ``A1R``
+    has only the observation's other random effects, X and y: the pairs are a few
+    dozen per level where the dense product costs ``m^2``.
+    """
+
+    i1: np.ndarray  # flat positions in A1R (n1 * m) of the pairs' first factor
+    i2: np.ndarray
+    lev: np.ndarray  # the level of each pair
+    slot: np.ndarray  # the pair's position among the targets
+    targets: np.ndarray  # flat positions (i * m + j, i <= j) in the (m, m) result
+    m: int
+
+    @property
+    def size(self) -> int:
+        return int(self.i1.size)
+
+    @classmethod
+    def build(cls, level_cols: sp.csr_matrix, m: int) -> PairStructure:
+        """``level_cols``: (n1, m) sparse pattern of each level's nonzero columns."""
+        P = level_cols.tocsr()
+        P.sum_duplicates()
+        P.sort_indices()
+        counts = np.diff(P.indptr)
+        cols = P.indices.astype(np.int64)
+        lev_of = np.repeat(np.arange(P.shape[0]), counts)
+        pair_counts = P.indptr[1:][lev_of] - np.arange(cols.size)
+        e1 = np.repeat(np.arange(cols.size), pair_counts)
+        e2 = e1 + ragged_arange(pair_counts)
+        lev = lev_of[e1]
+        flat = cols[e1] * m + cols[e2]
+        targets, slot = np.unique(flat, return_inverse=True)
+        return cls(lev * m + cols[e1], lev * m + cols[e2], lev, slot, targets, m)
+
+
+@dataclass(frozen=True)
+class PairSchur:
+    """``AR1 W A1R`` at the targets of a :class:`PairStructure`, for one ``A1R``."""
+
+    structure: PairStructure
+    A: np.ndarray  # (n1, m) dense A1R
+
+    @property
+    def dense(self) -> bool:
+        return False
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.structure.targets
+
+    def update(self, W: np.ndarray) -> np.ndarray:
+        st = self.structure
+        a = self.A.ravel()
+        return np.bincount(
+            st.slot, weights=a[st.i1] * a[st.i2] * W.ravel()[st.lev], minlength=st.targets.size
+        )
+
+
 def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSchur:
     """Sparse pattern or dense BLAS update, whichever is cheaper for this ``A1R``."""
     m = A1R.shape[1]

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossprod import CrossProducts
-from ..linalg.blocked import SchurPattern, blockdiag_factor, dense_cholesky, scale_rest, schur_update
+from ..linalg.blocked import (
+    DenseSchur,
+    PairSchur,
+    SchurPattern,
+    blockdiag_factor,
+    dense_cholesky,
+    scale_rest,
+    schur_update,
+)
 from ..spec import ModelSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -58,17 +66,24 @@ class LmmObjective:
     True
     """
 
-    def __init__(self, spec: ModelSpec, cp: CrossProducts, reml: bool = True) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        cp: CrossProducts,
+        reml: bool = True,
+        pattern: SchurPattern | DenseSchur | PairSchur | None = None,
+    ) -> None:
         self.spec = spec
         self.cp = cp
         self.reml = reml
         # known residual SEs: the residual scale is 1, not a parameter
         self.sigma_fixed: float | None = 1.0 if spec.parsed.se is not None else None
         self.layout = cp.layout
-        self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1)
+        # ``pattern``: a precomputed form of the Schur update (PIRLS reuses its structure)
+        self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1) if pattern is None else pattern
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
-        if isinstance(self.pattern, SchurPattern):
+        if not self.pattern.dense:
             self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
 
     @property
@@ -87,7 +102,7 @@ class LmmObjective:
         mz = self.layout.mz
         pattern = self.pattern
         update = pattern.update(W1)
-        if not isinstance(pattern, SchurPattern):
+        if pattern.dense:
             G = self.cp.ARR - update
             if self._needs_full:
                 scale_rest(G, Ts[1:], self.z_levels)
