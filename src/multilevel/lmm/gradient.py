@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..linalg.blocked import scale_rest
+from ..linalg.blocked import DenseSchur, PairSchur, scale_rest
 from .objective import Factor, LmmObjective
 from .solution import _first_block_apply as _first_block
 from .solution import solve
@@ -75,21 +75,24 @@ def gradient(obj: LmmObjective, f: Factor) -> np.ndarray:
                 start += g.size
             scale_rest(Sinv, [T.T for T in Ts[1:]], obj.z_levels)
         # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
-        if obj.pattern.dense:
+        pattern = obj.pattern
+        if isinstance(pattern, PairSchur):
+            raise TypeError("the LMM gradient needs the objective's own Schur pattern")
+        if isinstance(pattern, DenseSchur):
             M = np.zeros((lay.m, lay.m))
             if scalar:
                 Sfull = np.tril(Sinv) + np.tril(Sinv, -1).T
                 M[:mz, :mz] = Sfull * s[:, None] * s[None, :]
             else:
                 M[:mz, :mz] = Sinv
-            Q = obj.pattern.quadratic_forms(M)
+            Q = pattern.quadratic_forms(M)
         else:
             ti, tj = obj._ti, obj._tj
             inZ = tj < mz
             x = np.zeros(ti.size)
             a, b = ti[inZ], tj[inZ]
             x[inZ] = Sinv[b, a] * s[a] * s[b] if scalar else Sinv[a, b]
-            Q = obj.pattern.quadratic_forms(x)
+            Q = pattern.quadratic_forms(x)
         T1 = Ts[0]
         D[0] = D[0] + (M1inv @ T1.T @ Q @ T1 @ M1inv).sum(axis=0)
 

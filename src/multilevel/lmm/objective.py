@@ -83,7 +83,7 @@ class LmmObjective:
         self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1) if pattern is None else pattern
         self.z_levels = [g.n_levels for g in spec.groupings[1:]]
         self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
-        if not self.pattern.dense:
+        if not isinstance(self.pattern, DenseSchur):
             self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
 
     @property
@@ -102,7 +102,7 @@ class LmmObjective:
         mz = self.layout.mz
         pattern = self.pattern
         update = pattern.update(W1)
-        if pattern.dense:
+        if isinstance(pattern, DenseSchur):
             G = self.cp.ARR - update
             if self._needs_full:
                 scale_rest(G, Ts[1:], self.z_levels)
