@@ -18,8 +18,7 @@ never load Numba.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,6 +31,14 @@ FAMILY_CODES = {
     "inverse_gaussian": 4,
     "negative_binomial": 5,
 }
+
+
+class XOuter(NamedTuple):
+    """The rows' products of fixed-effect columns ``j <= k`` (n, p (p + 1) / 2)."""
+
+    products: np.ndarray
+    j: np.ndarray
+    k: np.ndarray
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -50,29 +57,25 @@ def _variance(code: int, mu: float, disp: float) -> float:  # pragma: no cover -
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _linear_predictor(
-    base: np.ndarray, V: np.ndarray, idx: np.ndarray, b: np.ndarray, eta: np.ndarray
-) -> None:  # pragma: no cover - compiled
+def linear_predictor(
+    base: np.ndarray, V: np.ndarray, idx: np.ndarray, b: np.ndarray
+) -> Any:  # pragma: no cover
+    """``eta = base + sum_j V[:, j] b[idx[:, j]]``: ``base`` is the offset plus
+    ``X beta``, ``V`` (n, Q) every row's random-effect term values and ``idx``
+    (n, Q) the position of the matching effect in the flat vector ``b`` of all
+    ``Lambda u``."""
     n, Q = V.shape
+    eta = np.empty(n)
     for i in range(n):
         e = base[i]
         for j in range(Q):
             e += V[i, j] * b[idx[i, j]]
         eta[i] = e
-
-
-def linear_predictor(base: np.ndarray, V: np.ndarray, idx: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``eta = base + sum_j V[:, j] b[idx[:, j]]``: ``base`` is the offset plus
-    ``X beta``, ``V`` (n, Q) every row's random-effect term values and ``idx``
-    (n, Q) the position of the matching effect in the flat vector ``b`` of all
-    ``Lambda u``."""
-    eta = np.empty(base.shape[0])
-    _linear_predictor(base, V, idx, b, eta)
     return eta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _weights_pass(
+def weights_pass(
     eta: np.ndarray,
     mu: np.ndarray,
     mu_eta: np.ndarray,
@@ -86,17 +89,25 @@ def _weights_pass(
     zc: np.ndarray,
     zv: np.ndarray,
     X: np.ndarray,
-    XX: np.ndarray,
-    pairs_j: np.ndarray,
-    pairs_k: np.ndarray,
+    xx: XOuter,
     n1: int,
     mz: int,
-    W: np.ndarray,
 ) -> Any:  # pragma: no cover - compiled
+    """Working weights ``W = w0 mu_eta^2 / V(mu)`` and the cross-products ``A11``,
+    ``A1R``, ``ARR`` of ``[Z X z]`` weighted by W, with the working response
+    ``z = eta - zshift + (y - mu) / mu_eta`` (``zshift``: the offset, plus ``X beta``
+    when beta is fixed). Returns (W, A11, A1R, ARR).
+
+    ``codes1``/``v1``: levels and term values of the first grouping block;
+    ``zc``/``zv`` (n, r): column among the ``mz`` other random effects and value
+    of each row's entries; ``X`` (n, p), empty when beta is fixed, and ``xx`` its
+    rows' products (:func:`x_outer`).
+    """
     n, q1 = v1.shape
     r = zc.shape[1]
     p = X.shape[1]
     m = mz + p + 1
+    W = np.empty(n)
     A11 = np.zeros((n1, q1, q1))
     A1R = np.zeros((n1 * q1, m))
     ARR = np.zeros((m, m))
@@ -138,83 +149,20 @@ def _weights_pass(
         ARR[m - 1, m - 1] += wi * zi * zi
     # X'WX: one matrix-vector product over the rows' fixed outer products
     if p > 0:
-        xx = W @ XX
-        for e in range(pairs_j.shape[0]):
-            ARR[mz + pairs_j[e], mz + pairs_k[e]] = xx[e]
+        sums = W @ xx.products
+        for e in range(xx.j.shape[0]):
+            ARR[mz + xx.j[e], mz + xx.k[e]] = sums[e]
     for t in range(mz):
         for j in range(p + 1):
             ARR[mz + j, t] = ARR[t, mz + j]
     for j in range(p + 1):
         for k in range(j + 1, p + 1):
             ARR[mz + k, mz + j] = ARR[mz + j, mz + k]
-    return A11, A1R, ARR
-
-
-@lru_cache(maxsize=64)
-def _pairs(p: int) -> tuple[np.ndarray, np.ndarray]:
-    j, k = np.triu_indices(p)
-    return j.astype(np.int64), k.astype(np.int64)
-
-
-def x_outer(X: np.ndarray) -> np.ndarray:
-    """``X[:, j] * X[:, k]`` for every ``j <= k`` (n, p (p + 1) / 2): fixed for a fit,
-    so ``X'WX`` is one matrix-vector product per call."""
-    j, k = np.triu_indices(X.shape[1])
-    return np.ascontiguousarray(X[:, j] * X[:, k])
-
-
-def weights_pass(
-    eta: np.ndarray,
-    mu: np.ndarray,
-    mu_eta: np.ndarray,
-    y: np.ndarray,
-    w0: np.ndarray,
-    zshift: np.ndarray,
-    family: int,
-    disp: float,
-    codes1: np.ndarray,
-    v1: np.ndarray,
-    zc: np.ndarray,
-    zv: np.ndarray,
-    X: np.ndarray,
-    n1: int,
-    mz: int,
-    XX: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Working weights ``W = w0 mu_eta^2 / V(mu)`` and the cross-products ``A11``,
-    ``A1R``, ``ARR`` of ``[Z X z]`` weighted by W, with the working response
-    ``z = eta - zshift + (y - mu) / mu_eta`` (``zshift``: the offset, plus ``X beta``
-    when beta is fixed).
-
-    ``codes1``/``v1``: levels and term values of the first grouping block;
-    ``zc``/``zv`` (n, r): column among the ``mz`` other random effects and value
-    of each row's entries; ``X`` (n, p), empty when beta is fixed; ``XX``: the
-    rows' products ``X[:, j] X[:, k]`` for ``j <= k`` (:func:`x_outer`), computed
-    here when not given.
-    """
-    W = np.empty(eta.shape[0])
-    if XX is None:
-        XX = x_outer(X)
-    pj, pk = _pairs(X.shape[1])
-    A11, A1R, ARR = _weights_pass(
-        eta,
-        mu,
-        mu_eta,
-        y,
-        w0,
-        zshift,
-        family,
-        float(disp),
-        codes1,
-        v1,
-        zc,
-        zv,
-        X,
-        XX,
-        pj.astype(np.int64),
-        pk.astype(np.int64),
-        int(n1),
-        int(mz),
-        W,
-    )
     return W, A11, A1R, ARR
+
+
+def x_outer(X: np.ndarray) -> XOuter:
+    """``X[:, j] * X[:, k]`` for every ``j <= k``: fixed for a fit, so ``X'WX`` is one
+    matrix-vector product per pass."""
+    j, k = np.triu_indices(X.shape[1])
+    return XOuter(np.ascontiguousarray(X[:, j] * X[:, k]), j.astype(np.int64), k.astype(np.int64))

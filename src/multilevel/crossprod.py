@@ -114,17 +114,17 @@ class CrossProductBuilder:
         lay = self.layout
         self.dense = lay.n1 * lay.q1 * lay.m <= DENSE_A1R_MAX
         # every row's entries in the other grouping blocks: column among the mz rest
-        # random effects and value, as (n, r) arrays
+        # random effects and value, as (n, r) arrays (read by PIRLS's compiled pass)
         cols, vals, start = [], [], 0
         for nl, (c, v) in zip(n_levels[1:], groups[1:]):
             q = v.shape[1]
             cols.append(start + c[:, None] * q + np.arange(q)[None, :])
             vals.append(v)
             start += nl * q
-        self._zc = np.ascontiguousarray(
+        self.zc = np.ascontiguousarray(
             np.concatenate(cols, axis=1) if cols else np.zeros((self.n, 0)), dtype=np.int64
         )
-        self._zv = np.ascontiguousarray(
+        self.zv = np.ascontiguousarray(
             np.concatenate(vals, axis=1) if vals else np.zeros((self.n, 0)), dtype=float
         )
         self._sparse: tuple | None = None
@@ -152,11 +152,11 @@ class CrossProductBuilder:
         if self._bincount_idx is None:
             lay = self.layout
             q1, m, mz = lay.q1, lay.m, lay.mz
-            r = self._zc.shape[1]
+            r = self.zc.shape[1]
             # A1Z: (level, a) x rest-Z column; ZZ: pairs of rest-Z entries in a row
-            a1z = [(self.codes1 * q1 + a)[:, None] * m + self._zc for a in range(q1)]
-            zz_idx = (self._zc[:, :, None] * mz + self._zc[:, None, :]).reshape(self.n, r * r)
-            zz_val = (self._zv[:, :, None] * self._zv[:, None, :]).reshape(self.n, r * r)
+            a1z = [(self.codes1 * q1 + a)[:, None] * m + self.zc for a in range(q1)]
+            zz_idx = (self.zc[:, :, None] * mz + self.zc[:, None, :]).reshape(self.n, r * r)
+            zz_val = (self.zv[:, :, None] * self.zv[:, None, :]).reshape(self.n, r * r)
             self._bincount_idx = (a1z, zz_idx, zz_val)
         return self._bincount_idx
 
@@ -170,7 +170,7 @@ class CrossProductBuilder:
             wa = w * self.v1[:, a]
             if mz:
                 A1R.ravel()[:] += np.bincount(
-                    a1z_idx[a].ravel(), weights=(wa[:, None] * self._zv).ravel(), minlength=n1 * q1 * m
+                    a1z_idx[a].ravel(), weights=(wa[:, None] * self.zv).ravel(), minlength=n1 * q1 * m
                 )
             rows = self.codes1 * q1 + a
             for j in range(p + 1):
@@ -184,9 +184,7 @@ class CrossProductBuilder:
             ).reshape(mz, mz)
             ZD = np.empty((mz, p + 1))
             for j in range(p + 1):
-                ZD[:, j] = np.bincount(
-                    self._zc.ravel(), weights=(self._zv * Dw[:, [j]]).ravel(), minlength=mz
-                )
+                ZD[:, j] = np.bincount(self.zc.ravel(), weights=(self.zv * Dw[:, [j]]).ravel(), minlength=mz)
             ARR[:mz, mz:] = ZD
             ARR[mz:, :mz] = ZD.T
         return A1R, ARR

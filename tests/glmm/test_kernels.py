@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multilevel._kernels import FAMILY_CODES, linear_predictor, weights_pass
+from multilevel._kernels import FAMILY_CODES, linear_predictor, weights_pass, x_outer
 from multilevel.crossprod import CrossProductBuilder
 from multilevel.glmm.families import FAMILIES, get_family
 
@@ -41,7 +41,8 @@ def test_weights_pass_matches_numpy(name):
         assert builder.dense
         W, A11, A1R, ARR = weights_pass(
             eta, mu, mu_eta, y, w0, zshift, FAMILY_CODES[fam.name], disp,
-            builder.codes1, builder.v1, builder._zc, builder._zv, builder.X, 13, builder.layout.mz,
+            builder.codes1, builder.v1, builder.zc, builder.zv, builder.X, x_outer(builder.X), 13,
+            builder.layout.mz,
         )  # fmt: skip
         W_ref = w0 * mu_eta**2 / fam.variance(mu, disp)
         z = eta - zshift + (y - mu) / mu_eta

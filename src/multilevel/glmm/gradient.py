@@ -135,7 +135,7 @@ class _Gathers:
         S11 = M1inv - np.einsum("lam,lbm->lab", S1R, V)
         xs = [x1] + [gd.values @ T for T, gd in zip(Ts[1:], groups[1:])]
         xR = np.concatenate(xs[1:], axis=1)  # (n, r)
-        colsR = prob.builder_u._zc  # each row's columns among the rest (n, r)
+        colsR = prob.builder_u.zc  # each row's columns among the rest (n, r)
         if q1 == 1:
             C = S1R[c1[:, None], 0, colsR]  # (n, r)
             y1 = S11[c1, 0, 0][:, None] * x1 + np.einsum("ir,ir->i", C, xR)[:, None]

@@ -15,6 +15,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,8 +62,8 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
     if not builder.dense or lay.q1 != 1:
         return None
     n1, m, mz = lay.n1, lay.m, lay.mz
-    rows = np.concatenate([np.repeat(builder.codes1, builder._zc.shape[1]), np.repeat(np.arange(n1), m - mz)])
-    cols = np.concatenate([builder._zc.ravel(), np.tile(np.arange(mz, m), n1)])
+    rows = np.concatenate([np.repeat(builder.codes1, builder.zc.shape[1]), np.repeat(np.arange(n1), m - mz)])
+    cols = np.concatenate([builder.zc.ravel(), np.tile(np.arange(mz, m), n1)])
     pat = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n1, m))
     pat.sum_duplicates()
     nnz = np.diff(pat.indptr)
@@ -102,20 +103,23 @@ class GlmmProblem:
         self.mustart = family.mustart(self.y, self.w0)
         self._log_const = float(np.sum(family.logpdf_constant(self.y, self.w0)))
         # every row's random-effect values and the position of its effects in the
-        # flat vector of all Lambda u (for the compiled linear-predictor pass)
-        self._V = np.ascontiguousarray(np.concatenate([g.values for g in design.groups], axis=1), dtype=float)
-        idx, start = [], 0
-        for g, gd in zip(spec.groupings, design.groups):
-            idx.append(start + gd.codes[:, None] * g.q + np.arange(g.q)[None, :])
-            start += g.size
-        self._idx = np.ascontiguousarray(np.concatenate(idx, axis=1), dtype=np.int64)
-        self._pairs = {id(b): _pair_structure(b) for b in (self.builder_u, self.builder_ub)}
+        # flat vector of all Lambda u: the first block's, then the builder's rest columns
+        b = self.builder_u
+        q1, n1q1 = b.layout.q1, b.layout.n1 * b.layout.q1
+        self._V = np.ascontiguousarray(np.concatenate([b.v1, b.zv], axis=1), dtype=float)
+        self._idx = np.concatenate([b.codes1[:, None] * q1 + np.arange(q1)[None, :], n1q1 + b.zc], axis=1)
         self.compiled = compiled_kernels()
-        if self.compiled:
-            from .._kernels import FAMILY_CODES, x_outer
+        # per builder (u alone; u and beta): the Schur update's pair structure where it
+        # pays, and the rows' products of X for the compiled pass
+        self._fixed: dict[bool, tuple[PairStructure | None, Any]] = {}
+        for joint, builder in ((False, self.builder_u), (True, self.builder_ub)):
+            xx = None
+            if self.compiled:
+                from .._kernels import FAMILY_CODES, x_outer
 
-            self._family_code = FAMILY_CODES[family.name]
-            self._x_outer = x_outer(self.X)
+                self._family_code = FAMILY_CODES[family.name]
+                xx = x_outer(builder.X)
+            self._fixed[joint] = (_pair_structure(builder), xx)
 
     # ---- helpers -----------------------------------------------------
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
@@ -158,9 +162,9 @@ class GlmmProblem:
 
             lay = builder.layout
             W, A11, A1R, ARR = weights_pass(
-                eta, mu, mu_eta, self.y, self.w0, zshift, self._family_code, disp,
-                builder.codes1, builder.v1, builder._zc, builder._zv, builder.X, lay.n1, lay.mz,
-                self._x_outer if lay.p else None,
+                eta, mu, mu_eta, self.y, self.w0, zshift, self._family_code, float(disp),
+                builder.codes1, builder.v1, builder.zc, builder.zv, builder.X,
+                self._fixed[builder is self.builder_ub][1], lay.n1, lay.mz,
             )  # fmt: skip
             return W, CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=0.0)
         W = self.w0 * mu_eta**2 / self.family.variance(mu, disp)
@@ -168,7 +172,7 @@ class GlmmProblem:
         return W, builder.compute(z, W, log_weights=False)
 
     def _objective(self, builder: CrossProductBuilder, cp: CrossProducts) -> LmmObjective:
-        pairs = self._pairs[id(builder)]
+        pairs = self._fixed[builder is self.builder_ub][0]
         if pairs is None:
             return LmmObjective(self.spec, cp, reml=False)
         return LmmObjective(self.spec, cp, reml=False, pattern=PairSchur(pairs, np.asarray(cp.A1R)))
