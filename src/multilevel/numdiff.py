@@ -72,3 +72,23 @@ def _richardson(estimates: list[np.ndarray]) -> np.ndarray:
         table = [(factor * table[i + 1] - table[i]) / (factor - 1) for i in range(len(table) - 1)]
         m += 1
     return table[0]
+
+
+def central_jacobian(F: Callable[[np.ndarray], np.ndarray], x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian (m, k) of ``F`` at ``x`` with one step per coordinate
+    (2 k evaluations; no extrapolation, for analytic gradients and checks).
+
+    Examples
+    --------
+    >>> J = central_jacobian(lambda v: np.array([v[0] ** 2 * v[1]]), np.array([1.0, 2.0]), np.full(2, 1e-4))
+    >>> np.round(J, 6).tolist()
+    [[4.0, 1.0]]
+    """
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for i in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += steps[i]
+        xm[i] -= steps[i]
+        cols.append((np.atleast_1d(F(xp)) - np.atleast_1d(F(xm))) / (2 * steps[i]))
+    return np.stack(cols, axis=1)

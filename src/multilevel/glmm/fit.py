@@ -22,6 +22,7 @@ from ..design import Design
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
 from ..lmm.inference import SINGULAR_TOL
 from ..lmm.solution import vcov_beta
+from ..numdiff import central_jacobian
 from ..optimize import OptSummary, bobyqa, lbfgsb
 from ..spec import ModelSpec
 from .agq import agq_deviance, check_agq
@@ -239,61 +240,51 @@ def _minimize_with_gradient(
     Returns (x, evaluations, status, seconds).
     """
     t0 = time.perf_counter()
-    n_evals = 0
     x_start = np.asarray(x0, dtype=float)
+    # one evaluation remembered: the start is asked for twice, the end once more
     memo: list[tuple[np.ndarray, float, np.ndarray]] = []
+    n_evals = 0
 
-    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:  # the start is asked for twice
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal n_evals
         if memo and np.array_equal(memo[0][0], x):
             return memo[0][1], memo[0][2]
+        n_evals += 1
         val, g = fg_raw(x)
         memo[:] = [(x.copy(), val, g)]
         return val, g
 
-    codes: list[str] = []
+    A = np.eye(x_start.size)
+    try:
+        A[k : k + p, k : k + p] = np.linalg.cholesky(Vb)
+    except np.linalg.LinAlgError:
+        A[k : k + p, k : k + p] = np.diag(np.sqrt(np.maximum(np.diag(Vb), 1e-12)))
+    code, g_max = "", math.inf
     for _attempt in range(MAX_RESTARTS + 1):
-        A = np.eye(x_start.size)
-        try:
-            A[k : k + p, k : k + p] = np.linalg.cholesky(Vb)
-        except np.linalg.LinAlgError:
-            A[k : k + p, k : k + p] = np.diag(np.sqrt(np.maximum(np.diag(Vb), 1e-12)))
         _, g0 = fg(x_start)
         xj = x_start.copy()
         xj[:k] += THETA_STEP
         curv = (fg(xj)[1][:k] - g0[:k]) / THETA_STEP
-        n_evals += 2
-        scale_theta = 1.0 / np.sqrt(np.maximum(0.5 * curv, 1e-300))
-        A[np.arange(k), np.arange(k)] = np.where(curv > 1e-8, scale_theta, 1.0)
-        a = np.diag(A)
-        lower_z = np.where(np.isfinite(lower), (lower - x_start) / a, -np.inf)
-        seen: list[tuple[np.ndarray, np.ndarray]] = []
+        A = A.copy()
+        A[np.arange(k), np.arange(k)] = np.where(
+            curv > 1e-8, 1.0 / np.sqrt(np.maximum(0.5 * curv, 1e-300)), 1.0
+        )
+        lower_z = np.where(np.isfinite(lower), (lower - x_start) / np.diag(A), -np.inf)
 
-        def fg_z(
-            z: np.ndarray, A: np.ndarray = A, xs: np.ndarray = x_start, seen: list = seen
-        ) -> tuple[float, np.ndarray]:
+        def fg_z(z: np.ndarray, A: np.ndarray = A, xs: np.ndarray = x_start) -> tuple[float, np.ndarray]:
             val, g = fg(xs + A @ z)
-            seen.append((z.copy(), A.T @ g))
-            return val, seen[-1][1]
+            return val, A.T @ g
 
-        z_opt, _f, n, code, _sec = lbfgsb(fg_z, np.zeros_like(x_start), lower_z, gtol=GTOL)
-        codes.append(code)
-        n_evals += n
-        x_start = x_start + A @ z_opt
-        if seen and np.array_equal(seen[-1][0], z_opt):
-            g_final = seen[-1][1]
-        else:
-            g_final = A.T @ fg(x_start)[1]
-            n_evals += 1
+        z_opt, _f, _n, code, _sec = lbfgsb(fg_z, np.zeros_like(x_start), lower_z, gtol=GTOL)
+        x_end = x_start + A @ z_opt
+        g_final = A.T @ fg(x_end)[1]  # the last evaluation, as a rule: remembered
+        x_start = x_end
         at_bound = (x_start <= lower) & (g_final > 0)
         g_max = float(np.max(np.abs(np.where(at_bound, 0.0, g_final)), initial=0.0))
         if g_max <= GRADIENT_OK:
             return x_start, n_evals, "LBFGSB_CONVERGED", time.perf_counter() - t0
-    return (
-        x_start,
-        n_evals,
-        f"{GRADIENT_NOT_SMALL} (max |scaled gradient| {g_max:.2g})",
-        time.perf_counter() - t0,
-    )
+    status = f"{GRADIENT_NOT_SMALL} (max |scaled gradient| {g_max:.2g}; L-BFGS-B: {code})"
+    return x_start, n_evals, status, time.perf_counter() - t0
 
 
 def deviance_function(
@@ -329,13 +320,7 @@ def gradient_function(
 def hessian_from_gradient(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Central differences of an analytic gradient (2 evaluations per parameter),
     symmetrized; steps 1e-4 (|x| + 0.1), truncation error ~1e-8 relative."""
-    H = np.empty((x.size, x.size))
-    for j in range(x.size):
-        h = 1e-4 * (abs(x[j]) + 0.1)
-        xp, xm = x.copy(), x.copy()
-        xp[j] += h
-        xm[j] -= h
-        H[:, j] = (g(xp) - g(xm)) / (2 * h)
+    H = central_jacobian(g, x, 1e-4 * (np.abs(x) + 0.1))
     return 0.5 * (H + H.T)
 
 

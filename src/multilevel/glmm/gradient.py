@@ -25,7 +25,6 @@ gradient holds on the boundary (a variance at 0) too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,22 +55,19 @@ class _Blocks:
     LZ: np.ndarray  # (mz, mz) lower
 
 
-def _blocks(obj: LmmObjective, f: Factor, with_x: bool = False) -> _Blocks:
-    """The Z part of the factor, or with ``with_x`` the joint (Z, X) part."""
+def _blocks(obj: LmmObjective, f: Factor) -> _Blocks:
+    """The random-effect (Z) part of a factor, whatever columns follow it."""
     lay = obj.layout
     n1, q1, mz = lay.n1, lay.q1, lay.mz
-    nc = mz + (lay.p if with_x else 0)
-    if nc == 0:
+    if mz == 0:
         return _Blocks(f.L1, np.zeros((n1, q1, 0)), np.zeros((0, 0)))
-    A = as_dense(obj.cp.A1R)[:, :nc].reshape(n1, q1, nc)
-    TA = np.einsum("ba,lbj->laj", f.templates[0], A)  # T1' A_l
-    if mz:
-        TA = _right_lambda(obj, f, TA)  # Lambda on the random-effect columns only
+    A = as_dense(obj.cp.A1R)[:, :mz].reshape(n1, q1, mz)
+    TA = _right_lambda(obj, f, np.einsum("ba,lbj->laj", f.templates[0], A))  # T1' A_l Lambda_R
     if q1 == 1:
         U = TA / f.L1
     else:
         U = np.linalg.solve(f.L1, TA)
-    return _Blocks(f.L1, U, np.asarray(f.LS[:nc, :nc]))
+    return _Blocks(f.L1, U, np.asarray(f.LS[:mz, :mz]))
 
 
 def _solve(B: _Blocks, c1: np.ndarray, cR: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,16 +198,15 @@ def _row_terms(prob: GlmmProblem, r: PirlsResult, disp: float) -> _RowTerms:
     return _RowTerms(mu_eta, var, resid, W, w_var * resid * mu_eta, H, dW, canonical)
 
 
-def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray, with_x: bool) -> _Blocks:
+def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray) -> _Blocks:
     """Blocks of the factor with the observed information H as weights (the
-    Hessian of the penalized log-likelihood in u, or in (u, beta) ``with_x``)."""
+    Hessian of the penalized log-likelihood in u)."""
     if t.canonical:
-        return _blocks(r.objective, r.factor, with_x)
-    builder = prob.builder_ub if with_x else prob.builder_u
-    # the response column is not used; any response outside the span of [Z X] will do
-    cpH = builder.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
+        return _blocks(r.objective, r.factor)
+    # the response column is not used; any response outside the span of Z will do
+    cpH = prob.builder_u.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
     objH = LmmObjective(prob.spec, cpH, reml=False)
-    return _blocks(objH, objH.factor(theta), with_x)
+    return _blocks(objH, objH.factor(theta))
 
 
 def laplace_gradient(
@@ -239,7 +234,7 @@ def _laplace_gradient(
     groups = design.groups
     c = [_per_level(gd.codes, gd.values, v, g.n_levels) @ T for g, T, gd in zip(spec.groupings, Ts, groups)]
     cR = np.concatenate([x.ravel() for x in c[1:]]) if len(c) > 1 else np.zeros(0)
-    BH = B if t.canonical else _h_blocks(prob, r, t, theta, with_x=False)
+    BH = B if t.canonical else _h_blocks(prob, r, t, theta)
     a1, aR = _solve(BH, c[0], cR)
     a = [a1, *_split_rest(prob, aR)]
     zla = z_times_b(design, [ak @ T.T for ak, T in zip(a, Ts)])
@@ -263,15 +258,3 @@ def _laplace_gradient(
         d_disp = -2.0 * dl + float(h @ dW_disp) + float(zla @ dscore_disp)
         out.append(np.array([d_disp * disp]))
     return np.concatenate(out)
-
-
-def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-5) -> np.ndarray:
-    """Central differences (for checks and as a fallback)."""
-    g = np.empty_like(x)
-    for i in range(x.size):
-        hstep = step * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += hstep
-        xm[i] -= hstep
-        g[i] = (f(xp) - f(xm)) / (2 * hstep)
-    return g
