@@ -82,7 +82,9 @@ def fit_glmm(
     and stage 1 only locates the optimum. A vector random-effects term can have
     several boundary optima (one variance at 0 or a correlation at +-1); when the
     fast path ends on such a boundary, the fit is repeated with lme4's thorough
-    stage 1 and the better optimum kept.
+    stage 1 and the better optimum kept. When stage 2 would start outside the
+    family's support (a mean the link cannot give), BOBYQA finds the support and
+    the gradient path finishes from there.
     """
     if nagq < 0:
         raise ModelError("nagq must be 0 (PIRLS-only estimates), 1 (Laplace) or a number of quadrature nodes")
@@ -204,9 +206,16 @@ def _two_stages(
         # finite means the start was outside the family's support: BOBYQA copes
         x_opt = best[0][1] if best else None
     if x_opt is None:
-        x_opt, _f_opt, n2, code2, sec2 = bobyqa(f2, x2, lower2, ftol_rel=1e-12, initial_step=step2)
+        x_opt, f_opt, n2, code2, sec2 = bobyqa(f2, x2, lower2, ftol_rel=1e-12, initial_step=step2)
         name2 = "nlopt LN_BOBYQA (stage 2: theta and beta)"
         best.clear()
+        if gradient and math.isfinite(f_opt):
+            # BOBYQA found the family's support; the gradient path finishes from there
+            _x_last, n_g, code_g, sec_g = _minimize_with_gradient(fg2, x_opt, lower2, k, p, Vb)
+            if best and best[0][0] < f_opt:
+                x_opt, code2 = best[0][1], code_g
+                name2 = "nlopt LN_BOBYQA, then L-BFGS-B (stage 2: theta and beta)"
+            n2, sec2 = n2 + n_g, sec2 + sec_g
     theta, beta, disp = _split(x_opt, k, p, has_disp)
     theta = np.where(np.isfinite(tm.lower_bounds), np.maximum(theta, tm.lower_bounds), theta)
     x_final = np.concatenate([theta, beta, x_opt[k + p :]])
