@@ -469,16 +469,23 @@ def compiler_options() -> dict[str, Any] | None:
     return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
 
 
+@dataclass(frozen=True)
+class NutsSettings:
+    """What the compiled sampling program depends on besides the model and priors."""
+
+    chains: int
+    draws: int
+    warmup: int
+    target_accept: float
+    max_tree_depth: int
+    dense_mass: bool = False
+
+
 def make_runner(
     struct: Structure,
     priors: dict[str, Prior],
+    settings: NutsSettings,
     *,
-    chains: int,
-    draws: int,
-    warmup: int,
-    target_accept: float,
-    max_tree_depth: int,
-    dense_mass: bool,
     progress: Any = None,
     postprocess: Any = None,
 ) -> Any:
@@ -511,6 +518,7 @@ def make_runner(
         return potential
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    chains, draws, warmup = settings.chains, settings.draws, settings.warmup
     total = warmup + draws
     every = max(total * chains // 100, 1)
 
@@ -520,9 +528,9 @@ def make_runner(
             state = init_kernel(
                 u,
                 warmup,
-                target_accept_prob=target_accept,
-                dense_mass=dense_mass,
-                max_tree_depth=max_tree_depth,
+                target_accept_prob=settings.target_accept,
+                dense_mass=settings.dense_mass,
+                max_tree_depth=settings.max_tree_depth,
                 model_args=(data,),
                 rng_key=k,
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ModelError
 from .priors import Prior, default_priors, resolve
 from .program import (
+    NutsSettings,
     Structure,
     covariance_roots,
     draw_group_effects,
@@ -116,40 +117,19 @@ class _Progress:
 
 
 def get_program(
-    struct: Structure,
-    priors: dict[str, Prior],
-    *,
-    chains: int,
-    draws: int,
-    warmup: int,
-    target_accept: float,
-    max_tree_depth: int,
-    progress: bool,
+    struct: Structure, priors: dict[str, Prior], settings: NutsSettings, *, progress: bool
 ) -> Program:
-    key = (
-        _struct_key(struct),
-        _prior_key(priors),
-        chains,
-        draws,
-        warmup,
-        target_accept,
-        max_tree_depth,
-        progress,
-    )
+    key = (_struct_key(struct), _prior_key(priors), settings, progress)
     prog = _CACHE.get(key)
     if prog is not None:
         return prog
 
-    bar = _Progress(chains * (warmup + draws), f"sampling {chains} chains") if progress else None
+    n_iter = settings.chains * (settings.warmup + settings.draws)
+    bar = _Progress(n_iter, f"sampling {settings.chains} chains") if progress else None
     runner = make_runner(
         struct,
         priors,
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        target_accept=target_accept,
-        max_tree_depth=max_tree_depth,
-        dense_mass=False,
+        settings,
         progress=bar,
         postprocess=_postprocess_fn(struct, make_constrain(struct, priors)),
     )
@@ -324,16 +304,8 @@ def sample_model(
         )
 
     used = resolve(list(struct.params), priors, defaults)
-    prog = get_program(
-        struct,
-        used,
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        target_accept=target_accept,
-        max_tree_depth=max_tree_depth,
-        progress=progress,
-    )
+    nuts = NutsSettings(chains, draws, warmup, target_accept, max_tree_depth)
+    prog = get_program(struct, used, nuts, progress=progress)
     fit, fit_messages = likelihood_fit(model)
     data = model_data(struct, model, xbar)
     jdata = jax.tree.map(jnp.asarray, data)
@@ -366,15 +338,7 @@ def sample_model(
         sample_stats=stats,
         fit=fit,
         fit_messages=fit_messages,
-        settings={
-            "chains": chains,
-            "draws": draws,
-            "warmup": warmup,
-            "seed": seed,
-            "target_accept": target_accept,
-            "max_tree_depth": max_tree_depth,
-            "seconds": seconds,
-        },
+        settings={**asdict(nuts), "seed": seed, "seconds": seconds},
     )
 
 
