@@ -56,6 +56,20 @@ def _min_ess(named: dict[str, np.ndarray]) -> tuple[float, str]:
     return vals[k], k
 
 
+def _result(wall: float, pop: dict[str, np.ndarray], groups: dict[str, np.ndarray], divergences: int) -> dict:
+    """One tool's row: wall time, the smallest bulk ESS (population parameters, and
+    group effects when there are any), divergences and posterior means."""
+    ess, worst = _min_ess(pop)
+    return {
+        "wall_s": wall,
+        "min_ess": ess,
+        "worst": worst,
+        "min_ess_group": _min_ess(groups)[0] if groups else float("nan"),
+        "divergences": int(divergences),
+        "means": {k: float(np.mean(v)) for k, v in pop.items()},
+    }
+
+
 def run_multilevel(formula: str, data: Any, priors: dict[str, str], **kw: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -67,17 +81,7 @@ def run_multilevel(formula: str, data: Any, priors: dict[str, str], **kw: Any) -
     pop = post.draws(group_effects=False)
     full = post.draws(group_effects=True)
     groups = {k: v for k, v in full.items() if k.startswith("r_")}
-    ess, worst = _min_ess(pop)
-    ess_r, _ = _min_ess(groups)
-    means = {k: float(np.mean(v)) for k, v in pop.items()}
-    return {
-        "wall_s": wall,
-        "min_ess": ess,
-        "worst": worst,
-        "min_ess_group": ess_r,
-        "divergences": post.divergences,
-        "means": means,
-    }
+    return _result(wall, pop, groups, post.divergences)
 
 
 def run_numpyro(model: Any, *args: Any) -> tuple[dict[str, np.ndarray], float, int]:
@@ -136,15 +140,7 @@ def radon_hand_written(data: Any) -> dict[str, Any]:
         "sigma": s["sigma"],
     }
     groups = {f"r[{j},{k}]": r[:, :, j, k] for j in range(J) for k in range(2)}
-    ess, worst = _min_ess(pop)
-    return {
-        "wall_s": wall,
-        "min_ess": ess,
-        "worst": worst,
-        "min_ess_group": _min_ess(groups)[0],
-        "divergences": divergences,
-        "means": {k: float(np.mean(v)) for k, v in pop.items()},
-    }
+    return _result(wall, pop, groups, divergences)
 
 
 def radon_bambi(data: Any) -> dict[str, Any] | None:
@@ -180,15 +176,7 @@ def radon_bambi(data: Any) -> dict[str, Any] | None:
     }
     re = post["1|county"].values
     groups = {f"r[{j}]": re[:, :, j] for j in range(re.shape[2])}
-    ess, worst = _min_ess(pop)
-    return {
-        "wall_s": wall,
-        "min_ess": ess,
-        "worst": worst,
-        "min_ess_group": _min_ess(groups)[0],
-        "divergences": int(idata.sample_stats["diverging"].values.sum()),
-        "means": {k: float(np.mean(v)) for k, v in pop.items()},
-    }
+    return _result(wall, pop, groups, int(idata.sample_stats["diverging"].values.sum()))
 
 
 def eight_schools_hand_written(data: Any) -> dict[str, Any]:
@@ -207,15 +195,7 @@ def eight_schools_hand_written(data: Any) -> dict[str, Any]:
 
     s, wall, divergences = run_numpyro(model, y, se)
     pop = {"Intercept": s["mu"], "sd_school__Intercept": s["tau"]}
-    ess, worst = _min_ess(pop)
-    return {
-        "wall_s": wall,
-        "min_ess": ess,
-        "worst": worst,
-        "min_ess_group": float("nan"),
-        "divergences": divergences,
-        "means": {k: float(np.mean(v)) for k, v in pop.items()},
-    }
+    return _result(wall, pop, {}, divergences)
 
 
 def print_rows(title: str, rows: dict[str, dict[str, Any]], base: str) -> None:

@@ -118,20 +118,26 @@ def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
     return 0
 
 
-def _cmd_fit(args: argparse.Namespace) -> int:
+def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
+    """``multilevel.fit`` with the fitting options shared by ``fit`` and ``report``, to
+    call later (the import happens now, outside any timed status line)."""
     from .api import fit
 
+    return lambda: fit(
+        args.formula,
+        data,
+        family=args.family,
+        link=args.link,
+        nagq=args.nagq,
+        reml=not args.ml,
+        na_action=args.na_action,
+    )
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
     data = _read_table(args.data)
     return _run_and_report(
-        lambda: fit(
-            args.formula,
-            data,
-            family=args.family,
-            link=args.link,
-            nagq=args.nagq,
-            reml=not args.ml,
-            na_action=args.na_action,
-        ),
+        _fitter(args, data),
         args.json,
     )
 
@@ -240,10 +246,10 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .api import fit
+    import contextlib
 
     data = _read_table(args.data)
-    import contextlib
+    fit = _fitter(args, data)
 
     # sampling shows its own progress bar
     status = contextlib.nullcontext() if args.bayes else _Elapsed("fitting and writing the report")
@@ -252,15 +258,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if args.bayes:
             m = _sample(args, data, progress=True)
         else:
-            m = fit(
-                args.formula,
-                data,
-                family=args.family,
-                link=args.link,
-                nagq=args.nagq,
-                reml=not args.ml,
-                na_action=args.na_action,
-            )
+            m = fit()
         path = m.report(args.output)
     print(path)
     return 0
