@@ -1,8 +1,8 @@
 """Public entry points: :func:`fit` and :class:`Model`.
 
-``fit`` only chains the stages: parse and materialize (:mod:`multilevel.design`),
-cross-products (:mod:`multilevel.crossprod`), objective
-(:mod:`multilevel.lmm.objective`), optimizer (:mod:`multilevel.optimize`),
+``fit`` only chains the stages: parse and materialize (:mod:`multilevel.model.design`),
+cross-products (:mod:`multilevel.linalg.crossprod`), objective
+(:mod:`multilevel.lmm.objective`), optimizer (:mod:`multilevel.optim.optimize`),
 checks (:mod:`multilevel.lmm.inference`) and the result object.
 """
 
@@ -14,18 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from ._threads import blas_threads
-from .crossprod import CrossProducts, compute_crossprods
-from .design import Design, build_model
 from .errors import ConvergenceWarning, ModelError, SeparationWarning, SingularFitWarning
+from .linalg.crossprod import CrossProducts, compute_crossprods
+from .linalg.threads import blas_threads
 from .lmm.gradient import criterion_and_gradient
 from .lmm.inference import check_convergence
 from .lmm.objective import LmmObjective
 from .lmm.results import LmmFit
 from .lmm.solution import solve
 from .lmm.start import moment_start
-from .optimize import OptSummary, bobyqa, lbfgsb
-from .spec import ModelSpec
+from .model.design import Design, build_model
+from .model.spec import ModelSpec
+from .optim.optimize import OptSummary, bobyqa, lbfgsb
 
 
 def _is_lmm(family: Any, link: Any) -> bool:
@@ -58,7 +58,7 @@ class Model:
         offset: Any = None,
         na_action: str = "omit",
     ) -> None:
-        from .glmm.families import get_family
+        from .family.families import get_family
 
         self.formula = formula
         self.is_lmm = _is_lmm(family, link)
@@ -70,8 +70,8 @@ class Model:
         )
 
     def graph(self) -> Any:
-        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
-        from .graph import model_graph
+        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
+        from .present.graph import model_graph
 
         return model_graph(self.spec)
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from multilevel.datasets import load_dataset
-from multilevel.design import build_model
 from multilevel.errors import ConvergenceWarning
-from multilevel.glmm.families import get_family
+from multilevel.family.families import get_family
 from multilevel.glmm.gradient import laplace_gradient
 from multilevel.glmm.pirls import GlmmProblem
-from multilevel.numdiff import central_jacobian
+from multilevel.model.design import build_model
+from multilevel.optim.numdiff import central_jacobian
 
 
 def _simulated(seed: int = 1, n: int = 500) -> dict:
@@ -127,7 +127,7 @@ def test_stage2_that_stops_with_a_large_gradient_is_flagged(monkeypatch):
 def test_wald_covariance_from_the_gradient_matches_deviance_differences():
     import multilevel
     from multilevel.glmm.fit import deviance_function
-    from multilevel.numdiff import jacobian_hessian
+    from multilevel.optim.numdiff import jacobian_hessian
 
     m = multilevel.fit(CBPP, load_dataset("cbpp"), family="binomial")
     k, p = m.theta.size, m.spec.p

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multilevel._kernels import FAMILY_CODES, linear_predictor, weights_pass, x_outer
-from multilevel.crossprod import CrossProductBuilder
-from multilevel.glmm.families import FAMILIES, get_family
+from multilevel.family.families import FAMILIES, get_family
+from multilevel.linalg.crossprod import CrossProductBuilder
+from multilevel.linalg.kernels import FAMILY_CODES, linear_predictor, weights_pass, x_outer
 
 
 def _groups(rng, n):

@@ -6,12 +6,12 @@ import scipy.sparse as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from multilevel.crossprod import compute_crossprods
-from multilevel.design import build_model
 from multilevel.errors import ModelError
 from multilevel.linalg.blocked import ragged_arange
+from multilevel.linalg.crossprod import compute_crossprods
 from multilevel.lmm.objective import LmmObjective
 from multilevel.lmm.solution import conditional_variances, solve
+from multilevel.model.design import build_model
 
 
 @st.composite

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..optimize import bobyqa
+from ..optim.optimize import bobyqa
 from .program import draw_group_effects, marginal_loglik, sd_and_cor, sd_name
 
 

@@ -314,7 +314,7 @@ class Posterior:
         in each draw, ``"population"`` sets them to 0, ``"error"`` refuses. ``re=False``
         predicts at the population level.
         """
-        from ..design import design_for
+        from ..model.design import design_for
 
         if kind not in ("linear", "mean", "response"):
             raise ModelError(f"kind must be 'linear', 'mean' or 'response', got {kind!r}")
@@ -420,37 +420,37 @@ class Posterior:
     # ---- pictures and reports ----------------------------------------
     def plot_caterpillar(self, group: str | None = None, *, prob: float = 0.95) -> Any:
         """Sorted posterior means of group effects with central intervals (matplotlib figure)."""
-        from .plots import caterpillar
+        from ..present.bayes_plots import caterpillar
 
         return caterpillar(self, group, prob=prob)
 
     def plot_point_estimates(self, params: list[str] | None = None, *, prob: float = 0.95) -> Any:
         """Posterior densities with the likelihood estimate, MAP, mean and median marked."""
-        from .plots import point_estimates
+        from ..present.bayes_plots import point_estimates
 
         return point_estimates(self, params, prob=prob)
 
     def plot_trace(self, var_names: list[str] | None = None) -> Any:
         """ArviZ trace plot of the population-level parameters."""
-        from .plots import trace
+        from ..present.bayes_plots import trace
 
         return trace(self, var_names)
 
     def plot_rank(self, var_names: list[str] | None = None) -> Any:
         """ArviZ rank plots of the population-level parameters."""
-        from .plots import rank
+        from ..present.bayes_plots import rank
 
         return rank(self, var_names)
 
     def graph(self) -> Any:
-        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
-        from ..graph import model_graph
+        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
+        from ..present.graph import model_graph
 
         return model_graph(self.spec)
 
     def report(self, path: Any, *, title: str | None = None) -> Any:
         """Write a self-contained HTML report (model, priors, graph, tables, plots, warnings)."""
-        from ..report import posterior_report
+        from ..present.report import posterior_report
 
         return posterior_report(self, path, title=title)
 

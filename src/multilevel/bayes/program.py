@@ -1,8 +1,8 @@
-"""The NumPyro model of a :class:`~multilevel.spec.ModelSpec`, and what is drawn from it.
+"""The NumPyro model of a :class:`~multilevel.model.spec.ModelSpec`, and what is drawn from it.
 
 Gaussian responses with the identity link are sampled with the random effects
 integrated out: the likelihood of ``(beta, covariance, sigma)`` comes from the
-same cross-products of ``[Z X y]`` (:mod:`multilevel.crossprod`) and the same
+same cross-products of ``[Z X y]`` (:mod:`multilevel.linalg.crossprod`) and the same
 blocked Cholesky as the REML objective, written here in JAX:
 ``M = Lambda'Z'WZ Lambda + I`` is factored as a batch of ``q1 x q1`` blocks for
 the first grouping factor and a dense Schur complement for the rest, with
@@ -19,7 +19,7 @@ dimensions.
 
 Other families sample the random effects, non-centred: ``b_k = z_k S_k'`` with
 ``z_k ~ N(0, I)``; densities and inverse links are the ones the likelihood fits
-use (:mod:`multilevel._ops`).
+use (:mod:`multilevel.linalg.ops`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .._ops import jax_ops
-from ..crossprod import CrossProducts, as_dense
-from ..design import Design
-from ..spec import ModelSpec
+from ..linalg.crossprod import CrossProducts, as_dense
+from ..linalg.ops import jax_ops
+from ..model.design import Design
+from ..model.spec import ModelSpec
 from .priors import ParamInfo, Prior
 
 LOG_2PI = math.log(2 * math.pi)
@@ -94,7 +94,7 @@ def sd_name(g: str, col: str) -> str:
 class Structure:
     """What the sampler needs to know about a model, fixed across data sets of its shape."""
 
-    family: Any  # multilevel.glmm.families.Family
+    family: Any  # multilevel.family.families.Family
     marginal: bool  # Gaussian identity: random effects integrated out
     fixed_names: tuple[str, ...]
     intercept: int | None  # index of "Intercept" among fixed effects

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data import check_columns, to_pandas
 from ..errors import DataError
+from ..model.data import check_columns, to_pandas
 from .icc import IccEstimate, icc
 
 METHODS = ("auto", "lmm", "gee", "glmm", "cluster_t")

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from ..data import check_columns, to_pandas
-from ..design import factor_codes
 from ..errors import DataError
+from ..model.data import check_columns, to_pandas
+from ..model.design import factor_codes
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..errors import ModelError
-from ..spec import ModelSpec
+from ..model.spec import ModelSpec
 
 if TYPE_CHECKING:
     from .pirls import GlmmProblem, PirlsResult

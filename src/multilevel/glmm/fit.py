@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..design import Design
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
+from ..family.families import Family
 from ..lmm.inference import SINGULAR_TOL
 from ..lmm.solution import vcov_beta
-from ..numdiff import central_jacobian
-from ..optimize import OptSummary, bobyqa, lbfgsb
-from ..spec import ModelSpec
+from ..model.design import Design
+from ..model.spec import ModelSpec
+from ..optim.numdiff import central_jacobian
+from ..optim.optimize import OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
-from .families import Family
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..crossprod import as_dense
-from ..design import z_times_b
+from ..linalg.crossprod import as_dense
 from ..lmm.objective import Factor, LmmObjective
 from ..lmm.solution import _right_lambda
+from ..model.design import z_times_b
 from .pirls import GlmmProblem, PirlsResult
 
 #: largest first-to-rest block of M^{-1} (n1 q1 x mz entries) the gradient forms

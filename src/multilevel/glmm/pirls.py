@@ -4,7 +4,7 @@ At given theta (and beta, unless it is estimated inside PIRLS as lme4's
 ``nAGQ = 0`` first stage), the conditional mode ``u`` of the spherical random
 effects maximizes ``sum log p(y | u) - |u|^2 / 2``. Each IRLS step is a weighted
 linear mixed-model solve: the cross-products of ``[Z X z]`` with the working
-weights (:class:`~multilevel.crossprod.CrossProductBuilder`) and the same
+weights (:class:`~multilevel.linalg.crossprod.CrossProductBuilder`) and the same
 blocked factor and solver as the LMM. Steps are halved when the penalized
 deviance does not decrease.
 """
@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..crossprod import CrossProductBuilder, CrossProducts
-from ..design import Design
 from ..errors import ConvergenceWarning
+from ..family.families import Family
 from ..linalg.blocked import PairSchur, PairStructure
+from ..linalg.crossprod import CrossProductBuilder, CrossProducts
 from ..lmm.objective import Factor, LmmObjective
 from ..lmm.solution import solve
-from ..spec import ModelSpec
-from .families import Family
+from ..model.design import Design
+from ..model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
 
 
 def compiled_kernels() -> bool:
-    """Whether PIRLS runs its row passes through the Numba kernels (:mod:`multilevel._kernels`).
+    """Whether PIRLS runs its row passes through the Numba kernels (:mod:`multilevel.linalg.kernels`).
 
     On by default: a fit's iterations run ~1.3x faster (VerbAgg: 0.085 s against
     0.11 s), but the first compiled call of a process initializes Numba (~0.5 s,
@@ -115,7 +115,7 @@ class GlmmProblem:
         for joint, builder in ((False, self.builder_u), (True, self.builder_ub)):
             xx = None
             if self.compiled:
-                from .._kernels import FAMILY_CODES, x_outer
+                from ..linalg.kernels import FAMILY_CODES, x_outer
 
                 self._family_code = FAMILY_CODES[family.name]
                 xx = x_outer(builder.X)
@@ -143,7 +143,7 @@ class GlmmProblem:
             base = self.offset + self.X @ beta if beta.size else self.offset
         b = np.concatenate([(uk @ T.T).ravel() for uk, T in zip(u, Ts)])
         if self.compiled:
-            from .._kernels import linear_predictor
+            from ..linalg.kernels import linear_predictor
 
             eta = linear_predictor(base, self._V, self._idx, b)
         else:
@@ -158,7 +158,7 @@ class GlmmProblem:
         """Working weights and the weighted cross-products of ``[Z X z]`` at eta."""
         mu_eta = self.family.link.mu_eta(eta)
         if builder.dense and self.compiled:
-            from .._kernels import weights_pass
+            from ..linalg.kernels import weights_pass
 
             lay = builder.layout
             W, A11, A1R, ARR = weights_pass(

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._threads import blas_threads
-from ..design import Design, design_for
+from ..family.families import Family
+from ..linalg.threads import blas_threads
 from ..lmm.solution import conditional_variances
-from ..numdiff import jacobian_hessian
-from ..optimize import OptSummary
-from ..results_base import MixedFitMixin
-from ..spec import ModelSpec
-from .families import Family
+from ..model.design import Design, design_for
+from ..model.fitted import MixedFitMixin
+from ..model.spec import ModelSpec
+from ..optim.numdiff import jacobian_hessian
+from ..optim.optimize import OptSummary
 from .fit import GlmmEstimate, deviance_function, gradient_function, hessian_from_gradient
 from .gradient import gradient_available
 from .pirls import GlmmProblem
@@ -195,11 +195,11 @@ class GlmmFit(MixedFitMixin):
 
     # ---- presentation ------------------------------------------------------
     def summary(self) -> str:
-        from .summary import format_glmm_summary
+        from ..present.glmm_summary import format_glmm_summary
 
         return format_glmm_summary(self)
 
     def to_dict(self) -> dict:
-        from .summary import glmm_to_dict
+        from ..present.glmm_summary import glmm_to_dict
 
         return glmm_to_dict(self)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..numdiff import jacobian_hessian
+from ..optim.numdiff import jacobian_hessian
 from .gradient import criterion_and_gradient
 from .objective import Factor, LmmObjective
 from .solution import vcov_beta

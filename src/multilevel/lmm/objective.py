@@ -1,6 +1,6 @@
 """The profiled REML / ML criterion of a linear mixed model as a function of theta.
 
-Reads only the cross-products (:mod:`multilevel.crossprod`), so an evaluation
+Reads only the cross-products (:mod:`multilevel.linalg.crossprod`), so an evaluation
 costs nothing that grows with the number of rows:
 
     objective(theta) = criterion(factor(theta))
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..crossprod import CrossProducts
 from ..linalg.blocked import (
     DenseSchur,
     PairSchur,
@@ -33,7 +32,8 @@ from ..linalg.blocked import (
     scale_rest,
     schur_update,
 )
-from ..spec import ModelSpec
+from ..linalg.crossprod import CrossProducts
+from ..model.spec import ModelSpec
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -58,8 +58,8 @@ class LmmObjective:
     Examples
     --------
     >>> from multilevel.datasets import load_dataset
-    >>> from multilevel.design import build_model
-    >>> from multilevel.crossprod import compute_crossprods
+    >>> from multilevel.model.design import build_model
+    >>> from multilevel.linalg.crossprod import compute_crossprods
     >>> spec, d = build_model("Yield ~ 1 + (1 | Batch)", load_dataset("Dyestuff"))
     >>> obj = LmmObjective(spec, compute_crossprods(d, [6]), reml=True)
     >>> round(obj([0.8]), 3) > 0

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._threads import blas_threads
-from ..design import Design, design_for, z_times_b
-from ..optimize import OptSummary
-from ..results_base import MixedFitMixin
-from ..spec import ModelSpec
+from ..linalg.threads import blas_threads
+from ..model.design import Design, design_for, z_times_b
+from ..model.fitted import MixedFitMixin
+from ..model.spec import ModelSpec
+from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
 from .objective import Factor, LmmObjective
 from .solution import Solution, conditional_variances, vcov_beta
@@ -173,19 +173,19 @@ class LmmFit(MixedFitMixin):
         self, newdata: Any = None, *, level: float = 0.95, conditional: bool = True, new_levels: str = "error"
     ) -> pd.DataFrame:
         """Predictions with SEs and prediction intervals for new observations."""
-        from ..simulate import prediction_interval
+        from ..model.simulate import prediction_interval
 
         return prediction_interval(self, newdata, level=level, conditional=conditional, new_levels=new_levels)
 
     # ---- presentation -----------------------------------------------
     def summary(self) -> str:
         """The lme4 + lmerTest summary as text."""
-        from .summary import format_summary
+        from ..present.lmm_summary import format_summary
 
         return format_summary(self)
 
     def to_dict(self) -> dict:
         """Plain JSON-able data: everything ``summary()`` shows and more."""
-        from .summary import fit_to_dict
+        from ..present.lmm_summary import fit_to_dict
 
         return fit_to_dict(self)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from ..crossprod import as_dense
+from ..linalg.crossprod import as_dense
 from .objective import Factor, LmmObjective
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..crossprod import CrossProducts, as_dense
-from ..spec import ModelSpec
+from ..linalg.crossprod import CrossProducts, as_dense
+from ..model.spec import ModelSpec
 
 MIN_START = 0.1
 MAX_START = 3.0

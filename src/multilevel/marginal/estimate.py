@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ..glmm.families import Family
+from ..family.families import Family
 from .correlation import WorkingCorrelation
 
 

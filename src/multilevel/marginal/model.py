@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import check_columns, check_finite, complete_rows, to_pandas
-from ..design import factor_codes
 from ..errors import DataError, FormulaError
+from ..family.families import get_family
 from ..formula import parse_formula
-from ..glmm.families import get_family
+from ..model.data import check_columns, check_finite, complete_rows, to_pandas
+from ..model.design import factor_codes
 from .correlation import make_correlation
 from .estimate import Clusters, gee_fit
 from .results import GeeFit, choose_se
@@ -39,7 +39,7 @@ def _design(
     X = np.asarray(mm.rhs.to_numpy(dtype=float))
     trials = None
     if fam_name == "binomial":
-        from ..glmm.response import binomial_response
+        from ..model.response import binomial_response
 
         def evaluate(expr: str) -> np.ndarray:
             return model_matrix(f"I({expr}) ~ 1", df, na_action="ignore").lhs.to_numpy(dtype=float).ravel()
@@ -101,7 +101,7 @@ def gee(
         )
     if time is not None:
         check_columns(df, [time], "time=")
-    from ..design import _names_in
+    from ..model.design import _names_in
 
     cols = {str(c) for c in df.columns}
     used = _names_in(formula, cols) + [groups] + ([time] if time else [])

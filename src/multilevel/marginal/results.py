@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..glmm.families import Family
+from ..family.families import Family
 from .correlation import WorkingCorrelation
 from .estimate import GeeEstimate
 from .variance import METHODS
@@ -150,7 +150,7 @@ class GeeFit:
         if newdata is None:
             eta = self.estimate.eta
         else:
-            from ..data import to_pandas
+            from ..model.data import to_pandas
 
             X = np.asarray(
                 self.fixed_spec.get_model_matrix(to_pandas(newdata), na_action="ignore").to_numpy(dtype=float)
@@ -159,7 +159,7 @@ class GeeFit:
         return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
 
     def summary(self) -> str:
-        from ..text import _pval, _stars, _table
+        from ..present.text import _pval, _stars, _table
 
         sizes = self.cluster_sizes
         lines = [
@@ -204,7 +204,7 @@ class GeeFit:
         return self.summary()
 
     def to_dict(self) -> dict:
-        from ..text import clean
+        from ..present.text import clean
 
         ct = self.coef_table
         return {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..glmm.families import Family
+from ..family.families import Family
 from .correlation import WorkingCorrelation
 from .estimate import Clusters, GeeEstimate
 

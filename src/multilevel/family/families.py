@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .._ops import NUMPY, ArrayOps
 from ..errors import DataError
+from ..linalg.ops import NUMPY, ArrayOps
 from .links import Link, get_link
 
 _EPS = np.finfo(float).eps

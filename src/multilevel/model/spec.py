@@ -4,7 +4,7 @@ A :class:`ModelSpec` records the fixed-effect design (formulaic's spec, so new d
 can be materialized the same way), each grouping factor with its levels and terms,
 and how the relative covariance parameters theta fill each factor's template
 ``T`` (``Lambda = blockdiag(T_k for each level)``). The numbers themselves live in
-a :class:`~multilevel.design.Design`.
+a :class:`~multilevel.model.design.Design`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .formula import ParsedFormula
+from ..formula import ParsedFormula
 
 
 @dataclass(frozen=True)

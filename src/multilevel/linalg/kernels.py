@@ -4,12 +4,12 @@ A GLMM fit runs a few hundred PIRLS iterations. In NumPy each recomputation of
 the weighted cross-products of ``[Z X z]`` is a dozen ``bincount`` passes over
 the rows, each paying its own overhead; :func:`weights_pass` forms the working
 weights and response and all the cross-products (in the dense layout of
-:mod:`multilevel.crossprod`) in one pass, and :func:`linear_predictor` gathers
+:mod:`multilevel.linalg.crossprod`) in one pass, and :func:`linear_predictor` gathers
 ``Z Lambda u`` in one more. The transcendental functions (inverse link, its
 derivative, log densities) stay in NumPy, whose vectorized versions were
 measured faster here than Numba's scalar ones; only the families' variance
 functions are repeated below (by code, checked against
-:mod:`multilevel.glmm.families` in ``tests/glmm/test_kernels.py``).
+:mod:`multilevel.family.families` in ``tests/glmm/test_kernels.py``).
 
 Numba compiles on first use and caches on disk (``cache=True``); this module is
 imported only when a GLMM is fitted, so ``import multilevel`` and LMM fits

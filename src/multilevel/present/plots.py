@@ -145,7 +145,7 @@ def profile(fit: Any, index: int = 0, *, points: int = 21, level: float = 0.95) 
     """Profile of the REML/ML criterion over one element of theta (the others
     re-optimized at each point), drawn on the scale of the SD it controls, with the
     likelihood-ratio cutoff for a ``level`` interval. For linear mixed models."""
-    from .optimize import bobyqa
+    from ..optim.optimize import bobyqa
 
     if getattr(fit, "family", None) is not None:
         raise ValueError("the profile plot is drawn for linear mixed models")

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
+from .text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
 
 if TYPE_CHECKING:
-    from .results import GlmmFit
+    from ..glmm.results import GlmmFit
 
 
 def _method(fit: GlmmFit) -> str:

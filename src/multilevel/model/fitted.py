@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..errors import DataError
 
 if TYPE_CHECKING:
     from .spec import ModelSpec
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class MixedFitMixin:
     spec: ModelSpec
-    optinfo: Any  # multilevel.optimize.OptSummary
+    optinfo: Any  # multilevel.optim.optimize.OptSummary
 
     # supplied by the fit class
     @property
@@ -135,37 +135,37 @@ class MixedFitMixin:
 
     def report(self, path: Any, *, title: str | None = None) -> Any:
         """Write a self-contained HTML report (model, graph, tables, plots, warnings)."""
-        from .report import fit_report
+        from ..present.report import fit_report
 
         return fit_report(self, path, title=title)
 
     def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
         """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
-        from .plots import caterpillar
+        from ..present.plots import caterpillar
 
         return caterpillar(self, group, level=level)
 
     def plot_shrinkage(self, group: str | None = None) -> Any:
         """No pooling vs partial pooling of group intercepts (matplotlib figure)."""
-        from .plots import shrinkage
+        from ..present.plots import shrinkage
 
         return shrinkage(self, group)
 
     def plot_residuals(self) -> Any:
         """Residuals vs fitted and normal QQ plots (matplotlib figure)."""
-        from .plots import residuals
+        from ..present.plots import residuals
 
         return residuals(self)
 
     def plot_profile(self, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
         """Profile of the criterion over one element of theta (linear mixed models)."""
-        from .plots import profile
+        from ..present.plots import profile
 
         return profile(self, index, points=points, level=level)
 
     def graph(self) -> Any:
-        """The model's directed graphical model (:class:`multilevel.graph.ModelGraph`)."""
-        from .graph import model_graph
+        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
+        from ..present.graph import model_graph
 
         return model_graph(self.spec)
 

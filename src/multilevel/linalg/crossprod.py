@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .design import Design
+from ..model.design import Design
 
 
 @dataclass(frozen=True)

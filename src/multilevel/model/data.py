@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, MissingDataWarning
+from ..errors import DataError, MissingDataWarning
 
 NA_ACTIONS = ("omit", "raise")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plots import _plt, caterpillar_figure
+from .plots import _plt, caterpillar_figure
 
 
 def caterpillar(post: Any, group: str | None = None, *, prob: float = 0.95) -> Any:

@@ -1,6 +1,6 @@
 """A model as its directed graphical model (plate diagram).
 
-:func:`model_graph` turns a :class:`~multilevel.spec.ModelSpec` into nodes, edges
+:func:`model_graph` turns a :class:`~multilevel.model.spec.ModelSpec` into nodes, edges
 and plates: hyperparameters (the covariance of each grouping factor's effects,
 the residual SD or dispersion), fixed effects, group-level effects in a plate per
 grouping factor (plates of nested factors inside their parents' plates, crossed
@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .spec import ModelSpec
+from ..model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,7 @@ def model_graph(spec: ModelSpec) -> ModelGraph:
     Examples
     --------
     >>> from multilevel.datasets import load_dataset
-    >>> from multilevel.design import build_model
+    >>> from multilevel.model.design import build_model
     >>> spec, _ = build_model("strength ~ 1 + (1 | batch/cask)", load_dataset("Pastes"))
     >>> g = model_graph(spec)
     >>> g.plate("cask:batch").parent

@@ -1,6 +1,6 @@
 """Materialize a parsed formula on data: response, fixed design X, and grouping blocks.
 
-``build_model`` turns (formula, data) into a frozen :class:`~multilevel.spec.ModelSpec`
+``build_model`` turns (formula, data) into a frozen :class:`~multilevel.model.spec.ModelSpec`
 and a :class:`Design` of arrays. ``design_for`` rebuilds the fixed and random
 design of new data from the same spec (prediction, simulation).
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
+from ..formula import ParsedFormula, RandomTerm, parse_formula
 from .data import check_columns, check_finite, complete_rows, to_pandas
-from .errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
-from .formula import ParsedFormula, RandomTerm, parse_formula
 from .spec import GroupingSpec, ModelSpec, TermSpec, ThetaMap
 
 _IDENT = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
@@ -259,7 +259,7 @@ def build_model(
     lhs = mm.lhs
     trials = None
     if fam == "binomial":
-        from .glmm.response import binomial_response
+        from .response import binomial_response
 
         def evaluate(expr: str) -> np.ndarray:
             return _matrix(f"I({expr}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()

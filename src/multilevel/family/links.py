@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from .._ops import NUMPY, ArrayOps
+from ..linalg.ops import NUMPY, ArrayOps
 
 _EPS = np.finfo(float).eps
 

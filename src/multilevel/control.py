@@ -1,0 +1,1 @@
+"""Settings records for fitting and sampling (placeholder, filled below)."""
