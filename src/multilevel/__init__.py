@@ -12,15 +12,30 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "crt", "fit", "gee", "list_datasets", "load_dataset", "parse_formula", "sample"]
+__all__ = [
+    "FitControl",
+    "Model",
+    "SampleControl",
+    "crt",
+    "fit",
+    "gee",
+    "list_datasets",
+    "load_dataset",
+    "parse_formula",
+    "sample",
+]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "Model"):
+    if name in ("fit", "Model", "sample"):
         from . import api
 
         return getattr(api, name)
+    if name in ("FitControl", "SampleControl"):
+        from . import control
+
+        return getattr(control, name)
     if name in ("load_dataset", "list_datasets"):
         from . import datasets
 
@@ -33,10 +48,6 @@ def __getattr__(name: str) -> Any:
         from .marginal import gee
 
         return gee
-    if name == "sample":
-        from .bayes.sampler import sample
-
-        return sample
     if name == "parse_formula":
         from .formula import parse_formula
 

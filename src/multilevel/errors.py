@@ -81,3 +81,23 @@ class DataWarning(MultilevelWarning):
 
 class SamplingWarning(MultilevelWarning):
     """MCMC diagnostics that call the draws into question (divergences, R-hat, ESS, E-BFMI)."""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the caller's code, the first frame outside multilevel.
+
+    Stages sit at different depths under :func:`multilevel.fit`, ``Model.fit``,
+    the CRT analysis or the command line; a fixed ``stacklevel`` would point
+    at one of our own frames for some of them.
+    """
+    import os
+    import sys
+    import warnings
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -137,7 +137,7 @@ def test_binomial_glmm_non_centred(cbpp, lme4_refs):
 
 
 def test_sampling_problems_are_warned_with_advice(radon):
-    from multilevel.bayes.posterior import Posterior
+    from multilevel.present.posterior import Posterior
 
     stats = dict(radon.sample_stats)
     stats["diverging"] = stats["diverging"].copy()

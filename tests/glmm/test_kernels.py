@@ -81,16 +81,28 @@ def test_fits_agree_with_and_without_numba(monkeypatch, formula, family, link):
     import warnings
 
     import multilevel
+    from multilevel.control import FitControl
     from multilevel.datasets import load_dataset
 
     name = "VerbAgg" if "r2" in formula else ("grouseticks" if "TICKS" in formula else "cbpp")
     data = load_dataset(name)
     fits = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("MULTILEVEL_NUMBA", flag)
+    for flag in (True, False):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fits.append(multilevel.fit(formula, data, family=family, link=link))
+            control = FitControl(compiled_kernels=flag)
+            fits.append(multilevel.fit(formula, data, family=family, link=link, control=control))
     assert fits[0].problem.compiled and not fits[1].problem.compiled
     assert abs(fits[0].deviance - fits[1].deviance) < 1e-7
     np.testing.assert_allclose(fits[0].fixef, fits[1].fixef, rtol=1e-5, atol=1e-7)
+
+
+def test_environment_default_for_compiled_kernels(monkeypatch):
+    """``MULTILEVEL_NUMBA=0`` is a user's default; an explicit control wins over it."""
+    from multilevel.control import FitControl
+
+    monkeypatch.setenv("MULTILEVEL_NUMBA", "0")
+    assert not FitControl().use_compiled_kernels
+    assert FitControl(compiled_kernels=True).use_compiled_kernels
+    monkeypatch.delenv("MULTILEVEL_NUMBA")
+    assert FitControl().use_compiled_kernels

@@ -23,12 +23,12 @@ BFMI_MIN = 0.3
 ESS_PER_CHAIN = 100
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.3g}"
+class PosteriorResult:
+    """Posterior draws of a mixed model: draws, diagnostics, ArviZ data, predictions.
 
-
-class Posterior:
-    """Posterior draws of a mixed model (returned by :func:`multilevel.sample`)."""
+    :func:`multilevel.sample` returns it rendered as
+    :class:`multilevel.present.posterior.Posterior` (summary text, plots, report).
+    """
 
     def __init__(
         self,
@@ -417,95 +417,11 @@ class Posterior:
         table.attrs["method"] = method
         return table
 
-    # ---- pictures and reports ----------------------------------------
-    def plot_caterpillar(self, group: str | None = None, *, prob: float = 0.95) -> Any:
-        """Sorted posterior means of group effects with central intervals (matplotlib figure)."""
-        from ..present.bayes_plots import caterpillar
-
-        return caterpillar(self, group, prob=prob)
-
-    def plot_point_estimates(self, params: list[str] | None = None, *, prob: float = 0.95) -> Any:
-        """Posterior densities with the likelihood estimate, MAP, mean and median marked."""
-        from ..present.bayes_plots import point_estimates
-
-        return point_estimates(self, params, prob=prob)
-
-    def plot_trace(self, var_names: list[str] | None = None) -> Any:
-        """ArviZ trace plot of the population-level parameters."""
-        from ..present.bayes_plots import trace
-
-        return trace(self, var_names)
-
-    def plot_rank(self, var_names: list[str] | None = None) -> Any:
-        """ArviZ rank plots of the population-level parameters."""
-        from ..present.bayes_plots import rank
-
-        return rank(self, var_names)
-
-    def graph(self) -> Any:
-        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
-        from ..present.graph import model_graph
-
-        return model_graph(self.spec)
-
-    def report(self, path: Any, *, title: str | None = None) -> Any:
-        """Write a self-contained HTML report (model, priors, graph, tables, plots, warnings)."""
-        from ..present.report import posterior_report
-
-        return posterior_report(self, path, title=title)
-
     # ---- text --------------------------------------------------------
     def prior_table(self) -> pd.DataFrame:
         return pd.DataFrame(
             [(k, p.text, p.source) for k, p in self.priors.items()], columns=["parameter", "prior", "source"]
         ).set_index("parameter")
-
-    def summary_text(self, prob: float = 0.95) -> str:
-        st = self.structure
-        s = self.settings
-        summ = self.summary(group_effects=False, prob=prob)
-        lo_col, hi_col = summ.columns[3], summ.columns[4]
-        lines = [
-            f"Family: {st.family.name} (link: {st.family.link.name})",
-            f"Formula: {self.spec.formula}",
-            f"Data: {self.model.design.n} observations"
-            + "".join(f", {g.name}: {g.n_levels} levels" for g in st.groups),
-            f"Draws: {s['chains']} chains, each with {s['warmup']} warmup and {s['draws']} kept draws; "
-            f"NUTS{' (random effects integrated out)' if st.marginal else ' (non-centred)'}; "
-            f"{s['seconds']:.1f} s",
-            "",
-            "Priors:",
-        ]
-        width = max(len(k) for k in self.priors)
-        for k, p in self.priors.items():
-            lines.append(f"  {k:<{width}}  {p.text}{'' if p.source == 'user' else '  (default)'}")
-        header = (
-            f"{'':<{width}}  {'mean':>9} {'sd':>8} {lo_col:>9} {hi_col:>9} "
-            f"{'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}"
-        )
-
-        def rows(names: list[str]) -> list[str]:
-            out = []
-            for n in names:
-                r = summ.loc[n]
-                out.append(
-                    f"  {n:<{width}}{_fmt(r['mean']):>9} {_fmt(r['sd']):>8} {_fmt(r[lo_col]):>9} "
-                    f"{_fmt(r[hi_col]):>9} {r['r_hat']:>6.3f} {r['ess_bulk']:>8.0f} {r['ess_tail']:>8.0f}"
-                )
-            return out
-
-        for g in st.groups:
-            lines += ["", f"Group-level effects: ~{g.name} ({g.n_levels} levels)", header]
-            lines += rows([n for n in summ.index if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__"))])
-        lines += ["", "Population-level effects:", header, *rows(list(st.fixed_names))]
-        if st.dispersion:
-            lines += ["", "Family-specific parameters:", header, *rows([st.dispersion])]
-        lines += [
-            "",
-            f"Divergent transitions: {self.divergences}; E-BFMI: {', '.join(f'{b:.2f}' for b in self.bfmi)}",
-        ]
-        lines += [f"warning: {m}" for m in self.messages]
-        return "\n".join(lines)
 
     def to_dict(self, group_effects: bool = False) -> dict[str, Any]:
         """JSON-ready record: model, settings, priors, summary table, diagnostics, warnings."""
@@ -528,12 +444,3 @@ class Posterior:
             "bfmi": [float(b) for b in self.bfmi],
             "messages": list(self.messages),
         }
-
-    def __str__(self) -> str:
-        return self.summary_text()
-
-    def __repr__(self) -> str:
-        return (
-            f"<Posterior {self.spec.formula!r}: {self.chains} chains x {self.ndraws} draws, "
-            f"{self.divergences} divergences>"
-        )

@@ -1,6 +1,6 @@
 """``sample()``: NUTS on the model a formula describes, from the likelihood fit's spine.
 
-One :class:`~multilevel.api.Model` (spec, design, cross-products) serves the
+One model (:class:`~multilevel.api.Model`) (spec, design, cross-products) serves the
 likelihood fit and the sampler: the fit gives the chains their starting points
 and the ``point_estimates()`` table its first column; the cross-products are
 the data of the marginal (Gaussian) model. Compiled samplers are cached per
@@ -14,11 +14,11 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..control import SampleControl
 from .priors import Prior, default_priors, resolve
 from .program import (
     NutsSettings,
@@ -33,6 +33,9 @@ from .program import (
     sd_name,
     uncentre,
 )
+
+if TYPE_CHECKING:
+    from .posterior import PosteriorResult
 
 _CACHE: dict[Any, Program] = {}
 MAX_CACHE = 16
@@ -61,7 +64,9 @@ def enable_x64() -> None:
     except OSError:
         return  # no writable cache: compile every session
     jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    # programs that compile in a tenth of a second are not worth a file; the samplers
+    # (0.5-4 s to compile) are
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 @dataclass
@@ -272,24 +277,19 @@ def sample_model(
     model: Any,
     *,
     priors: dict[str, Any] | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    target_accept: float = 0.8,
-    max_tree_depth: int = 10,
+    control: SampleControl | None = None,
+    result_type: type[PosteriorResult] | None = None,
 ) -> Any:
-    """Draw from the posterior of a :class:`~multilevel.api.Model` (see :func:`sample`)."""
-    from .posterior import Posterior
+    """Draw from the posterior of a model (see :func:`multilevel.sample`).
 
-    for name, v in (("chains", chains), ("draws", draws)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ModelError(f"{name} must be a positive integer, got {v!r}")
-    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
-        raise ModelError(f"warmup must be a non-negative integer, got {warmup!r}")
-    if not 0 < target_accept < 1:
-        raise ModelError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    ``model`` is what :class:`multilevel.api.Model` holds: ``spec``, ``family``,
+    ``design``, ``crossprods`` and ``fit()`` (the likelihood fit the chains start
+    from). The result is built as ``result_type`` (a
+    :class:`~multilevel.bayes.posterior.PosteriorResult` subclass).
+    """
+    from .posterior import PosteriorResult
+
+    ctl = SampleControl() if control is None else control
     enable_x64()
     import jax
     import jax.numpy as jnp
@@ -304,19 +304,19 @@ def sample_model(
         )
 
     used = resolve(list(struct.params), priors, defaults)
-    nuts = NutsSettings(chains, draws, warmup, target_accept, max_tree_depth)
-    prog = get_program(struct, used, nuts, progress=progress)
+    nuts = NutsSettings(ctl.chains, ctl.draws, ctl.warmup, ctl.target_accept, ctl.max_tree_depth)
+    prog = get_program(struct, used, nuts, progress=ctl.progress)
     fit, fit_messages = likelihood_fit(model)
     data = model_data(struct, model, xbar)
     jdata = jax.tree.map(jnp.asarray, data)
     t0 = time.perf_counter()
-    init = init_params(prog, fit, xbar, chains, seed)
+    init = init_params(prog, fit, xbar, ctl.chains, ctl.seed)
     if init is None:
-        init = _default_init(prog, chains, seed)
+        init = _default_init(prog, ctl.chains, ctl.seed)
     if prog.progress is not None:
         prog.progress.start()
     try:
-        raw = prog.runner(jdata, init, jax.random.PRNGKey(seed))
+        raw = prog.runner(jdata, init, jax.random.PRNGKey(ctl.seed))
         raw = jax.block_until_ready(raw)
     finally:
         if prog.progress is not None:
@@ -325,7 +325,8 @@ def sample_model(
     seconds = time.perf_counter() - t0
     values = out["values"]
     stats = {k: np.asarray(raw[k]) for k in ("diverging", "energy", "num_steps", "accept_prob")}
-    return Posterior(
+    cls = PosteriorResult if result_type is None else result_type
+    return cls(
         model=model,
         structure=struct,
         priors=used,
@@ -338,61 +339,5 @@ def sample_model(
         sample_stats=stats,
         fit=fit,
         fit_messages=fit_messages,
-        settings={**asdict(nuts), "seed": seed, "seconds": seconds},
-    )
-
-
-def sample(
-    formula: str,
-    data: Any,
-    *,
-    family: Any = "gaussian",
-    link: Any = None,
-    priors: dict[str, Any] | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    target_accept: float = 0.8,
-    weights: Any = None,
-    offset: Any = None,
-    na_action: str = "omit",
-) -> Any:
-    """Draw from the posterior of a mixed model with NumPyro's NUTS.
-
-    Parameters
-    ----------
-    formula, data, family, link, weights, offset, na_action:
-        As for :func:`multilevel.fit`; ``y | se(s) ~ ...`` gives known residual SDs.
-    priors:
-        ``{"b": "normal(0, 1)", "sd_county": numpyro.distributions.HalfNormal(1.0), ...}``:
-        keys are classes (``Intercept``, ``b``, ``sd``, ``cor``, ``sigma``, ``shape``),
-        grouping factors (``sd_county``, ``cor_county``) or parameters
-        (``sd_county__basement``, ``basement``); values are Stan-style strings or
-        NumPyro distributions. See :mod:`multilevel.bayes.priors` for the defaults.
-    chains, draws, warmup, seed:
-        NUTS chains (run one after another in one compiled program), kept draws and warmup
-        draws per chain.
-    progress:
-        Show a progress bar while sampling.
-    target_accept:
-        NUTS target acceptance probability; raise it (0.95) if there are divergences.
-
-    Returns
-    -------
-    :class:`multilevel.bayes.Posterior`
-    """
-    from ..api import Model
-
-    m = Model(formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action)
-    return sample_model(
-        m,
-        priors=priors,
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        seed=seed,
-        progress=progress,
-        target_accept=target_accept,
+        settings={**asdict(nuts), "seed": ctl.seed, "seconds": seconds},
     )

@@ -74,6 +74,7 @@ def fit_glmm(
     *,
     nagq: int = 1,
     start: np.ndarray | None = None,
+    compiled: bool = True,
 ) -> GlmmEstimate:
     """Maximum (Laplace / quadrature) likelihood estimates of a GLMM.
 
@@ -84,13 +85,14 @@ def fit_glmm(
     fast path ends on such a boundary, the fit is repeated with lme4's thorough
     stage 1 and the better optimum kept. When stage 2 would start outside the
     family's support (a mean the link cannot give), BOBYQA finds the support and
-    the gradient path finishes from there.
+    the gradient path finishes from there. ``compiled``: PIRLS's row passes run
+    through the Numba kernels.
     """
     if nagq < 0:
         raise ModelError("nagq must be 0 (PIRLS-only estimates), 1 (Laplace) or a number of quadrature nodes")
     if nagq > 1:
         check_agq(spec, nagq)
-    prob = GlmmProblem(spec, design, family)
+    prob = GlmmProblem(spec, design, family, compiled=compiled)
     tm = spec.theta_map
     theta0 = tm.initial() if start is None else np.asarray(start, dtype=float)
     fast = nagq == 1 and gradient_available(prob) and family.log_concave

@@ -12,7 +12,6 @@ deviance does not decrease.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -72,21 +71,12 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
     return PairStructure.build(pat, m)
 
 
-def compiled_kernels() -> bool:
-    """Whether PIRLS runs its row passes through the Numba kernels (:mod:`multilevel.linalg.kernels`).
-
-    On by default: a fit's iterations run ~1.3x faster (VerbAgg: 0.085 s against
-    0.11 s), but the first compiled call of a process initializes Numba (~0.5 s,
-    once; the compiled code itself is cached on disk). ``MULTILEVEL_NUMBA=0`` turns
-    it off, and the command line, which fits once per process, does so by default.
-    """
-    return os.environ.get("MULTILEVEL_NUMBA", "1") != "0"
-
-
 class GlmmProblem:
     """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance."""
 
-    def __init__(self, spec: ModelSpec, design: Design, family: Family) -> None:
+    def __init__(self, spec: ModelSpec, design: Design, family: Family, *, compiled: bool = True) -> None:
+        # ``compiled``: the row passes run through the Numba kernels (multilevel.linalg.kernels):
+        # ~1.3x faster iterations, ~0.5 s once per process to start Numba
         self.spec = spec
         self.design = design
         self.family = family
@@ -108,7 +98,7 @@ class GlmmProblem:
         q1, n1q1 = b.layout.q1, b.layout.n1 * b.layout.q1
         self._V = np.ascontiguousarray(np.concatenate([b.v1, b.zv], axis=1), dtype=float)
         self._idx = np.concatenate([b.codes1[:, None] * q1 + np.arange(q1)[None, :], n1q1 + b.zc], axis=1)
-        self.compiled = compiled_kernels()
+        self.compiled = compiled
         # per builder (u alone; u and beta): the Schur update's pair structure where it
         # pays, and the rows' products of X for the compiled pass
         self._fixed: dict[bool, tuple[PairStructure | None, Any]] = {}

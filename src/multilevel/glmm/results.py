@@ -31,7 +31,7 @@ from .pirls import GlmmProblem
 
 
 @dataclass(frozen=True)
-class GlmmFit(MixedFitMixin):
+class GlmmResult(MixedFitMixin):
     """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``)."""
 
     spec: ModelSpec
@@ -192,14 +192,3 @@ class GlmmFit(MixedFitMixin):
             if conditional:
                 eta = eta + self._random_part(d, new_levels)
         return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
-
-    # ---- presentation ------------------------------------------------------
-    def summary(self) -> str:
-        from ..present.glmm_summary import format_glmm_summary
-
-        return format_glmm_summary(self)
-
-    def to_dict(self) -> dict:
-        from ..present.glmm_summary import glmm_to_dict
-
-        return glmm_to_dict(self)

@@ -21,8 +21,11 @@ from .solution import Solution, conditional_variances, vcov_beta
 
 
 @dataclass(frozen=True)
-class LmmFit(MixedFitMixin):
-    """A fitted linear mixed model (REML or ML).
+class LmmResult(MixedFitMixin):
+    """A fitted linear mixed model (REML or ML): estimates and what follows from them.
+
+    Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
+    :class:`multilevel.present.fits.LmmFit`, which :func:`multilevel.fit` returns.
 
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
     ``varcorr``, ``sigma``, ``theta``, ``ranef`` / ``ranef_sd`` (conditional modes
@@ -176,16 +179,3 @@ class LmmFit(MixedFitMixin):
         from ..model.simulate import prediction_interval
 
         return prediction_interval(self, newdata, level=level, conditional=conditional, new_levels=new_levels)
-
-    # ---- presentation -----------------------------------------------
-    def summary(self) -> str:
-        """The lme4 + lmerTest summary as text."""
-        from ..present.lmm_summary import format_summary
-
-        return format_summary(self)
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able data: everything ``summary()`` shows and more."""
-        from ..present.lmm_summary import fit_to_dict
-
-        return fit_to_dict(self)

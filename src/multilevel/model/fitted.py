@@ -133,48 +133,6 @@ class MixedFitMixin:
 
         return simulate_responses(self, n, seed=seed, use_modes=use_modes)
 
-    def report(self, path: Any, *, title: str | None = None) -> Any:
-        """Write a self-contained HTML report (model, graph, tables, plots, warnings)."""
-        from ..present.report import fit_report
-
-        return fit_report(self, path, title=title)
-
-    def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
-        """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
-        from ..present.plots import caterpillar
-
-        return caterpillar(self, group, level=level)
-
-    def plot_shrinkage(self, group: str | None = None) -> Any:
-        """No pooling vs partial pooling of group intercepts (matplotlib figure)."""
-        from ..present.plots import shrinkage
-
-        return shrinkage(self, group)
-
-    def plot_residuals(self) -> Any:
-        """Residuals vs fitted and normal QQ plots (matplotlib figure)."""
-        from ..present.plots import residuals
-
-        return residuals(self)
-
-    def plot_profile(self, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
-        """Profile of the criterion over one element of theta (linear mixed models)."""
-        from ..present.plots import profile
-
-        return profile(self, index, points=points, level=level)
-
-    def graph(self) -> Any:
-        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
-        from ..present.graph import model_graph
-
-        return model_graph(self.spec)
-
-    def summary(self) -> str:
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return self.summary()
-
     @property
     def nobs(self) -> int:
         return self.spec.nobs

@@ -1,0 +1,31 @@
+"""Command line: ``multilevel fit | sample | report | graph | gee | crt | example``.
+
+Errors in the input (paths, formulas, columns, data) print one line on stderr and
+exit with status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..errors import FormulaError, MultilevelError
+
+    try:
+        return int(args.func(args))
+    except FormulaError as exc:
+        print(f"multilevel: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except MultilevelError as exc:
+        print(f"multilevel: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"multilevel: error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2

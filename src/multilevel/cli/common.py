@@ -1,0 +1,78 @@
+"""What every subcommand shares: reading the data file, the status line, printing a fit."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _read_table(path: str) -> Any:
+    import pandas as pd
+
+    from ..errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file {path!r} does not exist")
+    if p.is_dir():
+        raise DataError(f"data path {path!r} is a directory; give a CSV or Parquet file")
+    suffix = "".join(p.suffixes[-2:]).lower()
+    try:
+        if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+            return pd.read_parquet(p)
+        if suffix.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            sep = "\t" if ".tsv" in suffix else ","
+            return pd.read_csv(p, sep=sep)
+    except Exception as exc:
+        raise DataError(f"cannot read {path!r}: {exc}") from exc
+    raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
+
+
+class _Elapsed:
+    """A status line on stderr with the elapsed time, shown only once a step takes over a second."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+
+    def __enter__(self) -> _Elapsed:
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=None, desc=self.desc, delay=1.0, bar_format="{desc}: {elapsed}", file=sys.stderr
+        )
+        self.stop = threading.Event()
+
+        def tick() -> None:
+            while not self.stop.wait(0.25):
+                self.bar.refresh()
+
+        self.thread = threading.Thread(target=tick, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.bar.close()
+
+
+def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
+    """Fit with warnings collected, print the summary or JSON, then the warnings on stderr."""
+    with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
+        warnings.simplefilter("always")
+        fit = run()
+        if not as_json and hasattr(fit, "df"):
+            fit.df  # noqa: B018 - Satterthwaite df for the summary, inside the timed step
+    if as_json:
+        print(json.dumps(fit.to_dict(), indent=2, default=str))
+    else:
+        print(fit.summary())
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0

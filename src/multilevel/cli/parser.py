@@ -1,0 +1,210 @@
+"""The argument parser: subcommands, their flags and help."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
+from .crt import _cmd_crt_analyze, _cmd_crt_power
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prior",
+        action="append",
+        metavar="KEY=DIST",
+        help="a prior, e.g. 'sd=cauchy(0, 5)' or 'b=normal(0, 1)' (repeatable); keys: Intercept, b, sd, "
+        "cor, sigma, shape, sd_GROUP, cor_GROUP or a parameter name",
+    )
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain")
+    p.add_argument("--warmup", type=int, default=1000, help="warmup draws per chain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (0.8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
+    p.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+
+
+def _add_fit(sub: Any) -> None:
+    """``multilevel fit``: a likelihood fit (LMM by REML/ML, GLMM by Laplace/quadrature)."""
+    p_fit = sub.add_parser(
+        "fit",
+        help="fit a linear mixed model to a CSV or Parquet file",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_fit.add_argument("data", help="CSV or Parquet file")
+    p_fit.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
+    p_fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_fit.add_argument(
+        "--family",
+        default="gaussian",
+        help="gaussian (default), binomial, poisson, Gamma, inverse_gaussian, negative_binomial",
+    )
+    p_fit.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
+    p_fit.add_argument(
+        "--nagq",
+        type=int,
+        default=None,
+        help="GLMMs: 1 = Laplace (default), up to 25 = adaptive quadrature, 0 = PIRLS only",
+    )
+    p_fit.add_argument(
+        "--na-action",
+        choices=["omit", "raise"],
+        default="omit",
+        help="drop rows with missing values (with a warning) or refuse them",
+    )
+    p_fit.set_defaults(func=_cmd_fit)
+
+
+def _add_sample(sub: Any) -> None:
+    """``multilevel sample``: full Bayes with NUTS."""
+    p_smp = sub.add_parser(
+        "sample",
+        help="full Bayes: draw from the posterior with NumPyro's NUTS",
+        epilog='example: multilevel sample schools.csv "y | se(sigma) ~ 1 + (1 | school)" '
+        '--prior "sd=cauchy(0, 5)" --point-estimates',
+    )
+    p_smp.add_argument("data", help="CSV or Parquet file")
+    p_smp.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
+    p_smp.add_argument("--family", default="gaussian")
+    _add_sampling_options(p_smp)
+    p_smp.add_argument(
+        "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
+    )
+    p_smp.add_argument("--json", action="store_true", help="print the posterior summary as JSON")
+    p_smp.set_defaults(func=_cmd_sample)
+
+
+def _add_gee(sub: Any) -> None:
+    """``multilevel gee``: generalized estimating equations."""
+    p_gee = sub.add_parser("gee", help="generalized estimating equations with small-sample SEs")
+    p_gee.add_argument("data", help="CSV or Parquet file")
+    p_gee.add_argument("formula", help='model formula without random effects, e.g. "y ~ arm + x"')
+    p_gee.add_argument("--groups", required=True, help="column identifying the clusters")
+    p_gee.add_argument("--family", default="gaussian", help="gaussian, binomial, poisson, Gamma, ...")
+    p_gee.add_argument("--link", default=None, help="link function (default: canonical)")
+    p_gee.add_argument(
+        "--corstr",
+        default="exchangeable",
+        choices=["independence", "exchangeable", "ar1", "unstructured"],
+        help="working correlation",
+    )
+    p_gee.add_argument("--time", default=None, help="time column (order within cluster for ar1)")
+    p_gee.add_argument(
+        "--se",
+        default="auto",
+        choices=["auto", "model", "robust", "md", "kc", "fg", "jackknife"],
+        help="standard errors (auto: by number of clusters and size variation)",
+    )
+    p_gee.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_gee.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+    p_gee.set_defaults(func=_cmd_gee)
+
+
+def _add_graph(sub: Any) -> None:
+    """``multilevel graph``: the model as a plate diagram."""
+    p_graph = sub.add_parser(
+        "graph",
+        help="the model as a plate diagram (DOT on stdout, or -o file.svg/.png/.dot)",
+        epilog='example: multilevel graph pastes.csv "strength ~ 1 + (1 | batch/cask)" -o pastes.svg',
+    )
+    p_graph.add_argument("data", help="CSV or Parquet file")
+    p_graph.add_argument("formula")
+    p_graph.add_argument("--family", default="gaussian")
+    p_graph.add_argument(
+        "-o", "--output", default=None, help="write .svg, .png or .dot instead of printing DOT"
+    )
+    p_graph.set_defaults(func=_cmd_graph)
+
+
+def _add_report(sub: Any) -> None:
+    """``multilevel report``: a self-contained HTML report."""
+    p_rep = sub.add_parser(
+        "report",
+        help="fit and write a self-contained HTML report",
+        epilog='example: multilevel report sleep.csv "Reaction ~ Days + (Days | Subject)" -o report.html',
+    )
+    p_rep.add_argument("data", help="CSV or Parquet file")
+    p_rep.add_argument("formula")
+    p_rep.add_argument("-o", "--output", default="report.html")
+    p_rep.add_argument("--family", default="gaussian")
+    p_rep.add_argument(
+        "--nagq", type=int, default=None, help="GLMMs: 1 = Laplace (default), up to 25 = quadrature"
+    )
+    p_rep.add_argument("--ml", action="store_true")
+    p_rep.add_argument("--bayes", action="store_true", help="sample the posterior and report it instead")
+    _add_sampling_options(p_rep)
+    p_rep.set_defaults(func=_cmd_report)
+
+
+def _add_crt(sub: Any) -> None:
+    """``multilevel crt power | analyze``."""
+    p_crt = sub.add_parser("crt", help="cluster randomized trials: power and analysis")
+    crt_sub = p_crt.add_subparsers(dest="crt_command", required=True)
+    p_pow = crt_sub.add_parser(
+        "power",
+        help="power, clusters per arm or cluster size for a two-arm CRT",
+        epilog="example: multilevel crt power --outcome continuous --delta 0.3 --sd 1 --icc 0.05 --size 20",
+    )
+    p_pow.add_argument("--outcome", choices=["continuous", "binary", "rate"], default="continuous")
+    p_pow.add_argument("--delta", type=float, default=0.0, help="continuous: difference in means")
+    p_pow.add_argument("--sd", type=float, default=1.0, help="continuous: outcome SD")
+    p_pow.add_argument("--p1", type=float, default=0.5, help="binary: control proportion")
+    p_pow.add_argument("--p2", type=float, default=0.5, help="binary: intervention proportion")
+    p_pow.add_argument("--rate1", type=float, default=1.0, help="rate: control rate")
+    p_pow.add_argument("--rate2", type=float, default=1.0, help="rate: intervention rate")
+    p_pow.add_argument("--between-cv", type=float, default=0.0, help="rate: CV of true cluster rates")
+    p_pow.add_argument("--icc", type=float, default=0.0)
+    p_pow.add_argument("--cv", type=float, default=0.0, help="CV of cluster sizes")
+    p_pow.add_argument("--clusters", type=int, default=None, help="clusters per arm")
+    p_pow.add_argument("--size", type=float, default=None, help="cluster size (person-time for rates)")
+    p_pow.add_argument("--target", type=float, default=0.8)
+    p_pow.add_argument("--alpha", type=float, default=0.05)
+    p_pow.add_argument("--z", action="store_true", help="normal reference instead of t on 2k - 2 df")
+    p_pow.add_argument("--json", action="store_true")
+    p_pow.set_defaults(func=_cmd_crt_power)
+    p_an = crt_sub.add_parser("analyze", help="analyse a parallel two-arm CRT")
+    p_an.add_argument("data", help="CSV or Parquet file")
+    p_an.add_argument("--outcome", required=True)
+    p_an.add_argument("--arm", required=True)
+    p_an.add_argument("--cluster", required=True)
+    p_an.add_argument("--covariates", default="", help="comma-separated covariates")
+    p_an.add_argument("--method", choices=["auto", "lmm", "gee", "glmm", "cluster_t"], default="auto")
+    p_an.add_argument("--alternatives", default="", help="comma-separated extra analyses")
+    p_an.add_argument("--json", action="store_true")
+    p_an.set_defaults(func=_cmd_crt_analyze)
+
+
+def _add_example(sub: Any) -> None:
+    """``multilevel example``: a bundled example end to end."""
+    p_ex = sub.add_parser(
+        "example",
+        help="fit a bundled example end to end (eight_schools: REML beside full Bayes)",
+        epilog="example: multilevel example eight_schools",
+    )
+    p_ex.add_argument("name", help=f"one of: {', '.join(EXAMPLES)}")
+    p_ex.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p_ex.add_argument("--json", action="store_true", help="print the fit as JSON")
+    p_ex.set_defaults(func=_cmd_example)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multilevel",
+        description="Hierarchical (mixed-effects) models from lme4-style formulas.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_fit(sub)
+    _add_sample(sub)
+    _add_gee(sub)
+    _add_graph(sub)
+    _add_report(sub)
+    _add_crt(sub)
+    _add_example(sub)
+    return parser

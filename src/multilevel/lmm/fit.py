@@ -1,0 +1,114 @@
+"""The LMM fit: optimize the profiled criterion, check the optimum, wrap the result.
+
+lme4's ``optimizeLmer`` + ``checkConv`` + ``mkMerMod``: the objective comes
+prepared (:class:`~multilevel.lmm.objective.LmmObjective`), so this stage
+knows nothing of formulas or data frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..control import FitControl
+from ..errors import ConvergenceWarning, ModelError, SingularFitWarning, warn
+from ..optim.optimize import OptSummary, bobyqa, lbfgsb
+from .gradient import criterion_and_gradient
+from .inference import check_convergence
+from .objective import LmmObjective
+from .results import LmmResult
+from .solution import solve
+from .start import moment_start
+
+SNAP_TOL = 1e-4
+
+
+def _snap_to_boundary(
+    obj: LmmObjective, theta: np.ndarray, fval: float, lower: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Put bounded elements the optimizer left just above 0 on 0 when that is no worse.
+
+    A derivative-free optimizer stops a step short of a boundary optimum
+    (``1e-8`` instead of 0); the exact boundary value is the estimate and makes a
+    singular fit read as one.
+    """
+    near = np.isfinite(lower) & (np.abs(theta - lower) > 0) & (np.abs(theta - lower) < SNAP_TOL)
+    if not near.any():
+        return theta, fval
+    trial = np.where(near, lower, theta)
+    f = obj(trial)
+    if f <= fval + 1e-10 * max(1.0, abs(fval)):
+        return trial, min(f, fval)
+    return theta, fval
+
+
+def _start(obj: LmmObjective, start: Any) -> np.ndarray:
+    size = obj.spec.theta_map.size
+    if start is None:
+        return moment_start(obj.spec, obj.cp)
+    try:
+        x0 = np.asarray(start, dtype=float)
+    except (TypeError, ValueError):
+        raise ModelError(f"start must be {size} numbers (one per theta), got {start!r}") from None
+    if x0.shape != (size,):
+        raise ModelError(f"start must have {size} values (one per theta), got shape {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise ModelError(f"start must be finite, got {x0.tolist()}")
+    return x0
+
+
+def fit_objective(
+    obj: LmmObjective,
+    design: Any,
+    *,
+    start: Any = None,
+    control: FitControl | None = None,
+    result_type: type[LmmResult] = LmmResult,
+) -> LmmResult:
+    """Optimize a prepared objective and wrap the result in ``result_type``.
+
+    ``control.optimizer``: ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's
+    default) or ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
+    """
+    control = FitControl() if control is None else control
+    optimizer = control.optimizer
+    lower = obj.spec.theta_map.lower_bounds
+    x0 = _start(obj, start)
+    history: list[tuple[np.ndarray, float]] = []
+    if optimizer == "bobyqa":
+        step = 0.1 * np.maximum(np.abs(x0), 0.1)
+        theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step, history=history)
+    else:
+        theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
+    theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
+    theta, fval = _snap_to_boundary(obj, theta, float(fval), lower)
+    check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
+    ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
+    opt = OptSummary(
+        optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",
+        start=tuple(float(v) for v in x0),
+        end=tuple(float(v) for v in theta),
+        fval=float(fval),
+        n_evals=n_evals,
+        seconds=seconds,
+        return_code=code,
+        converged=ok and bool(np.isfinite(fval)),
+        singular=check.singular,
+        messages=check.messages,
+    )
+    for msg in check.messages:
+        cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
+        warn(msg, cls)
+    factor = obj.factor(theta)
+    sol = solve(obj, factor)
+    return result_type(
+        spec=obj.spec,
+        design=design,
+        objective=obj,
+        factor=factor,
+        solution=sol,
+        reml=obj.reml,
+        optinfo=opt,
+        messages=check.messages,
+    )

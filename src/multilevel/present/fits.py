@@ -1,0 +1,107 @@
+"""What users see of a likelihood fit: the result records of the methods plus rendering.
+
+The methods (:mod:`multilevel.lmm`, :mod:`multilevel.glmm`) build result records
+that hold estimates and what follows from them, and know nothing of text,
+figures or reports. The classes here add that rendering by inheritance;
+:mod:`multilevel.api` asks the methods to build these, so ``multilevel.fit``
+returns objects with ``summary()``, plots and ``report()`` while computation
+never imports this layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..glmm.results import GlmmResult
+from ..lmm.results import LmmResult
+
+
+class FitPresentation:
+    """Summary text, JSON-able record, figures, report and model graph of a fit."""
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def report(self, path: Any, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report (model, graph, tables, plots, warnings)."""
+        from .report import fit_report
+
+        return fit_report(self, path, title=title)
+
+    def plot_caterpillar(self, group: str | None = None, *, level: float = 0.95) -> Any:
+        """Sorted group effects with conditional-SD intervals (matplotlib figure)."""
+        from .plots import caterpillar
+
+        return caterpillar(self, group, level=level)
+
+    def plot_shrinkage(self, group: str | None = None) -> Any:
+        """No pooling vs partial pooling of group intercepts (matplotlib figure)."""
+        from .plots import shrinkage
+
+        return shrinkage(self, group)
+
+    def plot_residuals(self) -> Any:
+        """Residuals vs fitted and normal QQ plots (matplotlib figure)."""
+        from .plots import residuals
+
+        return residuals(self)
+
+    def plot_profile(self, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
+        """Profile of the criterion over one element of theta (linear mixed models)."""
+        from .plots import profile
+
+        return profile(self, index, points=points, level=level)
+
+    def graph(self) -> Any:
+        """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
+        from .graph import model_graph
+
+        return model_graph(self.spec)  # type: ignore[attr-defined]
+
+
+class LmmFit(LmmResult, FitPresentation):
+    """A fitted linear mixed model (REML or ML), as :func:`multilevel.fit` returns it.
+
+    Attributes mirror lme4 + lmerTest (see :class:`multilevel.lmm.results.LmmResult`).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+    >>> print(m.summary().splitlines()[0])
+    Linear mixed model fit by REML (Satterthwaite df for t tests)
+    """
+
+    def summary(self) -> str:
+        """The lme4 + lmerTest summary as text."""
+        from .lmm_summary import format_summary
+
+        return format_summary(self)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data: everything ``summary()`` shows and more."""
+        from .lmm_summary import fit_to_dict
+
+        return fit_to_dict(self)
+
+
+class GlmmFit(GlmmResult, FitPresentation):
+    """A fitted GLMM (Laplace or adaptive quadrature), as :func:`multilevel.fit` returns it."""
+
+    def summary(self) -> str:
+        """The lme4 ``glmer`` summary as text."""
+        from .glmm_summary import format_glmm_summary
+
+        return format_glmm_summary(self)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data: everything ``summary()`` shows and more."""
+        from .glmm_summary import glmm_to_dict
+
+        return glmm_to_dict(self)
