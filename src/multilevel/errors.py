@@ -5,6 +5,8 @@ Every message names the input at fault, what was expected, and what to do next.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MultilevelError(Exception):
     """Base class of every error raised by multilevel."""
@@ -96,7 +98,7 @@ def warn(message: str, category: type[Warning]) -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     level = 1
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame = frame.f_back
         level += 1

@@ -116,6 +116,22 @@ def _args(text: str, name: str, body: str) -> list[float]:
         ) from None
 
 
+def _half(text: str, name: str, a: list[float], nargs: tuple[int, ...]) -> Any:
+    """``half_normal`` / ``half_cauchy`` / ``half_student_t`` with location 0."""
+    import numpyro.distributions as dist
+
+    scale = a[-1]
+    if len(a) == nargs[-1] and a[-2] != 0:
+        raise ModelError(f"prior {text!r}: a half distribution has location 0")
+    if scale <= 0:
+        raise ModelError(f"prior {text!r}: the scale must be positive")
+    if name in ("half_normal", "halfnormal"):
+        return dist.HalfNormal(scale)
+    if name in ("half_cauchy", "halfcauchy"):
+        return dist.HalfCauchy(scale)
+    return half_student_t(a[0], scale)
+
+
 def parse_prior(text: str, *, positive: bool = False, correlation_dim: int | None = None) -> Any:
     """A NumPyro distribution from a Stan-style string.
 
@@ -163,16 +179,7 @@ def parse_prior(text: str, *, positive: bool = False, correlation_dim: int | Non
     if name in scales and a[scales[name]] <= 0:
         raise ModelError(f"prior {text!r}: the scale must be positive")
     if name.startswith("half"):
-        scale = a[-1]
-        if len(a) == nargs[-1] and a[-2] != 0:
-            raise ModelError(f"prior {text!r}: a half distribution has location 0")
-        if scale <= 0:
-            raise ModelError(f"prior {text!r}: the scale must be positive")
-        if name in ("half_normal", "halfnormal"):
-            return dist.HalfNormal(scale)
-        if name in ("half_cauchy", "halfcauchy"):
-            return dist.HalfCauchy(scale)
-        return half_student_t(a[0], scale)
+        return _half(text, name, a, nargs)
     base = {
         "normal": lambda: dist.Normal(a[0], a[1]),
         "student_t": lambda: dist.StudentT(a[0], a[1], a[2]),

@@ -143,14 +143,29 @@ def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
         family=args.family,
         link=args.link,
         priors=_priors(args.prior),
-        chains=args.chains,
-        draws=args.draws,
-        warmup=args.warmup,
-        seed=args.seed,
-        progress=progress and not args.no_progress,
-        target_accept=args.target_accept,
         na_action=args.na_action,
+        control=_sample_control(args, progress),
     )
+
+
+SAMPLE_FLAGS = {"chains": "--chains", "draws": "--draws", "warmup": "--warmup", "seed": "--seed"}
+SAMPLE_FLAGS["target_accept"] = "--target-accept"
+
+
+def _sample_control(args: argparse.Namespace, progress: bool) -> Any:
+    """The sampler's settings from the flags; a bad value is reported by its flag."""
+    from ..control import SampleControl
+    from ..errors import ModelError
+
+    values = {name: getattr(args, name) for name in SAMPLE_FLAGS}
+    try:
+        return SampleControl(progress=progress and not args.no_progress, **values)
+    except ModelError as exc:
+        msg = str(exc)
+        for name, flag in SAMPLE_FLAGS.items():
+            if msg.startswith(f"{name} "):
+                raise ModelError(flag + msg[len(name) :]) from None
+        raise
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:

@@ -279,6 +279,43 @@ def _parse_lhs(lhs: str, formula: str) -> tuple[str | None, tuple[str, str] | No
     return lhs, None, se
 
 
+def _parse_rhs(pieces: list[_Piece], formula: str) -> tuple[str, list[RandomTerm], list[str]]:
+    """The right-hand side's additive pieces as fixed-effect text, random terms and offsets."""
+    fixed: list[str] = []
+    random: list[RandomTerm] = []
+    offsets: list[str] = []
+    for piece in pieces:
+        inner, _ = _strip_outer_parens(piece.text)
+        is_paren = inner != piece.text
+        has_bar = _find_top(inner, "|") >= 0 or _find_top(inner, "||") >= 0
+        if is_paren and has_bar:
+            if piece.sign == "-":
+                raise FormulaError(
+                    "a random-effects term cannot be subtracted", formula, (piece.start, piece.end)
+                )
+            random.extend(_parse_bar(piece, formula))
+            continue
+        if has_bar:
+            raise FormulaError(
+                "random-effects terms must be in parentheses: write (" + piece.text + ")",
+                formula,
+                (piece.start, piece.end),
+            )
+        off = _call_args(piece.text, "offset")
+        if off is not None:
+            if piece.sign == "-":
+                raise FormulaError("an offset cannot be subtracted", formula, (piece.start, piece.end))
+            offsets.append(off.strip())
+            continue
+        fixed.append(piece.text if piece.sign == "+" else f"- {piece.text}")
+    if fixed and fixed[0] in ("- 1", "- 0"):
+        fixed[0] = "0"
+    fixed_text = " + ".join(fixed).replace("+ - ", "- ") if fixed else "1"
+    if fixed_text.startswith("- "):
+        fixed_text = "1 " + fixed_text
+    return fixed_text, random, offsets
+
+
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse a mixed-model formula.
 
@@ -321,39 +358,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     rhs = formula[rhs_start:]
     if not rhs.strip():
         raise FormulaError("formula has nothing after '~'", formula, (tilde, tilde + 1))
-    pieces = _split_additive(rhs, formula, rhs_start)
-    fixed: list[str] = []
-    random: list[RandomTerm] = []
-    offsets: list[str] = []
-    for piece in pieces:
-        inner, _ = _strip_outer_parens(piece.text)
-        is_paren = inner != piece.text
-        has_bar = _find_top(inner, "|") >= 0 or _find_top(inner, "||") >= 0
-        if is_paren and has_bar:
-            if piece.sign == "-":
-                raise FormulaError(
-                    "a random-effects term cannot be subtracted", formula, (piece.start, piece.end)
-                )
-            random.extend(_parse_bar(piece, formula))
-            continue
-        if has_bar:
-            raise FormulaError(
-                "random-effects terms must be in parentheses: write (" + piece.text + ")",
-                formula,
-                (piece.start, piece.end),
-            )
-        off = _call_args(piece.text, "offset")
-        if off is not None:
-            if piece.sign == "-":
-                raise FormulaError("an offset cannot be subtracted", formula, (piece.start, piece.end))
-            offsets.append(off.strip())
-            continue
-        fixed.append(piece.text if piece.sign == "+" else f"- {piece.text}")
-    if fixed and fixed[0] in ("- 1", "- 0"):
-        fixed[0] = "0"
-    fixed_text = " + ".join(fixed).replace("+ - ", "- ") if fixed else "1"
-    if fixed_text.startswith("- "):
-        fixed_text = "1 " + fixed_text
+    fixed_text, random, offsets = _parse_rhs(_split_additive(rhs, formula, rhs_start), formula)
     return ParsedFormula(
         formula=formula,
         response=response,
