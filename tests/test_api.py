@@ -98,3 +98,21 @@ def test_cli_speaks_in_flags(tmp_path, cbpp, sleep):
         r = run(*args)
         assert r.returncode == 2, r.stderr
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_warnings_point_at_the_callers_line(tmp_path):
+    """A fit's warnings name the user's file and line, whichever entry point was used."""
+    script = tmp_path / "user.py"
+    script.write_text(
+        "import warnings\n"
+        "import numpy as np, pandas as pd, multilevel\n"
+        "d = pd.DataFrame({'y': np.random.default_rng(1).normal(size=50), 'h': np.arange(50) % 3})\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    multilevel.fit('y ~ 1 + (1 | h)', d)\n"
+        "    multilevel.Model('y ~ 1 + (1 | h)', d).fit()\n"
+        "print([(x.filename, x.lineno) for x in w if x.category.__name__ == 'SingularFitWarning'])\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([(str(script), 6), (str(script), 7)])

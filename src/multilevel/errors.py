@@ -97,7 +97,7 @@ def warn(message: str, category: type[Warning]) -> None:
     import warnings
 
     here = os.path.dirname(os.path.abspath(__file__))
-    level = 1
+    level = 2  # stacklevel 1 is this function, 2 its caller
     frame: Any = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame = frame.f_back
