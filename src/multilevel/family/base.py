@@ -122,14 +122,15 @@ class Family(ABC):
     bounded_mean: bool = False
     kernel_code: int | None = None
 
-    def __init__(self, link: str | Link | None = None) -> None:
-        # imported here: the registry imports this module
-        from .registry import get_link
-
-        name = link.name if isinstance(link, Link) else (link or self.default_link)
-        if name not in self.links:
-            raise FamilyError(_link_message(name, self))
-        self.link = get_link(link or self.default_link)
+    def __init__(self, link: Link) -> None:
+        """Instances come from :func:`multilevel.family.registry.get_family`, which
+        resolves link names (this module knows no names but its own)."""
+        if link.name not in self.links:
+            raise FamilyError(
+                f"link {link.name!r} is not available for the {self.name} family; "
+                f"choose one of {', '.join(self.links)}"
+            )
+        self.link = link
 
     # ---- the distribution ------------------------------------------------
     @abstractmethod
@@ -222,15 +223,6 @@ class Family(ABC):
 
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
-
-
-def _link_message(name: str, family: Family) -> str:
-    from .registry import close_matches, link_names
-
-    known = name in link_names()
-    what = f"link {name!r} is not available for" if known else f"unknown link {name!r} for"
-    hint = close_matches(name, family.links) if not known else ""
-    return f"{what} the {family.name} family; choose one of {', '.join(family.links)}{hint}"
 
 
 # ---- helpers for concrete families ---------------------------------------

@@ -117,10 +117,20 @@ def get_family(family: str | Family, link: str | Link | None = None) -> Family:
     multilevel.errors.FamilyError: link 'sqrt' is not available for the binomial family; choose ...
     """
     if isinstance(family, Family):
-        return family if link is None else type(family)(link)
-    if not isinstance(family, str):
+        if link is None:
+            return family
+        cls = type(family)
+    elif isinstance(family, str):
+        cls = family_class(family)
+    else:
         raise FamilyError(f"family= takes a name or a Family instance, not {type(family).__name__}")
-    return family_class(family)(link)
+    name = link.name if isinstance(link, Link) else (link or cls.default_link)
+    if name not in cls.links:
+        known = name in _LINKS
+        what = f"link {name!r} is not available for" if known else f"unknown link {name!r} for"
+        hint = "" if known else close_matches(name, cls.links)
+        raise FamilyError(f"{what} the {cls.name} family; choose one of {', '.join(cls.links)}{hint}")
+    return cls(get_link(link or cls.default_link))
 
 
 def register_link(cls: type[Link], *, replace: bool = False) -> type[Link]:
