@@ -43,10 +43,9 @@ def _control(control: FitControl | None, optimizer: str | None) -> FitControl:
 
 def is_linear_model(family: Any = "gaussian", link: Any = None) -> bool:
     """Whether ``family`` and ``link`` give a linear mixed model (REML / ML from cross-products)."""
-    from .family.families import get_family
+    from .family import get_family
 
-    fam = get_family(family, link)
-    return fam.name == "gaussian" and fam.link.name == "identity"
+    return get_family(family, link).is_lmm
 
 
 class Model:
@@ -71,15 +70,15 @@ class Model:
         offset: Any = None,
         na_action: str = "omit",
     ) -> None:
-        from .family.families import get_family
+        from .family import get_family
 
         self.formula = formula
         self.family = get_family(family, link)
-        self.is_lmm = is_linear_model(self.family)
+        self.is_lmm = self.family.is_lmm
         self.spec: ModelSpec
         self.design: Design
         self.spec, self.design = build_model(
-            formula, data, family=self.family.name, weights=weights, offset=offset, na_action=na_action
+            formula, data, family=self.family, weights=weights, offset=offset, na_action=na_action
         )
 
     def graph(self) -> Any:

@@ -49,6 +49,16 @@ class ModelError(MultilevelError, ValueError):
     """A model that is not identifiable or not estimable from the data given."""
 
 
+class FamilyError(ModelError):
+    """A family or link name that is not registered, or a link the family does not take.
+
+    Raised when the model is specified (``fit``, ``Model``, ``gee``, ``sample``),
+    before any data are read; the message lists the valid names and suggests the
+    closest ones. A subclass of :class:`ModelError` (the model asked for does not
+    exist), not of :class:`DataError`: the data are not at fault.
+    """
+
+
 class ConvergenceError(MultilevelError, RuntimeError):
     """The optimizer failed outright (as opposed to a convergence *warning*)."""
 

@@ -16,7 +16,7 @@ import pytest
 
 from multilevel.datasets import load_dataset
 from multilevel.errors import ConvergenceWarning
-from multilevel.family.families import get_family
+from multilevel.family import get_family
 from multilevel.glmm.gradient import laplace_gradient
 from multilevel.glmm.pirls import GlmmProblem
 from multilevel.model.design import build_model

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import multilevel
-from multilevel.errors import DataError, FormulaError, ModelError, SeparationWarning
+from multilevel.errors import DataError, FamilyError, FormulaError, ModelError, SeparationWarning
 
 F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -95,10 +95,14 @@ def test_agq_needs_one_grouping_factor():
 
 
 def test_unknown_family_and_link(cbpp):
-    with pytest.raises(DataError, match="unknown family"):
+    # one class for every family / link name error: a ModelError, not a DataError
+    with pytest.raises(FamilyError, match=r"unknown family 'binomal'.*did you mean 'binomial'"):
         multilevel.fit(F, cbpp, family="binomal")
-    with pytest.raises(DataError, match="not available for the binomial family"):
+    with pytest.raises(FamilyError, match="not available for the binomial family; choose one of logit"):
         multilevel.fit(F, cbpp, family="binomial", link="sqrt")
+    with pytest.raises(FamilyError, match=r"unknown link 'logt' for the binomial .*did you mean 'logit'"):
+        multilevel.fit(F, cbpp, family="binomial", link="logt")
+    assert issubclass(FamilyError, ModelError) and not issubclass(FamilyError, DataError)
 
 
 def test_complete_separation_is_flagged():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 import multilevel
-from multilevel.family.families import get_family
+from multilevel.family import get_family
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

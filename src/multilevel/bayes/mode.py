@@ -43,11 +43,11 @@ def likelihood_estimates(post: Any) -> dict[str, float]:
     st = post.structure
     out = {k: float(v) for k, v in fit.fixef.items()}
     out.update(_named_covariances(st, [c.to_numpy() for c in fit.covariances.values()]))
-    if st.dispersion == "sigma":
-        out["sigma"] = float(fit.sigma) if st.marginal else math.sqrt(float(fit.estimate.disp))
-    elif st.dispersion == "shape":
-        disp = float(fit.estimate.disp)
-        out["shape"] = disp if st.family.name == "negative_binomial" else 1.0 / disp
+    if st.dispersion:
+        if st.marginal:  # an LMM fit: its sigma
+            out[st.dispersion] = float(fit.sigma)
+        else:
+            out[st.dispersion] = float(st.family.sampled_from_dispersion(float(fit.estimate.disp)))
     out.update(_group_values(st, fit.ranef_values()))
     return out
 

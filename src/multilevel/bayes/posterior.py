@@ -342,7 +342,7 @@ class PosteriorResult:
         mu = fam.link.inverse(eta)
         if kind == "mean":
             return mu
-        w = d.residual_weights if fam.name == "gaussian" else d.weights
+        w = d.residual_weights if fam.known_se else d.weights
         w = np.ones(d.n) if w is None else w
         disp = self._dispersion_draws()
         if self.spec.parsed.se is not None and d.se is None:

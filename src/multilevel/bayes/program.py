@@ -94,7 +94,7 @@ def sd_name(g: str, col: str) -> str:
 class Structure:
     """What the sampler needs to know about a model, fixed across data sets of its shape."""
 
-    family: Any  # multilevel.family.families.Family
+    family: Any  # multilevel.family.Family
     marginal: bool  # Gaussian identity: random effects integrated out
     fixed_names: tuple[str, ...]
     intercept: int | None  # index of "Intercept" among fixed effects
@@ -108,7 +108,7 @@ class Structure:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, family: Any) -> Structure:
-        marginal = family.name == "gaussian" and family.link.name == "identity"
+        marginal = family.is_lmm
         names = spec.fixed_names
         intercept = names.index("Intercept") if "Intercept" in names else None
         params: list[ParamInfo] = []
@@ -129,12 +129,9 @@ class Structure:
                     params.append(ParamInfo(cor, "cor", group=g.name, dim=t.q))
                 terms.append(Term(t.offset, t.columns, cor))
             groups.append(Group(g.name, g.levels, g.columns, tuple(terms)))
-        if family.name == "gaussian":
-            dispersion = None if spec.parsed.se is not None else "sigma"
-        elif family.has_dispersion:
-            dispersion = "shape"
-        else:
-            dispersion = None
+        # known SEs replace the dispersion of a family that takes them
+        known_se = family.known_se and spec.parsed.se is not None
+        dispersion = None if known_se else family.sampler_dispersion
         if dispersion:
             params.append(ParamInfo(dispersion, dispersion))
         return cls(family, marginal, names, intercept, tuple(groups), dispersion, tuple(params))
@@ -143,12 +140,7 @@ class Structure:
         """The family's dispersion slot from the sampled sigma / shape."""
         if self.dispersion is None:
             return 1.0
-        name = self.family.name
-        if name == "gaussian":
-            return value * value
-        if name in ("Gamma", "inverse_gaussian"):
-            return 1.0 / value
-        return value  # negative binomial: the shape itself
+        return self.family.dispersion_from_sampled(value)
 
 
 # ---------------------------------------------------------------------------

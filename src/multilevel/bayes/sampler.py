@@ -215,12 +215,12 @@ def _init_values(
         if not struct.marginal:
             z = np.linalg.solve(S, mode.T).T
             out[f"z_{g.name}"] = z + 0.1 * rng.standard_normal(z.shape)
-    if struct.dispersion == "sigma":
-        out["sigma"] = np.asarray(float(fit.sigma) * np.exp(0.1 * rng.standard_normal()))
-    elif struct.dispersion == "shape":
-        disp = float(fit.estimate.disp)
-        shape = disp if struct.family.name == "negative_binomial" else 1.0 / disp
-        out["shape"] = np.asarray(shape * np.exp(0.1 * rng.standard_normal()))
+    if struct.dispersion:
+        if struct.marginal:  # an LMM fit: its sigma
+            value = float(fit.sigma)
+        else:
+            value = float(struct.family.sampled_from_dispersion(float(fit.estimate.disp)))
+        out[struct.dispersion] = np.asarray(value * np.exp(0.1 * rng.standard_normal()))
     return out
 
 

@@ -9,6 +9,13 @@ from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_g
 from .crt import _cmd_crt_analyze, _cmd_crt_power
 
 
+def _family_help() -> str:
+    """The registry's family names (a wrong name is refused when the model is built, in one line)."""
+    from ..family import family_names
+
+    return "response family: " + ", ".join(family_names()) + " (default: gaussian)"
+
+
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prior",
@@ -42,7 +49,7 @@ def _add_fit(sub: Any) -> None:
     p_fit.add_argument(
         "--family",
         default="gaussian",
-        help="gaussian (default), binomial, poisson, Gamma, inverse_gaussian, negative_binomial",
+        help=_family_help(),
     )
     p_fit.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
     p_fit.add_argument(
@@ -70,7 +77,7 @@ def _add_sample(sub: Any) -> None:
     )
     p_smp.add_argument("data", help="CSV or Parquet file")
     p_smp.add_argument("formula", help='model formula, e.g. "y ~ x + (1 | g)"')
-    p_smp.add_argument("--family", default="gaussian")
+    p_smp.add_argument("--family", default="gaussian", help=_family_help())
     _add_sampling_options(p_smp)
     p_smp.add_argument(
         "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
@@ -85,7 +92,7 @@ def _add_gee(sub: Any) -> None:
     p_gee.add_argument("data", help="CSV or Parquet file")
     p_gee.add_argument("formula", help='model formula without random effects, e.g. "y ~ arm + x"')
     p_gee.add_argument("--groups", required=True, help="column identifying the clusters")
-    p_gee.add_argument("--family", default="gaussian", help="gaussian, binomial, poisson, Gamma, ...")
+    p_gee.add_argument("--family", default="gaussian", help=_family_help())
     p_gee.add_argument("--link", default=None, help="link function (default: canonical)")
     p_gee.add_argument(
         "--corstr",
@@ -114,7 +121,7 @@ def _add_graph(sub: Any) -> None:
     )
     p_graph.add_argument("data", help="CSV or Parquet file")
     p_graph.add_argument("formula")
-    p_graph.add_argument("--family", default="gaussian")
+    p_graph.add_argument("--family", default="gaussian", help=_family_help())
     p_graph.add_argument(
         "-o", "--output", default=None, help="write .svg, .png or .dot instead of printing DOT"
     )
@@ -131,7 +138,7 @@ def _add_report(sub: Any) -> None:
     p_rep.add_argument("data", help="CSV or Parquet file")
     p_rep.add_argument("formula")
     p_rep.add_argument("-o", "--output", default="report.html")
-    p_rep.add_argument("--family", default="gaussian")
+    p_rep.add_argument("--family", default="gaussian", help=_family_help())
     p_rep.add_argument(
         "--nagq", type=int, default=None, help="GLMMs: 1 = Laplace (default), up to 25 = quadrature"
     )

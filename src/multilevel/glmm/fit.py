@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
-from ..family.families import Family
+from ..family import Family
 from ..lmm.inference import SINGULAR_TOL
 from ..lmm.solution import vcov_beta
 from ..model.design import Design
@@ -353,7 +353,7 @@ SEPARATION_ETA = 20.0
 
 def separation_message(family: Family, est: GlmmEstimate, offset: np.ndarray) -> str | None:
     """A message when fitted probabilities reach 0 or 1 (separation), else None."""
-    if family.name != "binomial":
+    if not family.bounded_mean:
         return None
     eta = est.pirls.eta - offset
     n_extreme = int(np.sum(np.abs(eta) > SEPARATION_ETA))

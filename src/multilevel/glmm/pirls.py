@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning
-from ..family.families import Family
+from ..family import Family
 from ..linalg.blocked import PairSchur, PairStructure
 from ..linalg.crossprod import CrossProductBuilder, CrossProducts
 from ..lmm.objective import Factor, LmmObjective
@@ -98,16 +98,17 @@ class GlmmProblem:
         q1, n1q1 = b.layout.q1, b.layout.n1 * b.layout.q1
         self._V = np.ascontiguousarray(np.concatenate([b.v1, b.zv], axis=1), dtype=float)
         self._idx = np.concatenate([b.codes1[:, None] * q1 + np.arange(q1)[None, :], n1q1 + b.zc], axis=1)
-        self.compiled = compiled
+        # a family without a kernel code runs its row passes in NumPy
+        self._family_code = -1 if family.kernel_code is None else family.kernel_code
+        self.compiled = compiled and self._family_code >= 0
         # per builder (u alone; u and beta): the Schur update's pair structure where it
         # pays, and the rows' products of X for the compiled pass
         self._fixed: dict[bool, tuple[PairStructure | None, Any]] = {}
         for joint, builder in ((False, self.builder_u), (True, self.builder_ub)):
             xx = None
             if self.compiled:
-                from ..linalg.kernels import FAMILY_CODES, x_outer
+                from ..linalg.kernels import x_outer
 
-                self._family_code = FAMILY_CODES[family.name]
                 xx = x_outer(builder.X)
             self._fixed[joint] = (_pair_structure(builder), xx)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..family.families import Family
+from ..family import Family
 from ..linalg.threads import blas_threads
 from ..lmm.solution import conditional_variances
 from ..model.design import Design, design_for
@@ -59,10 +59,9 @@ class GlmmResult(MixedFitMixin):
 
     @property
     def sigma(self) -> float:
-        """Residual SD for the Gaussian family, else 1 (as lme4's ``sigma()`` for binomial/Poisson)."""
-        if self.family.name in ("gaussian", "Gamma", "inverse_gaussian"):
-            return math.sqrt(self.estimate.disp)
-        return 1.0
+        """The family's residual scale (as lme4's ``sigma()``): sqrt of a scale dispersion
+        (Gaussian, Gamma, inverse Gaussian), else 1 (binomial, Poisson, negative binomial)."""
+        return self.family.residual_sd(self.estimate.disp)
 
     @cached_property
     def _hessian(self) -> np.ndarray:
@@ -126,7 +125,7 @@ class GlmmResult(MixedFitMixin):
 
     @property
     def _residual_row(self) -> tuple[float, float] | None:
-        if self.family.name == "gaussian":
+        if self.family.residual_row:
             return (self.estimate.disp, math.sqrt(self.estimate.disp))
         return None
 

@@ -8,8 +8,11 @@ weights and response and all the cross-products (in the dense layout of
 ``Z Lambda u`` in one more. The transcendental functions (inverse link, its
 derivative, log densities) stay in NumPy, whose vectorized versions were
 measured faster here than Numba's scalar ones; only the families' variance
-functions are repeated below (by code, checked against
-:mod:`multilevel.family.families` in ``tests/glmm/test_kernels.py``).
+functions are repeated below, selected by an int code that each family declares
+as its ``kernel_code`` (0 binomial, 1 Poisson, 2 Gaussian, 3 Gamma, 4 inverse
+Gaussian, 5 negative binomial; checked against the families' own variance
+functions in ``tests/glmm/test_kernels.py``). A family without a code runs
+PIRLS in NumPy.
 
 Numba compiles on first use and caches on disk (``cache=True``); this module is
 imported only when a GLMM is fitted, so ``import multilevel`` and LMM fits
@@ -22,15 +25,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
-
-FAMILY_CODES = {
-    "binomial": 0,
-    "poisson": 1,
-    "gaussian": 2,
-    "Gamma": 3,
-    "inverse_gaussian": 4,
-    "negative_binomial": 5,
-}
 
 
 class XOuter(NamedTuple):

@@ -1,6 +1,6 @@
 """The array functions a formula needs, for NumPy or JAX from one source.
 
-Densities (:meth:`multilevel.family.families.Family.logpdf`) and inverse links
+Densities (:meth:`multilevel.family.Family.logpdf`) and inverse links
 are written once against an :class:`ArrayOps`: the likelihood fits call them
 with :data:`NUMPY`, the Bayesian sampler with :func:`jax_ops`, so the two
 paths cannot drift apart.

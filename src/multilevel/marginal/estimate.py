@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ..family.families import Family
+from ..family import Family
 from .correlation import WorkingCorrelation
 
 

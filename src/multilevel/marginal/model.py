@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from ..family.families import get_family
+from ..family import Family, get_family
 from ..formula import parse_formula
 from ..model.data import check_columns, check_finite, complete_rows, to_pandas
 from ..model.design import factor_codes
@@ -20,7 +20,7 @@ from .variance import covariances
 
 
 def _design(
-    formula: str, df: pd.DataFrame, fam_name: str
+    formula: str, df: pd.DataFrame, family: Family
 ) -> tuple[np.ndarray, np.ndarray, list[str], Any, np.ndarray | None, np.ndarray | None]:
     from formulaic import model_matrix
 
@@ -38,7 +38,7 @@ def _design(
         raise FormulaError(f"cannot build the design: {exc}", formula) from exc
     X = np.asarray(mm.rhs.to_numpy(dtype=float))
     trials = None
-    if fam_name == "binomial":
+    if family.trials_response:
         from ..model.response import binomial_response
 
         def evaluate(expr: str) -> np.ndarray:
@@ -112,7 +112,7 @@ def gee(
     order = np.argsort(codes, kind="stable")
     sub = sub.iloc[order].reset_index(drop=True)
     codes = codes[order]
-    y, X, names, fixed_spec, trials, off = _design(formula, sub, fam.name)
+    y, X, names, fixed_spec, trials, off = _design(formula, sub, fam)
     check_finite("the response", y)
     check_finite("the design", X)
     n = len(sub)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..family.families import Family
+from ..family import Family
 from .correlation import WorkingCorrelation
 from .estimate import GeeEstimate
 from .variance import METHODS

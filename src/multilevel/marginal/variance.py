@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..family.families import Family
+from ..family import Family
 from .correlation import WorkingCorrelation
 from .estimate import Clusters, GeeEstimate
 

@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.linalg
 
 from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
+from ..family import Dispersion, Family, get_family
 from ..formula import ParsedFormula, RandomTerm, parse_formula
 from .data import check_columns, check_finite, complete_rows, to_pandas
 from .spec import GroupingSpec, ModelSpec, TermSpec, ThetaMap
@@ -238,8 +239,8 @@ def build_model(
         raise DataError("no complete rows left after removing missing values")
 
     # response and fixed effects
-    fam = family if isinstance(family, str) else family.name
-    if parsed.response is None and fam != "binomial":
+    fam = get_family(family)
+    if parsed.response is None and not fam.trials_response:
         raise FormulaError(
             "cbind() responses need a binomial family: pass family='binomial'",
             parsed.formula,
@@ -258,7 +259,7 @@ def build_model(
     re_mats = {e: m for e, m in zip(re_exprs, rhs_parts[1:])}
     lhs = mm.lhs
     trials = None
-    if fam == "binomial":
+    if fam.trials_response:
         from .response import binomial_response
 
         def evaluate(expr: str) -> np.ndarray:
@@ -268,7 +269,7 @@ def build_model(
     else:
         if lhs.shape[1] != 1:
             raise DataError(
-                f"the response {parsed.response!r} expands to {lhs.shape[1]} columns; a {fam} "
+                f"the response {parsed.response!r} expands to {lhs.shape[1]} columns; a {fam.name} "
                 "model needs one numeric response column"
             )
         y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
@@ -309,7 +310,7 @@ def build_model(
     _check_identifiable(groupings, n, fam, se is not None)
     spec = ModelSpec(
         parsed=parsed,
-        family=fam,
+        family=fam.name,
         response=parsed.response or f"cbind({parsed.cbind[0]}, {parsed.cbind[1]})",  # type: ignore[index]
         fixed_spec=fixed_mm.model_spec,
         fixed_names=tuple(names),
@@ -434,13 +435,13 @@ def _groupings(
     return tuple(groupings), tm, tuple(names), codes_by_group
 
 
-def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: str, known_se: bool) -> None:
-    if known_se and family != "gaussian":
+def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: Family, known_se: bool) -> None:
+    if known_se and not family.known_se:
         raise ModelError(
-            f"se() gives known residual standard errors of a Gaussian response; the {family} family "
+            f"se() gives known residual standard errors of a Gaussian response; the {family.name} family "
             "has no residual SD to replace. Drop se() or use family='gaussian'."
         )
-    residual = family in ("gaussian", "Gamma", "inverse_gaussian") and not known_se
+    residual = family.dispersion is Dispersion.SCALE and not known_se
     for g in groupings:
         if residual and g.n_levels >= n:
             raise ModelError(

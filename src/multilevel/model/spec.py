@@ -104,7 +104,7 @@ class ModelSpec:
     """Everything needed to rebuild the design for new data and to name results."""
 
     parsed: ParsedFormula
-    family: str
+    family: str  # the family's registered name: get_family(spec.family) gives its declarations
     response: str
     fixed_spec: Any  # formulaic ModelSpec of the fixed-effect design
     fixed_names: tuple[str, ...]  # after rank-deficient columns were dropped

@@ -39,9 +39,8 @@ def format_glmm_summary(fit: GlmmFit) -> str:
     lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
     lines.append("")
     lines += random_effects_lines(fit)
-    if fit.dispersion is not None and fam.name != "gaussian":
-        label = "shape" if fam.name == "negative_binomial" else "dispersion"
-        lines.append(f"{fam.name} {label} parameter: {fit.dispersion:.4g}")
+    if fit.dispersion is not None and not fam.residual_row:
+        lines.append(f"{fam.name} {fam.dispersion_label} parameter: {fit.dispersion:.4g}")
     lines.append("")
     lines.append("Fixed effects:")
     rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]]

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..family import get_family
 from ..model.spec import ModelSpec
 
 
@@ -330,8 +331,8 @@ def model_graph(spec: ModelSpec) -> ModelGraph:
         edges.append((b, "eta"))
     nodes.append(Node("y", spec.response, "observed", "obs"))
     edges.append(("eta", "y"))
-    if spec.family in ("gaussian", "Gamma", "inverse_gaussian", "negative_binomial"):
-        label = "σ" if spec.family == "gaussian" else ("shape" if spec.family == "negative_binomial" else "φ")
-        nodes.append(Node("sigma", label, "hyper"))
+    family = get_family(spec.family)
+    if family.has_dispersion:
+        nodes.append(Node("sigma", family.dispersion_symbol, "hyper"))
         edges.append(("sigma", "y"))
     return ModelGraph(tuple(nodes), tuple(edges), tuple(plates))

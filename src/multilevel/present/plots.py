@@ -91,7 +91,7 @@ def shrinkage(fit: Any, group: str | None = None) -> Any:
     fixed = fit.design.X @ fit.fixef.to_numpy()
     if fit.design.offset is not None:
         fixed = fixed + fit.design.offset
-    if hasattr(fit, "family") and fit.family.name != "gaussian":
+    if hasattr(fit, "family") and not fit.family.is_lmm:
         raise ValueError("the shrinkage plot is drawn for linear mixed models")
     resid = y - fixed
     counts = np.bincount(codes, minlength=g.n_levels)
