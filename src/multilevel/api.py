@@ -85,7 +85,7 @@ class Model:
         """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
         from .present.graph import model_graph
 
-        return model_graph(self.spec)
+        return model_graph(self.spec, self.family)
 
     @cached_property
     def crossprods(self) -> CrossProducts:

@@ -62,7 +62,7 @@ class FitPresentation:
         """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
         from .graph import model_graph
 
-        return model_graph(self.spec)  # type: ignore[attr-defined]
+        return model_graph(self.spec, getattr(self, "family", None))  # type: ignore[attr-defined]
 
 
 class LmmFit(LmmResult, FitPresentation):

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..family import get_family
 from ..model.spec import ModelSpec
@@ -289,8 +290,11 @@ def _nested_in(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
     return len(inner) > len(outer) and set(outer) <= set(inner)
 
 
-def model_graph(spec: ModelSpec) -> ModelGraph:
+def model_graph(spec: ModelSpec, family: Any = None) -> ModelGraph:
     """The directed graphical model of a fitted or unfitted model.
+
+    ``family``: the family object (its declarations label the dispersion node);
+    by default the registered family named in the spec.
 
     Examples
     --------
@@ -331,7 +335,7 @@ def model_graph(spec: ModelSpec) -> ModelGraph:
         edges.append((b, "eta"))
     nodes.append(Node("y", spec.response, "observed", "obs"))
     edges.append(("eta", "y"))
-    family = get_family(spec.family)
+    family = get_family(spec.family) if family is None else family
     if family.has_dispersion:
         nodes.append(Node("sigma", family.dispersion_symbol, "hyper"))
         edges.append(("sigma", "y"))

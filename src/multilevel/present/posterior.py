@@ -57,7 +57,7 @@ class Posterior(PosteriorResult):
         """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
         from .graph import model_graph
 
-        return model_graph(self.spec)
+        return model_graph(self.spec, self.structure.family)
 
     def report(self, path: Any, *, title: str | None = None) -> Any:
         """Write a self-contained HTML report (model, priors, graph, tables, plots, warnings)."""
