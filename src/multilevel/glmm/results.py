@@ -20,8 +20,9 @@ from scipy import stats
 from ..family.families import Family
 from ..linalg.threads import blas_threads
 from ..lmm.solution import conditional_variances
-from ..model.design import Design, design_for
+from ..model.design import Design
 from ..model.fitted import MixedFitMixin
+from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary

@@ -11,8 +11,9 @@ import pandas as pd
 from scipy import stats
 
 from ..linalg.threads import blas_threads
-from ..model.design import Design, design_for, z_times_b
+from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
+from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df

@@ -10,6 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from ..family.families import Family
+from ..model.design import Design
+from ..model.spec import ModelSpec
 from .correlation import WorkingCorrelation
 from .estimate import GeeEstimate
 from .variance import METHODS
@@ -56,7 +58,8 @@ class GeeFit:
     family: Family
     corr: WorkingCorrelation
     names: tuple[str, ...]
-    fixed_spec: Any = field(repr=False)
+    spec: ModelSpec = field(repr=False)  # what new data needs (columns, levels, offset)
+    design: Design = field(repr=False)  # the rows used, in the data's order
     estimate: GeeEstimate = field(repr=False)
     covs: dict[str, np.ndarray] = field(repr=False)
     se_method: str
@@ -143,6 +146,11 @@ class GeeFit:
                 np.arange(self.corr.n_times)  # type: ignore[attr-defined]
             )
         )
+
+    @property
+    def fixed_spec(self) -> Any:
+        """formulaic's spec of the fixed-effect design."""
+        return self.spec.fixed_spec
 
     def predict(self, newdata: Any = None, *, type: str = "response") -> np.ndarray:
         if type not in ("link", "response"):
