@@ -5,6 +5,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import multilevel
 from multilevel.errors import DataError
@@ -146,3 +148,32 @@ def test_offset_sources(phased):
         design_for(spec, new, offset="z")
     spec, _ = build_model("Reaction ~ Days + offset(o) + (1 | Subject)", phased.assign(z=1.0), offset="z")
     np.testing.assert_array_equal(design_for(spec, new).offset, [6.0, 8.0])  # offset= plus offset()
+
+
+_PERIOD = st.one_of(st.integers(0, 6), st.sampled_from(["1", "2", "4", "x"]), st.floats(0, 5), st.none())
+_HERD = st.one_of(st.integers(0, 20), st.sampled_from(["1", "15", "zz"]), st.none())
+
+
+def _name(v):
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(_PERIOD, _HERD), max_size=8), as_category=st.booleans())
+def test_any_newdata_gives_a_design_or_our_error(cbpp_spec, rows, as_category):
+    """Whatever the values and dtypes: the design of the complete rows with each row's
+    fitted dummies, or a DataError naming 'period'; never a silent recoding."""
+    spec, _ = cbpp_spec
+    new = pd.DataFrame(rows, columns=["period", "herd"], dtype=object)
+    if as_category:
+        new = new.astype("category")
+    complete = [i for i, (p, h) in enumerate(rows) if p is not None and h is not None]
+    periods = [_name(rows[i][0]) for i in complete]
+    try:
+        d = design_for(spec, new, na_action="pass")
+    except DataError as exc:
+        assert "'period'" in str(exc) and not set(periods) <= {"1", "2", "3", "4"}
+        return
+    assert set(periods) <= {"1", "2", "3", "4"}
+    np.testing.assert_array_equal(d.rows, complete)
+    np.testing.assert_array_equal(d.X, _dummies([int(p) for p in periods]).reshape(-1, 4))
