@@ -114,6 +114,15 @@ def test_predict(sleep, ref_fit):
     assert got[0] == pytest.approx(ref_fit.fitted[0])
 
 
+def test_predict_names_missing_columns_and_keeps_incomplete_rows(ref_fit):
+    with pytest.raises(DataError, match=r"'Subject'.*not found"):
+        ref_fit.predict(pd.DataFrame({"Days": [1]}))
+    with pytest.raises(DataError, match=r"columns 'Days', 'Subject'"):
+        ref_fit.predict(pd.DataFrame({"x": [1]}))
+    pop = ref_fit.predict(pd.DataFrame({"Days": [1.0, np.nan]}), conditional=False)
+    assert pop[0] == pytest.approx(ref_fit.fixef.sum()) and np.isnan(pop[1])
+
+
 def test_fit_is_immutable_and_to_dict_is_json(ref_fit):
     import dataclasses
     import json

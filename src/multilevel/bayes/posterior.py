@@ -314,7 +314,7 @@ class PosteriorResult:
         in each draw, ``"population"`` sets them to 0, ``"error"`` refuses. ``re=False``
         predicts at the population level.
         """
-        from ..model.design import design_for
+        from ..model.newdata import design_for
 
         if kind not in ("linear", "mean", "response"):
             raise ModelError(f"kind must be 'linear', 'mean' or 'response', got {kind!r}")

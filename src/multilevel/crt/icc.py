@@ -24,7 +24,7 @@ from scipy import optimize, stats
 
 from ..errors import DataError
 from ..model.data import check_columns, to_pandas
-from ..model.design import factor_codes
+from ..model.groupings import factor_codes
 
 
 @dataclass(frozen=True)

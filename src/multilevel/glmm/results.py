@@ -20,8 +20,9 @@ from scipy import stats
 from ..family import Family
 from ..linalg.threads import blas_threads
 from ..lmm.solution import conditional_variances
-from ..model.design import Design, design_for
+from ..model.design import Design
 from ..model.fitted import MixedFitMixin
+from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
@@ -177,17 +178,29 @@ class GlmmResult(MixedFitMixin):
         type: str = "response",
         conditional: bool = True,
         new_levels: str = "error",
+        offset: Any = None,
     ) -> np.ndarray:
-        """Predictions on the link (``type="link"``) or response scale."""
+        """Predictions on the link (``type="link"``) or response scale.
+
+        ``newdata`` is encoded as the fitted data were (fitted levels matched by name,
+        an unseen fixed-effect level is a ``DataError``) and supplies the fitted
+        ``offset=`` column and the ``offset()`` terms; rows with missing values get
+        NaN. ``conditional``, ``new_levels`` and ``offset`` are as in
+        :meth:`multilevel.lmm.results.LmmFit.predict`.
+        """
         if type not in ("link", "response"):
             raise ValueError("type must be 'link' or 'response'")
+        if new_levels not in ("error", "population"):
+            raise ValueError("new_levels must be 'error' or 'population'")
         if newdata is None:
+            if offset is not None:
+                raise ValueError("offset= goes with newdata; the data used already have their offset")
             eta = self.problem.offset + self.problem.X @ self.estimate.beta
             if conditional:
                 eta = self.estimate.pirls.eta
-        else:
-            d = design_for(self.spec, newdata)
-            eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
-            if conditional:
-                eta = eta + self._random_part(d, new_levels)
-        return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+            return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+        d = design_for(self.spec, newdata, offset=offset, groups=conditional, na_action="pass")
+        eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
+        if conditional:
+            eta = eta + self._random_part(d, new_levels)
+        return d.to_input_rows(np.asarray(eta if type == "link" else self.family.link.inverse(eta)))

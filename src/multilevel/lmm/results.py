@@ -11,8 +11,9 @@ import pandas as pd
 from scipy import stats
 
 from ..linalg.threads import blas_threads
-from ..model.design import Design, design_for, z_times_b
+from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
+from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
@@ -144,33 +145,53 @@ class LmmResult(MixedFitMixin):
         *,
         conditional: bool = True,
         new_levels: str = "error",
+        offset: Any = None,
     ) -> np.ndarray:
         """Predictions for the data used or for ``newdata``.
 
         Parameters
         ----------
+        newdata:
+            A table (any type ``fit`` accepts) with the predictor columns, encoded as
+            in the fit: a fitted categorical column matches new values by level name
+            (an integer 1 is the level ``"1"``) and an unseen level is a ``DataError``.
+            The fitted ``offset=`` column and the formula's ``offset()`` terms are read
+            from it. Rows with missing values get NaN (lme4's ``na.action = na.pass``).
         conditional:
             Include the conditional modes of the random effects (lme4's default);
-            ``False`` gives population-level predictions (``re.form = NA``).
+            ``False`` gives population-level predictions (``re.form = NA``), which
+            need no grouping columns.
         new_levels:
             ``"error"`` (default) refuses grouping levels the model has not seen;
             ``"population"`` predicts them at the population level (random effect
             zero), as lme4's ``allow.new.levels = TRUE``.
+        offset:
+            The ``offset=`` part for ``newdata`` (a column name or one value per row)
+            instead of the fitted column; required when the fit's ``offset=`` was an array.
+
+        Examples
+        --------
+        >>> import multilevel
+        >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+        >>> bool(abs(m.predict(multilevel.load_dataset("sleepstudy"))[0] - m.fitted[0]) < 1e-9)
+        True
         """
         if new_levels not in ("error", "population"):
             raise ValueError("new_levels must be 'error' or 'population'")
         if newdata is None:
+            if offset is not None:
+                raise ValueError("offset= goes with newdata; the data used already have their offset")
             if conditional:
                 return self.fitted.copy()
             eta = self.design.X @ self.solution.beta
             return eta + (self.design.offset if self.design.offset is not None else 0.0)
-        d = design_for(self.spec, newdata)
+        d = design_for(self.spec, newdata, offset=offset, groups=conditional, na_action="pass")
         eta = d.X @ self.solution.beta
         if d.offset is not None:
             eta = eta + d.offset
         if conditional:
             eta = eta + self._random_part(d, new_levels)
-        return eta
+        return d.to_input_rows(eta)
 
     def predict_interval(
         self, newdata: Any = None, *, level: float = 0.95, conditional: bool = True, new_levels: str = "error"

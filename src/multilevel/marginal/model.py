@@ -1,4 +1,5 @@
-"""``multilevel.gee``: data in, clusters formed and checked, estimates and SEs out."""
+"""``multilevel.gee``: data in through the shared materializer, clusters formed and
+checked, estimates and SEs out."""
 
 from __future__ import annotations
 
@@ -6,52 +7,15 @@ import itertools
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ..errors import DataError, FormulaError
-from ..family import Family, get_family
-from ..formula import parse_formula
-from ..model.data import check_columns, check_finite, complete_rows, to_pandas
-from ..model.design import factor_codes
+from ..errors import DataError
+from ..family import get_family
+from ..model.data import check_columns, to_pandas
+from ..model.design import Design, build_model
 from .correlation import make_correlation
 from .estimate import Clusters, gee_fit
 from .results import GeeFit, choose_se
 from .variance import covariances
-
-
-def _design(
-    formula: str, df: pd.DataFrame, family: Family
-) -> tuple[np.ndarray, np.ndarray, list[str], Any, np.ndarray | None, np.ndarray | None]:
-    from formulaic import model_matrix
-
-    parsed = parse_formula(formula)
-    if parsed.random:
-        raise FormulaError(
-            "GEE formulas have no random-effects terms; give the clusters with groups=",
-            formula,
-            parsed.random[0].span,
-        )
-    lhs = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
-    try:
-        mm = model_matrix(f"{lhs} ~ {parsed.fixed}", df, na_action="ignore")
-    except Exception as exc:
-        raise FormulaError(f"cannot build the design: {exc}", formula) from exc
-    X = np.asarray(mm.rhs.to_numpy(dtype=float))
-    trials = None
-    if family.trials_response:
-        from ..model.response import binomial_response
-
-        def evaluate(expr: str) -> np.ndarray:
-            return model_matrix(f"I({expr}) ~ 1", df, na_action="ignore").lhs.to_numpy(dtype=float).ravel()
-
-        y, trials = binomial_response(parsed.response, parsed.cbind, df, evaluate)
-    else:
-        y = np.asarray(mm.lhs.to_numpy(dtype=float)).ravel()
-    off = None
-    for expr in parsed.offsets:
-        o = model_matrix(f"I({expr}) ~ 1", df, na_action="ignore").lhs.to_numpy(dtype=float).ravel()
-        off = o if off is None else off + o
-    return y, X, [str(c) for c in mm.rhs.columns], mm.rhs.model_spec, trials, off
 
 
 def gee(
@@ -91,62 +55,35 @@ def gee(
     >>> m.se_method
     'kc'
     """
-    df = to_pandas(data)
     fam = get_family(family, link)
-    check_columns(df, [groups], "groups=")
-    if df[groups].isna().any():
-        raise DataError(
-            f"the cluster column {groups!r} has {int(df[groups].isna().sum())} missing values; every "
-            "row needs a cluster: fill them in or drop those rows first"
-        )
+    df = to_pandas(data)
     if time is not None:
         check_columns(df, [time], "time=")
-    from ..model.design import _names_in
-
-    cols = {str(c) for c in df.columns}
-    used = _names_in(formula, cols) + [groups] + ([time] if time else [])
-    used += [a for a in (weights, offset) if isinstance(a, str)]
-    mask, _ = complete_rows(df, used, na_action)
-    sub = df.loc[mask].reset_index(drop=True)
-    codes, levels = factor_codes(sub, (groups,))
-    order = np.argsort(codes, kind="stable")
-    sub = sub.iloc[order].reset_index(drop=True)
-    codes = codes[order]
-    y, X, names, fixed_spec, trials, off = _design(formula, sub, fam)
-    check_finite("the response", y)
-    check_finite("the design", X)
-    n = len(sub)
-    w = np.ones(n)
-    if weights is not None:
-        w = np.asarray(
-            sub[weights] if isinstance(weights, str) else np.asarray(weights)[mask][order], dtype=float
-        )
-    if trials is not None:
-        w = w * trials
-    offv = np.zeros(n) if off is None else off
-    if offset is not None:
-        offv = offv + np.asarray(
-            sub[offset] if isinstance(offset, str) else np.asarray(offset)[mask][order], dtype=float
-        )
+    spec, design = build_model(
+        formula,
+        df,
+        family=fam.name,
+        weights=weights,
+        offset=offset,
+        na_action=na_action,
+        cluster=groups,
+        also_complete=(time,) if time is not None else (),
+    )
+    y, X, w, offv, codes, t_sorted = _by_cluster(design, None if time is None else df[time].to_numpy())
     fam.check(y, w)
-    K = len(levels)
-    if K < 2:
-        raise DataError(f"GEE needs at least 2 clusters; {groups!r} has {K}")
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=K))])
-    times = _time_positions(sub, time, starts, corstr, groups)
-    n_times = int(max(t.max() for t in times)) + 1
-    corr = make_correlation(corstr, n_times)
-    clusters = Clusters(starts=starts, times=times)
-    p = X.shape[1]
+    clusters = _clusters(codes, t_sorted, spec.cluster, time, corstr)
+    corr = make_correlation(corstr, int(max(t.max() for t in clusters.times)) + 1)
     est = gee_fit(y, X, w, offv, clusters, fam, corr)
     covs = covariances(X, y, w, clusters, fam, corr, est)
-    method, reason = choose_se(se, clusters.sizes, p)
+    method, reason = choose_se(se, clusters.sizes, X.shape[1])
+    indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
     return GeeFit(
         formula=formula,
         family=fam,
         corr=corr,
-        names=tuple(names),
-        fixed_spec=fixed_spec,
+        names=spec.fixed_names,
+        spec=spec,
+        design=design,
         estimate=est,
         covs=covs,
         se_method=method,
@@ -155,43 +92,59 @@ def gee(
         groups=groups,
         y=y,
         w=w,
-        n_missing=int((~mask).sum()),
-        qic=_qic(
-            y,
-            w,
-            est,
-            fam,
-            X,
-            covs,
-            gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1)),
-        ),
+        n_missing=spec.n_missing,
+        qic=_qic(y, w, est, fam, X, covs, indep),
     )
 
 
+def _by_cluster(
+    design: Design, time_values: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """y, X, weights, offset, cluster codes and times with each cluster's rows together
+    (a stable sort: the data's order within a cluster is kept)."""
+    assert design.clusters is not None
+    order = np.argsort(design.clusters, kind="stable")
+    n = design.n
+    w = np.ones(n) if design.weights is None else design.weights[order]
+    off = np.zeros(n) if design.offset is None else design.offset[order]
+    t = None if time_values is None else time_values[design.rows][order]
+    return design.y[order], design.X[order], w, off, design.clusters[order], t
+
+
+def _clusters(
+    codes: np.ndarray, t_sorted: np.ndarray | None, cluster: Any, time: str | None, corstr: str
+) -> Clusters:
+    """Where each cluster's rows start and their time positions."""
+    K = cluster.n_levels
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=K))])
+    return Clusters(starts=starts, times=_time_positions(t_sorted, time, starts, corstr, cluster.levels))
+
+
 def _time_positions(
-    sub: pd.DataFrame, time: str | None, starts: np.ndarray, corstr: str, groups: str
+    t_all: np.ndarray | None, time: str | None, starts: np.ndarray, corstr: str, levels: tuple[str, ...]
 ) -> list[np.ndarray]:
+    """Each cluster's time positions (row order without ``time``), checked for ``corstr``."""
     out = []
-    for a, b in itertools.pairwise(starts):
-        if time is None:
+    for k, (a, b) in enumerate(itertools.pairwise(starts)):
+        if t_all is None:
             out.append(np.arange(b - a))
             continue
-        t = sub[time].to_numpy()[a:b]
+        t = t_all[a:b]
         if np.any(np.diff(t) < 0):
             raise DataError(
-                f"time {time!r} is not sorted within cluster {sub[groups].iloc[a]!r}; sort the rows by "
+                f"time {time!r} is not sorted within cluster {levels[k]!r}; sort the rows by "
                 "cluster and time first"
             )
         if np.any(np.diff(t) == 0) and corstr in ("ar1", "unstructured"):
             raise DataError(
-                f"cluster {sub[groups].iloc[a]!r} has repeated times in {time!r}; {corstr} needs one "
+                f"cluster {levels[k]!r} has repeated times in {time!r}; {corstr} needs one "
                 "observation per time"
             )
         tt = np.asarray(t, dtype=float)
         if np.any(tt != np.round(tt)):
             raise DataError(f"time {time!r} must hold integer time points for {corstr}")
         out.append(tt.astype(np.int64))
-    if time is not None:
+    if t_all is not None:
         lo = min(int(t.min()) for t in out)
         out = [t - lo for t in out]
     return out

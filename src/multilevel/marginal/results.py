@@ -10,6 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from ..family import Family
+from ..model.design import Design
+from ..model.spec import ModelSpec
 from .correlation import WorkingCorrelation
 from .estimate import GeeEstimate
 from .variance import METHODS
@@ -56,7 +58,8 @@ class GeeFit:
     family: Family
     corr: WorkingCorrelation
     names: tuple[str, ...]
-    fixed_spec: Any = field(repr=False)
+    spec: ModelSpec = field(repr=False)  # what new data needs (columns, levels, offset)
+    design: Design = field(repr=False)  # the rows used, in the data's order
     estimate: GeeEstimate = field(repr=False)
     covs: dict[str, np.ndarray] = field(repr=False)
     se_method: str
@@ -144,19 +147,34 @@ class GeeFit:
             )
         )
 
-    def predict(self, newdata: Any = None, *, type: str = "response") -> np.ndarray:
+    @property
+    def fixed_spec(self) -> Any:
+        """formulaic's spec of the fixed-effect design."""
+        return self.spec.fixed_spec
+
+    def predict(self, newdata: Any = None, *, type: str = "response", offset: Any = None) -> np.ndarray:
+        """Marginal means (``type="response"``) or linear predictors (``"link"``).
+
+        Without ``newdata``: the rows used in the fit, in their order in the data.
+        ``newdata`` is encoded as the fitted data were (fitted levels matched by name,
+        an unseen level is a ``DataError``), supplies the fitted ``offset=`` column and
+        the formula's ``offset()`` terms, and needs no cluster column; rows with
+        missing values get NaN. ``offset`` replaces the fitted ``offset=`` source for
+        ``newdata`` (required when it was an array).
+        """
         if type not in ("link", "response"):
             raise ValueError("type must be 'link' or 'response'")
         if newdata is None:
-            eta = self.estimate.eta
+            if offset is not None:
+                raise ValueError("offset= goes with newdata; the data used already have their offset")
+            d = self.design
         else:
-            from ..model.data import to_pandas
+            from ..model.newdata import design_for
 
-            X = np.asarray(
-                self.fixed_spec.get_model_matrix(to_pandas(newdata), na_action="ignore").to_numpy(dtype=float)
-            )
-            eta = X @ self.estimate.beta
-        return np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+            d = design_for(self.spec, newdata, offset=offset, groups=False, na_action="pass")
+        eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
+        out = np.asarray(eta if type == "link" else self.family.link.inverse(eta))
+        return out if newdata is None else d.to_input_rows(out)
 
     def summary(self) -> str:
         from ..present.text import _pval, _stars, _table

@@ -58,6 +58,19 @@ def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formu
     )
 
 
+def missing_rows(df: pd.DataFrame, columns: Iterable[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Boolean mask of the rows with no missing value in ``columns``, and the count per column."""
+    # column by column: a DataFrame of the used columns costs more than the test
+    mask = np.ones(len(df), dtype=bool)
+    per_col: dict[str, int] = {}
+    for c in dict.fromkeys(columns):
+        na = df[c].isna().to_numpy()
+        if na.any():
+            per_col[c] = int(na.sum())
+            mask &= ~na
+    return mask, per_col
+
+
 def complete_rows(
     df: pd.DataFrame, columns: Iterable[str], na_action: str
 ) -> tuple[np.ndarray, dict[str, int]]:
@@ -68,17 +81,7 @@ def complete_rows(
     """
     if na_action not in NA_ACTIONS:
         raise DataError(f"na_action must be one of {NA_ACTIONS}, got {na_action!r}")
-    cols = list(dict.fromkeys(columns))
-    if not cols:
-        return np.ones(len(df), dtype=bool), {}
-    # column by column: a DataFrame of the used columns costs more than the test
-    mask = np.ones(len(df), dtype=bool)
-    per_col: dict[str, int] = {}
-    for c in cols:
-        na = df[c].isna().to_numpy()
-        if na.any():
-            per_col[c] = int(na.sum())
-            mask &= ~na
+    mask, per_col = missing_rows(df, columns)
     n_drop = int((~mask).sum())
     if n_drop:
         detail = ", ".join(f"{c} ({k})" for c, k in per_col.items())
@@ -95,6 +98,23 @@ def complete_rows(
     return mask, per_col
 
 
+def strings_as_objects(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """``df`` with the string columns among ``columns`` as object columns.
+
+    formulaic treats object (and pandas' default ``str``) columns as categorical but
+    nullable ``string`` and Arrow string columns as numbers; as objects every table
+    type's strings are the same categorical variable.
+    """
+    fix = {}
+    for c in dict.fromkeys(columns):
+        dtype = df[c].dtype
+        if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            continue
+        if pd.api.types.is_string_dtype(dtype) and dtype != "str":
+            fix[c] = df[c].astype(object)
+    return df.assign(**fix) if fix else df
+
+
 def check_finite(name: str, values: np.ndarray) -> None:
     """Raise a DataError when a numeric array holds inf or nan."""
     if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
@@ -103,3 +123,21 @@ def check_finite(name: str, values: np.ndarray) -> None:
             f"{name} has {bad} non-finite value{'s' if bad > 1 else ''} (inf or nan); "
             "remove those rows or transform the variable"
         )
+
+
+def row_vector(arg: Any, df: pd.DataFrame, mask: np.ndarray, what: str) -> np.ndarray | None:
+    """A per-row argument (``weights=``, ``offset=``): a column of ``df`` or an array with
+    one value per row of ``df``, as finite floats on the rows in ``mask``."""
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        check_columns(df, [arg], f"{what}=")
+        values = df[arg].to_numpy()[mask]
+    else:
+        values = np.asarray(arg)
+        if values.shape != (len(df),):
+            raise DataError(f"{what} has shape {values.shape}; expected one value per row ({len(df)},)")
+        values = values[mask]
+    values = np.asarray(values, dtype=float)
+    check_finite(what, values)
+    return values

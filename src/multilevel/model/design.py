@@ -1,14 +1,20 @@
-"""Materialize a parsed formula on data: response, fixed design X, and grouping blocks.
+"""The one materializer: (formula, data) -> a frozen spec and the arrays of the model.
 
-``build_model`` turns (formula, data) into a frozen :class:`~multilevel.model.spec.ModelSpec`
-and a :class:`Design` of arrays. ``design_for`` rebuilds the fixed and random
-design of new data from the same spec (prediction, simulation).
+:func:`build_model` serves every model: mixed models (random terms required) and,
+with ``cluster=``, marginal models (GEE: no random terms, each row's cluster code).
+It reads pandas, polars, Arrow or a dict of arrays; drops incomplete rows (counted,
+reported, ``na_action``); codes the response (binomial forms); builds the fixed
+design (rank-deficient columns dropped with a warning), the grouping blocks or
+clusters, prior weights (times binomial trials), the offset (``offset()`` terms
+plus ``offset=``) and known SEs; and checks that the model is identifiable. The
+spec records what new data needs; :func:`multilevel.model.newdata.design_for`
+rebuilds the arrays of new data from it.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +24,13 @@ import scipy.linalg
 
 from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
 from ..family import Dispersion, Family, get_family
-from ..formula import ParsedFormula, RandomTerm, parse_formula
-from .data import check_columns, check_finite, complete_rows, to_pandas
-from .spec import GroupingSpec, ModelSpec, TermSpec, ThetaMap
+from ..formula import ParsedFormula, parse_formula
+from .columns import names_in, predictor_names, record_columns
+from .data import check_columns, check_finite, complete_rows, row_vector, strings_as_objects, to_pandas
+from .groupings import factor_codes, grouping_blocks, term_values
+from .matrices import expression, model_matrix
+from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
 
-_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
 RANK_TOL = 1e-7
 
 
@@ -36,7 +44,12 @@ class GroupingData:
 
 @dataclass(frozen=True)
 class Design:
-    """The numbers of a model: one row per observation."""
+    """The numbers of a model: one row per observation used.
+
+    ``rows`` gives each row's position in the input table and ``n_input`` that
+    table's length (None: every row, in order); :meth:`to_input_rows` puts per-row
+    results back in the input's rows.
+    """
 
     y: np.ndarray
     X: np.ndarray
@@ -44,6 +57,9 @@ class Design:
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
     se: np.ndarray | None = None
+    clusters: np.ndarray | None = None  # (n,) cluster codes of a marginal model
+    rows: np.ndarray | None = None
+    n_input: int | None = None
 
     @property
     def n(self) -> int:
@@ -56,6 +72,15 @@ class Design:
             return self.weights
         inv = 1.0 / self.se**2
         return inv if self.weights is None else self.weights * inv
+
+    def to_input_rows(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per row of the design) at their rows of the input table; NaN
+        for the input rows the design left out (missing values)."""
+        if self.rows is None or self.n_input is None or self.n_input == self.n:
+            return values
+        out = np.full(self.n_input, np.nan)
+        out[self.rows] = values
+        return out
 
 
 def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
@@ -71,89 +96,6 @@ def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
         ok = g.codes >= 0
         out[ok] += np.einsum("ij,ij->i", g.values[ok], bk[g.codes[ok]])
     return out
-
-
-def _names_in(expr: str, columns: set[str]) -> list[str]:
-    out = []
-    for m in _IDENT.finditer(expr):
-        name = m.group(1) or m.group(2)
-        if name in columns:
-            out.append(name)
-    return out
-
-
-def _level_name(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def factor_codes(df: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Codes and level names of the (interaction of the) grouping columns.
-
-    Categorical columns keep their level order; others are sorted (as R's
-    ``factor()`` does). Unused levels are dropped; interaction levels are
-    named ``"a:b"`` with the first factor varying slowest.
-    """
-    combined = np.zeros(len(df), dtype=np.int64)
-    level_lists: list[list[str]] = []
-    for name in factors:
-        col = df[name]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            codes = col.cat.codes.to_numpy().astype(np.int64)
-            levels = [_level_name(v) for v in col.cat.categories.tolist()]
-        else:
-            codes, uniques = pd.factorize(col, sort=True)
-            codes = codes.astype(np.int64)
-            levels = [_level_name(v) for v in uniques.tolist()]
-        combined = combined * len(levels) + codes
-        level_lists.append(levels)
-    if len(factors) == 1 and np.all(np.bincount(combined, minlength=len(level_lists[0])) > 0):
-        return combined, tuple(level_lists[0])  # every level used: the codes are final
-    used, inverse = np.unique(combined, return_inverse=True)
-    names = []
-    for code in used:
-        parts = []
-        for levels in reversed(level_lists):
-            code, r = divmod(int(code), len(levels))
-            parts.append(levels[r])
-        names.append(":".join(reversed(parts)))
-    return inverse.astype(np.int64), tuple(names)
-
-
-def _codes_for_levels(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
-    """Codes of new data against known levels; new levels get -1, -2, ... (one code each)."""
-    keys = df[list(factors)].astype(object).map(_level_name)
-    joined = keys.iloc[:, 0] if len(factors) == 1 else keys.apply(":".join, axis=1)
-    lookup = {lev: i for i, lev in enumerate(levels)}
-    new: dict[str, int] = {}
-    out = np.empty(len(df), dtype=np.int64)
-    for i, k in enumerate(joined):
-        code = lookup.get(k)
-        if code is None:
-            code = new.setdefault(k, -1 - len(new))
-        out[i] = code
-    return out
-
-
-def _matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
-    from formulaic import model_matrix
-
-    try:
-        if isinstance(spec_or_formula, str):
-            return model_matrix(spec_or_formula, df, na_action="ignore")
-        return spec_or_formula.get_model_matrix(df, na_action="ignore")
-    except FormulaError:
-        raise
-    except Exception as exc:  # formulaic raises many exception types
-        raise FormulaError(f"cannot build the design for {spec_or_formula!s}: {exc}", formula) from exc
-
-
-def _lme4_order(terms: list[RandomTerm], nlevels: list[int]) -> list[int]:
-    """lme4's term order: by decreasing levels (``rev(order(nl))``) if any differ."""
-    if all(a == nlevels[0] for a in nlevels):
-        return list(range(len(terms)))
-    return list(reversed(sorted(range(len(terms)), key=lambda i: nlevels[i])))
 
 
 def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -176,94 +118,77 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     return X[:, keep], [names[i] for i in keep], dropped
 
 
-def _vector(arg: Any, df: pd.DataFrame, mask: np.ndarray, what: str) -> np.ndarray | None:
-    if arg is None:
-        return None
-    if isinstance(arg, str):
-        check_columns(df, [arg], f"{what}=")
-        values = df[arg].to_numpy()[mask]
-    else:
-        values = np.asarray(arg)
-        if values.shape != (len(df),):
-            raise DataError(f"{what} has shape {values.shape}; expected one value per row ({len(df)},)")
-        values = values[mask]
-    values = np.asarray(values, dtype=float)
-    check_finite(what, values)
-    return values
-
-
-def build_model(
-    formula: str | ParsedFormula,
-    data: Any,
-    *,
-    family: Any = "gaussian",
-    weights: Any = None,
-    offset: Any = None,
-    na_action: str = "omit",
-) -> tuple[ModelSpec, Design]:
-    """Parse ``formula`` and materialize it on ``data``.
-
-    Examples
-    --------
-    >>> from multilevel.datasets import load_dataset
-    >>> spec, design = build_model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
-    >>> spec.fixed_names, [g.name for g in spec.groupings], design.X.shape
-    (('Intercept', 'Days'), ['Subject'], (180, 2))
-    """
-    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
-    df = to_pandas(data)
-    if not parsed.random:
+def _check_terms(parsed: ParsedFormula, cluster: str | None) -> None:
+    span = (0, len(parsed.formula))
+    if cluster is None and not parsed.random:
         raise FormulaError(
             "formula contains no random-effects term such as (1 | group); this is not a mixed "
             "model. Add a grouping term, or use an ordinary regression package.",
             parsed.formula,
-            (0, len(parsed.formula)),
+            span,
         )
+    if cluster is not None and parsed.random:
+        raise FormulaError(
+            "GEE formulas have no random-effects terms; give the clusters with groups=",
+            parsed.formula,
+            parsed.random[0].span,
+        )
+    if cluster is not None and parsed.se is not None:
+        raise FormulaError("se() (known residual SEs) is for mixed models, not GEE", parsed.formula, span)
+
+
+def _used_columns(parsed: ParsedFormula, df: pd.DataFrame, weights: Any, offset: Any) -> list[str]:
+    """Every column the model reads, checked to exist; missing values in them drop a row."""
     cols = {str(c) for c in df.columns}
-    exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or ""]
-    if parsed.cbind:
-        exprs += list(parsed.cbind)
-    used = [n for e in exprs for n in _names_in(e, cols)]
+    exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or "", *(parsed.cbind or ())]
+    used = [n for e in exprs for n in names_in(e, cols)]
     for t in parsed.random:
-        used += _names_in(t.expr, cols)
+        used += names_in(t.expr, cols)
     group_cols = [f for t in parsed.random for f in t.factors]
     check_columns(df, group_cols, "a random-effects grouping")
-    used += group_cols
     extra = [a for a in (weights, offset) if isinstance(a, str)]
     check_columns(df, extra, "weights=/offset=")
-    mask, per_col = complete_rows(df, used + extra, na_action)
-    n_missing = int((~mask).sum())
-    sub = df.loc[mask] if n_missing else df
-    sub = sub.reset_index(drop=True)
-    if len(sub) == 0:
-        raise DataError("no complete rows left after removing missing values")
+    return list(dict.fromkeys(used + group_cols + extra))
 
-    # response and fixed effects
-    fam = get_family(family)
+
+def _check_cluster(df: pd.DataFrame, cluster: str) -> None:
+    check_columns(df, [cluster], "groups=")
+    n_na = int(df[cluster].isna().sum())
+    if n_na:
+        raise DataError(
+            f"the cluster column {cluster!r} has {n_na} missing values; every row needs a cluster: "
+            "fill them in or drop those rows first"
+        )
+
+
+def _matrices(parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame) -> tuple[Any, Any, dict[str, Any]]:
+    """formulaic's response, fixed-effect and random-term matrices, built in one pass."""
+    re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
+    lhs_expr = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
+    joined = f"{lhs_expr} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
+    try:
+        mm = model_matrix(joined, sub, parsed.formula)
+    except FormulaError:
+        _raise_missing(parsed, df)
+        raise
+    rhs_parts = mm.rhs if re_exprs else (mm.rhs,)
+    return mm.lhs, rhs_parts[0], dict(zip(re_exprs, rhs_parts[1:]))
+
+
+def _response(parsed: ParsedFormula, sub: pd.DataFrame, lhs: Any, fam: Family) -> tuple[np.ndarray, Any]:
+    """The response as numbers (binomial: proportions) and the binomial trials (or None)."""
     if parsed.response is None and not fam.trials_response:
         raise FormulaError(
             "cbind() responses need a binomial family: pass family='binomial'",
             parsed.formula,
             (0, parsed.formula.index("~")),
         )
-    re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
-    lhs_expr = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
-    joined = f"{lhs_expr} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
-    try:
-        mm = _matrix(joined, sub, parsed.formula)
-    except FormulaError:
-        _raise_missing(parsed, df)
-        raise
-    rhs_parts = mm.rhs if re_exprs else (mm.rhs,)
-    fixed_mm = rhs_parts[0]
-    re_mats = {e: m for e, m in zip(re_exprs, rhs_parts[1:])}
-    lhs = mm.lhs
     trials = None
     if fam.trials_response:
         from .response import binomial_response
 
         def evaluate(expr: str) -> np.ndarray:
-            return _matrix(f"I({expr}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+            return expression(expr, sub, parsed.formula)
 
         y, trials = binomial_response(parsed.response, parsed.cbind, sub, evaluate)
     else:
@@ -279,35 +204,118 @@ def build_model(
             f"the response {parsed.response or parsed.cbind} is constant ({y[0]:g}); there is nothing "
             "to model (for a binary response: every outcome is the same)"
         )
-    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
-    check_finite("the fixed-effect design", X_full)
-    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
+    return y, trials
 
-    groupings, theta_map, theta_names, codes_by_group = _groupings(parsed, sub, re_mats)
-    group_data = []
-    for g in groupings:
-        vals = np.column_stack([_term_values(t, sub, parsed.formula, re_mats) for t in g.terms])
-        group_data.append(GroupingData(codes=codes_by_group[g.name], values=vals))
 
-    w = _vector(weights, df, mask, "weights")
+def _known_parts(
+    parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame, mask: np.ndarray, weights: Any, offset: Any
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Prior weights, the offset (``offset=`` plus ``offset()`` terms) and known SEs."""
+    w = row_vector(weights, df, mask, "weights")
     if w is not None and np.any(w < 0):
         raise DataError("weights must be non-negative; found negative values")
-    if trials is not None:
-        w = trials if w is None else w * trials
-    off = _vector(offset, df, mask, "offset")
+    off = row_vector(offset, df, mask, "offset")
     for expr in parsed.offsets:
-        o = _matrix(f"I({expr}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        o = expression(expr, sub, parsed.formula)
         check_finite(f"offset({expr})", o)
         off = o if off is None else off + o
     se = None
     if parsed.se is not None:
-        se = _matrix(f"I({parsed.se}) ~ 1", sub, parsed.formula).lhs.to_numpy(dtype=float).ravel()
+        se = expression(parsed.se, sub, parsed.formula)
         check_finite(f"se({parsed.se})", se)
         if np.any(se <= 0):
             raise DataError(f"se({parsed.se}) must be positive")
+    return w, off, se
 
-    n = len(y)
-    _check_identifiable(groupings, n, fam, se is not None)
+
+def _random_part(
+    parsed: ParsedFormula, sub: pd.DataFrame, re_mats: dict[str, Any], cluster: str | None
+) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...], tuple[GroupingData, ...]]:
+    """The grouping blocks, theta layout and names, and the blocks' numbers (none for GEE)."""
+    if cluster is not None:
+        return (), ThetaMap(*(np.zeros(0, dtype=np.int64) for _ in range(3))), (), ()
+    groupings, theta_map, theta_names, codes = grouping_blocks(parsed, sub, re_mats)
+    group_data = tuple(
+        GroupingData(
+            codes=codes[g.name],
+            values=np.column_stack([term_values(t, sub, parsed.formula, re_mats) for t in g.terms]),
+        )
+        for g in groupings
+    )
+    return groupings, theta_map, theta_names, group_data
+
+
+def _cluster_codes(sub: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray | None, GroupingSpec | None]:
+    """A marginal model's cluster codes and levels (None, None for a mixed model)."""
+    if cluster is None:
+        return None, None
+    codes, levels = factor_codes(sub, (cluster,))
+    if len(levels) < 2:
+        raise DataError(f"GEE needs at least 2 clusters; {cluster!r} has {len(levels)}")
+    return codes, GroupingSpec(name=cluster, factors=(cluster,), levels=levels, terms=())
+
+
+def _source(arg: Any) -> str | None:
+    """What the spec records of a per-row argument: its column, ARRAY_ARG or None."""
+    return arg if isinstance(arg, str) or arg is None else ARRAY_ARG
+
+
+def build_model(
+    formula: str | ParsedFormula,
+    data: Any,
+    *,
+    family: Any = "gaussian",
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+    cluster: str | None = None,
+    also_complete: Sequence[str] = (),
+) -> tuple[ModelSpec, Design]:
+    """Parse ``formula`` and materialize it on ``data``.
+
+    Parameters
+    ----------
+    weights, offset:
+        Column names or arrays (one value per row of ``data``).
+    na_action:
+        ``"omit"`` drops incomplete rows with a warning that counts them, ``"raise"``
+        refuses them.
+    cluster:
+        A marginal model (GEE): the column of the clusters. The formula then has no
+        random terms and the design carries each row's cluster code.
+    also_complete:
+        More columns whose missing values drop a row (GEE's ``time=``).
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> spec, design = build_model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
+    >>> spec.fixed_names, [g.name for g in spec.groupings], design.X.shape
+    (('Intercept', 'Days'), ['Subject'], (180, 2))
+    """
+    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    _check_terms(parsed, cluster)
+    df = to_pandas(data)
+    used = _used_columns(parsed, df, weights, offset)
+    if cluster is not None:
+        _check_cluster(df, cluster)
+    mask, per_col = complete_rows(df, [*used, *([cluster] if cluster else []), *also_complete], na_action)
+    sub = strings_as_objects((df if mask.all() else df.loc[mask]).reset_index(drop=True), used)
+    if len(sub) == 0:
+        raise DataError("no complete rows left after removing missing values")
+    clusters, cluster_spec = _cluster_codes(sub, cluster)
+    fam = get_family(family)
+    lhs, fixed_mm, re_mats = _matrices(parsed, sub, df)
+    y, trials = _response(parsed, sub, lhs, fam)
+    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
+    check_finite("the fixed-effect design", X_full)
+    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
+    groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster)
+    w, off, se = _known_parts(parsed, sub, df, mask, weights, offset)
+    if trials is not None:
+        w = trials if w is None else w * trials
+    _check_identifiable(groupings, len(y), fam, se is not None)
+    mm_specs = [fixed_mm.model_spec, *(m.model_spec for m in re_mats.values())]
     spec = ModelSpec(
         parsed=parsed,
         family=fam.name,
@@ -318,13 +326,16 @@ def build_model(
         groupings=groupings,
         theta_map=theta_map,
         theta_names=theta_names,
-        nobs=n,
-        n_missing=n_missing,
+        nobs=len(y),
+        n_missing=int((~mask).sum()),
         missing_by_column=per_col,
-        weights=weights if isinstance(weights, str) else ("<array>" if weights is not None else None),
-        has_offset=off is not None,
+        weights=_source(weights),
+        offset=_source(offset),
+        columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs),
+        cluster=cluster_spec,
     )
-    design = Design(y=y, X=X, groups=tuple(group_data), weights=w, offset=off, se=se)
+    rows = np.flatnonzero(mask)
+    design = Design(y, X, group_data, w, off, se, clusters=clusters, rows=rows, n_input=len(df))
     return spec, design
 
 
@@ -350,91 +361,6 @@ def _raise_missing(parsed: ParsedFormula, df: pd.DataFrame) -> None:
     check_columns(df, dict.fromkeys(missing), "the formula")
 
 
-def _term_values(
-    t: TermSpec, df: pd.DataFrame, formula: str, cache: dict[str, Any] | None = None
-) -> np.ndarray:
-    if t.mm_spec is None:  # intercept-only term
-        return np.ones((len(df), 1))
-    m = cache[t.expr] if cache and t.expr in cache else _matrix(t.mm_spec, df, formula)
-    vals = np.asarray(m.to_numpy(dtype=float))
-    check_finite(f"random-effects term ({t.expr})", vals)
-    return vals
-
-
-def _groupings(
-    parsed: ParsedFormula, df: pd.DataFrame, re_mats: dict[str, Any]
-) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...], dict[str, np.ndarray]]:
-    terms = list(parsed.random)
-    levels = {}
-    codes_by_group = {}
-    for t in terms:
-        if t.group not in levels:
-            codes_by_group[t.group], levels[t.group] = factor_codes(df, t.factors)
-        if len(levels[t.group]) < 2:
-            raise DataError(
-                f"grouping factor {t.group!r} has {len(levels[t.group])} level in the data used; "
-                "a random effect needs at least 2 levels (drop the term or check the data)"
-            )
-    order = _lme4_order(terms, [len(levels[t.group]) for t in terms])
-    block_names: list[str] = []
-    block_terms: dict[str, list[tuple[RandomTerm, Any, list[str]]]] = {}
-    for i in order:
-        t = terms[i]
-        if t.expr == "1":
-            mm_spec, colnames = None, ["Intercept"]
-        else:
-            m = re_mats[t.expr] if t.expr in re_mats else _matrix(t.expr, df, parsed.formula)
-            mm_spec, colnames = m.model_spec, [str(c) for c in m.columns]
-        if not colnames:
-            raise FormulaError(f"random-effects term {t} has no columns", parsed.formula, t.span)
-        if t.group not in block_terms:
-            block_names.append(t.group)
-            block_terms[t.group] = []
-        block_terms[t.group].append((t, mm_spec, colnames))
-    groupings = []
-    for name in block_names:
-        offset = 0
-        tspecs = []
-        seen: set[str] = set()
-        for t, mm_spec, colnames in block_terms[name]:
-            dup = seen.intersection(colnames)
-            if dup:
-                raise FormulaError(
-                    f"random effect {', '.join(sorted(dup))} appears twice for grouping factor "
-                    f"{name!r}; each column may enter one term per factor",
-                    parsed.formula,
-                    t.span,
-                )
-            seen.update(colnames)
-            tspecs.append(TermSpec(expr=t.expr, columns=tuple(colnames), mm_spec=mm_spec, offset=offset))
-            offset += len(colnames)
-        first = block_terms[name][0][0]
-        groupings.append(
-            GroupingSpec(name=name, factors=first.factors, levels=levels[name], terms=tuple(tspecs))
-        )
-    # theta in lme4 order: terms in sorted order, lower triangle column-wise
-    blocks, rows, cols, names = [], [], [], []
-    counters = {name: 0 for name in block_names}
-    for i in order:
-        t = terms[i]
-        b = block_names.index(t.group)
-        tspec = groupings[b].terms[counters[t.group]]
-        counters[t.group] += 1
-        for c in range(tspec.q):
-            for r in range(c, tspec.q):
-                blocks.append(b)
-                rows.append(tspec.offset + r)
-                cols.append(tspec.offset + c)
-                lab = tspec.columns[c] if r == c else f"{tspec.columns[r]}.{tspec.columns[c]}"
-                names.append(f"{t.group}.{lab}")
-    tm = ThetaMap(
-        block=np.array(blocks, dtype=np.int64),
-        row=np.array(rows, dtype=np.int64),
-        col=np.array(cols, dtype=np.int64),
-    )
-    return tuple(groupings), tm, tuple(names), codes_by_group
-
-
 def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: Family, known_se: bool) -> None:
     if known_se and not family.known_se:
         raise ModelError(
@@ -456,37 +382,3 @@ def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: Fam
             "covariance and the residual variance are not identifiable. Simplify the "
             "random-effects terms (fewer slopes or (x || g))."
         )
-
-
-def design_for(spec: ModelSpec, newdata: Any, *, need_response: bool = False) -> Design:
-    """Rebuild X and the grouping blocks of ``newdata`` with the fitted spec.
-
-    Level codes are negative (-1, -2, ..., one per distinct level) for levels the
-    model has not seen.
-    """
-    df = to_pandas(newdata).reset_index(drop=True)
-    m = _matrix(spec.fixed_spec, df, spec.formula)
-    names = list(m.columns)
-    X = np.asarray(m.to_numpy(dtype=float))[:, [names.index(c) for c in spec.fixed_names]]
-    groups = []
-    for g in spec.groupings:
-        check_columns(df, g.factors, "the grouping factors")
-        codes = _codes_for_levels(df, g.factors, g.levels)
-        vals = np.column_stack([_term_values(t, df, spec.formula) for t in g.terms])
-        groups.append(GroupingData(codes=codes, values=vals))
-    y = np.full(len(df), np.nan)
-    if need_response and spec.response in df.columns:
-        y = df[spec.response].to_numpy(dtype=float)
-    off = None
-    for expr in spec.parsed.offsets:
-        o = _matrix(f"I({expr}) ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
-        off = o if off is None else off + o
-    se = None
-    if spec.parsed.se is not None and all(
-        c in df.columns for c in _names_in(spec.parsed.se, set(df.columns))
-    ):
-        try:
-            se = _matrix(f"I({spec.parsed.se}) ~ 1", df, spec.formula).lhs.to_numpy(dtype=float).ravel()
-        except FormulaError:
-            se = None
-    return Design(y=y, X=X, groups=tuple(groups), offset=off, se=se)

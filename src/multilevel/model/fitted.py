@@ -113,10 +113,11 @@ class MixedFitMixin:
         for g, gd in zip(self.spec.groupings, design.groups):
             unseen = gd.codes < 0
             if unseen.any() and new_levels == "error":
+                k, n_new = int(unseen.sum()), int(-gd.codes.min())
                 raise DataError(
-                    f"newdata has {int(unseen.sum())} rows with levels of {g.name!r} not in the fitted "
-                    "model; pass new_levels='population' to predict them at the population level, "
-                    "or conditional=False"
+                    f"newdata has {k} row{'s' if k > 1 else ''} with {n_new} level{'s' if n_new > 1 else ''} "
+                    f"of {g.name!r} not in the fitted model; pass new_levels='population' to predict "
+                    "them at the population level, or conditional=False"
                 )
         from .design import z_times_b
 

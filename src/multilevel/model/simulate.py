@@ -55,7 +55,7 @@ def prediction_interval(
     fit: Any, newdata: Any = None, *, level: float = 0.95, conditional: bool = True, new_levels: str = "error"
 ) -> pd.DataFrame:
     """Point predictions with standard errors and intervals for new observations (LMMs)."""
-    from .design import design_for
+    from .newdata import design_for
 
     d = fit.design if newdata is None else design_for(fit.spec, newdata)
     beta = fit.fixef.to_numpy()

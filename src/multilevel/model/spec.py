@@ -1,10 +1,12 @@
 """Frozen model specification: what a formula means once it has met the data.
 
 A :class:`ModelSpec` records the fixed-effect design (formulaic's spec, so new data
-can be materialized the same way), each grouping factor with its levels and terms,
-and how the relative covariance parameters theta fill each factor's template
-``T`` (``Lambda = blockdiag(T_k for each level)``). The numbers themselves live in
-a :class:`~multilevel.model.design.Design`.
+can be materialized the same way), every data column the formula evaluates with
+the kind and levels it had (so new data is encoded by the fitted levels, not by
+its own dtypes), each grouping factor with its levels and terms, where the offset
+and weights came from, and how the relative covariance parameters theta fill each
+factor's template ``T`` (``Lambda = blockdiag(T_k for each level)``). The numbers
+themselves live in a :class:`~multilevel.model.design.Design`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,29 @@ from typing import Any
 import numpy as np
 
 from ..formula import ParsedFormula
+
+ARRAY_ARG = "<array>"  # weights= or offset= was given as an array, not a column name
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one data column entered the formula's predictors (fixed part, random-term
+    expressions, ``offset()`` terms).
+
+    ``categorical`` columns keep the categories formulaic encoded, in its order
+    (``levels``: the fitted values themselves, unused categories included) and the
+    level names that had fitted rows (``observed``); new data is matched to them by
+    name, so an integer 1 finds the level ``"1"``. ``contrasts`` names formulaic's
+    coding where the column is encoded directly (``"treatment"``), else None.
+    Numeric columns keep their dtype.
+    """
+
+    name: str
+    categorical: bool
+    dtype: str
+    levels: tuple[Any, ...] = ()
+    observed: tuple[str, ...] = ()
+    contrasts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,12 +140,26 @@ class ModelSpec:
     nobs: int
     n_missing: int = 0
     missing_by_column: dict[str, int] = field(default_factory=dict)
-    weights: str | None = None
-    has_offset: bool = False
+    weights: str | None = None  # the weights= column, ARRAY_ARG for an array, None for none
+    offset: str | None = None  # the offset= column, ARRAY_ARG for an array, None for none
+    columns: tuple[ColumnSpec, ...] = ()  # every column the predictors evaluate
+    cluster: GroupingSpec | None = None  # a marginal model's clusters (no terms), else None
 
     @property
     def formula(self) -> str:
         return self.parsed.formula
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the linear predictor has a known part (``offset=`` or ``offset()`` terms)."""
+        return self.offset is not None or bool(self.parsed.offsets)
+
+    def column(self, name: str) -> ColumnSpec:
+        """The record of one predictor column (KeyError if the formula does not use it)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
     @property
     def p(self) -> int:
