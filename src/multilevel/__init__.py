@@ -28,7 +28,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "Model", "sample"):
+    if name in ("fit", "gee", "Model", "sample"):
         from . import api
 
         return getattr(api, name)
@@ -44,10 +44,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module(".crt", __name__)
-    if name == "gee":
-        from .marginal import gee
-
-        return gee
     if name == "parse_formula":
         from .formula import parse_formula
 

@@ -26,7 +26,7 @@ from .linalg.threads import blas_threads
 from .model.design import Design, build_model
 from .model.spec import ModelSpec
 
-__all__ = ["Model", "fit", "is_linear_model", "sample"]
+__all__ = ["Model", "fit", "gee", "is_linear_model", "sample"]
 
 
 def _control(control: FitControl | None, optimizer: str | None) -> FitControl:
@@ -295,3 +295,28 @@ def sample(
     """
     m = Model(formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action)
     return m.sample(priors=priors, control=control, **settings)
+
+
+def gee(formula: str, data: Any, groups: str, **options: Any) -> Any:
+    """Generalized estimating equations for clustered data, with small-sample SEs.
+
+    ``options`` are those of :func:`multilevel.marginal.model.gee` (``family``,
+    ``link``, ``corstr``, ``time``, ``se``, ``weights``, ``offset``,
+    ``na_action``); the result is a :class:`multilevel.present.gee.GeeFit`.
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.gee("y ~ arm + x", multilevel.load_dataset("crt10"), groups="cluster",
+    ...                    family="binomial")
+    >>> m.se_method
+    'kc'
+    """
+    from .marginal.model import gee as fit_gee
+    from .present.gee import GeeFit
+
+    if "result_type" in options:
+        raise ModelError(
+            "result_type is chosen by multilevel.gee; call multilevel.marginal.model.gee for another"
+        )
+    return fit_gee(formula, data, groups, result_type=GeeFit, **options)

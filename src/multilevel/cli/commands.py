@@ -180,7 +180,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_gee(args: argparse.Namespace) -> int:
-    from ..marginal import gee
+    from ..api import gee
 
     data = _read_table(args.data)
     return _run_and_report(

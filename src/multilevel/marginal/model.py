@@ -14,7 +14,7 @@ from ..model.data import check_columns, to_pandas
 from ..model.design import Design, build_model
 from .correlation import make_correlation
 from .estimate import Clusters, gee_fit
-from .results import GeeFit, choose_se
+from .results import GeeResult, choose_se
 from .variance import covariances
 
 
@@ -31,7 +31,8 @@ def gee(
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
-) -> GeeFit:
+    result_type: type[GeeResult] = GeeResult,
+) -> GeeResult:
     """Generalized estimating equations for clustered data, with small-sample SEs.
 
     Parameters
@@ -77,7 +78,7 @@ def gee(
     covs = covariances(X, y, w, clusters, fam, corr, est)
     method, reason = choose_se(se, clusters.sizes, X.shape[1])
     indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
-    return GeeFit(
+    return result_type(
         formula=formula,
         family=fam,
         corr=corr,

@@ -51,8 +51,11 @@ def choose_se(se: str, sizes: np.ndarray, p: int) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class GeeFit:
-    """A fitted GEE: coefficients, working correlation, scale, and SEs by every method."""
+class GeeResult:
+    """A fitted GEE: coefficients, working correlation, scale, and SEs by every method.
+
+    :func:`multilevel.gee` returns it rendered as :class:`multilevel.present.gee.GeeFit`.
+    """
 
     formula: str
     family: Family
@@ -175,72 +178,3 @@ class GeeFit:
         eta = d.X @ self.estimate.beta + (d.offset if d.offset is not None else 0.0)
         out = np.asarray(eta if type == "link" else self.family.link.inverse(eta))
         return out if newdata is None else d.to_input_rows(out)
-
-    def summary(self) -> str:
-        from ..present.text import _pval, _stars, _table
-
-        sizes = self.cluster_sizes
-        lines = [
-            f"Generalized estimating equations ({self.family.name}, {self.family.link.name} link)",
-            f"Formula: {self.formula}",
-            f"Clusters: {self.groups}, {self.n_clusters} clusters; sizes min {sizes.min()}, "
-            f"median {int(np.median(sizes))}, max {sizes.max()}; {self.nobs} observations",
-            f"Working correlation: {self.corr.describe()}"
-            + (f", alpha = {', '.join(f'{a:.4g}' for a in self.alpha)}" if self.alpha.size else ""),
-            f"Scale: {self.scale:.6g}   QIC: {self.qic:.2f}",
-            f"Standard errors: {self.se_method} ({self.se_reason})",
-        ]
-        if self.n_missing:
-            lines.append(f"({self.n_missing} rows with missing values were dropped)")
-        lines.append("")
-        ct = self.coef_table
-        stat_col, p_col = ct.columns[2], ct.columns[3]
-        rows = [["", "Estimate", "Std. Error", stat_col, p_col, "", "2.5 %", "97.5 %"]]
-        for name, r in ct.iterrows():
-            pv = float(r[p_col])
-            rows.append(
-                [
-                    str(name),
-                    f"{r['Estimate']:.5g}",
-                    f"{r['Std. Error']:.4g}",
-                    f"{r[stat_col]:.3f}",
-                    _pval(pv),
-                    _stars(pv),
-                    f"{r['2.5 %']:.4g}",
-                    f"{r['97.5 %']:.4g}",
-                ]
-            )
-        lines += _table(rows, ["l", "r", "r", "r", "r", "l", "r", "r"])
-        lines.append("")
-        lines.append("Standard errors by method:")
-        se = self.se_all
-        rows = [["", *se.columns]] + [[str(i), *(f"{v:.4g}" for v in row)] for i, row in se.iterrows()]
-        lines += _table(rows, ["l"] + ["r"] * se.shape[1])
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def to_dict(self) -> dict:
-        from ..present.text import clean
-
-        ct = self.coef_table
-        return {
-            "model": "gee",
-            "formula": self.formula,
-            "family": self.family.name,
-            "link": self.family.link.name,
-            "corstr": self.corr.name,
-            "alpha": [float(a) for a in self.alpha],
-            "scale": self.scale,
-            "n_clusters": self.n_clusters,
-            "cluster_sizes": {"min": int(self.cluster_sizes.min()), "max": int(self.cluster_sizes.max())},
-            "nobs": self.nobs,
-            "se_method": self.se_method,
-            "se_reason": self.se_reason,
-            "df": clean(self.df),
-            "qic": self.qic,
-            "coef": {str(k): {c: clean(float(v)) for c, v in r.items()} for k, r in ct.iterrows()},
-            "se_all": {m: {str(k): float(v) for k, v in self.se_all[m].items()} for m in METHODS},
-            "converged": self.estimate.converged,
-        }
