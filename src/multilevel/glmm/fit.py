@@ -113,15 +113,26 @@ def _singular_vector_term(spec: ModelSpec, theta: np.ndarray) -> bool:
 def _two_stages(
     prob: GlmmProblem, nagq: int, theta0: np.ndarray, *, quick_stage1: bool, gradient: bool
 ) -> GlmmEstimate:
+    """lme4's two stages: theta (and the dispersion) with beta inside PIRLS, then
+    everything on the Laplace or quadrature deviance (``nagq = 0`` stops after one)."""
+    stage1, r1, disp1 = _stage1(prob, theta0, quick_stage1=quick_stage1)
+    theta1 = np.asarray(stage1.end[: prob.spec.theta_map.size])
+    if nagq == 0:
+        return GlmmEstimate(theta1, r1.beta, disp1, r1.laplace_deviance, r1, stage1, stage1, prob)
+    return _stage2(prob, nagq, stage1, r1, theta1, disp1, gradient=gradient)
+
+
+def _stage1(
+    prob: GlmmProblem, theta0: np.ndarray, *, quick_stage1: bool
+) -> tuple[OptSummary, PirlsResult, float]:
+    """Stage 1: theta (and log dispersion) by BOBYQA, beta inside PIRLS."""
     family, spec = prob.family, prob.spec
     tm = spec.theta_map
     k = tm.size
-    p = len(spec.fixed_names)
     has_disp = family.has_dispersion
     mu_bar = np.full_like(prob.y, np.average(prob.y, weights=prob.w0))
     disp0 = max(family.default_dispersion(prob.y, mu_bar, prob.w0), 1e-8) if has_disp else 1.0
 
-    # ---- stage 1: theta (and log dispersion), beta inside PIRLS -----------
     warm: dict[str, Any] = {"u": None, "beta": None}
     # a quick stage 1 only locates the optimum for stage 2: its modes need less
     # precision, and ftol 1e-4 (measured) halves it and costs stage 2 an iteration or two
@@ -152,12 +163,28 @@ def _two_stages(
     )
     stage1 = OptSummary("nlopt LN_BOBYQA (stage 1: beta in PIRLS)", tuple(x1), tuple(xs), fs, n1, sec1, code1)
     r1 = prob.pirls(xs[:k], None, math.exp(xs[k]) if has_disp else 1.0, u0=warm["u"], beta0=warm["beta"])
-    theta1, beta1 = xs[:k], r1.beta
     disp1 = math.exp(xs[k]) if has_disp else 1.0
-    if nagq == 0:
-        return GlmmEstimate(theta1, beta1, disp1, r1.laplace_deviance, r1, stage1, stage1, prob)
+    return stage1, r1, disp1
 
-    # ---- stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance
+
+def _stage2(
+    prob: GlmmProblem,
+    nagq: int,
+    stage1: OptSummary,
+    r1: PirlsResult,
+    theta1: np.ndarray,
+    disp1: float,
+    *,
+    gradient: bool,
+) -> GlmmEstimate:
+    """Stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance, by
+    L-BFGS-B on the analytic gradient where available, else BOBYQA."""
+    family, spec = prob.family, prob.spec
+    tm = spec.theta_map
+    k = tm.size
+    p = len(spec.fixed_names)
+    has_disp = family.has_dispersion
+    beta1 = r1.beta
     warm2: dict[str, Any] = {"u": r1.u}
     # the lowest deviance evaluated, with its point and PIRLS result
     best: list[tuple[float, np.ndarray, PirlsResult]] = []
