@@ -167,6 +167,51 @@ def _stage1(
     return stage1, r1, disp1
 
 
+class _Stage2Deviance:
+    """The stage-2 deviance (and its gradient) of x = (theta, beta, log dispersion),
+    PIRLS warm-started from the last finite point, the lowest point evaluated kept."""
+
+    def __init__(self, prob: GlmmProblem, nagq: int, u0: np.ndarray) -> None:
+        self.prob, self.nagq = prob, nagq
+        self.k, self.p = prob.spec.theta_map.size, len(prob.spec.fixed_names)
+        self.has_disp = prob.family.has_dispersion
+        self.u = u0
+        # the lowest deviance evaluated with the gradient, its point and PIRLS result
+        self.best: list[tuple[float, np.ndarray, PirlsResult]] = []
+
+    def at(self, theta: np.ndarray, beta: np.ndarray, disp: float) -> tuple[float, PirlsResult]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            r = self.prob.pirls(theta, beta, disp, u0=self.u)
+        if self.nagq == 1:
+            return r.laplace_deviance, r
+        return agq_deviance(self.prob, r, theta, beta, disp, self.nagq), r
+
+    def value(self, x: np.ndarray) -> float:
+        theta, beta, disp = _split(x, self.k, self.p, self.has_disp)
+        try:
+            dev, r = self.at(theta, beta, disp)
+        except (np.linalg.LinAlgError, FloatingPointError):
+            return math.inf
+        if math.isfinite(dev):
+            self.u = r.u
+        return dev
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        theta, beta, disp = _split(x, self.k, self.p, self.has_disp)
+        try:
+            dev, r = self.at(theta, beta, disp)
+            if not math.isfinite(dev):
+                return math.inf, np.zeros_like(x)
+            g = laplace_gradient(self.prob, r, theta, beta, disp)
+        except (np.linalg.LinAlgError, FloatingPointError):
+            return math.inf, np.zeros_like(x)
+        self.u = r.u
+        if not self.best or dev < self.best[0][0]:
+            self.best[:] = [(dev, x.copy(), r)]
+        return dev, g
+
+
 def _stage2(
     prob: GlmmProblem,
     nagq: int,
@@ -185,41 +230,8 @@ def _stage2(
     p = len(spec.fixed_names)
     has_disp = family.has_dispersion
     beta1 = r1.beta
-    warm2: dict[str, Any] = {"u": r1.u}
-    # the lowest deviance evaluated, with its point and PIRLS result
-    best: list[tuple[float, np.ndarray, PirlsResult]] = []
-
-    def deviance(theta: np.ndarray, beta: np.ndarray, disp: float) -> tuple[float, PirlsResult]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            r = prob.pirls(theta, beta, disp, u0=warm2["u"])
-        dev = r.laplace_deviance if nagq == 1 else agq_deviance(prob, r, theta, beta, disp, nagq)
-        return dev, r
-
-    def f2(x: np.ndarray) -> float:
-        theta, beta, disp = _split(x, k, p, has_disp)
-        try:
-            dev, r = deviance(theta, beta, disp)
-        except (np.linalg.LinAlgError, FloatingPointError):
-            return math.inf
-        if math.isfinite(dev):
-            warm2["u"] = r.u
-        return dev
-
-    def fg2(x: np.ndarray) -> tuple[float, np.ndarray]:
-        theta, beta, disp = _split(x, k, p, has_disp)
-        try:
-            dev, r = deviance(theta, beta, disp)
-            if not math.isfinite(dev):
-                return math.inf, np.zeros_like(x)
-            g = laplace_gradient(prob, r, theta, beta, disp)
-        except (np.linalg.LinAlgError, FloatingPointError):
-            return math.inf, np.zeros_like(x)
-        warm2["u"] = r.u
-        if not best or dev < best[0][0]:
-            best[:] = [(dev, x.copy(), r)]
-        return dev, g
-
+    dev2 = _Stage2Deviance(prob, nagq, r1.u)
+    deviance, f2, fg2, best = dev2.at, dev2.value, dev2.value_and_gradient, dev2.best
     x2 = np.concatenate([theta1, beta1, [math.log(disp1)] if has_disp else []])
     lower2 = np.concatenate([tm.lower_bounds, np.full(p, -np.inf), [-np.inf] if has_disp else []])
     # beta's initial steps: half the stage-1 (conditional) standard errors; measured
