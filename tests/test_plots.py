@@ -59,13 +59,18 @@ def test_glmm_caterpillar_and_graph():
     assert m.graph().plate("herd").size == 15
 
 
-def test_profile_has_its_minimum_at_the_estimate():
+def test_profile_plot_draws_zeta_for_every_parameter():
     m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
-    fig = m.plot_profile(points=15)
-    x, y = fig.axes[0].get_lines()[0].get_data()
-    assert len(x) == 15 and y.min() >= -1e-8
-    sd = m.varcorr.sd_or_corr.iloc[0]
-    assert abs(x[np.argmin(y)] - sd) <= (x[1] - x[0])  # lowest point next to the estimate
-    # the 95% cutoff (3.84) is crossed on both sides of the estimate
-    assert y[0] > 3.84 or x[0] == 0
-    assert y[-1] > 3.84
+    fig = m.plot_profile(points=6)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["sd_(Intercept)|Batch", "sigma", "Intercept"]
+    x, y = visible[1].get_lines()[0].get_data()
+    assert len(x) == 13  # six points on each side and the estimate
+    assert np.all(np.diff(y) > 0)  # zeta increases through 0 at the estimate
+    # zeta is 0 at the ML estimate (lme4 profiles REML fits on the ML deviance)
+    assert y[6] == 0 and abs(x[6] - m.profile("sigma").estimate["sigma"]) < 1e-6
+    # the 95% cutoff is crossed on both sides: the traces reach lme4's alphamax cutoff
+    assert y[0] < -1.96 and y[-1] > 1.96
+    # one panel for one parameter, by name or position
+    assert len([a for a in m.plot_profile("sigma").axes if a.get_visible()]) == 1
+    assert m.plot_profile(0).axes[0].get_title() == "sd_(Intercept)|Batch"

@@ -16,6 +16,7 @@ __all__ = [
     "FitControl",
     "Model",
     "SampleControl",
+    "anova",
     "crt",
     "fit",
     "gee",
@@ -28,7 +29,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample"):
+    if name in ("fit", "gee", "Model", "sample", "anova"):
         from . import api
 
         return getattr(api, name)

@@ -1,4 +1,4 @@
-"""Command line: ``multilevel fit | sample | report | graph | gee | crt | example``.
+"""Command line: ``multilevel fit | anova | sample | report | graph | gee | crt | example``.
 
 Errors in the input (paths, formulas, columns, data) print one line on stderr and
 exit with status 2; no tracebacks.

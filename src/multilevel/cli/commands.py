@@ -86,6 +86,11 @@ def _fit_control() -> Any:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    if getattr(args, "confint", None) is not None:
+        from .inference import _check_confint, fit_with_confint
+
+        _check_confint(args)
+        return fit_with_confint(args, _fitter(args, _read_table(args.data)))
     data = _read_table(args.data)
     return _run_and_report(
         _fitter(args, data),

@@ -7,6 +7,7 @@ from typing import Any
 
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
+from .inference import add_anova
 
 
 def _family_help() -> str:
@@ -64,6 +65,13 @@ def _add_fit(sub: Any) -> None:
         default="omit",
         help="drop rows with missing values (with a warning) or refuse them",
     )
+    p_fit.add_argument(
+        "--confint",
+        default=None,
+        metavar="METHOD",
+        help="also print confidence intervals: profile (likelihood profile, as lme4) or wald",
+    )
+    p_fit.add_argument("--level", default="0.95", help="confidence level of --confint (default 0.95)")
     p_fit.set_defaults(func=_cmd_fit)
 
 
@@ -208,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
+    add_anova(sub, _family_help(), EPILOG)
     _add_sample(sub)
     _add_gee(sub)
     _add_graph(sub)

@@ -23,6 +23,7 @@ from ..lmm.solution import conditional_variances
 from ..model.design import Design
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
+from ..model.profile import ProfileMethods
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
@@ -32,7 +33,7 @@ from .pirls import GlmmProblem
 
 
 @dataclass(frozen=True)
-class GlmmResult(MixedFitMixin):
+class GlmmResult(MixedFitMixin, ProfileMethods):
     """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``)."""
 
     spec: ModelSpec
@@ -155,6 +156,32 @@ class GlmmResult(MixedFitMixin):
     @property
     def reml_criterion(self) -> None:
         return None
+
+    # ---- profiles and intervals (ProfileMethods' hooks) ---------------------
+    @property
+    def _parameter_names(self) -> tuple[str, ...]:
+        from .profile import parameter_names
+
+        return parameter_names(self.spec, self.family)
+
+    @property
+    def _n_var(self) -> int:
+        return self.theta.size + int(self.family.has_dispersion)
+
+    def _profiler(self) -> Any:
+        from ..errors import ModelError
+        from .profile import GlmmProfiler
+
+        if self.nagq == 0:
+            raise ModelError(
+                "a nagq=0 fit does not maximize the likelihood, so it has no likelihood profile; "
+                "refit with nagq=1 (Laplace) or more"
+            )
+        est = self.estimate
+        se = self.fixef_se.to_numpy()
+        return GlmmProfiler(
+            self.problem, self.nagq, est.theta, est.beta, est.disp, self.deviance, se, est.pirls.u
+        )
 
     # ---- fitted values ------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ from ..linalg.threads import blas_threads
 from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
+from ..model.profile import ProfileMethods
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
@@ -22,7 +23,7 @@ from .solution import Solution, conditional_variances, vcov_beta
 
 
 @dataclass(frozen=True)
-class LmmResult(MixedFitMixin):
+class LmmResult(MixedFitMixin, ProfileMethods):
     """A fitted linear mixed model (REML or ML): estimates and what follows from them.
 
     Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
@@ -126,6 +127,22 @@ class LmmResult(MixedFitMixin):
     def deviance(self) -> float:
         """-2 x ML log-likelihood (for REML fits: at the REML estimates, profiled over sigma)."""
         return self.objective.criterion(self.factor, reml=False)
+
+    # ---- profiles and intervals (ProfileMethods' hooks) ---------------
+    @property
+    def _parameter_names(self) -> tuple[str, ...]:
+        from .profile import parameter_names
+
+        return parameter_names(self.objective)
+
+    @property
+    def _n_var(self) -> int:
+        return self.spec.theta_map.size + int(self.objective.sigma_fixed is None)
+
+    def _profiler(self) -> Any:
+        from .profile import LmmProfiler
+
+        return LmmProfiler(self.objective, self.theta, self.fixef_se.to_numpy())
 
     # ---- fitted values ----------------------------------------------
     @cached_property

@@ -52,11 +52,26 @@ class FitPresentation:
 
         return residuals(self)
 
-    def plot_profile(self, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
-        """Profile of the criterion over one element of theta (linear mixed models)."""
-        from .plots import profile
+    def plot_profile(
+        self, parm: Any = None, *, level: float = 0.95, points: int = 8, alphamax: float = 0.01
+    ) -> Any:
+        """lme4's profile zeta plots: one panel per parameter (or those in ``parm``: names,
+        positions, ``"theta_"`` or ``"beta_"``), with the ``level`` interval's limits.
 
-        return profile(self, index, points=points, level=level)
+        The profile is :meth:`profile` (``points`` per side, out to lme4's
+        ``alphamax`` cutoff); a matplotlib figure.
+
+        Examples
+        --------
+        >>> import multilevel
+        >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+        >>> len(m.plot_profile().axes)
+        3
+        """
+        from .profile_plots import zeta_plot
+
+        prof = self.profile(parm, points=points, alphamax=alphamax)  # type: ignore[attr-defined]
+        return zeta_plot(prof, level=level)
 
     def graph(self) -> Any:
         """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""

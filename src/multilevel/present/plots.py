@@ -1,4 +1,5 @@
-"""Pictures of likelihood fits: caterpillar, shrinkage and residual plots.
+"""Pictures of likelihood fits: caterpillar, shrinkage and residual plots (profile zeta
+plots are :mod:`multilevel.present.profile_plots`).
 
 Each function takes a fit and returns a matplotlib figure; matplotlib is imported
 only here, so ``import multilevel`` stays light. Fits expose them as methods
@@ -137,61 +138,5 @@ def residuals(fit: Any) -> Any:
         ax.set_xlabel("normal quantile")
         ax.set_ylabel("sample quantile")
         ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def profile(fit: Any, index: int = 0, *, points: int = 21, level: float = 0.95) -> Any:
-    """Profile of the REML/ML criterion over one element of theta (the others
-    re-optimized at each point), drawn on the scale of the SD it controls, with the
-    likelihood-ratio cutoff for a ``level`` interval. For linear mixed models."""
-    from ..optim.optimize import bobyqa
-
-    if getattr(fit, "family", None) is not None:
-        raise ValueError("the profile plot is drawn for linear mixed models")
-    plt = _plt()
-    obj = fit.objective
-    tm = fit.spec.theta_map
-    theta = np.asarray(fit.theta, dtype=float)
-    best = fit.optinfo.fval
-    lo_b = tm.lower_bounds
-    center = theta[index]
-    span = max(abs(center), 0.2)
-    lo = max(center - 1.5 * span, lo_b[index] if np.isfinite(lo_b[index]) else center - 1.5 * span)
-    # variance profiles are skewed to the right: reach further up than down
-    grid = np.linspace(lo, center + 3.0 * span, points)
-    others = [j for j in range(theta.size) if j != index]
-    crit: list[float] = []
-    for v in grid:
-        if not others:
-            t = theta.copy()
-            t[index] = v
-            crit.append(obj(t) - best)
-            continue
-
-        def f(x: np.ndarray, v: float = v) -> float:
-            t = theta.copy()
-            t[index] = v
-            t[others] = x
-            return obj(t)
-
-        _, fv, _, _, _ = bobyqa(f, theta[others], lo_b[others], ftol_rel=1e-10)
-        crit.append(fv - best)
-    values = np.asarray(crit)
-    cutoff = stats.chi2.ppf(level, 1)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    r, c, b = int(tm.row[index]), int(tm.col[index]), int(tm.block[index])
-    g = fit.spec.groupings[b]
-    diagonal = r == c
-    # for a scalar term the SD is sigma * theta (sigma re-estimated, shown at the fit's)
-    x = fit.sigma * np.abs(grid) if diagonal and g.q == 1 else grid
-    ax.plot(x, values, marker="o", markersize=3)
-    ax.axhline(cutoff, color="grey", linestyle="--", linewidth=1, label=f"{round(100 * level)}% LR cutoff")
-    ax.set_xlabel(
-        f"SD of {g.name} {g.columns[r]}" if diagonal and g.q == 1 else f"theta: {fit.spec.theta_names[index]}"
-    )
-    ax.set_ylabel("criterion - minimum")
-    ax.set_title("profile of the criterion")
-    ax.legend(frameon=False)
     fig.tight_layout()
     return fig
