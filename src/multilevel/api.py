@@ -409,7 +409,7 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
     >>> int(a.table.loc["m2", "Df"])
     2
     """
-    from .model.compare import compare, same_fixed_effects
+    from .model.compare import BOUNDARY, check_models, compare, same_fixed_effects
     from .present.anova import Anova
 
     if len(fits) < 2:
@@ -424,7 +424,10 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
     names = [str(n) for n in names]
     if len(names) != len(fits) or len(set(names)) != len(names):
         raise ModelError(f"names must give {len(fits)} distinct labels, one per fit; got {names!r}")
+    if boundary not in BOUNDARY:
+        raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
     criterion = _comparable(fits, names)
+    check_models(list(fits), names)  # before any refit: the same rows, and nested
     reml = [bool(getattr(f, "reml", False)) for f in fits]
     refitted: tuple[str, ...] = ()
     models = list(fits)

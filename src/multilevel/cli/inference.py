@@ -88,7 +88,11 @@ def _cmd_anova(args: argparse.Namespace) -> int:
             )
             for f in args.formulas
         ]
+    # checked and refitted outside the status line, so that an error is the only line
+    with warnings.catch_warnings(record=True) as refit_caught:
+        warnings.simplefilter("always")
         table = anova(*fits, refit=not args.no_refit, boundary=args.boundary)
+    caught = [*caught, *refit_caught]
     if args.json:
         print(json.dumps(table.to_dict(), indent=2))
     else:

@@ -34,7 +34,7 @@ from scipy import stats
 
 from ..errors import ModelError
 
-__all__ = ["BOUNDARY", "Comparison", "check_same_rows", "compare", "same_fixed_effects"]
+__all__ = ["BOUNDARY", "Comparison", "check_models", "compare", "same_fixed_effects"]
 
 BOUNDARY = ("chisq", "chibar")
 #: relative residual below which a column lies in the span of another design
@@ -164,6 +164,17 @@ def check_nested(small: Any, big: Any, names: tuple[str, str]) -> None:
         )
 
 
+def check_models(fits: list[Any], names: list[str]) -> tuple[list[Any], list[str]]:
+    """The fits ordered by their number of parameters (stably, as R's ``order``), checked
+    for the same rows and for each being nested in the next."""
+    check_same_rows(fits, names)
+    order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)
+    fits, names = [fits[i] for i in order], [names[i] for i in order]
+    for i in range(1, len(fits)):
+        check_nested(fits[i - 1], fits[i], (names[i - 1], names[i]))
+    return fits, names
+
+
 def _n_sd(fit: Any) -> int:
     tm = fit.spec.theta_map
     return int(np.sum(tm.row == tm.col))
@@ -198,11 +209,7 @@ def compare(
     ``result_type``."""
     if boundary not in BOUNDARY:
         raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
-    check_same_rows(fits, names)
-    order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)  # stable, as R's order()
-    fits, names = [fits[i] for i in order], [names[i] for i in order]
-    for i in range(1, len(fits)):
-        check_nested(fits[i - 1], fits[i], (names[i - 1], names[i]))
+    fits, names = check_models(fits, names)
     n = fits[0].design.n
     ll = np.array([float(f.loglik) for f in fits])
     npar = np.array([int(f.n_params) for f in fits])

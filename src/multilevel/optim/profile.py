@@ -144,7 +144,8 @@ class ZetaTrace:
         return self.profiler.names[self.i]
 
     def zeta(self, value: float) -> float:
-        """Signed root of the deviance increase with the parameter held at ``value``."""
+        """Signed root of the deviance increase with the parameter held at ``value`` (-+inf
+        where the deviance is not finite)."""
         value = float(value)
         hit = self.points.get(value)
         if hit is not None:
@@ -155,9 +156,10 @@ class ZetaTrace:
         inside = [v for v in self.points if (v - self.estimate) * d >= 0 and abs(v - self.estimate) <= abs(d)]
         near = min(inside, key=lambda v: abs(v - value))
         dev, rest = self.profiler.minimize(self.i, value, self.points[near][1])
-        if not math.isfinite(dev):
-            raise FloatingPointError(f"the deviance is not finite with {self.name} = {value:g}")
-        self.lowest = min(self.lowest, dev)
+        if math.isnan(dev):
+            dev = math.inf
+        if dev < self.lowest:
+            self.lowest = dev
         z = math.copysign(math.sqrt(max(dev - self.profiler.base, 0.0)), value - self.estimate)
         self.points[value] = (z, rest)
         return z
@@ -185,6 +187,9 @@ class ZetaTrace:
             if (v - bound) * direction >= 0:
                 v = bound
             z = self.zeta(v)
+            if not math.isfinite(z):  # no finite deviance there: step back in
+                v = 0.5 * (chain[-1][0] + v)
+                continue
             if direction * z >= level:
                 return self._brent(chain[-1][0], v, target)
             if v == bound:
