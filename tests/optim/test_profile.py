@@ -85,8 +85,9 @@ def test_fill_reaches_the_cutoff_with_even_points():
 
 
 def test_warm_starts_come_from_inside():
-    """A point is started from the nearest point between it and the estimate, never from
-    one further out (which may sit in another optimum of the inner problem)."""
+    """A point is started from the points between it and the estimate (the nearest, or
+    the line through the nearest two), never from one further out (which may sit in
+    another optimum of the inner problem)."""
     starts = []
 
     class Recording(Known):
@@ -100,4 +101,4 @@ def test_warm_starts_come_from_inside():
     tr.zeta(1.0)
     assert starts[-1] == (1.0, 0.0)  # from the estimate, not from 3.0
     tr.zeta(2.0)
-    assert starts[-1] == (2.0, 1.0)
+    assert starts[-1] == (2.0, 2.0)  # extrapolated along 0 -> 0 and 1 -> 1, not from 3

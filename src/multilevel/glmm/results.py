@@ -168,6 +168,10 @@ class GlmmResult(MixedFitMixin, ProfileMethods):
     def _n_var(self) -> int:
         return self.theta.size + int(self.family.has_dispersion)
 
+    @property
+    def _dense_size(self) -> int:
+        return self.estimate.pirls.objective.layout.m
+
     def _profiler(self) -> Any:
         from ..errors import ModelError
         from .profile import GlmmProfiler

@@ -139,6 +139,10 @@ class LmmResult(MixedFitMixin, ProfileMethods):
     def _n_var(self) -> int:
         return self.spec.theta_map.size + int(self.objective.sigma_fixed is None)
 
+    @property
+    def _dense_size(self) -> int:
+        return self.objective.layout.m
+
     def _profiler(self) -> Any:
         from .profile import LmmProfiler
 

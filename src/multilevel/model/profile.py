@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelError, warn
+from ..linalg.threads import blas_threads
 from ..optim.profile import BETTER_TOL, Profiler, ZetaTrace
 
 __all__ = ["METHODS", "Profile", "check_level", "check_method", "confint", "profile_model"]
@@ -216,7 +217,12 @@ def profile_model(
 class ProfileMethods:
     """``profile()`` and ``confint()`` of a fit, from its hooks: ``_profiler()`` (a
     :class:`~multilevel.optim.profile.Profiler`), ``_parameter_names``, ``_n_var`` (how many
-    of them are variance parameters), ``fixef`` and ``fixef_se``."""
+    of them are variance parameters), ``_dense_size`` (of its factor, for the BLAS thread
+    policy of :mod:`multilevel.linalg.threads`), ``fixef`` and ``fixef_se``."""
+
+    @property
+    def _dense_size(self) -> int:
+        raise NotImplementedError
 
     @property
     def _parameter_names(self) -> tuple[str, ...]:
@@ -256,7 +262,8 @@ class ProfileMethods:
         >>> round(float(pr.confint().loc["sigma", "upper"]), 2)
         67.66
         """
-        return profile_model(self._profiler(), self._n_var, parm, alphamax=alphamax, points=points)
+        with blas_threads(self._dense_size):
+            return profile_model(self._profiler(), self._n_var, parm, alphamax=alphamax, points=points)
 
     def confint(self, parm: Any = None, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
         """Confidence intervals, as lme4's ``confint(fit, parm, level, method)``.
@@ -291,6 +298,10 @@ class ProfileMethods:
         >>> round(float(ci.loc["Days", "lower"]), 3)
         7.359
         """
+        with blas_threads(self._dense_size):
+            return self._confint(parm, level, method)
+
+    def _confint(self, parm: Any, level: float, method: str) -> pd.DataFrame:
         return confint(
             self._profiler,
             self._parameter_names,

@@ -6,9 +6,9 @@ the others. :class:`ZetaTrace` turns that into lme4's signed square root
 
     zeta(v) = sign(v - v_hat) sqrt(deviance(v) - deviance_min),
 
-caching every point (each inner minimization starts from the nearest point
-already found between it and the estimate, so a trace costs a few evaluations per
-point and follows one branch of optima outward), and finds where
+caching every point (each inner minimization starts from the optimum of the
+nearest point found between it and the estimate, extrapolated along the trace, so
+a trace costs a few evaluations per point and follows one branch of optima outward), and finds where
 zeta crosses a level by bracketing along the trace with secant steps and then
 Brent's method (``scipy.optimize.brentq``) on zeta itself; a parameter whose
 profile does not reach the level before its bound (an SD before 0, a
@@ -154,8 +154,13 @@ class ZetaTrace:
         # further out may sit in another (boundary) optimum of the inner problem
         d = value - self.estimate
         inside = [v for v in self.points if (v - self.estimate) * d >= 0 and abs(v - self.estimate) <= abs(d)]
-        near = min(inside, key=lambda v: abs(v - value))
-        dev, rest = self.profiler.minimize(self.i, value, self.points[near][1])
+        inside.sort(key=lambda v: abs(v - value))
+        start = self.points[inside[0]][1]
+        if len(inside) > 1:
+            # continuation: the inner optimum extrapolated along the trace
+            (v1, v2) = inside[:2]
+            start = start + (value - v1) / (v1 - v2) * (start - self.points[v2][1])
+        dev, rest = self.profiler.minimize(self.i, value, start)
         if math.isnan(dev):
             dev = math.inf
         if dev < self.lowest:
