@@ -370,6 +370,34 @@ def _comparable(fits: tuple[Any, ...], names: list[str]) -> str:
     return "Laplace" if nagq == 1 else f"adaptive Gauss-Hermite quadrature (nagq = {nagq})"
 
 
+def _ml_or_reml(
+    fits: tuple[Any, ...], names: list[str], refit: bool, criterion: str
+) -> tuple[list[Any], tuple[str, ...], str]:
+    """The fits to compare (REML ones refitted by ML, or REML fits checked to share their
+    fixed effects), the names refitted and what logLik is."""
+    from .model.compare import same_fixed_effects
+
+    reml = [bool(getattr(f, "reml", False)) for f in fits]
+    if not any(reml):
+        return list(fits), (), criterion
+    if refit:
+        models = [_refit_ml(f) if r else f for f, r in zip(fits, reml)]
+        return models, tuple(n for n, r in zip(names, reml) if r), criterion
+    if not all(reml):
+        raise ModelError(
+            "some fits are REML and some ML: their criteria are not comparable; use refit=True "
+            "(the default) to compare them all by ML"
+        )
+    for f, n in zip(fits[1:], names[1:]):
+        if not same_fixed_effects(fits[0], f):
+            raise ModelError(
+                f"refit=False compares REML criteria, which are comparable only with the same "
+                f"fixed effects; {names[0]} and {n} differ in them. Use refit=True (the default) "
+                "to compare them by ML"
+            )
+    return list(fits), (), "REML"
+
+
 def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[str] | None = None) -> Any:
     """Likelihood-ratio tests of nested mixed models, as lme4's ``anova(m0, m1, ...)``.
 
@@ -409,7 +437,7 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
     >>> int(a.table.loc["m2", "Df"])
     2
     """
-    from .model.compare import BOUNDARY, check_models, compare, same_fixed_effects
+    from .model.compare import BOUNDARY, check_models, compare
     from .present.anova import Anova
 
     if len(fits) < 2:
@@ -428,26 +456,7 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
         raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
     criterion = _comparable(fits, names)
     check_models(list(fits), names)  # before any refit: the same rows, and nested
-    reml = [bool(getattr(f, "reml", False)) for f in fits]
-    refitted: tuple[str, ...] = ()
-    models = list(fits)
-    if refit and any(reml):
-        models = [_refit_ml(f) if r else f for f, r in zip(fits, reml)]
-        refitted = tuple(n for n, r in zip(names, reml) if r)
-    elif any(reml):
-        if not all(reml):
-            raise ModelError(
-                "some fits are REML and some ML: their criteria are not comparable; use refit=True "
-                "(the default) to compare them all by ML"
-            )
-        for f, n in zip(fits[1:], names[1:]):
-            if not same_fixed_effects(fits[0], f):
-                raise ModelError(
-                    f"refit=False compares REML criteria, which are comparable only with the same "
-                    f"fixed effects; {names[0]} and {n} differ in them. Use refit=True (the default) "
-                    "to compare them by ML"
-                )
-        criterion = "REML"
+    models, refitted, criterion = _ml_or_reml(fits, names, refit, criterion)
     return compare(
         models, names, criterion=criterion, refitted=refitted, boundary=boundary, result_type=Anova
     )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _read_table, _run_and_report
+from .common import _Elapsed, _fit_control, _read_table, _run_and_report
 
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "eight_schools": ("eight_schools", "y | se(sigma) ~ 1 + (1 | school)", {}),
@@ -75,14 +74,6 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
         na_action=args.na_action,
         control=control,
     )
-
-
-def _fit_control() -> Any:
-    """The command line fits once per process: Numba's start-up (~0.5 s) would cost more
-    than its kernels save, so they are off unless ``MULTILEVEL_NUMBA`` asks for them."""
-    from ..control import FitControl
-
-    return FitControl(compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:

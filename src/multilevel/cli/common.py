@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -30,6 +31,14 @@ def _read_table(path: str) -> Any:
     except Exception as exc:
         raise DataError(f"cannot read {path!r}: {exc}") from exc
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
+
+
+def _fit_control() -> Any:
+    """The command line fits once per process: Numba's start-up (~0.5 s) would cost more
+    than its kernels save, so they are off unless ``MULTILEVEL_NUMBA`` asks for them."""
+    from ..control import FitControl
+
+    return FitControl(compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False)
 
 
 class _Elapsed:

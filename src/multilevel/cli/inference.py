@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _read_table
+from .common import _Elapsed, _fit_control, _read_table
 
 
 def _check_confint(args: argparse.Namespace) -> tuple[str, float]:
@@ -65,7 +65,6 @@ def fit_with_confint(args: argparse.Namespace, run: Callable[[], Any]) -> int:
 def _cmd_anova(args: argparse.Namespace) -> int:
     from ..api import anova, fit, is_linear_model
     from ..errors import ModelError
-    from .commands import _fit_control
 
     if len(args.formulas) < 2:
         raise ModelError("anova compares two or more nested models: give two or more formulas")
