@@ -20,12 +20,11 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
 from ..family.families import Family
-from ..lmm.inference import SINGULAR_TOL
-from ..lmm.solution import vcov_beta
+from ..linalg import numpy_backend as la
 from ..model.design import Design
 from ..model.spec import ModelSpec
 from ..optim.numdiff import central_jacobian
-from ..optim.optimize import OptSummary, bobyqa, lbfgsb
+from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
@@ -195,7 +194,7 @@ def _two_stages(
     lower2 = np.concatenate([tm.lower_bounds, np.full(p, -np.inf), [-np.inf] if has_disp else []])
     # beta's initial steps: half the stage-1 (conditional) standard errors; measured
     # to save 15-20% of the evaluations over steps proportional to |beta|
-    Vb = vcov_beta(r1.objective, r1.factor, 1.0)
+    Vb = la.vcov_beta(r1.system, r1.factor, 1.0)
     se = np.sqrt(np.maximum(np.diag(Vb), 1e-12))
     step2 = np.concatenate([0.1 * np.maximum(np.abs(theta1), 0.1), 0.5 * se, [0.1] if has_disp else []])
     x_opt: np.ndarray | None = None
