@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import stats
 
 from ..family import Family
+from ..linalg import numpy_backend as la
 from ..linalg.threads import blas_threads
-from ..lmm.solution import conditional_variances
 from ..model.design import Design
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
@@ -75,7 +75,7 @@ class GlmmResult(MixedFitMixin):
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
         u0 = self.estimate.pirls.u
-        with blas_threads(self.estimate.pirls.objective.layout.m):
+        with blas_threads(self.estimate.pirls.system.layout.m):
             if self.nagq <= 1 and gradient_available(self.problem):
                 return hessian_from_gradient(gradient_function(self.problem, k, p, has_disp, u0), x)
             f = deviance_function(self.problem, self.nagq, k, p, has_disp, u0)
@@ -122,7 +122,7 @@ class GlmmResult(MixedFitMixin):
 
     def _condvar_blocks(self) -> list[np.ndarray]:
         r = self.estimate.pirls
-        return conditional_variances(r.objective, r.factor, 1.0)
+        return la.conditional_variances(r.system, r.factor, 1.0)
 
     @property
     def _residual_row(self) -> tuple[float, float] | None:

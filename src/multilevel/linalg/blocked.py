@@ -1,4 +1,5 @@
-"""Blocked Cholesky of ``Lambda' Z'Z Lambda + I`` bordered by ``X`` and ``y``.
+"""Kernels of the NumPy blocked Cholesky (:mod:`multilevel.linalg.numpy_backend`) of
+``Lambda' Z'Z Lambda + I`` bordered by ``X`` and ``y``.
 
 The system is split as ``[[A11, A1R], [AR1, ARR]]``. ``A11`` is block diagonal
 (one ``q1 x q1`` block per level of the first grouping factor), so its factor is a
@@ -285,31 +286,3 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"dense block not positive definite (dpotrf info={info})")
     return c
-
-
-def scale_rest(G: np.ndarray, T_blocks: list[np.ndarray], z_levels: list[int]) -> None:
-    """Apply ``G <- Lt' G Lt`` in place for ``Lt = blockdiag(Lambda_2..K, I)``.
-
-    ``G`` must hold the full symmetric matrix when any template is not 1 x 1.
-    """
-    if not T_blocks:
-        return
-    start = 0
-    all_scalar = all(T.shape[0] == 1 for T in T_blocks)
-    if all_scalar:
-        s = np.ones(G.shape[0])
-        for T, nl in zip(T_blocks, z_levels):
-            s[start : start + nl] = T[0, 0]
-            start += nl
-        G *= s[:, None]
-        G *= s[None, :]
-        return
-    m = G.shape[0]
-    for T, nl in zip(T_blocks, z_levels):
-        q = T.shape[0]
-        sl = slice(start, start + nl * q)
-        rows = G[sl].reshape(nl, q, m)
-        G[sl] = np.einsum("ba,lbj->laj", T, rows).reshape(nl * q, m)
-        cols = G[:, sl].reshape(m, nl, q)
-        G[:, sl] = np.einsum("ilb,ba->ila", cols, T).reshape(m, nl * q)
-        start += nl * q

@@ -85,7 +85,7 @@ class LmmResult(MixedFitMixin):
     # ---- inputs of the shared results (MixedFitMixin) -----------------
     @property
     def _templates(self) -> list[np.ndarray]:
-        return self.factor.templates
+        return list(self.factor.templates)
 
     @property
     def _re_scale(self) -> float:
