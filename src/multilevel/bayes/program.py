@@ -365,6 +365,22 @@ class NutsSettings:
     dense_mass: bool = False
 
 
+def potential_generator(struct: Structure, priors: dict[str, Prior]) -> Any:
+    """``data -> (u -> potential energy)``: minus the log joint density at unconstrained
+    values, with the log-Jacobian of the transforms (NumPyro's ``potential_fn_gen``)."""
+    log_joint = make_log_joint(struct, priors)
+    constrain = make_constrain(struct, priors)
+
+    def potential_gen(data: dict[str, Any]) -> Any:
+        def potential(u: dict[str, Any]) -> Any:
+            values, logdet = constrain(u)
+            return -(log_joint(data, values) + logdet)
+
+        return potential
+
+    return potential_gen
+
+
 def make_runner(
     struct: Structure,
     priors: dict[str, Prior],
@@ -391,17 +407,7 @@ def make_runner(
     import jax.numpy as jnp
     from numpyro.infer.hmc import hmc
 
-    log_joint = make_log_joint(struct, priors)
-    constrain = make_constrain(struct, priors)
-
-    def potential_gen(data: dict[str, Any]) -> Any:
-        def potential(u: dict[str, Any]) -> Any:
-            values, logdet = constrain(u)
-            return -(log_joint(data, values) + logdet)
-
-        return potential
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_generator(struct, priors), algo="NUTS")
     chains, draws, warmup = settings.chains, settings.draws, settings.warmup
     total = warmup + draws
     every = max(total * chains // 100, 1)

@@ -169,6 +169,28 @@ class GlmmProblem:
         return la.system(cp, PairSchur(pairs, np.asarray(cp.A1R)))
 
     # ---- PIRLS -------------------------------------------------------
+    def _start(
+        self,
+        Ts: list[np.ndarray],
+        disp: float,
+        fixed_beta: np.ndarray,
+        zshift: np.ndarray,
+        joint: bool,
+        u0: list[np.ndarray] | None,
+        beta0: np.ndarray | None,
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, bool]:
+        """PIRLS's first point: from the family's starting means (``fresh``: the first
+        step is taken whole) or from the warm start given."""
+        p = self.X.shape[1]
+        if u0 is None and beta0 is None and joint:
+            eta = self.family.link.link(self.mustart)
+            mu = self.family.link.inverse(eta)
+            return self._zeros_u(), np.zeros(p), eta, mu, self.cond_loglik(mu, disp), True
+        u = u0 if u0 is not None else self._zeros_u()
+        b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
+        eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
+        return u, b_cur, eta, mu, loglik, False
+
     def pirls(
         self,
         theta: np.ndarray,
@@ -195,18 +217,7 @@ class GlmmProblem:
         p = self.X.shape[1]
         fixed_beta = np.zeros(p) if beta is None else np.asarray(beta, dtype=float)
         zshift = self.offset if joint else self.offset + self.X @ fixed_beta
-        if u0 is None and beta0 is None and joint:
-            eta = self.family.link.link(self.mustart)
-            mu = self.family.link.inverse(eta)
-            u = self._zeros_u()
-            b_cur = np.zeros(p)
-            loglik = self.cond_loglik(mu, disp)
-            fresh = True
-        else:
-            u = u0 if u0 is not None else self._zeros_u()
-            b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
-            eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
-            fresh = False
+        u, b_cur, eta, mu, loglik, fresh = self._start(Ts, disp, fixed_beta, zshift, joint, u0, beta0)
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         converged = False
         it = 0
