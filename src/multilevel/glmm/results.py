@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..family import Family
 from ..linalg import numpy_backend as la
@@ -23,6 +22,7 @@ from ..linalg.threads import blas_threads
 from ..model.design import Design
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
+from ..model.pvalues import two_sided_z
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
@@ -104,7 +104,7 @@ class GlmmResult(MixedFitMixin):
     def coef_table(self) -> pd.DataFrame:
         est, se = self.fixef, self.fixef_se
         z = est / se
-        p = 2 * stats.norm.sf(np.abs(z.to_numpy()))
+        p = two_sided_z(z.to_numpy())
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
 
     # ---- inputs of the shared results -----------------------------------

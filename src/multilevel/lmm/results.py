@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..linalg.threads import blas_threads
 from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
+from ..model.pvalues import two_sided_t
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
@@ -26,7 +26,7 @@ class LmmResult(MixedFitMixin):
     """A fitted linear mixed model (REML or ML): estimates and what follows from them.
 
     Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
-    :class:`multilevel.present.fits.LmmFit`, which :func:`multilevel.fit` returns.
+    :class:`multilevel.present.lmm_fit.LmmFit`, which :func:`multilevel.fit` returns.
 
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
     ``varcorr``, ``sigma``, ``theta``, ``ranef`` / ``ranef_sd`` (conditional modes
@@ -79,7 +79,7 @@ class LmmResult(MixedFitMixin):
         """Estimate, SE, Satterthwaite df, t value and p-value per fixed effect."""
         est, se, df = self.fixef, self.fixef_se, self.df
         t = est / se
-        p = 2 * stats.t.sf(np.abs(t.to_numpy()), df.to_numpy())
+        p = two_sided_t(t.to_numpy(), df.to_numpy())
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
 
     # ---- inputs of the shared results (MixedFitMixin) -----------------

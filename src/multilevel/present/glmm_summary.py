@@ -9,7 +9,7 @@ import numpy as np
 from .text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
 
 if TYPE_CHECKING:
-    from .fits import GlmmFit
+    from .glmm_fit import GlmmFit
 
 
 def _method(fit: GlmmFit) -> str:

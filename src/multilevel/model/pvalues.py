@@ -1,0 +1,33 @@
+"""Two-sided p-values of t and z statistics from ``scipy.special``.
+
+``scipy.stats`` takes about 0.2 s to import, more than a small fit; the p-values of
+a coefficient table need only the regularized incomplete beta function and erfc:
+``P(|T_nu| > |t|) = I_{nu / (nu + t^2)}(nu / 2, 1 / 2)`` and
+``P(|Z| > |z|) = erfc(|z| / sqrt 2)``.
+
+>>> round(float(two_sided_t(2.0, 10.0)), 6)
+0.073388
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+
+def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
+    """``2 P(T_df > |t|)``; ``df = inf`` gives the normal p-value."""
+    t = np.abs(np.asarray(t, dtype=float))
+    df = np.broadcast_to(np.asarray(df, dtype=float), t.shape)
+    t2 = t * t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the complementary form where t^2 / (df + t^2) is small: 1 - x would round away
+        tail = special.betainc(df / 2.0, 0.5, df / (df + t2))
+        body = 1.0 - special.betainc(0.5, df / 2.0, t2 / (df + t2))
+        p = np.where(t2 < df, body, tail)
+    return np.where(np.isinf(df), two_sided_z(t), p)
+
+
+def two_sided_z(z: np.ndarray | float) -> np.ndarray:
+    """``2 P(Z > |z|)`` for a standard normal Z."""
+    return np.asarray(special.erfc(np.abs(np.asarray(z, dtype=float)) / np.sqrt(2.0)))
