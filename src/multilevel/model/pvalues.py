@@ -17,15 +17,15 @@ from scipy import special
 
 def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
     """``2 P(T_df > |t|)``; ``df = inf`` gives the normal p-value."""
-    t = np.abs(np.asarray(t, dtype=float))
-    df = np.broadcast_to(np.asarray(df, dtype=float), t.shape)
-    t2 = t * t
+    ta = np.abs(np.asarray(t, dtype=float))
+    dfa = np.broadcast_to(np.asarray(df, dtype=float), ta.shape)
+    t2 = ta * ta
     with np.errstate(invalid="ignore", divide="ignore"):
         # the complementary form where t^2 / (df + t^2) is small: 1 - x would round away
-        tail = special.betainc(df / 2.0, 0.5, df / (df + t2))
-        body = 1.0 - special.betainc(0.5, df / 2.0, t2 / (df + t2))
-        p = np.where(t2 < df, body, tail)
-    return np.where(np.isinf(df), two_sided_z(t), p)
+        tail = special.betainc(dfa / 2.0, 0.5, dfa / (dfa + t2))
+        body = 1.0 - special.betainc(0.5, dfa / 2.0, t2 / (dfa + t2))
+        p = np.where(t2 < dfa, body, tail)
+    return np.where(np.isinf(dfa), two_sided_z(ta), p)
 
 
 def two_sided_z(z: np.ndarray | float) -> np.ndarray:
