@@ -52,7 +52,10 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 
 class Factor(NamedTuple):
@@ -72,3 +75,18 @@ class Solution(NamedTuple):
     beta: Any  # (p,)
     u: tuple[Any, ...]  # per grouping block, (levels, q)
     b: tuple[Any, ...]  # per grouping block, b_l = T u_l
+
+
+def rest_blocks(
+    inv: Any, templates: Sequence[Any], rest: tuple[tuple[int, int], ...], sigma: Any
+) -> list[Any]:
+    """``sigma^2 T inv_ll T'`` for every level's diagonal block of ``inv`` (the inverse of
+    the dense Z part), one ``(levels, q, q)`` array per rest grouping block; either backend."""
+    out = []
+    start = 0
+    for (nl, q), T in zip(rest, templates):
+        idx = start + np.arange(nl * q).reshape(nl, q)
+        blk = inv[idx[:, :, None], idx[:, None, :]]
+        out.append(sigma**2 * (T[None] @ blk @ T.T[None]))
+        start += nl * q
+    return out

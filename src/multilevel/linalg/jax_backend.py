@@ -25,7 +25,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from .crossprod import CrossProducts, Layout, as_dense
-from .factor import Factor, Solution
+from .factor import Factor, Solution, rest_blocks
 from .lambdas import lambda_sandwich, times_lambda
 
 NAME = "jax"
@@ -207,6 +207,7 @@ def conditional_variances(system: JaxSystem, f: Factor, sigma: Any) -> list[Any]
     L1inv = solve_lower_batch(f.L1, eye1)
     inv1 = jnp.swapaxes(L1inv, 1, 2) @ L1inv
     out = []
+    invZ = jnp.zeros((0, 0))
     if mz:
         LZ = f.LS[:mz, :mz]
         LZinv = solve_triangular(LZ, jnp.eye(mz), lower=True)
@@ -219,10 +220,4 @@ def conditional_variances(system: JaxSystem, f: Factor, sigma: Any) -> list[Any]
         inv1 = inv1 + jnp.swapaxes(Y, 1, 2) @ Y
         invZ = LZinv.T @ LZinv
     out.append(sigma**2 * (T1[None] @ inv1 @ T1.T[None]))
-    start = 0
-    for (nl, q), T in zip(lay.rest, f.templates[1:]):
-        idx = start + np.arange(nl * q).reshape(nl, q)
-        blk = invZ[idx[:, :, None], idx[:, None, :]]
-        out.append(sigma**2 * (T[None] @ blk @ T.T[None]))
-        start += nl * q
-    return out
+    return out + rest_blocks(invZ, f.templates[1:], lay.rest, sigma)

@@ -21,7 +21,7 @@ from scipy.linalg import solve_triangular
 
 from .blocked import DenseSchur, PairSchur, SchurPattern, blockdiag_factor, dense_cholesky, schur_update
 from .crossprod import CrossProducts, Layout, as_dense
-from .factor import Factor, Solution
+from .factor import Factor, Solution, rest_blocks
 from .lambdas import lambda_diagonal, lambda_sandwich, times_lambda
 
 NAME = "numpy"
@@ -187,10 +187,4 @@ def conditional_variances(system: NumpySystem, f: Factor, sigma: float) -> list[
         inv1 = inv1 + np.swapaxes(Y, 1, 2) @ Y
         invZ = LZinv.T @ LZinv
     out.append(sigma**2 * (T1[None] @ inv1 @ T1.T[None]))
-    start = 0
-    for (nl, q), T in zip(lay.rest, f.templates[1:]):
-        idx = start + np.arange(nl * q).reshape(nl, q)
-        blk = invZ[idx[:, :, None], idx[:, None, :]]
-        out.append(sigma**2 * (T[None] @ blk @ T.T[None]))
-        start += nl * q
-    return out
+    return out + rest_blocks(invZ, f.templates[1:], lay.rest, sigma)
