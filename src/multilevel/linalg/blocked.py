@@ -13,6 +13,7 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +28,23 @@ def ragged_arange(counts: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     return np.arange(total, dtype=np.int64) - starts
+
+
+@runtime_checkable
+class SchurUpdate(Protocol):
+    """What every form of the update ``AR1 W A1R`` offers the factor.
+
+    ``update(W)`` takes the per-level Schur weights ``W`` (n1, q1, q1) and returns
+    the update: the whole ``(m, m)`` matrix when ``dense``, otherwise its values at
+    the flat upper-triangle positions ``targets``. :class:`DenseSchur`,
+    :class:`SchurPattern` and :class:`PairSchur` implement it;
+    :func:`schur_update` picks the cheaper of the first two for an ``A1R``.
+    """
+
+    @property
+    def dense(self) -> bool: ...
+
+    def update(self, W: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -286,3 +304,7 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"dense block not positive definite (dpotrf info={info})")
     return c
+
+
+# the forms of the update (each a SchurUpdate), for signatures whose callers narrow by type
+SchurForm = SchurPattern | DenseSchur | PairSchur

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .blocked import DenseSchur, PairSchur, SchurPattern, blockdiag_factor, dense_cholesky, schur_update
+from .blocked import (
+    DenseSchur,
+    SchurForm,
+    blockdiag_factor,
+    dense_cholesky,
+    schur_update,
+)
 from .crossprod import CrossProducts, Layout, as_dense
 from .factor import Factor, Solution, rest_blocks
 from .lambdas import lambda_diagonal, lambda_sandwich, times_lambda
@@ -34,9 +40,7 @@ class NumpySystem:
 
     __slots__ = ("A1R", "A11", "ARR", "full", "layout", "pattern", "ti", "tj", "zdiag")
 
-    def __init__(
-        self, cp: CrossProducts, pattern: SchurPattern | DenseSchur | PairSchur | None = None
-    ) -> None:
+    def __init__(self, cp: CrossProducts, pattern: SchurForm | None = None) -> None:
         lay = cp.layout
         self.layout: Layout = lay
         self.A11, self.A1R, self.ARR = cp.A11, cp.A1R, cp.ARR
@@ -48,7 +52,7 @@ class NumpySystem:
             self.ti, self.tj = np.divmod(self.pattern.targets, lay.m)
 
 
-def system(cp: CrossProducts, pattern: SchurPattern | DenseSchur | PairSchur | None = None) -> NumpySystem:
+def system(cp: CrossProducts, pattern: SchurForm | None = None) -> NumpySystem:
     """The cross-products prepared for :func:`factor`.
 
     ``pattern``: a precomputed form of the Schur update (penalized IRLS reuses the

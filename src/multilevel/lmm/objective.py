@@ -25,7 +25,7 @@ import numpy as np
 
 from ..linalg import criteria
 from ..linalg.backends import backend as linalg_backend
-from ..linalg.blocked import DenseSchur, PairSchur, SchurPattern
+from ..linalg.blocked import SchurForm
 from ..linalg.crossprod import CrossProducts
 from ..linalg.factor import Factor
 from ..model.spec import ModelSpec
@@ -124,7 +124,7 @@ class LmmObjective:
         spec: ModelSpec,
         cp: CrossProducts,
         reml: bool = True,
-        pattern: SchurPattern | DenseSchur | PairSchur | None = None,
+        pattern: SchurForm | None = None,
         backend: str = "numpy",
     ) -> None:
         self.spec = spec
@@ -157,7 +157,7 @@ class LmmObjective:
         return self.layout.p
 
     @property
-    def pattern(self) -> SchurPattern | DenseSchur | PairSchur:
+    def pattern(self) -> SchurForm:
         """The form of the Schur update (NumPy backend)."""
         return self.system.pattern
 
