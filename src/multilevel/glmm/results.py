@@ -22,7 +22,7 @@ from ..linalg.threads import blas_threads
 from ..model.design import Design
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
-from ..model.pvalues import two_sided_z
+from ..model.pvalues import two_sided_z, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
@@ -102,10 +102,12 @@ class GlmmResult(MixedFitMixin):
 
     @property
     def coef_table(self) -> pd.DataFrame:
+        """Estimate, SE, z value, p-value and the 95% Wald interval per fixed effect."""
         est, se = self.fixef, self.fixef_se
         z = est / se
         p = two_sided_z(z.to_numpy())
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
+        return table.assign(**wald_interval(est, se))
 
     # ---- inputs of the shared results -----------------------------------
     @property

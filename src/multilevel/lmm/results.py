@@ -13,7 +13,7 @@ from ..linalg.threads import blas_threads
 from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
-from ..model.pvalues import two_sided_t
+from ..model.pvalues import two_sided_t, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
@@ -42,7 +42,6 @@ class LmmResult(MixedFitMixin):
     reml: bool
     optinfo: OptSummary
     messages: tuple[str, ...] = ()
-    data_name: str = "data"
 
     # ---- parameters -------------------------------------------------
     @property
@@ -76,11 +75,13 @@ class LmmResult(MixedFitMixin):
 
     @property
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, SE, Satterthwaite df, t value and p-value per fixed effect."""
+        """Estimate, SE, Satterthwaite df, t value, p-value and the 95% Wald interval
+        (normal quantiles, as lme4's ``confint(method = "Wald")``) per fixed effect."""
         est, se, df = self.fixef, self.fixef_se, self.df
         t = est / se
         p = two_sided_t(t.to_numpy(), df.to_numpy())
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
+        return table.assign(**wald_interval(est, se))
 
     # ---- inputs of the shared results (MixedFitMixin) -----------------
     @property

@@ -1,4 +1,4 @@
-"""Two-sided p-values of t and z statistics from ``scipy.special``.
+"""Two-sided p-values of t and z statistics, and Wald intervals, from ``scipy.special``.
 
 ``scipy.stats`` takes about 0.2 s to import, more than a small fit; the p-values of
 a coefficient table need only the regularized incomplete beta function and erfc:
@@ -10,6 +10,8 @@ a coefficient table need only the regularized incomplete beta function and erfc:
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -31,3 +33,15 @@ def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
 def two_sided_z(z: np.ndarray | float) -> np.ndarray:
     """``2 P(Z > |z|)`` for a standard normal Z."""
     return np.asarray(special.erfc(np.abs(np.asarray(z, dtype=float)) / np.sqrt(2.0)))
+
+
+def wald_interval(estimate: Any, se: Any, level: float = 0.95) -> dict[str, Any]:
+    """The Wald interval ``estimate -+ z se`` as two columns named as R names them
+    (``"2.5 %"``, ``"97.5 %"``)."""
+    a = (1.0 - level) / 2.0
+    z = float(special.ndtri(1.0 - a))
+    return {_pct(a): estimate - z * se, _pct(1.0 - a): estimate + z * se}
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.3g} %"
