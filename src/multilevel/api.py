@@ -143,7 +143,7 @@ class Model:
 
     def _fit_lmm(self, reml: bool, start: Any, control: FitControl) -> Any:
         from .lmm.fit import fit_objective
-        from .present.fits import LmmFit
+        from .present.lmm_fit import LmmFit
 
         obj = self.objective(reml)
         with blas_threads(obj.layout.m):
@@ -151,7 +151,7 @@ class Model:
 
     def _fit_glmm(self, nagq: int, start: Any, control: FitControl) -> Any:
         from .glmm.driver import fit_glmm_result
-        from .present.fits import GlmmFit
+        from .present.glmm_fit import GlmmFit
 
         with blas_threads(self.crossprods.layout.m):
             return fit_glmm_result(

@@ -99,3 +99,28 @@ def test_objective_matches_dense(problem):
 
 def test_ragged_arange():
     assert ragged_arange(np.array([2, 0, 3])).tolist() == [0, 1, 0, 1, 2]
+
+
+def test_every_schur_form_offers_the_update_protocol():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from multilevel.linalg.blocked import DenseSchur, PairSchur, PairStructure, SchurPattern, SchurUpdate
+
+    rng = np.random.default_rng(0)
+    A = sp.random(6, 5, density=0.5, random_state=1, format="csr")
+    forms = [SchurPattern.build(A, 6, 1), DenseSchur.build(A, 6, 1)]
+    pat = sp.csr_matrix((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
+    forms.append(PairSchur(PairStructure.build(pat, 5), A.toarray()))
+    W = rng.uniform(size=(6, 1, 1))
+    full = A.toarray().T @ (A.toarray() * W[:, 0, :])
+    for form in forms:
+        assert isinstance(form, SchurUpdate)
+        u = form.update(W)
+        got = u if form.dense else np.zeros((5, 5)).ravel()
+        if not form.dense:
+            got[form.targets] = u
+            got = got.reshape(5, 5)
+            np.testing.assert_allclose(np.triu(got), np.triu(full), atol=1e-12)
+        else:
+            np.testing.assert_allclose(got, full, atol=1e-12)

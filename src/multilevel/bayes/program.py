@@ -3,17 +3,19 @@
 Gaussian responses with the identity link are sampled with the random effects
 integrated out: the likelihood of ``(beta, covariance, sigma)`` comes from the
 same cross-products of ``[Z X y]`` (:mod:`multilevel.linalg.crossprod`) and the same
-blocked Cholesky as the REML objective, written here in JAX:
-``M = Lambda'Z'WZ Lambda + I`` is factored as a batch of ``q1 x q1`` blocks for
-the first grouping factor and a dense Schur complement for the rest, with
-``Lambda = S / sigma`` (``S`` the lower-triangular root of each factor's
-covariance, ``diag(sd) L_cor``). The log-likelihood is
+blocked Cholesky as the REML objective, its JAX backend
+(:mod:`multilevel.linalg.jax_backend`), with ``Lambda = S / sigma`` (``S`` the
+lower-triangular root of each factor's covariance, ``diag(sd) L_cor``). The
+log-likelihood is
 
-    -1/2 [n log(2 pi sigma^2) - sum log w + log|M| + (e'We - c'c) / sigma^2],
-    e = y - X beta,  c = L^{-1} Lambda'Z'We,
+    -1/2 [n log(2 pi sigma^2) - sum log w + log|M| + r2(beta) / sigma^2],
 
-and the random effects are drawn afterwards from their exact conditional
-``b = Lambda L^{-T} (c + sigma z)``, ``z ~ N(0, I)``, once per posterior draw.
+``M = Lambda'Z'WZ Lambda + I`` and ``r2(beta)`` the penalized residual sum of
+squares at beta, both from the factor of the system with ``X beta`` moved into
+the response (:func:`multilevel.linalg.jax_backend.at_beta`,
+:func:`multilevel.linalg.criteria.marginal_loglik`). The random effects are
+drawn afterwards from their exact conditional ``b = Lambda L^{-T} (c(beta) + sigma
+z)``, ``z ~ N(0, I)``, once per posterior draw.
 No funnel, and the sampler sees only ``p + (number of covariance parameters) + 1``
 dimensions.
 
@@ -30,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..linalg.crossprod import CrossProducts, as_dense
+from ..linalg import criteria
+from ..linalg.crossprod import CrossProducts, as_dense, layout_of
 from ..linalg.ops import jax_ops
 from ..model.design import Design
 from ..model.spec import ModelSpec
@@ -149,22 +152,12 @@ class Structure:
 
 
 def marginal_data(cp: CrossProducts, xbar: np.ndarray) -> dict[str, Any]:
-    """The cross-product blocks the marginal likelihood reads (a pytree of arrays)."""
+    """The cross-products the marginal likelihood reads (a pytree of arrays), ``A1R`` dense."""
     lay = cp.layout
-    n1, q1, mz, p = lay.n1, lay.q1, lay.mz, lay.p
-    A1R = as_dense(cp.A1R).reshape(n1, q1, lay.m)
-    ARR = cp.ARR
     return {
         "A11": cp.A11,
-        "A1Z": A1R[:, :, :mz],
-        "A1X": A1R[:, :, mz : mz + p],
-        "A1y": A1R[:, :, mz + p],
-        "AZZ": ARR[:mz, :mz],
-        "AZX": ARR[:mz, mz : mz + p],
-        "AZy": ARR[:mz, mz + p],
-        "XX": ARR[mz : mz + p, mz : mz + p],
-        "Xy": ARR[mz : mz + p, mz + p],
-        "yy": np.asarray(ARR[mz + p, mz + p]),
+        "A1R": as_dense(cp.A1R).reshape(lay.n1, lay.q1, lay.m),
+        "ARR": cp.ARR,
         "n": np.asarray(float(cp.n)),
         "slw": np.asarray(cp.sum_log_weights),
         "xbar": xbar,
@@ -186,118 +179,27 @@ def row_data(design: Design, xbar: np.ndarray) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# the blocked factor in JAX
+# the blocked factor (multilevel.linalg.jax_backend)
 # ---------------------------------------------------------------------------
 
-UNROLL_MAX = 4  # batches of q x q blocks up to this size are factored elementwise
 
+def _factor(struct: Structure, data: dict[str, Any], beta: Any, Ts: list[Any]) -> tuple[Any, Any]:
+    """The marginal data's system at ``beta`` (rest ``[Z_2 ... Z_K, y - X beta]``) and its
+    blocked factor at the templates."""
+    from ..linalg import jax_backend
 
-def _chol_batch(M: Any) -> Any:
-    """Cholesky factors of a batch ``(n, q, q)``: unrolled elementwise for small q.
-
-    LAPACK on CPU loops over the batch one tiny matrix at a time; for q <= 4 the
-    closed-form recurrences on whole columns of the batch are far faster.
-    """
-    import jax.numpy as jnp
-
-    q = M.shape[-1]
-    if q > UNROLL_MAX:
-        return jnp.linalg.cholesky(M)
-    L: list[list[Any]] = [[None] * q for _ in range(q)]
-    for j in range(q):
-        s = M[:, j, j] - sum(L[j][k] ** 2 for k in range(j))
-        L[j][j] = jnp.sqrt(s)
-        for i in range(j + 1, q):
-            L[i][j] = (M[:, i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
-    zero = jnp.zeros_like(M[:, 0, 0])
-    return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(q)], -1) for i in range(q)], -2)
-
-
-def _solve_lower_batch(L: Any, B: Any) -> Any:
-    """``L^{-1} B`` per level for lower-triangular ``L (n, q, q)`` and ``B (n, q, k)``."""
-    import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
-
-    q = L.shape[-1]
-    if q > UNROLL_MAX:
-        return solve_triangular(L, B, lower=True)
-    rows: list[Any] = []
-    for i in range(q):
-        r = B[:, i, :] - sum(L[:, i, k, None] * rows[k] for k in range(i))
-        rows.append(r / L[:, i, i, None])
-    return jnp.stack(rows, axis=1)
-
-
-def _solve_upper_t_batch(L: Any, B: Any) -> Any:
-    """``L^{-T} B`` per level (back substitution with the transpose of lower ``L``)."""
-    import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
-
-    q = L.shape[-1]
-    if q > UNROLL_MAX:
-        return solve_triangular(jnp.swapaxes(L, -1, -2), B, lower=False)
-    rows: list[Any] = [None] * q
-    for i in reversed(range(q)):
-        r = B[:, i, :] - sum(L[:, k, i, None] * rows[k] for k in range(i + 1, q))
-        rows[i] = r / L[:, i, i, None]
-    return jnp.stack(rows, axis=1)
-
-
-def _lam_right(M: Any, Ts: list[Any], sizes: list[tuple[int, int]]) -> Any:
-    """``M Lambda_rest`` for the rest blocks (each ``kron(I_levels, T_k)``) on the last axis."""
-    import jax.numpy as jnp
-
-    parts = []
-    start = 0
-    lead = M.shape[:-1]
-    for (nl, q), T in zip(sizes, Ts):
-        blk = M[..., start : start + nl * q].reshape((*lead, nl, q))
-        parts.append((blk @ T).reshape((*lead, nl * q)))
-        start += nl * q
-    return jnp.concatenate(parts, axis=-1)
-
-
-def factorize(struct: Structure, data: dict[str, Any], beta: Any, Ts: list[Any]) -> dict[str, Any]:
-    """Blocked Cholesky of ``Lambda'Z'WZ Lambda + I`` and ``c = L^{-1} Lambda'Z'W(y - X beta)``."""
-    import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
-
-    T1 = Ts[0]
-    q1 = T1.shape[0]
-    M11 = jnp.einsum("ji,ljk,km->lim", T1, data["A11"], T1) + jnp.eye(q1)
-    L1 = _chol_batch(M11)
-    r1 = data["A1y"] - data["A1X"] @ beta  # (n1, q1)
-    c1 = _solve_lower_batch(L1, (r1 @ T1)[..., None])[..., 0]
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L1, axis1=-2, axis2=-1)))
-    ee = data["yy"] - 2.0 * beta @ data["Xy"] + beta @ data["XX"] @ beta
-    cc = jnp.sum(c1 * c1)
-    out = {"L1": L1, "c1": c1}
-    if len(struct.groups) > 1:
-        sizes = [(g.n_levels, g.q) for g in struct.groups[1:]]
-        Tr = Ts[1:]
-        B = jnp.einsum("ji,ljm->lim", T1, _lam_right(data["A1Z"], Tr, sizes))  # (n1, q1, mz)
-        K = _solve_lower_batch(L1, B)  # L21' per level
-        AZZ_l = _lam_right(_lam_right(data["AZZ"], Tr, sizes).T, Tr, sizes)
-        mz = AZZ_l.shape[0]
-        S = AZZ_l + jnp.eye(mz) - jnp.einsum("lim,lin->mn", K, K)
-        L22 = jnp.linalg.cholesky(S)
-        rr = _lam_right((data["AZy"] - data["AZX"] @ beta)[None, :], Tr, sizes)[0]
-        c2 = solve_triangular(L22, rr - jnp.einsum("lim,li->m", K, c1), lower=True)
-        logdet = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(L22)))
-        cc = cc + jnp.sum(c2 * c2)
-        out.update(K=K, L22=L22, c2=c2)
-    out.update(logdet=logdet, r2=ee - cc)
-    return out
+    layout = layout_of([(g.n_levels, g.q) for g in struct.groups], struct.p)
+    system = jax_backend.at_beta(jax_backend.JaxSystem(data["A11"], data["A1R"], data["ARR"], layout), beta)
+    return system, jax_backend.factor(system, Ts)
 
 
 def marginal_loglik(struct: Structure, data: dict[str, Any], beta: Any, Ss: list[Any], sigma: Any) -> Any:
     """Log-likelihood with the random effects integrated out (``Ss`` absolute covariance roots)."""
     import jax.numpy as jnp
 
-    Ts = [S / sigma for S in Ss]
-    f = factorize(struct, data, beta, Ts)
-    s2 = sigma * sigma
-    return -0.5 * (data["n"] * (LOG_2PI + jnp.log(s2)) - data["slw"] + f["logdet"] + f["r2"] / s2)
+    system, f = _factor(struct, data, beta, [S / sigma for S in Ss])
+    lay = system.layout  # p = 0: the factor's r2 is r2(beta)
+    return criteria.marginal_loglik(jnp, f, jnp.zeros(0), sigma, data["n"], data["slw"], lay.mz, lay.p)
 
 
 def draw_group_effects(
@@ -311,30 +213,20 @@ def draw_group_effects(
 ) -> list[Any]:
     """One draw of every factor's effects from their Gaussian conditional, ``(levels, q)`` each.
 
+    ``b = Lambda u`` with ``u = L^{-T} (c(beta) + sigma z)``, ``z ~ N(0, I)``;
     ``noise=0`` gives the conditional mean (the conditional mode) instead of a draw.
     """
     import jax
     import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
 
-    Ts = [S / sigma for S in Ss]
-    f = factorize(struct, data, beta, Ts)
+    from ..linalg import jax_backend
+
+    system, f = _factor(struct, data, beta, [S / sigma for S in Ss])
+    lay = system.layout  # p = 0: beta is in the response
     k1, k2 = jax.random.split(key)
-    x1 = f["c1"] + noise * sigma * jax.random.normal(k1, f["c1"].shape)
-    out = []
-    if "L22" in f:
-        x2 = f["c2"] + noise * sigma * jax.random.normal(k2, f["c2"].shape)
-        w2 = solve_triangular(f["L22"].T, x2, lower=False)
-        x1 = x1 - jnp.einsum("lim,m->li", f["K"], w2)
-    w1 = _solve_upper_t_batch(f["L1"], x1[..., None])[..., 0]
-    out.append(w1 @ Ts[0].T)  # b_l = T1 w_l
-    if "L22" in f:
-        start = 0
-        for g, T in zip(struct.groups[1:], Ts[1:]):
-            blk = w2[start : start + g.n_levels * g.q].reshape(g.n_levels, g.q)
-            out.append(blk @ T.T)
-            start += g.n_levels * g.q
-    return out
+    scale = noise * sigma
+    z = (scale * jax.random.normal(k1, (lay.n1, lay.q1)), scale * jax.random.normal(k2, (lay.mz,)))
+    return list(jax_backend.solve(system, f, jnp.zeros(0), z).b)
 
 
 # ---------------------------------------------------------------------------
@@ -473,6 +365,22 @@ class NutsSettings:
     dense_mass: bool = False
 
 
+def potential_generator(struct: Structure, priors: dict[str, Prior]) -> Any:
+    """``data -> (u -> potential energy)``: minus the log joint density at unconstrained
+    values, with the log-Jacobian of the transforms (NumPyro's ``potential_fn_gen``)."""
+    log_joint = make_log_joint(struct, priors)
+    constrain = make_constrain(struct, priors)
+
+    def potential_gen(data: dict[str, Any]) -> Any:
+        def potential(u: dict[str, Any]) -> Any:
+            values, logdet = constrain(u)
+            return -(log_joint(data, values) + logdet)
+
+        return potential
+
+    return potential_gen
+
+
 def make_runner(
     struct: Structure,
     priors: dict[str, Prior],
@@ -499,17 +407,7 @@ def make_runner(
     import jax.numpy as jnp
     from numpyro.infer.hmc import hmc
 
-    log_joint = make_log_joint(struct, priors)
-    constrain = make_constrain(struct, priors)
-
-    def potential_gen(data: dict[str, Any]) -> Any:
-        def potential(u: dict[str, Any]) -> Any:
-            values, logdet = constrain(u)
-            return -(log_joint(data, values) + logdet)
-
-        return potential
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_generator(struct, priors), algo="NUTS")
     chains, draws, warmup = settings.chains, settings.draws, settings.warmup
     total = warmup + draws
     every = max(total * chains // 100, 1)

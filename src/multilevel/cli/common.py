@@ -24,10 +24,10 @@ def _read_table(path: str) -> Any:
     suffix = "".join(p.suffixes[-2:]).lower()
     try:
         if suffix.endswith(".parquet") or suffix.endswith(".pq"):
-            return pd.read_parquet(p)
+            return _named(pd.read_parquet(p), p.name)
         if suffix.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
             sep = "\t" if ".tsv" in suffix else ","
-            return pd.read_csv(p, sep=sep)
+            return _named(pd.read_csv(p, sep=sep), p.name)
     except Exception as exc:
         raise DataError(f"cannot read {path!r}: {exc}") from exc
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
@@ -39,6 +39,11 @@ def _fit_control() -> Any:
     from ..control import FitControl
 
     return FitControl(compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False)
+
+
+def _named(df: Any, name: str) -> Any:
+    df.attrs["name"] = name  # the summary's Data: line
+    return df
 
 
 class _Elapsed:

@@ -67,4 +67,6 @@ def load_dataset(name: str) -> pd.DataFrame:
             df[col["name"]] = pd.Categorical(values, categories=levels, ordered=col["type"] == "ordered")
     for colname in _EXTRA_FACTORS.get(name, []):
         df[colname] = pd.Categorical(df[colname])
-    return df.copy()
+    out = df.copy()
+    out.attrs["name"] = name  # shown as the fit summary's Data: line
+    return out

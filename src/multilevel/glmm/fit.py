@@ -20,12 +20,11 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
 from ..family import Family
-from ..lmm.inference import SINGULAR_TOL
-from ..lmm.solution import vcov_beta
+from ..linalg import numpy_backend as la
 from ..model.design import Design
 from ..model.spec import ModelSpec
 from ..optim.numdiff import central_jacobian
-from ..optim.optimize import OptSummary, bobyqa, lbfgsb
+from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
@@ -171,7 +170,7 @@ class _Stage2Deviance:
     """The stage-2 deviance (and its gradient) of x = (theta, beta, log dispersion),
     PIRLS warm-started from the last finite point, the lowest point evaluated kept."""
 
-    def __init__(self, prob: GlmmProblem, nagq: int, u0: np.ndarray) -> None:
+    def __init__(self, prob: GlmmProblem, nagq: int, u0: list[np.ndarray]) -> None:
         self.prob, self.nagq = prob, nagq
         self.k, self.p = prob.spec.theta_map.size, len(prob.spec.fixed_names)
         self.has_disp = prob.family.has_dispersion
@@ -236,7 +235,7 @@ def _stage2(
     lower2 = np.concatenate([tm.lower_bounds, np.full(p, -np.inf), [-np.inf] if has_disp else []])
     # beta's initial steps: half the stage-1 (conditional) standard errors; measured
     # to save 15-20% of the evaluations over steps proportional to |beta|
-    Vb = vcov_beta(r1.objective, r1.factor, 1.0)
+    Vb = la.vcov_beta(r1.system, r1.factor, 1.0)
     se = np.sqrt(np.maximum(np.diag(Vb), 1e-12))
     step2 = np.concatenate([0.1 * np.maximum(np.abs(theta1), 0.1), 0.5 * se, [0.1] if has_disp else []])
     x_opt: np.ndarray | None = None

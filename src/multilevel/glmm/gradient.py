@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
+from ..linalg import numpy_backend as la
 from ..linalg.crossprod import as_dense
-from ..lmm.objective import Factor, LmmObjective
-from ..lmm.solution import _right_lambda
+from ..linalg.factor import Factor
+from ..linalg.lambdas import times_lambda
 from ..model.design import z_times_b
 from .pirls import GlmmProblem, PirlsResult
 
@@ -55,14 +56,15 @@ class _Blocks:
     LZ: np.ndarray  # (mz, mz) lower
 
 
-def _blocks(obj: LmmObjective, f: Factor) -> _Blocks:
+def _blocks(system: la.NumpySystem, f: Factor) -> _Blocks:
     """The random-effect (Z) part of a factor, whatever columns follow it."""
-    lay = obj.layout
+    lay = system.layout
     n1, q1, mz = lay.n1, lay.q1, lay.mz
     if mz == 0:
         return _Blocks(f.L1, np.zeros((n1, q1, 0)), np.zeros((0, 0)))
-    A = as_dense(obj.cp.A1R)[:, :mz].reshape(n1, q1, mz)
-    TA = _right_lambda(obj, f, np.einsum("ba,lbj->laj", f.templates[0], A))  # T1' A_l Lambda_R
+    A = as_dense(system.A1R)[:, :mz].reshape(n1, q1, mz)
+    # T1' A_l Lambda_R
+    TA = times_lambda(np, np.einsum("ba,lbj->laj", f.templates[0], A), f.templates[1:], lay.rest)
     if q1 == 1:
         U = TA / f.L1
     else:
@@ -202,11 +204,11 @@ def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray
     """Blocks of the factor with the observed information H as weights (the
     Hessian of the penalized log-likelihood in u)."""
     if t.canonical:
-        return _blocks(r.objective, r.factor)
+        return _blocks(r.system, r.factor)
     # the response column is not used; any response outside the span of Z will do
     cpH = prob.builder_u.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
-    objH = LmmObjective(prob.spec, cpH, reml=False)
-    return _blocks(objH, objH.factor(theta))
+    systemH = la.system(cpH)
+    return _blocks(systemH, la.factor(systemH, prob.spec.templates(theta)))
 
 
 def laplace_gradient(
@@ -225,7 +227,7 @@ def _laplace_gradient(
     Ts = spec.templates(theta)
     mu_eta, var, resid, W, score, H, dW = t.mu_eta, t.var, t.resid, t.W, t.score, t.H, t.dW
 
-    B = _blocks(r.objective, r.factor)
+    B = _blocks(r.system, r.factor)
     gat = _Gathers(prob, B, Ts)
     h = gat.leverages()
     v = h * dW

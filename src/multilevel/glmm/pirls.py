@@ -4,9 +4,9 @@ At given theta (and beta, unless it is estimated inside PIRLS as lme4's
 ``nAGQ = 0`` first stage), the conditional mode ``u`` of the spherical random
 effects maximizes ``sum log p(y | u) - |u|^2 / 2``. Each IRLS step is a weighted
 linear mixed-model solve: the cross-products of ``[Z X z]`` with the working
-weights (:class:`~multilevel.linalg.crossprod.CrossProductBuilder`) and the same
-blocked factor and solver as the LMM. Steps are halved when the penalized
-deviance does not decrease.
+weights (:class:`~multilevel.linalg.crossprod.CrossProductBuilder`) and the
+blocked factor and solver of :mod:`multilevel.linalg.numpy_backend`, the same as the
+LMM's. Steps are halved when the penalized deviance does not decrease.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning
 from ..family import Family
+from ..linalg import numpy_backend as la
 from ..linalg.blocked import PairSchur, PairStructure
 from ..linalg.crossprod import CrossProductBuilder, CrossProducts
-from ..lmm.objective import Factor, LmmObjective
-from ..lmm.solution import solve
+from ..linalg.factor import Factor
 from ..model.design import Design
 from ..model.spec import ModelSpec
 
@@ -37,7 +37,7 @@ class PirlsResult:
     mu: np.ndarray
     weights: np.ndarray  # working weights at the mode
     factor: Factor
-    objective: LmmObjective
+    system: la.NumpySystem  # the working cross-products the factor was taken of
     loglik_cond: float  # sum log p(y | u)
     sqr_u: float
     iterations: int
@@ -162,13 +162,35 @@ class GlmmProblem:
         z = eta - zshift + (self.y - mu) / mu_eta
         return W, builder.compute(z, W, log_weights=False)
 
-    def _objective(self, builder: CrossProductBuilder, cp: CrossProducts) -> LmmObjective:
+    def _system(self, builder: CrossProductBuilder, cp: CrossProducts) -> la.NumpySystem:
         pairs = self._fixed[builder is self.builder_ub][0]
         if pairs is None:
-            return LmmObjective(self.spec, cp, reml=False)
-        return LmmObjective(self.spec, cp, reml=False, pattern=PairSchur(pairs, np.asarray(cp.A1R)))
+            return la.system(cp)
+        return la.system(cp, PairSchur(pairs, np.asarray(cp.A1R)))
 
     # ---- PIRLS -------------------------------------------------------
+    def _start(
+        self,
+        Ts: list[np.ndarray],
+        disp: float,
+        fixed_beta: np.ndarray,
+        zshift: np.ndarray,
+        joint: bool,
+        u0: list[np.ndarray] | None,
+        beta0: np.ndarray | None,
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, bool]:
+        """PIRLS's first point: from the family's starting means (``fresh``: the first
+        step is taken whole) or from the warm start given."""
+        p = self.X.shape[1]
+        if u0 is None and beta0 is None and joint:
+            eta = self.family.link.link(self.mustart)
+            mu = self.family.link.inverse(eta)
+            return self._zeros_u(), np.zeros(p), eta, mu, self.cond_loglik(mu, disp), True
+        u = u0 if u0 is not None else self._zeros_u()
+        b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
+        eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
+        return u, b_cur, eta, mu, loglik, False
+
     def pirls(
         self,
         theta: np.ndarray,
@@ -195,28 +217,16 @@ class GlmmProblem:
         p = self.X.shape[1]
         fixed_beta = np.zeros(p) if beta is None else np.asarray(beta, dtype=float)
         zshift = self.offset if joint else self.offset + self.X @ fixed_beta
-        if u0 is None and beta0 is None and joint:
-            eta = self.family.link.link(self.mustart)
-            mu = self.family.link.inverse(eta)
-            u = self._zeros_u()
-            b_cur = np.zeros(p)
-            loglik = self.cond_loglik(mu, disp)
-            fresh = True
-        else:
-            u = u0 if u0 is not None else self._zeros_u()
-            b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
-            eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
-            fresh = False
+        u, b_cur, eta, mu, loglik, fresh = self._start(Ts, disp, fixed_beta, zshift, joint, u0, beta0)
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         converged = False
         it = 0
         while it < maxit:
             it += 1
             _, cp = self._weighted(builder, eta, mu, zshift, disp)
-            obj = self._objective(builder, cp)
-            f = obj.factor(theta)
-            sol = solve(obj, f)
-            u_new, beta_new = sol.u, (sol.beta if joint else fixed_beta)
+            system = self._system(builder, cp)
+            sol = la.solve(system, la.factor(system, Ts))
+            u_new, beta_new = list(sol.u), (sol.beta if joint else fixed_beta)
             step = 1.0
             while True:
                 u_try = [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else u_new
@@ -236,8 +246,8 @@ class GlmmProblem:
                 break
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
-        result_obj = self._objective(builder, cp)
-        result_f = result_obj.factor(theta)
+        result_system = self._system(builder, cp)
+        result_f = la.factor(result_system, Ts)
         if not converged:
             warnings.warn(
                 f"PIRLS did not converge in {maxit} iterations at theta={np.round(theta, 4)}; "
@@ -252,7 +262,7 @@ class GlmmProblem:
             mu=mu,
             weights=W,
             factor=result_f,
-            objective=result_obj,
+            system=result_system,
             loglik_cond=loglik,
             sqr_u=sum(float(np.sum(x * x)) for x in u),
             iterations=it,

@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..family import Family
+from ..linalg import numpy_backend as la
 from ..linalg.threads import blas_threads
-from ..lmm.solution import conditional_variances
 from ..model.design import Design
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
-from ..model.profile import ProfileMethods
+from ..model.profile_methods import ProfileMethods
+from ..model.pvalues import two_sided_z, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
@@ -76,7 +76,7 @@ class GlmmResult(MixedFitMixin, ProfileMethods):
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
         u0 = self.estimate.pirls.u
-        with blas_threads(self.estimate.pirls.objective.layout.m):
+        with blas_threads(self.estimate.pirls.system.layout.m):
             if self.nagq <= 1 and gradient_available(self.problem):
                 return hessian_from_gradient(gradient_function(self.problem, k, p, has_disp, u0), x)
             f = deviance_function(self.problem, self.nagq, k, p, has_disp, u0)
@@ -103,10 +103,12 @@ class GlmmResult(MixedFitMixin, ProfileMethods):
 
     @property
     def coef_table(self) -> pd.DataFrame:
+        """Estimate, SE, z value, p-value and the 95% Wald interval per fixed effect."""
         est, se = self.fixef, self.fixef_se
         z = est / se
-        p = 2 * stats.norm.sf(np.abs(z.to_numpy()))
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
+        p = two_sided_z(z.to_numpy())
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": p})
+        return table.assign(**wald_interval(est, se))
 
     # ---- inputs of the shared results -----------------------------------
     @property
@@ -123,7 +125,7 @@ class GlmmResult(MixedFitMixin, ProfileMethods):
 
     def _condvar_blocks(self) -> list[np.ndarray]:
         r = self.estimate.pirls
-        return conditional_variances(r.objective, r.factor, 1.0)
+        return la.conditional_variances(r.system, r.factor, 1.0)
 
     @property
     def _residual_row(self) -> tuple[float, float] | None:
@@ -170,7 +172,7 @@ class GlmmResult(MixedFitMixin, ProfileMethods):
 
     @property
     def _dense_size(self) -> int:
-        return self.estimate.pirls.objective.layout.m
+        return self.estimate.pirls.system.layout.m
 
     def _profiler(self) -> Any:
         from ..errors import ModelError

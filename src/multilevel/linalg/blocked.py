@@ -1,4 +1,5 @@
-"""Blocked Cholesky of ``Lambda' Z'Z Lambda + I`` bordered by ``X`` and ``y``.
+"""Kernels of the NumPy blocked Cholesky (:mod:`multilevel.linalg.numpy_backend`) of
+``Lambda' Z'Z Lambda + I`` bordered by ``X`` and ``y``.
 
 The system is split as ``[[A11, A1R], [AR1, ARR]]``. ``A11`` is block diagonal
 (one ``q1 x q1`` block per level of the first grouping factor), so its factor is a
@@ -12,6 +13,7 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +28,23 @@ def ragged_arange(counts: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     return np.arange(total, dtype=np.int64) - starts
+
+
+@runtime_checkable
+class SchurUpdate(Protocol):
+    """What every form of the update ``AR1 W A1R`` offers the factor.
+
+    ``update(W)`` takes the per-level Schur weights ``W`` (n1, q1, q1) and returns
+    the update: the whole ``(m, m)`` matrix when ``dense``, otherwise its values at
+    the flat upper-triangle positions ``targets``. :class:`DenseSchur`,
+    :class:`SchurPattern` and :class:`PairSchur` implement it;
+    :func:`schur_update` picks the cheaper of the first two for an ``A1R``.
+    """
+
+    @property
+    def dense(self) -> bool: ...
+
+    def update(self, W: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -287,29 +306,5 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     return c
 
 
-def scale_rest(G: np.ndarray, T_blocks: list[np.ndarray], z_levels: list[int]) -> None:
-    """Apply ``G <- Lt' G Lt`` in place for ``Lt = blockdiag(Lambda_2..K, I)``.
-
-    ``G`` must hold the full symmetric matrix when any template is not 1 x 1.
-    """
-    if not T_blocks:
-        return
-    start = 0
-    all_scalar = all(T.shape[0] == 1 for T in T_blocks)
-    if all_scalar:
-        s = np.ones(G.shape[0])
-        for T, nl in zip(T_blocks, z_levels):
-            s[start : start + nl] = T[0, 0]
-            start += nl
-        G *= s[:, None]
-        G *= s[None, :]
-        return
-    m = G.shape[0]
-    for T, nl in zip(T_blocks, z_levels):
-        q = T.shape[0]
-        sl = slice(start, start + nl * q)
-        rows = G[sl].reshape(nl, q, m)
-        G[sl] = np.einsum("ba,lbj->laj", T, rows).reshape(nl * q, m)
-        cols = G[:, sl].reshape(m, nl, q)
-        G[:, sl] = np.einsum("ilb,ba->ila", cols, T).reshape(m, nl * q)
-        start += nl * q
+# the forms of the update (each a SchurUpdate), for signatures whose callers narrow by type
+SchurForm = SchurPattern | DenseSchur | PairSchur

@@ -11,27 +11,36 @@ are sums over rows, so chunks of rows can be computed apart and added
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..model.design import Design
-
 
 @dataclass(frozen=True)
 class Layout:
-    """Sizes of the blocked system: the first block and the dense rest."""
+    """Sizes of the blocked system: the first block and the dense rest.
+
+    ``rest`` gives every other grouping block's (levels, columns), in the order
+    of the dense part, so that ``Lambda`` can be applied from the templates alone.
+    """
 
     n1: int  # levels of the first grouping block
     q1: int  # columns per level of the first block
-    z_sizes: tuple[int, ...]  # levels x columns of every other grouping block
+    rest: tuple[tuple[int, int], ...]  # (levels, columns) of every other grouping block
     p: int  # fixed-effect columns
+
+    @property
+    def z_sizes(self) -> tuple[int, ...]:
+        """Random effects (levels x columns) of every other grouping block."""
+        return tuple(nl * q for nl, q in self.rest)
 
     @property
     def mz(self) -> int:
         """Random-effect rows of the dense part."""
-        return sum(self.z_sizes)
+        return sum(nl * q for nl, q in self.rest)
 
     @property
     def m(self) -> int:
@@ -80,7 +89,7 @@ DENSE_A1R_MAX = 2_000_000
 def layout_of(sizes: list[tuple[int, int]], p: int) -> Layout:
     """Layout for grouping blocks of (levels, columns) in elimination order."""
     (n1, q1), rest = sizes[0], sizes[1:]
-    return Layout(n1=n1, q1=q1, z_sizes=tuple(n * q for n, q in rest), p=p)
+    return Layout(n1=int(n1), q1=int(q1), rest=tuple((int(n), int(q)) for n, q in rest), p=int(p))
 
 
 def _zblock(codes: np.ndarray, values: np.ndarray, n_levels: int) -> sp.csr_matrix:
@@ -241,7 +250,37 @@ class CrossProductBuilder:
         return CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
 
 
-def compute_crossprods(design: Design, n_levels: list[int], rows: slice | None = None) -> CrossProducts:
+class GroupRows(Protocol):
+    """One grouping block's rows: level codes (n,) and term values (n, q)."""
+
+    @property
+    def codes(self) -> np.ndarray: ...
+
+    @property
+    def values(self) -> np.ndarray: ...
+
+
+class RowData(Protocol):
+    """What the cross-products read from a design (:class:`multilevel.model.design.Design`
+    has these), declared here so that the linear algebra does not depend on the model."""
+
+    @property
+    def y(self) -> np.ndarray: ...
+
+    @property
+    def X(self) -> np.ndarray: ...
+
+    @property
+    def offset(self) -> np.ndarray | None: ...
+
+    @property
+    def residual_weights(self) -> np.ndarray | None: ...
+
+    @property
+    def groups(self) -> Sequence[GroupRows]: ...
+
+
+def compute_crossprods(design: RowData, n_levels: list[int], rows: slice | None = None) -> CrossProducts:
     """One pass over the rows of ``design`` (optionally a slice of them).
 
     ``n_levels`` gives the number of levels of each grouping block, in the

@@ -96,6 +96,10 @@ def weights_pass(
     ``zc``/``zv`` (n, r): column among the ``mz`` other random effects and value
     of each row's entries; ``X`` (n, p), empty when beta is fixed, and ``xx`` its
     rows' products (:func:`x_outer`).
+
+    Why this is long: one compiled loop over the rows computes the weights and every
+    product in the same pass (each row read once from memory); split into
+    functions, Numba would inline them back or pay a call per row.
     """
     n, q1 = v1.shape
     r = zc.shape[1]

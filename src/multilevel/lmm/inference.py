@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..optim.numdiff import jacobian_hessian
+from ..optim.optimize import SINGULAR_TOL
 from .gradient import criterion_and_gradient
 from .objective import Factor, LmmObjective
 from .solution import vcov_beta
-
-SINGULAR_TOL = 1e-4
 
 
 class _FactorCache:

@@ -1,14 +1,14 @@
 """The profiled REML / ML criterion of a linear mixed model as a function of theta.
 
 Reads only the cross-products (:mod:`multilevel.linalg.crossprod`), so an evaluation
-costs nothing that grows with the number of rows:
+costs nothing that grows with the number of rows; it is a composition
 
-    objective(theta) = criterion(factor(theta))
+    objective(theta) = criterion(factor(system, templates(theta)))
 
-with ``factor`` the blocked Cholesky of ``[Lambda'Z'Z Lambda + I, ...; X'Z Lambda,
-X'X, ...; y'Z Lambda, y'X, y'y]`` and, for ML, ``d = log|L_Z|^2 + n (1 + log(2 pi
-r^2 / n))``, for REML ``d = log|L_Z|^2 + log|R_X|^2 + (n-p)(1 + log(2 pi r^2 / (n-p)))``
-(Bates et al. 2015, eqs. 34 and 41), less ``sum(log w)`` for prior weights.
+of the model's map from theta to the templates (:class:`~multilevel.model.spec.ThetaMap`),
+the blocked Cholesky of :mod:`multilevel.linalg.factor` and the criteria of
+:mod:`multilevel.linalg.criteria`, on the NumPy backend (the fits) or the JAX one
+(jit-compiled, and differentiated by ``jax.grad``).
 
 With known residual standard errors (``y | se(s) ~ ...``, brms's syntax) the
 weights are ``1 / s^2`` and the residual scale is fixed at 1 rather than
@@ -19,41 +19,94 @@ and theta is on the absolute scale of the random-effect SDs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..linalg.blocked import (
-    DenseSchur,
-    PairSchur,
-    SchurPattern,
-    blockdiag_factor,
-    dense_cholesky,
-    scale_rest,
-    schur_update,
-)
+from ..linalg import criteria
+from ..linalg.backends import backend as linalg_backend
+from ..linalg.blocked import SchurForm
 from ..linalg.crossprod import CrossProducts
+from ..linalg.factor import Factor
 from ..model.spec import ModelSpec
 
-LOG_2PI = math.log(2 * math.pi)
+__all__ = ["Factor", "LmmObjective"]
 
 
-@dataclass(frozen=True)
-class Factor:
-    """The blocked Cholesky factor at one theta."""
+class ThetaPlaces(NamedTuple):
+    """Where theta goes in the templates (hashable: a static argument of the compiled
+    JAX functions, which are shared by every objective with the same places)."""
 
-    theta: np.ndarray
-    templates: list[np.ndarray]
-    L1: np.ndarray  # (n1, q1, q1) factors of the first block
-    W1: np.ndarray  # (n1, q1, q1) Schur weights T (L L')^{-1} T'
-    LS: np.ndarray  # (m, m) lower factor of the dense rest, Fortran order
-    logdet_z: float  # log det(Lambda'Z'Z Lambda + I)
-    logdet_x: float  # log det(R_X R_X')
-    r2: float  # penalized weighted residual sum of squares
+    block: tuple[int, ...]
+    row: tuple[int, ...]
+    col: tuple[int, ...]
+    qs: tuple[int, ...]
+
+
+class Criterion(NamedTuple):
+    """Which criterion a compiled JAX function computes (static, as :class:`ThetaPlaces`)."""
+
+    places: ThetaPlaces
+    p: int
+    reml: bool
+    sigma_fixed: float | None
+
+
+def jax_templates(theta: Any, places: ThetaPlaces) -> tuple[Any, ...]:
+    """The templates at theta, traceable by JAX."""
+    import jax.numpy as jnp
+
+    block, row, col = (np.asarray(a, dtype=int) for a in places[:3])
+    out = []
+    for k, q in enumerate(places.qs):
+        i = np.flatnonzero(block == k)
+        out.append(jnp.zeros((q, q)).at[row[i], col[i]].set(theta[i]))
+    return tuple(out)
+
+
+def criterion_of(xp: Any, f: Factor, n: Any, p: int, slw: Any, reml: bool, sigma_fixed: float | None) -> Any:
+    """The criterion from a factor: profiled over sigma, or at a known residual scale."""
+    if sigma_fixed is not None:
+        return criteria.deviance_at(xp, f, sigma_fixed, n, p, slw, reml)
+    return criteria.profiled_deviance(xp, f, n, p, slw, reml)
+
+
+_JAX: dict[str, Any] = {}
+
+
+def _jax_functions() -> dict[str, Any]:
+    """The compiled JAX functions of (theta, system, n, sum log w), shared by every
+    objective of the same shape (built on first use: JAX is imported here)."""
+    if not _JAX:
+        import jax
+        import jax.numpy as jnp
+
+        from ..linalg import jax_backend
+
+        def factor(theta: Any, system: Any, places: ThetaPlaces) -> Factor:
+            return jax_backend.factor(system, jax_templates(theta, places))
+
+        def value(theta: Any, system: Any, n: Any, slw: Any, crit: Criterion) -> Any:
+            f = factor(theta, system, crit.places)
+            return criterion_of(jnp, f, n, crit.p, slw, crit.reml, crit.sigma_fixed)
+
+        _JAX.update(
+            solve=jax.jit(jax_backend.solve),
+            vcov_beta=jax.jit(jax_backend.vcov_beta),
+            conditional_variances=jax.jit(jax_backend.conditional_variances),
+            factor=jax.jit(factor, static_argnums=2),
+            criterion=jax.jit(value, static_argnums=4),
+            value_and_grad=jax.jit(jax.value_and_grad(value), static_argnums=4),
+        )
+    return _JAX
 
 
 class LmmObjective:
     """Callable profiled deviance ``theta -> REML criterion or -2 log-likelihood``.
+
+    ``backend="jax"`` evaluates it with the JAX factor, compiled, and gives its
+    gradient by ``jax.grad`` (:meth:`value_and_grad`); the default NumPy backend
+    is what the fits use (its gradient is :mod:`multilevel.lmm.gradient`).
 
     Examples
     --------
@@ -71,7 +124,8 @@ class LmmObjective:
         spec: ModelSpec,
         cp: CrossProducts,
         reml: bool = True,
-        pattern: SchurPattern | DenseSchur | PairSchur | None = None,
+        pattern: SchurForm | None = None,
+        backend: str = "numpy",
     ) -> None:
         self.spec = spec
         self.cp = cp
@@ -79,12 +133,20 @@ class LmmObjective:
         # known residual SEs: the residual scale is 1, not a parameter
         self.sigma_fixed: float | None = 1.0 if spec.parsed.se is not None else None
         self.layout = cp.layout
-        # ``pattern``: a precomputed form of the Schur update (PIRLS reuses its structure)
-        self.pattern = schur_update(cp.A1R, cp.layout.n1, cp.layout.q1) if pattern is None else pattern
-        self.z_levels = [g.n_levels for g in spec.groupings[1:]]
-        self._needs_full = any(g.q > 1 for g in spec.groupings[1:])
-        if not isinstance(self.pattern, DenseSchur):
-            self._ti, self._tj = np.divmod(self.pattern.targets, cp.layout.m)
+        self.backend = linalg_backend(backend)
+        self._xp = self.backend.SCALARS
+        self._crit: Criterion | None = None
+        if self.backend.NAME == "jax":
+            self.backend.enable_x64()
+            self.system = self.backend.system(cp)
+            tm = spec.theta_map
+            places = ThetaPlaces(
+                tuple(tm.block.tolist()), tuple(tm.row.tolist()), tuple(tm.col.tolist()), spec.block_qs
+            )
+            self._crit = Criterion(places, self.p, reml, self.sigma_fixed)
+        else:
+            # ``pattern``: a precomputed form of the Schur update
+            self.system = self.backend.system(cp, pattern)
 
     @property
     def n(self) -> int:
@@ -94,76 +156,33 @@ class LmmObjective:
     def p(self) -> int:
         return self.layout.p
 
-    def factor(self, theta: np.ndarray) -> Factor:
-        """Blocked Cholesky at ``theta``; raises ``LinAlgError`` if not positive definite."""
-        theta = np.asarray(theta, dtype=float)
-        Ts = self.spec.templates(theta)
-        L1, W1, logdet1 = blockdiag_factor(self.cp.A11, Ts[0])
-        mz = self.layout.mz
-        pattern = self.pattern
-        update = pattern.update(W1)
-        if isinstance(pattern, DenseSchur):
-            G = self.cp.ARR - update
-            if self._needs_full:
-                scale_rest(G, Ts[1:], self.z_levels)
-            elif mz:
-                s = self._rest_scale(Ts)
-                G *= s[:, None]
-                G *= s
-        elif not self._needs_full and mz:
-            # scalar templates in the rest: scale while copying, and scale the update
-            s = self._rest_scale(Ts)
-            G = np.multiply(self.cp.ARR, s[:, None], order="C")
-            G *= s
-            update *= s[self._ti] * s[self._tj]
-            G.ravel()[pattern.targets] -= update
-        else:
-            G = self.cp.ARR.copy(order="C")
-            G.ravel()[pattern.targets] -= update
-            if self._needs_full:
-                G = np.triu(G) + np.triu(G, 1).T
-                scale_rest(G, Ts[1:], self.z_levels)
-        if mz:
-            idx = np.arange(mz)
-            G[idx, idx] += 1.0
-        LS = dense_cholesky(G)
-        d = np.diagonal(LS)
-        p = self.layout.p
-        logd = np.log(d[: mz + p])
-        logdet_z = logdet1 + 2.0 * float(logd[:mz].sum())
-        logdet_x = 2.0 * float(logd[mz:].sum())
-        return Factor(theta, Ts, L1, W1, LS, logdet_z, logdet_x, float(d[-1] ** 2))
+    @property
+    def pattern(self) -> SchurForm:
+        """The form of the Schur update (NumPy backend)."""
+        return self.system.pattern
 
-    def _rest_scale(self, Ts: list[np.ndarray]) -> np.ndarray:
-        """Diagonal of ``blockdiag(Lambda_2..K, I)`` when every template is 1 x 1."""
-        s = np.ones(self.layout.m)
-        start = 0
-        for T, nl in zip(Ts[1:], self.z_levels):
-            s[start : start + nl] = T[0, 0]
-            start += nl
-        return s
+    def linalg(self, name: str) -> Any:
+        """The backend's ``solve``, ``vcov_beta`` or ``conditional_variances`` (compiled on JAX)."""
+        if self._crit is not None:
+            return _jax_functions()[name]
+        return getattr(self.backend, name)
 
-    def criterion(self, f: Factor, reml: bool | None = None) -> float:
+    def factor(self, theta: Any) -> Factor:
+        """Blocked Cholesky at ``theta``; raises ``LinAlgError`` if not positive definite
+        (the JAX factor holds NaN instead)."""
+        if self._crit is not None:
+            return _jax_functions()["factor"](np.asarray(theta, dtype=float), self.system, self._crit.places)
+        return self.backend.factor(self.system, self.spec.templates(theta))
+
+    def criterion(self, f: Factor, reml: bool | None = None) -> Any:
         """Profiled deviance (REML criterion if ``reml``) from a factor."""
         reml = self.reml if reml is None else reml
-        if self.sigma_fixed is not None:
-            return self.deviance_at(f, self.sigma_fixed, reml)
-        n, p = self.n, self.p
-        nu = n - p if reml else n
-        dev = f.logdet_z + nu * (1.0 + LOG_2PI + math.log(f.r2 / nu)) - self.cp.sum_log_weights
-        if reml:
-            dev += f.logdet_x
-        return dev
+        return criterion_of(self._xp, f, self.n, self.p, self.cp.sum_log_weights, reml, self.sigma_fixed)
 
-    def deviance_at(self, f: Factor, sigma: float, reml: bool | None = None) -> float:
+    def deviance_at(self, f: Factor, sigma: Any, reml: bool | None = None) -> Any:
         """Deviance at (theta, sigma) with beta profiled: lmerTest's ``devfun_vp``."""
         reml = self.reml if reml is None else reml
-        s2 = sigma * sigma
-        nu = self.n - self.p if reml else self.n
-        dev = f.logdet_z + f.r2 / s2 + nu * (LOG_2PI + math.log(s2)) - self.cp.sum_log_weights
-        if reml:
-            dev += f.logdet_x
-        return dev
+        return criteria.deviance_at(self._xp, f, sigma, self.n, self.p, self.cp.sum_log_weights, reml)
 
     def sigma(self, f: Factor) -> float:
         if self.sigma_fixed is not None:
@@ -172,7 +191,27 @@ class LmmObjective:
         return math.sqrt(f.r2 / nu)
 
     def __call__(self, theta: np.ndarray) -> float:
+        if self._crit is not None:
+            value = float(self._jax("criterion", theta))
+            return value if math.isfinite(value) else math.inf
         try:
             return self.criterion(self.factor(theta))
         except np.linalg.LinAlgError:
             return math.inf
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Criterion and its gradient by ``jax.grad`` (JAX backend); ``(inf, 0)`` where
+        the factorization fails."""
+        if self._crit is None:
+            raise TypeError("value_and_grad needs backend='jax'; see multilevel.lmm.gradient for NumPy")
+        theta = np.asarray(theta, dtype=float)
+        value, grad = self._jax("value_and_grad", theta)
+        value, grad = float(value), np.asarray(grad)
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            return math.inf, np.zeros_like(theta)
+        return value, grad
+
+    def _jax(self, name: str, theta: Any) -> Any:
+        fn = _jax_functions()[name]
+        cp = self.cp
+        return fn(np.asarray(theta, dtype=float), self.system, float(cp.n), cp.sum_log_weights, self._crit)

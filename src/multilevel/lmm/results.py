@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..linalg.threads import blas_threads
 from ..model.design import Design, z_times_b
 from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
-from ..model.profile import ProfileMethods
+from ..model.profile_methods import ProfileMethods
+from ..model.pvalues import two_sided_t, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
 from .inference import satterthwaite_df
@@ -27,7 +27,7 @@ class LmmResult(MixedFitMixin, ProfileMethods):
     """A fitted linear mixed model (REML or ML): estimates and what follows from them.
 
     Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
-    :class:`multilevel.present.fits.LmmFit`, which :func:`multilevel.fit` returns.
+    :class:`multilevel.present.lmm_fit.LmmFit`, which :func:`multilevel.fit` returns.
 
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
     ``varcorr``, ``sigma``, ``theta``, ``ranef`` / ``ranef_sd`` (conditional modes
@@ -43,7 +43,6 @@ class LmmResult(MixedFitMixin, ProfileMethods):
     reml: bool
     optinfo: OptSummary
     messages: tuple[str, ...] = ()
-    data_name: str = "data"
 
     # ---- parameters -------------------------------------------------
     @property
@@ -77,16 +76,18 @@ class LmmResult(MixedFitMixin, ProfileMethods):
 
     @property
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, SE, Satterthwaite df, t value and p-value per fixed effect."""
+        """Estimate, SE, Satterthwaite df, t value, p-value and the 95% Wald interval
+        (normal quantiles, as lme4's ``confint(method = "Wald")``) per fixed effect."""
         est, se, df = self.fixef, self.fixef_se, self.df
         t = est / se
-        p = 2 * stats.t.sf(np.abs(t.to_numpy()), df.to_numpy())
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
+        p = two_sided_t(t.to_numpy(), df.to_numpy())
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": p})
+        return table.assign(**wald_interval(est, se))
 
     # ---- inputs of the shared results (MixedFitMixin) -----------------
     @property
     def _templates(self) -> list[np.ndarray]:
-        return self.factor.templates
+        return list(self.factor.templates)
 
     @property
     def _re_scale(self) -> float:

@@ -46,7 +46,7 @@ def gee(
         order of ``time`` within cluster, else row order) or ``unstructured``.
     se:
         ``model``, ``robust``, ``md``, ``kc``, ``fg``, ``jackknife`` or ``auto``
-        (see :func:`multilevel.gee.results.choose_se`).
+        (see :func:`multilevel.marginal.results.choose_se`).
 
     Examples
     --------

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..errors import ModelError
 
@@ -189,10 +189,10 @@ def boundary_test(small: Any, big: Any) -> bool:
 def _pvalue(chisq: float, df: int, chibar: bool) -> float:
     if df <= 0:
         return math.nan
-    p = float(stats.chi2.sf(chisq, df))
+    p = float(special.chdtrc(df, chisq))
     if not chibar:
         return p
-    below = 1.0 if df == 1 and chisq <= 0 else (0.0 if df == 1 else float(stats.chi2.sf(chisq, df - 1)))
+    below = 1.0 if df == 1 and chisq <= 0 else (0.0 if df == 1 else float(special.chdtrc(df - 1, chisq)))
     return 0.5 * below + 0.5 * p
 
 

@@ -328,6 +328,7 @@ def build_model(
         theta_names=theta_names,
         nobs=len(y),
         n_missing=int((~mask).sum()),
+        data_name=data_name(data),
         missing_by_column=per_col,
         weights=_source(weights),
         offset=_source(offset),
@@ -382,3 +383,10 @@ def _check_identifiable(groupings: tuple[GroupingSpec, ...], n: int, family: Fam
             "covariance and the residual variance are not identifiable. Simplify the "
             "random-effects terms (fewer slopes or (x || g))."
         )
+
+
+def data_name(data: Any) -> str:
+    """The data's name for summaries: a pandas frame's ``attrs["name"]`` (set by
+    :func:`multilevel.load_dataset` and the command line), else ``"data"``."""
+    name = getattr(data, "attrs", {}).get("name") if isinstance(data, pd.DataFrame) else None
+    return name if isinstance(name, str) and name else "data"

@@ -139,6 +139,7 @@ class ModelSpec:
     theta_names: tuple[str, ...]
     nobs: int
     n_missing: int = 0
+    data_name: str = "data"  # what the summary's Data: line shows
     missing_by_column: dict[str, int] = field(default_factory=dict)
     weights: str | None = None  # the weights= column, ARRAY_ARG for an array, None for none
     offset: str | None = None  # the offset= column, ARRAY_ARG for an array, None for none

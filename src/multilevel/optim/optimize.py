@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: a template diagonal below this at the optimum makes the fit singular (a variance
+#: at 0 or a correlation at +-1): ``OptSummary.singular``, for every method
+SINGULAR_TOL = 1e-4
+
 
 @dataclass(frozen=True)
 class OptSummary:

@@ -2,7 +2,9 @@
 
 The methods (:mod:`multilevel.lmm`, :mod:`multilevel.glmm`) build result records
 that hold estimates and what follows from them, and know nothing of text,
-figures or reports. The classes here add that rendering by inheritance;
+figures or reports. The mixin here adds that rendering; :mod:`multilevel.present.lmm_fit` and
+:mod:`multilevel.present.glmm_fit` combine it with each method's record (one
+module each, so that a linear fit loads nothing of the GLMM code);
 :mod:`multilevel.api` asks the methods to build these, so ``multilevel.fit``
 returns objects with ``summary()``, plots and ``report()`` while computation
 never imports this layer.
@@ -11,9 +13,6 @@ never imports this layer.
 from __future__ import annotations
 
 from typing import Any
-
-from ..glmm.results import GlmmResult
-from ..lmm.results import LmmResult
 
 
 class FitPresentation:
@@ -78,45 +77,3 @@ class FitPresentation:
         from .graph import model_graph
 
         return model_graph(self.spec, getattr(self, "family", None))  # type: ignore[attr-defined]
-
-
-class LmmFit(LmmResult, FitPresentation):
-    """A fitted linear mixed model (REML or ML), as :func:`multilevel.fit` returns it.
-
-    Attributes mirror lme4 + lmerTest (see :class:`multilevel.lmm.results.LmmResult`).
-
-    Examples
-    --------
-    >>> import multilevel
-    >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
-    >>> print(m.summary().splitlines()[0])
-    Linear mixed model fit by REML (Satterthwaite df for t tests)
-    """
-
-    def summary(self) -> str:
-        """The lme4 + lmerTest summary as text."""
-        from .lmm_summary import format_summary
-
-        return format_summary(self)
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able data: everything ``summary()`` shows and more."""
-        from .lmm_summary import fit_to_dict
-
-        return fit_to_dict(self)
-
-
-class GlmmFit(GlmmResult, FitPresentation):
-    """A fitted GLMM (Laplace or adaptive quadrature), as :func:`multilevel.fit` returns it."""
-
-    def summary(self) -> str:
-        """The lme4 ``glmer`` summary as text."""
-        from .glmm_summary import format_glmm_summary
-
-        return format_glmm_summary(self)
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able data: everything ``summary()`` shows and more."""
-        from .glmm_summary import glmm_to_dict
-
-        return glmm_to_dict(self)

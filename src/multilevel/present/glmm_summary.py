@@ -6,10 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
+from .text import (
+    _pval,
+    _stars,
+    _table,
+    clean,
+    common_dict,
+    fixef_correlation_lines,
+    footer_lines,
+    random_effects_lines,
+)
 
 if TYPE_CHECKING:
-    from .fits import GlmmFit
+    from .glmm_fit import GlmmFit
 
 
 def _method(fit: GlmmFit) -> str:
@@ -26,6 +35,7 @@ def format_glmm_summary(fit: GlmmFit) -> str:
         f"Generalized linear mixed model fit by {_method(fit)}",
         f" Family: {fam.name}  ( {fam.link.name} )",
         f"Formula: {fit.spec.formula}",
+        f"   Data: {fit.spec.data_name}",
         "",
         "     AIC      BIC   logLik deviance df.resid",
         f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f} {fit.nobs - fit.n_params:8d}",
@@ -62,6 +72,7 @@ def format_glmm_summary(fit: GlmmFit) -> str:
         f"residuals) = {fit.deviance_residual_sum:.4f}"
     )
     lines += footer_lines(fit)
+    lines += fixef_correlation_lines(fit)
     return "\n".join(lines)
 
 

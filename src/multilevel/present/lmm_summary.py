@@ -6,10 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .text import _pval, _stars, _table, clean, common_dict, footer_lines, random_effects_lines
+from .text import (
+    _pval,
+    _stars,
+    _table,
+    clean,
+    common_dict,
+    fixef_correlation_lines,
+    footer_lines,
+    random_effects_lines,
+)
 
 if TYPE_CHECKING:
-    from .fits import LmmFit
+    from .lmm_fit import LmmFit
 
 
 def format_summary(fit: LmmFit) -> str:
@@ -17,6 +26,7 @@ def format_summary(fit: LmmFit) -> str:
     method = "REML" if fit.reml else "maximum likelihood"
     lines.append(f"Linear mixed model fit by {method}. t-tests use Satterthwaite's method")
     lines.append(f"Formula: {fit.spec.formula}")
+    lines.append(f"   Data: {fit.spec.data_name}")
     lines.append("")
     if fit.reml:
         lines.append(f"REML criterion at convergence: {fit.reml_criterion:.1f}")
@@ -52,6 +62,7 @@ def format_summary(fit: LmmFit) -> str:
         )
     lines += _table(rows, ["l", "r", "r", "r", "r", "r", "l"])
     lines += footer_lines(fit)
+    lines += fixef_correlation_lines(fit)
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..model.profile import Profile
 from .plots import _plt
@@ -25,7 +25,7 @@ def zeta_plot(profile: Profile, *, level: float = 0.95) -> Any:
     ncol = min(3, len(names))
     nrow = math.ceil(len(names) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    z = float(special.ndtri(0.5 + level / 2.0))
     ci = profile.confint(level)
     for ax, name in zip(axes.ravel(), names):
         tr = profile.zeta(name)

@@ -112,3 +112,38 @@ def common_dict(fit: Any) -> dict:
             for name, df in fit.ranef.items()
         },
     }
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """R's ``abbreviate()`` as lme4 uses it for the correlation table's columns: drop
+    lower-case vowels from the right, then lower-case letters, never the first
+    character, until ``minlength`` characters are left (``"(Intercept)"`` -> ``"(Intr)"``)."""
+    chars = list(name)
+    for drop in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
+        i = len(chars) - 1
+        while len(chars) > minlength and i > 0:
+            if chars[i] in drop:
+                del chars[i]
+            i -= 1
+    return "".join(chars[:minlength]) if len(chars) > minlength else "".join(chars)
+
+
+CORRELATION_MAX_P = 12  # lme4 prints the correlation of fixed effects up to this many
+
+
+def fixef_correlation_lines(fit: Any) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" block: the lower triangle to 3 decimals."""
+    V = fit.vcov.to_numpy()
+    names = [str(n) for n in fit.vcov.index]
+    p = len(names)
+    if p < 2:
+        return []
+    if p > CORRELATION_MAX_P:
+        return ["", f"Correlation matrix not shown by default, as p = {p} > {CORRELATION_MAX_P}; see vcov."]
+    sd = np.sqrt(np.maximum(np.diag(V), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = V / np.outer(sd, sd)
+    rows = [["", *(abbreviate(n) for n in names[:-1])]]
+    for i in range(1, p):
+        rows.append([names[i], *(f"{R[i, j]:.3f}" for j in range(i)), *([""] * (p - 1 - i))])
+    return ["", "Correlation of Fixed Effects:", *_table(rows, ["l"] + ["r"] * (p - 1))]

@@ -1,0 +1,47 @@
+"""Two-sided p-values of t and z statistics, and Wald intervals, from ``scipy.special``.
+
+``scipy.stats`` takes about 0.2 s to import, more than a small fit; the p-values of
+a coefficient table need only the regularized incomplete beta function and erfc:
+``P(|T_nu| > |t|) = I_{nu / (nu + t^2)}(nu / 2, 1 / 2)`` and
+``P(|Z| > |z|) = erfc(|z| / sqrt 2)``.
+
+>>> round(float(two_sided_t(2.0, 10.0)), 6)
+0.073388
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+
+def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
+    """``2 P(T_df > |t|)``; ``df = inf`` gives the normal p-value."""
+    ta = np.abs(np.asarray(t, dtype=float))
+    dfa = np.broadcast_to(np.asarray(df, dtype=float), ta.shape)
+    t2 = ta * ta
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the complementary form where t^2 / (df + t^2) is small: 1 - x would round away
+        tail = special.betainc(dfa / 2.0, 0.5, dfa / (dfa + t2))
+        body = 1.0 - special.betainc(0.5, dfa / 2.0, t2 / (dfa + t2))
+        p = np.where(t2 < dfa, body, tail)
+    return np.where(np.isinf(dfa), two_sided_z(ta), p)
+
+
+def two_sided_z(z: np.ndarray | float) -> np.ndarray:
+    """``2 P(Z > |z|)`` for a standard normal Z."""
+    return np.asarray(special.erfc(np.abs(np.asarray(z, dtype=float)) / np.sqrt(2.0)))
+
+
+def wald_interval(estimate: Any, se: Any, level: float = 0.95) -> dict[str, Any]:
+    """The Wald interval ``estimate -+ z se`` as two columns named as R names them
+    (``"2.5 %"``, ``"97.5 %"``)."""
+    a = (1.0 - level) / 2.0
+    z = float(special.ndtri(1.0 - a))
+    return {_pct(a): estimate - z * se, _pct(1.0 - a): estimate + z * se}
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.3g} %"
