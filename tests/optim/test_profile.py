@@ -102,3 +102,31 @@ def test_warm_starts_come_from_inside():
     assert starts[-1] == (1.0, 0.0)  # from the estimate, not from 3.0
     tr.zeta(2.0)
     assert starts[-1] == (2.0, 2.0)  # extrapolated along 0 -> 0 and 1 -> 1, not from 3
+
+
+@pytest.mark.parametrize(
+    "f, a, b",
+    [
+        (lambda x: x**3 - 2 * x - 5, 2.0, 3.0),
+        (lambda x: math.exp(x) - 10.0, 0.0, 5.0),
+        (lambda x: math.tanh(50 * (x - 0.3)), -1.0, 1.0),
+        (lambda x: (x - 1e-3) ** 3, -1.0, 1.0),  # flat at its root
+        (lambda x: math.log(x) + 0.5, 1e-3, 10.0),
+    ],
+)
+def test_brent_agrees_with_scipy(f, a, b):
+    from scipy.optimize import brentq
+
+    from multilevel.optim.profile import brent
+
+    calls = []
+
+    def g(x):
+        calls.append(x)
+        return f(x)
+
+    ours = brent(g, a, b, xtol=1e-13)
+    assert ours == pytest.approx(brentq(f, a, b, xtol=1e-13, maxiter=1000), abs=1e-9)
+    assert len(calls) < 200
+    with pytest.raises(ValueError, match="opposite signs"):
+        brent(f, b, b + 1.0, xtol=1e-9)

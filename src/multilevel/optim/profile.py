@@ -10,7 +10,7 @@ caching every point (each inner minimization starts from the optimum of the
 nearest point found between it and the estimate, extrapolated along the trace, so
 a trace costs a few evaluations per point and follows one branch of optima outward), and finds where
 zeta crosses a level by bracketing along the trace with secant steps and then
-Brent's method (``scipy.optimize.brentq``) on zeta itself; a parameter whose
+Brent's method (:func:`brent`, scipy's ``brentq`` algorithm) on zeta itself; a parameter whose
 profile does not reach the level before its bound (an SD before 0, a
 correlation before +-1) gets the bound. lme4 interpolates a spline through a
 grid of profile points instead; roots of zeta are exact to the tolerance.
@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import brentq
 
 #: secant steps (and bound probes) allowed while bracketing one crossing
 MAX_BRACKET_STEPS = 40
@@ -51,11 +50,54 @@ ZETA_TOL = 1e-8
 BETTER_TOL = 1e-6
 
 
-class _Found(Exception):  # a signal, not an error
-    """Raised inside Brent's method when zeta is close enough to its level."""
+EPS = float(np.finfo(float).eps)
 
-    def __init__(self, value: float) -> None:
-        self.value = value
+
+def brent(
+    f: Callable[[float], float], a: float, b: float, *, xtol: float, ftol: float = 0.0, maxiter: int = 200
+) -> float:
+    """A root of ``f`` in [a, b] (``f(a)``, ``f(b)`` of opposite signs) by Brent's method
+    (Brent 1973, ``zeroin``; the algorithm of ``scipy.optimize.brentq``): inverse quadratic
+    interpolation or secant steps, bisection where they would not shrink the bracket fast
+    enough. Stops when the bracket is below ``xtol`` (plus 2 eps |x|) or ``|f| <= ftol``.
+
+    Written out here rather than imported: ``scipy.optimize`` takes ~0.1 s to import,
+    more than a profile of a small model.
+    """
+    fa, fb = f(a), f(b)
+    if fa * fb > 0:
+        raise ValueError(f"f(a) and f(b) must have opposite signs, got {fa:g} and {fb:g}")
+    c, fc, d, e = a, fa, b - a, b - a
+    for _ in range(maxiter):
+        if fb * fc > 0:
+            c, fc, d, e = a, fa, b - a, b - a
+        if abs(fc) < abs(fb):
+            a, b, c, fa, fb, fc = b, c, b, fb, fc, fb
+        tol = 2.0 * EPS * abs(b) + 0.5 * xtol
+        m = 0.5 * (c - b)
+        if abs(m) <= tol or abs(fb) <= ftol:
+            return b
+        if abs(e) >= tol and abs(fa) > abs(fb):
+            s = fb / fa
+            if a == c:  # secant
+                p, q = 2.0 * m * s, 1.0 - s
+            else:  # inverse quadratic interpolation
+                q, r = fa / fc, fb / fc
+                p = s * (2.0 * m * q * (q - r) - (b - a) * (r - 1.0))
+                q = (q - 1.0) * (r - 1.0) * (s - 1.0)
+            if p > 0:
+                q = -q
+            p = abs(p)
+            if 2.0 * p < min(3.0 * m * q - abs(tol * q), abs(e * q)):
+                e, d = d, p / q
+            else:
+                d = e = m
+        else:
+            d = e = m
+        a, fa = b, fb
+        b += d if abs(d) > tol else math.copysign(tol, m)
+        fb = f(b)
+    return b
 
 
 class Profiler(Protocol):
@@ -228,17 +270,7 @@ class ZetaTrace:
         ``ZETA_TOL`` of the target (the last steps to a tiny bracket would buy nothing)."""
         width = abs(b - self.estimate) + abs(a - self.estimate)
         xtol = max(1e-10 * width, 1e-14 * max(abs(a), abs(b), 1.0))
-
-        def g(v: float) -> float:
-            r = self.zeta(v) - target
-            if abs(r) < ZETA_TOL:
-                raise _Found(v)
-            return r
-
-        try:
-            return float(brentq(g, a, b, xtol=xtol, rtol=4e-15, maxiter=200))
-        except _Found as hit:
-            return hit.value
+        return brent(lambda v: self.zeta(v) - target, a, b, xtol=xtol, ftol=ZETA_TOL)
 
     def fill(self, zmax: float, per_side: int) -> list[float]:
         """Points out to |zeta| = ``zmax`` (or the bound) on both sides, ``per_side`` of them
