@@ -35,7 +35,14 @@ STEP = 0.02
 
 def parameter_names(spec: ModelSpec, family: Family) -> tuple[str, ...]:
     """The parameters in lme4's order: SDs and correlations, ``sigma`` or ``shape`` where
-    the family estimates a dispersion, then the fixed effects."""
+    the family estimates a dispersion, then the fixed effects.
+
+    >>> import multilevel
+    >>> g = multilevel.fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)",
+    ...                    multilevel.load_dataset("cbpp"), family="binomial")
+    >>> parameter_names(g.spec, g.family)
+    ('sd_(Intercept)|herd', 'Intercept')
+    """
     disp = {Dispersion.SCALE: ["sigma"], Dispersion.SHAPE: ["shape"]}.get(family.dispersion, [])
     return (*VarParams.of(spec).names, *disp, *spec.fixed_names)
 

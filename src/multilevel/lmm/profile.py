@@ -40,7 +40,13 @@ STEP = 0.02
 
 def parameter_names(obj: LmmObjective) -> tuple[str, ...]:
     """The parameters in lme4's order: SDs and correlations, ``sigma`` (unless residual SEs
-    are known), then the fixed effects."""
+    are known), then the fixed effects.
+
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> parameter_names(m.objective)
+    ('sd_(Intercept)|Batch', 'sigma', 'Intercept')
+    """
     sigma = ["sigma"] if obj.sigma_fixed is None else []
     return (*VarParams.of(obj.spec).names, *sigma, *obj.spec.fixed_names)
 

@@ -69,7 +69,12 @@ def _describe(name: str, fit: Any) -> str:
 
 def check_same_rows(fits: list[Any], names: list[str]) -> None:
     """The models were fitted to the same rows: same number, same response values and
-    the same prior weights (different missing-value patterns are the usual cause)."""
+    the same prior weights (different missing-value patterns are the usual cause).
+
+    >>> import multilevel
+    >>> d = multilevel.load_dataset("Dyestuff")
+    >>> check_same_rows([multilevel.fit("Yield ~ 1 + (1 | Batch)", d)] * 2, ["m1", "m2"])
+    """
     first, n0 = fits[0], fits[0].design.n
     for fit, name in zip(fits[1:], names[1:]):
         d, d0 = fit.design, first.design
@@ -116,7 +121,15 @@ def fixed_nested(small: Any, big: Any) -> bool:
 
 
 def same_fixed_effects(a: Any, b: Any) -> bool:
-    """The same fixed-effect column space and offset (REML criteria are then comparable)."""
+    """The same fixed-effect column space and offset (REML criteria are then comparable).
+
+    >>> import multilevel
+    >>> d = multilevel.load_dataset("sleepstudy")
+    >>> a = multilevel.fit("Reaction ~ Days + (1 | Subject)", d)
+    >>> b = multilevel.fit("Reaction ~ Days + (Days | Subject)", d)
+    >>> same_fixed_effects(a, b)
+    True
+    """
     return fixed_nested(a, b) and fixed_nested(b, a)
 
 
@@ -166,7 +179,15 @@ def check_nested(small: Any, big: Any, names: tuple[str, str]) -> None:
 
 def check_models(fits: list[Any], names: list[str]) -> tuple[list[Any], list[str]]:
     """The fits ordered by their number of parameters (stably, as R's ``order``), checked
-    for the same rows and for each being nested in the next."""
+    for the same rows and for each being nested in the next.
+
+    >>> import multilevel
+    >>> d = multilevel.load_dataset("sleepstudy")
+    >>> a = multilevel.fit("Reaction ~ Days + (1 | Subject)", d)
+    >>> b = multilevel.fit("Reaction ~ Days + (Days | Subject)", d)
+    >>> check_models([b, a], ["big", "small"])[1]
+    ['small', 'big']
+    """
     check_same_rows(fits, names)
     order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)
     fits, names = [fits[i] for i in order], [names[i] for i in order]
@@ -206,7 +227,15 @@ def compare(
     result_type: type[Comparison] = Comparison,
 ) -> Comparison:
     """The likelihood-ratio table of ``fits`` (checked for the same rows and nesting), as
-    ``result_type``."""
+    ``result_type``. :func:`multilevel.anova` refits REML fits first and prints it.
+
+    >>> import multilevel
+    >>> d = multilevel.load_dataset("sleepstudy")
+    >>> fits = [multilevel.fit(f, d, reml=False) for f in ("Reaction ~ 1 + (Days | Subject)",
+    ...                                                    "Reaction ~ Days + (Days | Subject)")]
+    >>> round(float(compare(fits, ["m1", "m2"], criterion="ML").table["Chisq"].iloc[1]), 3)
+    23.537
+    """
     if boundary not in BOUNDARY:
         raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
     fits, names = check_models(fits, names)

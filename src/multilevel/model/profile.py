@@ -35,7 +35,11 @@ METHODS = ("profile", "wald")
 
 
 def check_level(level: Any) -> float:
-    """A confidence level strictly between 0 and 1."""
+    """A confidence level strictly between 0 and 1.
+
+    >>> check_level(0.9)
+    0.9
+    """
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)):
         raise ModelError(f"level must be a number between 0 and 1 (e.g. 0.95), got {level!r}")
     lv = float(level)
@@ -54,7 +58,11 @@ def _suggest(word: str, options: list[str]) -> str:
 
 
 def check_method(method: Any) -> str:
-    """``"profile"`` or ``"wald"`` (lme4's ``"Wald"`` accepted)."""
+    """``"profile"`` or ``"wald"`` (lme4's ``"Wald"`` accepted).
+
+    >>> check_method("Wald")
+    'wald'
+    """
     if isinstance(method, str) and method.lower() in METHODS:
         return method.lower()
     hint = _suggest(method, list(METHODS)) if isinstance(method, str) else ""
@@ -63,7 +71,11 @@ def check_method(method: Any) -> str:
 
 def resolve_parm(parm: Any, names: tuple[str, ...], n_var: int) -> list[int]:
     """Positions of the parameters ``parm`` asks for (None: all) among ``names``; ``n_var``
-    is how many of them lead as variance parameters (``"theta_"``)."""
+    is how many of them lead as variance parameters (``"theta_"``).
+
+    >>> resolve_parm(["beta_", "sigma"], ("sd_(Intercept)|g", "sigma", "Intercept", "x"), 2)
+    [2, 3, 1]
+    """
     if parm is None:
         return list(range(len(names)))
     items = [parm] if isinstance(parm, (str, int, np.integer)) else list(parm)
@@ -111,7 +123,13 @@ def _frame(names: list[str], ci: np.ndarray, level: float, method: str) -> pd.Da
 
 
 def confint_table(profiler: Profiler, n_var: int, parm: Any = None, level: float = 0.95) -> pd.DataFrame:
-    """Profile intervals (columns ``lower``, ``upper``) of the parameters ``parm``."""
+    """Profile intervals (columns ``lower``, ``upper``) of the parameters ``parm``.
+
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> confint_table(m._profiler(), 2, "sigma").round(2).values.tolist()
+    [[38.23, 67.66]]
+    """
     level = check_level(level)
     idx = resolve_parm(parm, profiler.names, n_var)
     traces = [ZetaTrace(profiler, i) for i in idx]
@@ -124,7 +142,12 @@ def wald_table(
     names: tuple[str, ...], n_var: int, fixef: np.ndarray, se: np.ndarray, parm: Any, level: float
 ) -> pd.DataFrame:
     """lme4's ``confint(method = "Wald")``: estimate -+ z SE for the fixed effects, NaN for
-    the variance parameters (which have no Wald interval there)."""
+    the variance parameters (which have no Wald interval there).
+
+    >>> import numpy as np
+    >>> wald_table(("sigma", "x"), 1, np.array([1.0]), np.array([0.5]), None, 0.95).round(3).values.tolist()
+    [[nan, nan], [0.02, 1.98]]
+    """
     level = check_level(level)
     idx = resolve_parm(parm, names, n_var)
     z = float(special.ndtri(0.5 + level / 2.0))
@@ -146,7 +169,12 @@ def confint(
     method: str = "profile",
 ) -> pd.DataFrame:
     """lme4's ``confint()`` of a fit: the arguments checked before any work, then profile
-    intervals (from ``make_profiler()``) or Wald ones."""
+    intervals (from ``make_profiler()``) or Wald ones. What ``fit.confint()`` calls.
+
+    >>> import numpy as np
+    >>> confint(lambda: None, ("sigma", "x"), 1, np.array([1.0]), np.array([0.5]), method="wald").shape
+    (2, 2)
+    """
     method = check_method(method)
     level = check_level(level)
     resolve_parm(parm, names, n_var)
@@ -164,6 +192,14 @@ class Profile:
     at that point (one column each). ``estimate`` holds the estimates on the same
     scale and ``deviance`` the minimum. :meth:`confint` finds where the traces
     cross ``-+ z`` (Brent's method on zeta, from the points already computed).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> pr = m.profile("sigma", points=3)
+    >>> pr.zeta("sigma")["zeta"].round(2).tolist()
+    [-3.37, -1.96, -0.87, 0.0, 1.49, 2.56, 3.37]
     """
 
     names: tuple[str, ...]
@@ -190,7 +226,14 @@ def profile_model(
 ) -> Profile:
     """Trace zeta for the parameters ``parm`` out to lme4's cutoff
     ``sqrt(qchisq(1 - alphamax, number of parameters))`` (or each bound), with
-    ``points`` points evenly spaced on each side of every estimate."""
+    ``points`` points evenly spaced on each side of every estimate. What ``fit.profile()``
+    calls.
+
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> profile_model(m._profiler(), 2, "Intercept", points=2).table.shape
+    (5, 6)
+    """
     if not (isinstance(alphamax, float) and 0.0 < alphamax < 1.0):
         raise ModelError(f"alphamax must be a number between 0 and 1, got {alphamax!r}")
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:

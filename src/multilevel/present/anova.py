@@ -35,7 +35,15 @@ def _column(values: np.ndarray, digits: int = 5) -> list[str]:
 
 def format_comparison(c: Comparison) -> str:
     """The table as lme4 prints it: the models and formulas, the table with significance
-    stars, and notes on refitting and on the reference distribution."""
+    stars, and notes on refitting and on the reference distribution.
+
+    >>> import multilevel
+    >>> d = multilevel.load_dataset("sleepstudy")
+    >>> a = multilevel.anova(multilevel.fit("Reaction ~ Days + (1 | Subject)", d),
+    ...                      multilevel.fit("Reaction ~ Days + (Days | Subject)", d))
+    >>> format_comparison(a).splitlines()[0]
+    'Models:'
+    """
     t = c.table
     lines = ["Models:"]
     lines += [f"{name}: {formula}" for name, formula in zip(t.index, c.formulas)]

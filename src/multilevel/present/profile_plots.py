@@ -19,7 +19,13 @@ from .plots import _plt
 def zeta_plot(profile: Profile, *, level: float = 0.95) -> Any:
     """One panel per profiled parameter: zeta against the parameter's value (the
     profile points, joined), the estimate, dashed lines at zeta = -+ z for ``level``
-    and the profile interval's limits where the trace meets them (matplotlib figure)."""
+    and the profile interval's limits where the trace meets them (matplotlib figure).
+
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> [ax.get_title() for ax in zeta_plot(m.profile(points=3)).axes]
+    ['sd_(Intercept)|Batch', 'sigma', 'Intercept']
+    """
     plt = _plt()
     names = profile.names
     ncol = min(3, len(names))
