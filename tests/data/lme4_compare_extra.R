@@ -53,6 +53,13 @@ ci <- suppressMessages(confint(mp, level = 0.9, oldNames = FALSE))
 out$penicillin_profile_90 <- list(
   formula = "diameter ~ 1 + (1|plate) + (1|sample)", REML = TRUE, level = 0.9,
   ci = lapply(seq_len(nrow(ci)), function(i) list(par = rownames(ci)[i], lower = ci[i, 1], upper = ci[i, 2])))
+# prior weights
+sl$w <- 1 + sl$Days %% 3
+mw <- lmer(Reaction ~ Days + (Days|Subject), sl, weights = w)
+ci <- suppressMessages(confint(mw, oldNames = FALSE))
+out$sleepstudy_weighted_profile <- list(
+  formula = "Reaction ~ Days + (Days|Subject)", weights = "1 + Days %% 3", REML = TRUE, level = 0.95,
+  ci = lapply(seq_len(nrow(ci)), function(i) list(par = rownames(ci)[i], lower = ci[i, 1], upper = ci[i, 2])))
 # timing of the benchmark's case
 m <- lmer(Reaction ~ Days + (Days|Subject), sl)
 t <- replicate(3, system.time(suppressMessages(confint(m, method = "profile")))[["elapsed"]])

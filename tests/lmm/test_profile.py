@@ -193,3 +193,22 @@ def test_known_residual_se_has_no_sigma():
     assert 5 < ci.loc["sd_(Intercept)|school", "upper"] < 30
     lo, hi = ci.loc["Intercept"]
     assert lo < m.fixef["Intercept"] < hi
+
+
+def test_prior_weights():
+    """With prior weights lme4 1.1-31 gets the variance parameters and sigma (ours agree to
+    1e-4) but not the fixed effects: its limits for them have |zeta| far below z ("bad
+    spline fit ... falling back to linear interpolation"), ours sit on it, near Wald's."""
+    r = EXTRA["sleepstudy_weighted_profile"]
+    d = multilevel.load_dataset("sleepstudy")
+    d["w"] = 1 + d["Days"] % 3
+    m = multilevel.fit(r["formula"], d, weights="w")
+    ci = m.confint()
+    _check(ci.iloc[:4], r["ci"][:4], rel=1e-4)
+    prof = m._profiler()
+    wald = m.confint(method="wald")
+    for i, name in enumerate(["Intercept", "Days"], start=4):
+        for d_, side in ((-1, "lower"), (1, "upper")):
+            assert abs(ZetaTrace(prof, i).zeta(ci.loc[name, side]) - d_ * Z95) < 1e-6
+            assert abs(ZetaTrace(prof, i).zeta(r["ci"][i][side])) < 0.5 * Z95
+            assert ci.loc[name, side] == pytest.approx(wald.loc[name, side], rel=0.02)
