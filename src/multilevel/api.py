@@ -55,7 +55,7 @@ class Model:
     --------
     >>> from multilevel.datasets import load_dataset
     >>> m = Model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
-    >>> round(m.fit().fixef["Days"], 4)
+    >>> round(float(m.fit().fixef["Days"]), 4)
     10.4673
     """
 

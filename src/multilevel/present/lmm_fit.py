@@ -16,7 +16,7 @@ class LmmFit(LmmResult, FitPresentation):
     >>> import multilevel
     >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
     >>> print(m.summary().splitlines()[0])
-    Linear mixed model fit by REML (Satterthwaite df for t tests)
+    Linear mixed model fit by REML. t-tests use Satterthwaite's method
     """
 
     def summary(self) -> str:
