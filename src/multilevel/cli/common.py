@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,9 @@ def _named(df: Any, name: str) -> Any:
     return df
 
 
+DELAY = 1.0  # seconds before the status line appears
+
+
 class _Elapsed:
     """A status line on stderr with the elapsed time, shown only once a step takes over a second."""
 
@@ -57,8 +61,9 @@ class _Elapsed:
 
         from tqdm.auto import tqdm
 
+        self.started = time.perf_counter()
         self.bar = tqdm(
-            total=None, desc=self.desc, delay=1.0, bar_format="{desc}: {elapsed}", file=sys.stderr
+            total=None, desc=self.desc, delay=DELAY, bar_format="{desc}: {elapsed}", file=sys.stderr
         )
         self.stop = threading.Event()
 
@@ -74,6 +79,11 @@ class _Elapsed:
         self.stop.set()
         self.thread.join()
         self.bar.close()
+        if time.perf_counter() - self.started >= DELAY:
+            # tqdm leaves its status line open: what follows on stderr (warnings, an
+            # error) starts on a line of its own
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
