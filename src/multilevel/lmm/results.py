@@ -16,13 +16,14 @@ from ..model.fitted import MixedFitMixin
 from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
+from .after_fit import LmmInferenceMixin
 from .inference import satterthwaite_df
 from .objective import Factor, LmmObjective
 from .solution import Solution, conditional_variances, vcov_beta
 
 
 @dataclass(frozen=True)
-class LmmResult(MixedFitMixin):
+class LmmResult(MixedFitMixin, LmmInferenceMixin):
     """A fitted linear mixed model (REML or ML): estimates and what follows from them.
 
     Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
@@ -31,7 +32,9 @@ class LmmResult(MixedFitMixin):
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
     ``varcorr``, ``sigma``, ``theta``, ``ranef`` / ``ranef_sd`` (conditional modes
     and SDs), ``loglik``, ``deviance``, ``reml_criterion``, ``aic``, ``bic``,
-    ``nobs``, ``ngroups``, ``converged``, ``singular``, ``optinfo``.
+    ``nobs``, ``ngroups``, ``converged``, ``singular``, ``optinfo``; F tests
+    (``anova``, ``test``, ``krmodcomp``, ``vcov_kr``) come from
+    :class:`~multilevel.lmm.after_fit.LmmInferenceMixin`.
     """
 
     spec: ModelSpec
