@@ -136,10 +136,12 @@ def test_krmodcomp_refuses_non_nested_and_equal_models():
 def test_doctests_of_the_new_modules():
     import doctest
 
+    from multilevel.glmm import after_fit as glmm_after_fit
     from multilevel.lmm import after_fit, ftest, kenward_roger, kr_products, satterthwaite
-    from multilevel.model import hypotheses
+    from multilevel.model import emmeans, hypotheses
 
-    for mod in (after_fit, ftest, kenward_roger, kr_products, satterthwaite, hypotheses):
+    mods = (after_fit, ftest, kenward_roger, kr_products, satterthwaite, hypotheses, emmeans, glmm_after_fit)
+    for mod in mods:
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__
         assert res.attempted > 0, mod.__name__

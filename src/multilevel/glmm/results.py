@@ -26,14 +26,16 @@ from ..model.newdata import design_for
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
+from .after_fit import GlmmInferenceMixin
 from .fit import GlmmEstimate, deviance_function, gradient_function, hessian_from_gradient
 from .gradient import gradient_available
 from .pirls import GlmmProblem
 
 
 @dataclass(frozen=True)
-class GlmmResult(MixedFitMixin):
-    """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``)."""
+class GlmmResult(MixedFitMixin, GlmmInferenceMixin):
+    """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``);
+    ``emmeans`` comes from :class:`~multilevel.glmm.after_fit.GlmmInferenceMixin`."""
 
     spec: ModelSpec
     design: Design = field(repr=False)

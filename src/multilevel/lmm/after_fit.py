@@ -1,9 +1,9 @@
 """Inference after an LMM fit: F tests (Satterthwaite, Kenward-Roger) and anova tables.
 
 :class:`LmmInferenceMixin` gives :class:`~multilevel.lmm.results.LmmResult` its
-``test``, ``anova``, ``krmodcomp`` and ``vcov_kr``; the computations live in
-:mod:`~multilevel.lmm.satterthwaite`, :mod:`~multilevel.lmm.kenward_roger` and
-:mod:`~multilevel.model.hypotheses`.
+``test``, ``anova``, ``krmodcomp``, ``vcov_kr`` and ``emmeans``; the computations live
+in :mod:`~multilevel.lmm.satterthwaite`, :mod:`~multilevel.lmm.kenward_roger`,
+:mod:`~multilevel.model.hypotheses` and :mod:`~multilevel.model.emmeans`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ModelError
 from ..linalg.threads import blas_threads
+from ..model.emmeans import Emmeans, emmeans
 from ..model.hypotheses import contrast_matrix, term_hypotheses
 from .ftest import FTest, ddf_method
 from .kenward_roger import KrAdjustment, kr_adjustment, kr_ddf, kr_modcomp, kr_test, row_basis
@@ -127,6 +129,70 @@ class LmmInferenceMixin:
         69.0
         """
         return kr_modcomp(self, other)
+
+    def emmeans(
+        self,
+        specs: Any,
+        *,
+        by: Any = None,
+        at: dict[str, Any] | None = None,
+        weights: str = "equal",
+        ddf: str | None = None,
+        level: float = 0.95,
+    ) -> Emmeans:
+        """Estimated marginal means on the reference grid (R's ``emmeans(fit, specs)``).
+
+        Parameters
+        ----------
+        specs:
+            The factor(s) to estimate means for: ``"recipe"``, ``["Cu", "Evit"]`` or
+            ``"~ recipe | temperature"``.
+        by:
+            Factor(s) to give the means within (``"temperature"``).
+        at:
+            Values for the grid: ``{"Time": [4, 8]}`` (numeric predictors are at their
+            means otherwise), or a subset of a factor's levels.
+        weights:
+            ``"equal"`` (default) or ``"proportional"`` averaging over the other factors.
+        ddf:
+            ``"kenward-roger"`` (emmeans's default: the adjusted covariance and pbkrtest's
+            df; the default for REML fits) or ``"satterthwaite"`` (the default for ML fits).
+        level:
+            Confidence level of the limits.
+
+        Examples
+        --------
+        >>> import multilevel
+        >>> m = multilevel.fit("angle ~ recipe * temperature + (1 | recipe:replicate)",
+        ...                    multilevel.load_dataset("cake"))
+        >>> e = m.emmeans("recipe")
+        >>> e.table.round(3).to_dict("records")[0]
+        {'recipe': 'A', 'emmean': 33.122, 'SE': 1.737, 'df': 42.0, 'lower.CL': 29.617, 'upper.CL': 36.627}
+        """
+        method = ddf_method(ddf if ddf is not None else ("kenward-roger" if self.reml else "satterthwaite"))
+        if method == "kenward-roger":
+            V = self._kr.vcov_adjusted
+        else:
+            V = self._varpar_derivatives.vcov
+        frame = self._frame()
+        return emmeans(
+            self.spec,
+            frame,
+            self.solution.beta,
+            V,
+            lambda K: self.contrast_dfs(K, method),
+            specs,
+            by=by,
+            at=at,
+            weights=weights,
+            level=level,
+            method=method,
+        )
+
+    def _frame(self) -> pd.DataFrame:
+        if self.design.frame is None:
+            raise ModelError("this fit has no record of its rows' predictor columns (design.frame)")
+        return self.design.frame
 
     def contrast_dfs(self, L: np.ndarray, ddf: str) -> np.ndarray:
         """The denominator df of each row of ``L`` as a single contrast."""
