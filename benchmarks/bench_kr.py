@@ -11,8 +11,11 @@ cover the test only (the fit is not timed): the first call in a fresh process an
 the median of warm calls (multilevel recomputes, its cached result is not reused).
 Memory: the peak of Python allocations during the first call (tracemalloc) and R's
 maximum resident set for the whole Rscript process (``/usr/bin/time``), which pbkrtest's
-n x n covariance dominates. The full data (73,421 rows) runs multilevel only:
-pbkrtest would need several dense 73,421^2 matrices (43 GB each).
+n x n covariance dominates; each Rscript run is capped at ``--r-mem-gb`` (10 GB) of
+address space so that a size pbkrtest cannot hold fails instead of swamping a shared
+machine, and from 5,000 rows pbkrtest gets one warm call (each takes minutes). The
+full data (73,421 rows) runs multilevel only: pbkrtest would need several dense
+73,421^2 matrices (40 GB each).
 
     python benchmarks/bench_kr.py [--sizes 500 2000 5000 10000] [--reps 3] [--json out.json]
 """
@@ -103,7 +106,7 @@ def run_multilevel(data, reps):
     }
 
 
-def run_pbkrtest(data, reps, timeout):
+def run_pbkrtest(data, reps, timeout, mem_gb):
     if not shutil.which("Rscript"):
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,15 +114,21 @@ def run_pbkrtest(data, reps, timeout):
         data.to_csv(csv, index=False)
         script.write_text(R_SCRIPT)
         cmd = ["Rscript", str(script), str(csv), str(reps)]
-        timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+        timer = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
         if timer:
             cmd = [timer, "-v", *cmd]
+        # a cap on R's address space, so that a size pbkrtest cannot hold fails instead of swamping
+        # the machine
+        cmd = ["prlimit", f"--as={int(mem_gb * 2**30)}", *cmd] if shutil.which("prlimit") else cmd
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {"error": f"did not finish in {timeout} s"}
     if r.returncode != 0:
-        return {"error": r.stderr.strip().splitlines()[-1][:200] if r.stderr.strip() else "failed"}
+        if "cannot allocate" in r.stderr or "Cannot allocate" in r.stderr:
+            return {"error": f"out of memory (R capped at {mem_gb:g} GB)"}
+        lines = [x for x in r.stderr.strip().splitlines() if x.strip() and not x.startswith("\t")]
+        return {"error": lines[-1][:200] if lines else "failed"}
     out = json.loads(r.stdout.strip().splitlines()[-1])
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
     out["peak_MB"] = int(rss.group(1)) / 1024 if rss else float("nan")
@@ -130,7 +139,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 5000, 10000])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--timeout", type=int, default=1800, help="seconds per pbkrtest run")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per pbkrtest run")
+    ap.add_argument("--r-mem-gb", type=float, default=10.0, help="address-space cap for each Rscript run")
+    ap.add_argument("--r-warm-large", type=int, default=1, help="pbkrtest warm calls at 5,000 rows or more")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     data = multilevel.load_dataset("InstEval")
@@ -138,7 +149,8 @@ def main(argv=None):
     for n in [*args.sizes, len(data)]:
         sub = subsample(data, n)
         row = {"n": len(sub), "multilevel": run_multilevel(sub, args.reps)}
-        row["pbkrtest"] = run_pbkrtest(sub, args.reps, args.timeout) if n < len(data) else None
+        r_reps = args.reps if len(sub) < 5000 else args.r_warm_large
+        row["pbkrtest"] = run_pbkrtest(sub, r_reps, args.timeout, args.r_mem_gb) if n < len(data) else None
         results.append(row)
         print(json.dumps(row), file=sys.stderr)
     print("\n| rows | tool | first call (s) | warm median (s) | peak memory (MB) | DenDF | F |")

@@ -139,8 +139,19 @@ def test_doctests_of_the_new_modules():
     from multilevel.glmm import after_fit as glmm_after_fit
     from multilevel.lmm import after_fit, ftest, kenward_roger, kr_products, satterthwaite
     from multilevel.model import emmeans, hypotheses
+    from multilevel.present import ftests
 
-    mods = (after_fit, ftest, kenward_roger, kr_products, satterthwaite, hypotheses, emmeans, glmm_after_fit)
+    mods = (
+        after_fit,
+        ftest,
+        kenward_roger,
+        kr_products,
+        satterthwaite,
+        hypotheses,
+        emmeans,
+        glmm_after_fit,
+        ftests,
+    )
     for mod in mods:
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__

@@ -171,3 +171,15 @@ def test_non_estimable_mean_is_nan():
     assert np.isfinite(t.loc[("Cu000", "Evit000"), "emmean"])
     tc = m.emmeans("Cu").table.set_index("Cu")
     assert np.isnan(tc.loc["Cu175", "emmean"]) and np.isfinite(tc.loc["Cu000", "emmean"])
+
+
+def test_numeric_column_coded_by_C_is_a_factor_of_the_grid():
+    d = multilevel.load_dataset("cbpp")
+    d["p"] = d["period"].astype(int)
+    g_factor = _fit("cbpp")
+    g_coded = multilevel.fit("cbind(incidence, size - incidence) ~ C(p) + (1 | herd)", d, family="binomial")
+    a = g_factor.emmeans("period", type="response").table
+    b = g_coded.emmeans("p", type="response").table
+    assert b["p"].tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(b["response"], a["response"], rtol=1e-6)
+    assert g_coded.emmeans("p").contrast()["contrast"][0] == "p1 - p2"

@@ -7,6 +7,7 @@ from typing import Any
 
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
+from .inference import add_anova_option, add_emmeans
 
 
 def _family_help() -> str:
@@ -65,6 +66,7 @@ def _add_fit(sub: Any) -> None:
         help="drop rows with missing values (with a warning) or refuse them",
     )
     p_fit.set_defaults(func=_cmd_fit)
+    add_anova_option(p_fit)
 
 
 def _add_sample(sub: Any) -> None:
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
+    add_emmeans(sub, _family_help())
     _add_sample(sub)
     _add_gee(sub)
     _add_graph(sub)

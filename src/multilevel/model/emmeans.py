@@ -53,19 +53,38 @@ class ReferenceGrid:
     covariates: tuple[str, ...]
 
 
+def _coded_numbers(spec: ModelSpec, frame: pd.DataFrame) -> set[str]:
+    """Numeric data columns that the fixed part encodes as categories (``C(period)``)."""
+    out = set()
+    for expr, state in spec.fixed_spec.encoder_state.items():
+        if str(getattr(state[0], "value", "")) != "categorical":
+            continue
+        cols = names_in(str(expr), set(frame.columns))
+        if len(cols) == 1 and not spec.column(cols[0]).categorical:
+            out.add(cols[0])
+    return out
+
+
 def _variables(spec: ModelSpec, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Factors and numeric predictors of the fixed part (data column names)."""
-    used = names_in(spec.parsed.fixed, set(frame.columns))
-    fixed = list(dict.fromkeys(used))
-    factors = [c.name for c in spec.columns if c.name in fixed and c.categorical]
-    numeric = [c.name for c in spec.columns if c.name in fixed and not c.categorical]
+    fixed = list(dict.fromkeys(names_in(spec.parsed.fixed, set(frame.columns))))
+    coded = _coded_numbers(spec, frame)
+    factors = [c.name for c in spec.columns if c.name in fixed and (c.categorical or c.name in coded)]
+    numeric = [c.name for c in spec.columns if c.name in fixed and c.name not in factors]
     return factors, numeric
 
 
-def _levels(spec: ModelSpec, name: str) -> list[Any]:
-    col = spec.column(name)
+def is_factor(spec: ModelSpec, frame: pd.DataFrame, name: str) -> bool:
+    return spec.column(name).categorical or name in _coded_numbers(spec, frame)
+
+
+def _levels(spec: ModelSpec, frame: pd.DataFrame, name: str) -> list[Any]:
+    """A factor's fitted levels in the model's order (sorted values for ``C(number)``)."""
     from .columns import level_name
 
+    col = spec.column(name)
+    if not col.categorical:
+        return sorted(pd.unique(frame[name]).tolist())
     return [v for v in col.levels if level_name(v) in set(col.observed)]
 
 
@@ -77,7 +96,7 @@ def _grid_values(spec: ModelSpec, frame: pd.DataFrame, at: dict[str, Any]) -> di
         raise ModelError(_not_a_variable(unknown[0], known, "at="))
     values: dict[str, list[Any]] = {}
     for name in factors:
-        levels = _levels(spec, name)
+        levels = _levels(spec, frame, name)
         if name in at:
             wanted = [str(v) for v in np.atleast_1d(at[name])]
             bad = [w for w in wanted if w not in [str(v) for v in levels]]
@@ -117,7 +136,7 @@ def reference_grid(spec: ModelSpec, frame: pd.DataFrame, at: dict[str, Any] | No
     # first variable varies fastest, as emmeans orders its grid
     combos = list(itertools.product(*[values[n] for n in reversed(names)]))
     grid = pd.DataFrame([tuple(reversed(c)) for c in combos], columns=names)
-    factors = [n for n in names if spec.column(n).categorical]
+    factors = [n for n in names if is_factor(spec, frame, n)]
     full = _with_other_columns(spec, frame, grid)
     X = design_for(spec, full, groups=False, offset=_zero_offset(spec, len(grid))).X
     return ReferenceGrid(
@@ -141,7 +160,7 @@ def _with_other_columns(spec: ModelSpec, frame: pd.DataFrame, grid: pd.DataFrame
         if c.name in out.columns:
             continue
         if c.categorical:
-            out[c.name] = _levels(spec, c.name)[0]
+            out[c.name] = _levels(spec, frame, c.name)[0]
         else:
             out[c.name] = float(pd.to_numeric(frame[c.name]).mean())
     for c in spec.columns:

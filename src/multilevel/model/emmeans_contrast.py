@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelError
+from .columns import level_name
 
 if TYPE_CHECKING:
     from .emmeans import Emmeans
@@ -26,10 +27,10 @@ ADJUST = ("tukey", "holm", "bonferroni", "none")
 RATIO_LINKS = {"log": "ratio", "logit": "odds.ratio"}
 
 
-def _label(row: pd.Series, specs: tuple[str, ...]) -> str:
+def _label(table: pd.DataFrame, r: int, specs: tuple[str, ...]) -> str:
     parts = []
     for v in specs:
-        text = str(row[v])
+        text = level_name(table[v].iloc[r])
         try:
             float(text)
             text = f"{v}{text}"  # numeric-looking levels carry the variable's name, as emmeans
@@ -107,7 +108,7 @@ def contrast_table(emm: Emmeans, method: Any = "pairwise", adjust: str | None = 
     ratio = RATIO_LINKS.get(getattr(emm.link, "name", ""), None) if emm.scale == "response" else None
     out = []
     for keys, rows in _group_rows(emm):
-        labels = [_label(emm.table.iloc[r], specs) for r in rows]
+        labels = [_label(emm.table, int(r), specs) for r in rows]
         C, names, pairwise = _weights(method, labels)
         adj = adjust if adjust is not None else ("tukey" if pairwise else "none")
         if adj not in ADJUST:
