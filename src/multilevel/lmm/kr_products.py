@@ -205,6 +205,7 @@ class _Algebra:
         self.HH = w.Hm.T @ w.Hm
         self.d1 = _level_dots(self.U1, self.U1, self.n1, self.q1)  # U1 dots per level
         self._gram: dict[tuple[int, int], np.ndarray] = {}
+        self._zv2z: dict[int, np.ndarray] = {}
 
     # ---- S = Z'Vt^{-1}Z ----------------------------------------------------
     def s_times(self, v: np.ndarray) -> np.ndarray:
@@ -225,6 +226,12 @@ class _Algebra:
     def _rest_span(self, k: int) -> slice:
         s = self.blocks.span(k)
         return slice(s.start - self.N1, s.stop - self.N1)
+
+    def diag_zv2z(self, k: int) -> np.ndarray:
+        """Per-level diagonal blocks of ``Z'Vt^{-2}Z = S - J_Z'J_Z`` over block k (cached)."""
+        if k not in self._zv2z:
+            self._zv2z[k] = self.diag_s(k) - self.diag_jj(k)
+        return self._zv2z[k]
 
     # ---- J'J -----------------------------------------------------------------
     def diag_jj(self, k: int) -> np.ndarray:
@@ -371,7 +378,7 @@ def kr_products(obj: LmmObjective, f: Factor, sigma: float) -> KrProducts:
             pj = params[j]
             if pj.block < 0:
                 Q[i, j] = EK[i].T @ ZV2X
-                Kt[i, j] = _trace_e(alg.diag_s(pi.block) - alg.diag_jj(pi.block), pi)
+                Kt[i, j] = _trace_e(alg.diag_zv2z(pi.block), pi)
             else:
                 Q[i, j] = EK[i].T @ SEK[j]
                 Kt[i, j] = _ktrace(alg, pi, pj)
