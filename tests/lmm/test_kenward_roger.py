@@ -138,7 +138,7 @@ def test_doctests_of_the_new_modules():
 
     from multilevel.glmm import after_fit as glmm_after_fit
     from multilevel.lmm import after_fit, ftest, kenward_roger, kr_products, satterthwaite
-    from multilevel.model import emmeans, hypotheses
+    from multilevel.model import emmeans, emmeans_contrast, hypotheses
     from multilevel.present import ftests
 
     mods = (
@@ -149,6 +149,7 @@ def test_doctests_of_the_new_modules():
         satterthwaite,
         hypotheses,
         emmeans,
+        emmeans_contrast,
         glmm_after_fit,
         ftests,
     )

@@ -69,12 +69,25 @@ class FTest:
 
 
 def empty_test(method: str) -> FTest:
-    """The test of no contrasts (a term with no estimable rows)."""
+    """The test of no contrasts (a term with no estimable rows).
+
+    Examples
+    --------
+    >>> empty_test("satterthwaite").num_df
+    0
+    """
     nan = math.nan
     return FTest(nan, 0, nan, nan, method)
 
 
 def make_test(F_unscaled: float, q: int, ddf: float, sigma: float, method: str, scale: float = 1.0) -> FTest:
+    """The record of a test: ``F = scale * F_unscaled`` on (q, ddf) df.
+
+    Examples
+    --------
+    >>> round(make_test(4.0, 1, 20.0, 1.0, "satterthwaite").p_value, 4)
+    0.0593
+    """
     F = F_unscaled * scale
     p = float(stats.f.sf(F, q, ddf)) if np.isfinite(F) else math.nan
     ms = F_unscaled * sigma**2

@@ -45,7 +45,17 @@ class KrAdjustment:
 
 
 def adjusted_vcov(products: KrProducts, Phi: np.ndarray) -> KrAdjustment:
-    """``Phi_A`` and ``W`` from the products (pbkrtest's ``vcovAdj16_internal``)."""
+    """``Phi_A`` and ``W`` from the products (pbkrtest's ``vcovAdj16_internal``).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> from multilevel.lmm.kr_products import kr_products
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> adj = adjusted_vcov(kr_products(m.objective, m.factor, m.sigma), m.vcov.to_numpy())
+    >>> adj.W.shape
+    (2, 2)
+    """
     P, Q, K = products.P, products.Q, products.K
     g = P.shape[0]
     PhiP = np.array([Phi @ Pi for Pi in P])
@@ -105,7 +115,15 @@ def _div_zero(x: float, y: float, tol: float = 1e-14) -> float:
 
 
 def kr_ddf(L: np.ndarray, adj: KrAdjustment) -> KrDdf:
-    """pbkrtest's ``Lb_ddf`` / ``.KR_adjust``: df and scale of the test of ``L`` (full row rank)."""
+    """pbkrtest's ``Lb_ddf`` / ``.KR_adjust``: df and scale of the test of ``L`` (full row rank).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Yield ~ 1 + (1 | Batch)", multilevel.load_dataset("Dyestuff"))
+    >>> round(kr_ddf(np.ones((1, 1)), kr_adjustment(m.objective, m.factor, m.sigma)).ddf, 3)
+    5.0
+    """
     Phi = adj.vcov
     q = int(np.linalg.matrix_rank(L))
     Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
@@ -129,7 +147,13 @@ def kr_ddf(L: np.ndarray, adj: KrAdjustment) -> KrDdf:
 
 
 def row_basis(L: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """An orthonormal basis of the rows of ``L`` (Kenward-Roger does not depend on the basis)."""
+    """An orthonormal basis of the rows of ``L`` (Kenward-Roger does not depend on the basis).
+
+    Examples
+    --------
+    >>> row_basis(np.array([[1.0, 0.0], [2.0, 0.0]])).shape
+    (1, 2)
+    """
     if L.shape[0] == 0:
         return L
     _, s, Vt = np.linalg.svd(L, full_matrices=False)
@@ -166,7 +190,14 @@ def kr_test(
 
 def restriction_matrix(X_large: np.ndarray, X_small: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """Rows ``L`` with ``L beta = 0`` exactly when ``X_large beta`` lies in the small model's
-    column space (pbkrtest's ``make_restriction_matrix``, up to the rows' basis)."""
+    column space (pbkrtest's ``make_restriction_matrix``, up to the rows' basis).
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(6), np.arange(6.0), np.arange(6.0) ** 2])
+    >>> restriction_matrix(X, X[:, :2]).shape
+    (1, 3)
+    """
     if X_large.shape[0] != X_small.shape[0]:
         raise ModelError(
             f"the models were fitted to different rows ({X_large.shape[0]} and {X_small.shape[0]}); "

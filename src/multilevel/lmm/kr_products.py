@@ -60,7 +60,15 @@ class CovParameter:
 
 def covariance_parameters(obj: LmmObjective) -> list[CovParameter]:
     """The parameters of pbkrtest's ``SigmaG``: every element of theta's template positions
-    as a covariance element, then the residual variance (unless known SEs fix it)."""
+    as a covariance element, then the residual variance (unless known SEs fix it).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+    >>> [(p.block, p.row, p.col) for p in covariance_parameters(m.objective)]
+    [(0, 0, 0), (0, 1, 0), (0, 1, 1), (-1, 0, 0)]
+    """
     tm = obj.spec.theta_map
     out = [CovParameter(int(b), int(r), int(c)) for b, r, c in zip(tm.block, tm.row, tm.col)]
     if obj.sigma_fixed is None:
@@ -141,7 +149,15 @@ class WoodburyParts:
 
 
 def woodbury_parts(obj: LmmObjective, f: Factor) -> WoodburyParts:
-    """The blocked pieces of ``[Z X]'Vt^{-1}[Z X]`` and of ``J`` at the factor's theta."""
+    """The blocked pieces of ``[Z X]'Vt^{-1}[Z X]`` and of ``J`` at the factor's theta.
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", multilevel.load_dataset("Penicillin"))
+    >>> woodbury_parts(m.objective, m.factor).U.shape  # 6 samples in the dense rest
+    (6, 31)
+    """
     lay, cp = obj.layout, obj.cp
     n1, q1, mz, p = lay.n1, lay.q1, lay.mz, lay.p
     r = mz + p

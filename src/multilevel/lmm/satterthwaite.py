@@ -72,7 +72,15 @@ def varpar_derivatives(obj: LmmObjective, theta: np.ndarray, sigma: float) -> Va
 
 
 def contrast_df(l: np.ndarray, d: VarparDerivatives) -> float:
-    """Satterthwaite df of the single contrast ``l'beta`` (lmerTest's ``contest1D``)."""
+    """Satterthwaite df of the single contrast ``l'beta`` (lmerTest's ``contest1D``).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+    >>> round(contrast_df(np.array([1.0, 0.0]), varpar_derivatives(m.objective, m.theta, m.sigma)), 2)
+    17.0
+    """
     var = float(l @ d.vcov @ l)
     g = np.array([l @ Jk @ l for Jk in d.jacobian])
     denom = float(g @ d.vcov_varpar @ g)
@@ -80,7 +88,13 @@ def contrast_df(l: np.ndarray, d: VarparDerivatives) -> float:
 
 
 def fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
-    """lmerTest's ``get_Fstat_ddf``: the F statistic's df from the per-row ``nu_m``."""
+    """lmerTest's ``get_Fstat_ddf``: the F statistic's df from the per-row ``nu_m``.
+
+    Examples
+    --------
+    >>> round(fstat_ddf(np.array([10.0, 20.0])), 3)
+    13.077
+    """
     if nu.size == 1:
         return float(nu[0])
     if np.all(np.abs(np.diff(nu)) < tol):

@@ -193,7 +193,13 @@ def _cell_counts(frame: pd.DataFrame, grid: pd.DataFrame, factors: list[str]) ->
 
 
 def parse_specs(specs: str | Sequence[str], by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """``"recipe"``, ``["recipe", "temp"]``, ``"~ recipe | temperature"`` or ``"recipe*temp"``."""
+    """``"recipe"``, ``["recipe", "temp"]``, ``"~ recipe | temperature"`` or ``"recipe*temp"``.
+
+    Examples
+    --------
+    >>> parse_specs("~ recipe | temperature", None)
+    (['recipe'], ['temperature'])
+    """
     by_list = [] if by is None else ([by] if isinstance(by, str) else list(by))
     if isinstance(specs, str):
         text = specs.strip().lstrip("~")

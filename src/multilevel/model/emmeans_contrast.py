@@ -103,7 +103,15 @@ def _group_rows(emm: Emmeans) -> list[tuple[dict, np.ndarray]]:
 
 
 def contrast_table(emm: Emmeans, method: Any = "pairwise", adjust: str | None = None) -> pd.DataFrame:
-    """The contrasts of ``emm`` (see :meth:`multilevel.model.emmeans.Emmeans.contrast`)."""
+    """The contrasts of ``emm`` (see :meth:`multilevel.model.emmeans.Emmeans.contrast`).
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Weight ~ Time + Cu + (1 | Pig)", multilevel.load_dataset("dietox"))
+    >>> contrast_table(m.emmeans("Cu"), "pairwise", "holm").attrs["adjust"]
+    'holm'
+    """
     specs = tuple(s for s in emm.specs if s not in emm.by)
     ratio = RATIO_LINKS.get(getattr(emm.link, "name", ""), None) if emm.scale == "response" else None
     out = []

@@ -79,6 +79,15 @@ def fixed_terms(spec: ModelSpec) -> list[FixedTerm]:
 
 
 def has_intercept(spec: ModelSpec) -> bool:
+    """Whether the fixed part has an intercept column.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> from multilevel.model.design import build_model
+    >>> has_intercept(build_model("Weight ~ 0 + Cu + (1 | Pig)", load_dataset("dietox"))[0])
+    False
+    """
     return INTERCEPT in spec.fixed_names
 
 
@@ -104,7 +113,13 @@ def find_term(spec: ModelSpec, name: str) -> FixedTerm:
 
 
 def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
-    """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry."""
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry.
+
+    Examples
+    --------
+    >>> zapsmall(np.array([1.0, 1e-12, 0.333333333])).tolist()
+    [1.0, 0.0, 0.3333333]
+    """
     x = np.asarray(x, dtype=float)
     mx = float(np.max(np.abs(x))) if x.size else 0.0
     if mx == 0 or not np.isfinite(mx):
@@ -114,7 +129,13 @@ def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
 
 def doolittle(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Unit lower-triangular ``L`` of the Doolittle decomposition ``x = L U`` (lmerTest's,
-    with its absolute zero threshold ``eps``)."""
+    with its absolute zero threshold ``eps``).
+
+    Examples
+    --------
+    >>> doolittle(np.array([[4.0, 2.0], [2.0, 3.0]])).tolist()
+    [[1.0, 0.0], [0.5, 1.0]]
+    """
     n = x.shape[0]
     L = np.eye(n)
     U = np.zeros((n, n))
@@ -128,7 +149,16 @@ def doolittle(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 
 def type1_hypotheses(spec: ModelSpec, X: np.ndarray) -> dict[str, np.ndarray]:
-    """Sequential (type I) hypotheses: rows of the Doolittle factor of ``X'X`` per term."""
+    """Sequential (type I) hypotheses: rows of the Doolittle factor of ``X'X`` per term.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> from multilevel.model.design import build_model
+    >>> spec, d = build_model("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
+    >>> type1_hypotheses(spec, d.X)["Days"].tolist()
+    [[0.0, 1.0]]
+    """
     p = X.shape[1]
     terms = fixed_terms(spec)
     if p == 0 or (p == 1 and has_intercept(spec)):
@@ -159,7 +189,16 @@ def _cell_name(column: str) -> str:
 
 
 def type3_hypotheses(spec: ModelSpec, X: np.ndarray, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """lmerTest's type III hypotheses (``extract_contrasts_type3``) for treatment-coded factors."""
+    """lmerTest's type III hypotheses (``extract_contrasts_type3``) for treatment-coded factors.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> from multilevel.model.design import build_model
+    >>> spec, d = build_model("Weight ~ Time * Cu + (1 | Pig)", load_dataset("dietox"))
+    >>> type3_hypotheses(spec, d.X, d.frame)["Time"].round(4).tolist()  # the average slope
+    [[0.0, 1.0, 0.0, 0.0, 0.3333, 0.3333]]
+    """
     terms = fixed_terms(spec)
     blocks, names = [], []
     if has_intercept(spec):
@@ -227,6 +266,14 @@ def contrast_matrix(spec: ModelSpec, L: Any) -> np.ndarray:
     ``L`` may be a vector or matrix with p columns, a ``DataFrame`` / ``Series`` /
     dict keyed by coefficient names (missing names are 0), or a term name.
     A weight on a coefficient dropped for rank deficiency is not estimable.
+
+    Examples
+    --------
+    >>> from multilevel.datasets import load_dataset
+    >>> from multilevel.model.design import build_model
+    >>> spec, _ = build_model("Weight ~ Time + Cu + (1 | Pig)", load_dataset("dietox"))
+    >>> contrast_matrix(spec, {"Cu[T.Cu035]": 1, "Cu[T.Cu175]": -1}).tolist()
+    [[0.0, 0.0, 1.0, -1.0]]
     """
     names = list(spec.fixed_names)
     if isinstance(L, str):

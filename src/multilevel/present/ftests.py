@@ -107,7 +107,15 @@ def format_emmeans(emm: Any) -> str:
 
 
 def format_contrasts(table: pd.DataFrame, by: list[str] | None = None) -> str:
-    """Contrasts of marginal means, with the adjustment used."""
+    """Contrasts of marginal means, with the adjustment used.
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Weight ~ Time + Cu + (1 | Pig)", multilevel.load_dataset("dietox"))
+    >>> print(format_contrasts(m.emmeans("Cu").contrast()).splitlines()[-1])
+    P value adjustment: tukey
+    """
     lines: list[str] = []
     for title, block in _by_groups(table, [b for b in (by or []) if b in table.columns]):
         if title:
@@ -119,7 +127,13 @@ def format_contrasts(table: pd.DataFrame, by: list[str] | None = None) -> str:
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain JSON-able dicts (NaN and infinities as None / strings)."""
+    """Rows as plain JSON-able dicts (NaN and infinities as None / strings).
+
+    Examples
+    --------
+    >>> records(pd.DataFrame({"a": [1.0, float("inf")], "b": ["x", "y"]}))
+    [{'a': 1.0, 'b': 'x'}, {'a': 'Inf', 'b': 'y'}]
+    """
     out = []
     for row in frame.to_dict("records"):
         clean = {}
