@@ -111,6 +111,8 @@ def test_bad_shapes_and_values():
     with pytest.raises(ModelError, match="type must be 1 or 3"):
         m.anova(type=2)
     assert np.isnan(m.test(np.zeros((0, 4))).F)
+    with pytest.raises(ModelError, match="rhs must be one value or one per row"):
+        m.test("Cu", rhs=[1.0, 2.0, 3.0])
 
 
 def test_kenward_roger_needs_reml_but_krmodcomp_refits():

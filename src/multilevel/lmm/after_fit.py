@@ -88,7 +88,10 @@ class LmmInferenceMixin:
         method = ddf_method(ddf)
         A = contrast_matrix(self.spec, L)
         beta = self.solution.beta
-        rhs_v = np.broadcast_to(np.asarray(rhs, dtype=float), (A.shape[0],))
+        try:
+            rhs_v = np.broadcast_to(np.asarray(rhs, dtype=float), (A.shape[0],))
+        except ValueError:
+            raise ModelError(f"rhs must be one value or one per row of L ({A.shape[0]}), got {rhs!r}") from None
         if method == "kenward-roger":
             return kr_test(A, beta, self._kr, self.sigma, rhs_v)
         return satterthwaite_test(A, beta, self._varpar_derivatives, self.sigma, rhs_v)
