@@ -91,7 +91,8 @@ class LmmInferenceMixin:
         try:
             rhs_v = np.broadcast_to(np.asarray(rhs, dtype=float), (A.shape[0],))
         except ValueError:
-            raise ModelError(f"rhs must be one value or one per row of L ({A.shape[0]}), got {rhs!r}") from None
+            n = A.shape[0]
+            raise ModelError(f"rhs must be one value or one per row of L ({n}), got {rhs!r}") from None
         if method == "kenward-roger":
             return kr_test(A, beta, self._kr, self.sigma, rhs_v)
         return satterthwaite_test(A, beta, self._varpar_derivatives, self.sigma, rhs_v)
