@@ -7,6 +7,7 @@ from typing import Any
 
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
+from .ftests import add_anova_option, add_emmeans
 from .inference import add_anova
 
 
@@ -73,6 +74,7 @@ def _add_fit(sub: Any) -> None:
     )
     p_fit.add_argument("--level", default="0.95", help="confidence level of --confint (default 0.95)")
     p_fit.set_defaults(func=_cmd_fit)
+    add_anova_option(p_fit)
 
 
 def _add_sample(sub: Any) -> None:
@@ -217,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
     add_anova(sub, _family_help(), EPILOG)
+    add_emmeans(sub, _family_help())
     _add_sample(sub)
     _add_gee(sub)
     _add_graph(sub)

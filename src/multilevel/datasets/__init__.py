@@ -31,6 +31,7 @@ _FILES = {
     "ohio": "ohio.csv",
     "dietox": "dietox.csv",
     "respiratory": "respiratory.csv",
+    "cake": "cake.csv",
 }
 
 # Grouping columns of data sets that columns.json does not describe.

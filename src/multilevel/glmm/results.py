@@ -27,14 +27,17 @@ from ..model.pvalues import two_sided_z, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
+from .after_fit import GlmmInferenceMixin
 from .fit import GlmmEstimate, deviance_function, gradient_function, hessian_from_gradient
 from .gradient import gradient_available
 from .pirls import GlmmProblem
 
 
 @dataclass(frozen=True)
-class GlmmResult(MixedFitMixin, ProfileMethods):
-    """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``)."""
+class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
+    """A fitted GLMM (Laplace for ``nagq = 1``, adaptive quadrature for ``nagq > 1``);
+    ``emmeans`` comes from :class:`~multilevel.glmm.after_fit.GlmmInferenceMixin`,
+    ``profile`` and ``confint`` from :class:`~multilevel.model.profile_methods.ProfileMethods`."""
 
     spec: ModelSpec
     design: Design = field(repr=False)

@@ -17,13 +17,14 @@ from ..model.profile_methods import ProfileMethods
 from ..model.pvalues import two_sided_t, wald_interval
 from ..model.spec import ModelSpec
 from ..optim.optimize import OptSummary
+from .after_fit import LmmInferenceMixin
 from .inference import satterthwaite_df
 from .objective import Factor, LmmObjective
 from .solution import Solution, conditional_variances, vcov_beta
 
 
 @dataclass(frozen=True)
-class LmmResult(MixedFitMixin, ProfileMethods):
+class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
     """A fitted linear mixed model (REML or ML): estimates and what follows from them.
 
     Rendering (``summary()``, ``to_dict()``, plots, reports) is added by
@@ -32,7 +33,10 @@ class LmmResult(MixedFitMixin, ProfileMethods):
     Attributes mirror lme4 + lmerTest: ``fixef``, ``fixef_se``, ``vcov``,
     ``varcorr``, ``sigma``, ``theta``, ``ranef`` / ``ranef_sd`` (conditional modes
     and SDs), ``loglik``, ``deviance``, ``reml_criterion``, ``aic``, ``bic``,
-    ``nobs``, ``ngroups``, ``converged``, ``singular``, ``optinfo``.
+    ``nobs``, ``ngroups``, ``converged``, ``singular``, ``optinfo``; F tests
+    (``anova``, ``test``, ``krmodcomp``, ``vcov_kr``, ``emmeans``) come from
+    :class:`~multilevel.lmm.after_fit.LmmInferenceMixin`, profiles and intervals
+    (``profile``, ``confint``) from :class:`~multilevel.model.profile_methods.ProfileMethods`.
     """
 
     spec: ModelSpec

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,9 @@ class Design:
     clusters: np.ndarray | None = None  # (n,) cluster codes of a marginal model
     rows: np.ndarray | None = None
     n_input: int | None = None
+    # the predictor columns of these rows as the fit read them (reference grids, type III
+    # hypotheses); None for new data
+    frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -336,7 +339,8 @@ def build_model(
         cluster=cluster_spec,
     )
     rows = np.flatnonzero(mask)
-    design = Design(y, X, group_data, w, off, se, clusters=clusters, rows=rows, n_input=len(df))
+    frame = sub[[c.name for c in spec.columns]]
+    design = Design(y, X, group_data, w, off, se, clusters=clusters, rows=rows, n_input=len(df), frame=frame)
     return spec, design
 
 
