@@ -11,55 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import SINGULAR_TOL
 from .gradient import criterion_and_gradient
-from .objective import Factor, LmmObjective
-from .solution import vcov_beta
-
-
-class _FactorCache:
-    def __init__(self, obj: LmmObjective) -> None:
-        self.obj = obj
-        self.store: dict[bytes, Factor] = {}
-
-    def __call__(self, theta: np.ndarray) -> Factor:
-        key = np.asarray(theta, dtype=float).tobytes()
-        f = self.store.get(key)
-        if f is None:
-            f = self.obj.factor(theta)
-            self.store[key] = f
-        return f
+from .objective import LmmObjective
 
 
 def satterthwaite_df(obj: LmmObjective, theta: np.ndarray, sigma: float) -> np.ndarray:
-    """Denominator df of the t test of each fixed effect."""
-    cache = _FactorCache(obj)
-    k = theta.size
-    p = obj.p
-    fixed = obj.sigma_fixed
+    """Denominator df of the t test of each fixed effect (lmerTest's, from the same
+    derivatives as its F tests: :func:`multilevel.lmm.satterthwaite.varpar_derivatives`)."""
+    from .satterthwaite import contrast_df, varpar_derivatives
 
-    def F(vp: np.ndarray) -> np.ndarray:
-        f = cache(vp[:k])
-        s = vp[k] if fixed is None else fixed
-        dev = obj.deviance_at(f, s)
-        return np.concatenate([[dev], vcov_beta(obj, f, s).ravel()])
-
-    # known residual SEs: sigma is not a parameter, so varpar is theta alone
-    vp = np.concatenate([theta, [sigma]]) if fixed is None else np.asarray(theta, dtype=float)
-    J, H = jacobian_hessian(F, vp)
-    try:
-        A = 2.0 * np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        A = 2.0 * np.linalg.pinv(H)
-    f0 = cache(theta)
-    C = vcov_beta(obj, f0, sigma)
-    df = np.empty(p)
-    for j in range(p):
-        g = J[1 + j * p + j]
-        denom = float(g @ A @ g)
-        df[j] = 2.0 * C[j, j] ** 2 / denom if denom > 0 else np.inf
-    return df
+    d = varpar_derivatives(obj, np.asarray(theta, dtype=float), sigma)
+    return np.array([contrast_df(e, d) for e in np.eye(obj.p)])
 
 
 @dataclass(frozen=True)
