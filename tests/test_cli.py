@@ -134,3 +134,10 @@ def test_graph_subcommand(tmp_path, graphviz):
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     texts = "".join(root.itertext())
     assert "batch" in texts and "cask" in texts
+
+
+def test_fast_step_leaves_no_status_line():
+    """The elapsed-time line appears only for steps over a second (and then ends with a
+    newline); a quick fit writes nothing to stderr."""
+    r = run("fit", str(SLEEP), "Reaction ~ Days + (Days | Subject)")
+    assert r.returncode == 0 and r.stderr == ""

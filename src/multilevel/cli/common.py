@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -61,13 +60,18 @@ class _Elapsed:
 
         from tqdm.auto import tqdm
 
-        self.started = time.perf_counter()
         self.bar = tqdm(
             total=None, desc=self.desc, delay=DELAY, bar_format="{desc}: {elapsed}", file=sys.stderr
         )
         self.stop = threading.Event()
+        self.drawn = False
 
         def tick() -> None:
+            # refresh() draws the line even inside tqdm's delay: wait for it first
+            if self.stop.wait(DELAY):
+                return
+            self.drawn = True
+            self.bar.refresh()
             while not self.stop.wait(0.25):
                 self.bar.refresh()
 
@@ -79,7 +83,7 @@ class _Elapsed:
         self.stop.set()
         self.thread.join()
         self.bar.close()
-        if time.perf_counter() - self.started >= DELAY:
+        if self.drawn:
             # tqdm leaves its status line open: what follows on stderr (warnings, an
             # error) starts on a line of its own
             sys.stderr.write("\n")
