@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,9 +61,16 @@ class Design:
     clusters: np.ndarray | None = None  # (n,) cluster codes of a marginal model
     rows: np.ndarray | None = None
     n_input: int | None = None
-    # the predictor columns of these rows as the fit read them (reference grids, type III
-    # hypotheses); None for new data
-    frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # the rows as the fit read them and the names of their predictor columns (reference
+    # grids, type III hypotheses read them as ``frame``); None for new data
+    source: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    predictors: tuple[str, ...] = ()
+
+    @cached_property
+    def frame(self) -> pd.DataFrame | None:
+        """The predictor columns of the fitted rows, selected when first asked for (a copy
+        on every fit would cost more than a small model's optimization steps)."""
+        return None if self.source is None else self.source[list(self.predictors)]
 
     @property
     def n(self) -> int:
@@ -339,8 +347,8 @@ def build_model(
         cluster=cluster_spec,
     )
     rows = np.flatnonzero(mask)
-    frame = sub[[c.name for c in spec.columns]]
-    design = Design(y, X, group_data, w, off, se, clusters=clusters, rows=rows, n_input=len(df), frame=frame)
+    predictors = tuple(c.name for c in spec.columns)
+    design = Design(y, X, group_data, w, off, se, clusters, rows, len(df), sub, predictors)
     return spec, design
 
 
