@@ -17,3 +17,13 @@ def lme4_name(name: str) -> str:
     if name == "Intercept":
         return "(Intercept)"
     return re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
+
+
+def run_cli(*args, env=None):
+    """The command line through its real entry point, in a fresh process."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True, env=env
+    )

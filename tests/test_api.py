@@ -8,6 +8,7 @@ import pytest
 import multilevel
 from multilevel.control import FitControl, SampleControl
 from multilevel.errors import ModelError
+from tests.conftest import run_cli
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -79,8 +80,7 @@ def test_sample_settings_are_checked():
             SampleControl(**bad)
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True)
+run = run_cli
 
 
 def test_cli_speaks_in_flags(tmp_path, cbpp, sleep):

@@ -1,19 +1,16 @@
 """The command line through its real entry point."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
+
 SLEEP = Path(__file__).parent.parent / "src" / "multilevel" / "datasets" / "sleepstudy.csv"
 
 
-def run(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True, env=env
-    )
+run = run_cli
 
 
 def test_fit_summary():

@@ -1,17 +1,16 @@
 """``multilevel emmeans`` and ``multilevel fit --anova`` through the real entry point."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
+
 DATASETS = Path(__file__).parent.parent / "src" / "multilevel" / "datasets"
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True)
+run = run_cli
 
 
 def test_fit_with_anova_table():

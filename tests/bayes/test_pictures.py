@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 import multilevel
+from tests.conftest import run_cli
 from tests.test_report import check_in_browser
 
 pytest.importorskip("matplotlib")
@@ -66,8 +67,7 @@ def test_posterior_report_renders(post, tmp_path):
     check_in_browser(path, tmp_path, 3)
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True)
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """crt.analyze and the crt subcommands."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ import pytest
 import multilevel
 from multilevel import crt
 from multilevel.errors import DataError
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +55,7 @@ def test_bad_designs(trial):
         crt.analyze(trial.assign(arm=trial.cluster % 3), outcome="y", arm="arm", cluster="cluster")
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "multilevel.cli", *args], capture_output=True, text=True)
+run = run_cli
 
 
 def test_crt_power_cli():
