@@ -48,7 +48,7 @@ def test_fit_with_profile_intervals_json():
     [
         (
             ("fit", str(SLEEP), F1, "--confint", "prof"),
-            "--confint must be one of profile, wald, got 'prof'; did you mean 'profile'?",
+            "--confint must be one of profile, wald, boot, got 'prof'; did you mean 'profile'?",
         ),
         (("fit", str(SLEEP), F1, "--confint", "wald", "--level", "95"), "--level must be between 0 and 1"),
         (("anova", str(SLEEP), F1), "two or more formulas"),

@@ -17,8 +17,10 @@ __all__ = [
     "Model",
     "SampleControl",
     "anova",
+    "bootstrap",
     "crt",
     "fit",
+    "fit_many",
     "gee",
     "list_datasets",
     "load_dataset",
@@ -29,7 +31,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample", "anova"):
+    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many"):
         from . import api
 
         return getattr(api, name)

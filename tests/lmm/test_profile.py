@@ -138,7 +138,7 @@ def test_parm_selects_and_orders(intervals):
     "kwargs, needle",
     [
         ({"method": "prof"}, "did you mean 'profile'"),
-        ({"method": "boot"}, "must be one of profile, wald"),
+        ({"method": "bogus"}, "must be one of profile, wald, boot"),
         ({"level": 95}, "level=0.95"),
         ({"level": 0}, "between 0 and 1"),
         ({"level": "high"}, "must be a number"),

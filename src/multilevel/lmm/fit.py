@@ -17,7 +17,6 @@ from ..optim.optimize import OptSummary, bobyqa, lbfgsb
 from .gradient import criterion_and_gradient
 from .inference import check_convergence
 from .objective import LmmObjective
-from .results import LmmResult
 from .solution import solve
 from .start import moment_start
 
@@ -58,15 +57,11 @@ def _start(obj: LmmObjective, start: Any) -> np.ndarray:
     return x0
 
 
-def fit_objective(
-    obj: LmmObjective,
-    design: Any,
-    *,
-    start: Any = None,
-    control: FitControl | None = None,
-    result_type: type[LmmResult] = LmmResult,
-) -> LmmResult:
-    """Optimize a prepared objective and wrap the result in ``result_type``.
+def optimize(
+    obj: LmmObjective, *, start: Any = None, control: FitControl | None = None
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...]]:
+    """Optimize a prepared objective: theta at the optimum, the optimizer's summary
+    (with the convergence verdict) and the messages, each also warned.
 
     ``control.optimizer``: ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's
     default) or ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
@@ -100,6 +95,20 @@ def fit_objective(
     for msg in check.messages:
         cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
         warn(msg, cls)
+    return theta, opt, check.messages
+
+
+def fit_objective(
+    obj: LmmObjective,
+    design: Any,
+    *,
+    start: Any = None,
+    control: FitControl | None = None,
+    result_type: type[Any],
+) -> Any:
+    """Optimize a prepared objective (:func:`optimize`) and wrap the result in
+    ``result_type`` (:class:`~multilevel.lmm.results.LmmResult` or a subclass)."""
+    theta, opt, messages = optimize(obj, start=start, control=control)
     factor = obj.factor(theta)
     sol = solve(obj, factor)
     return result_type(
@@ -110,5 +119,5 @@ def fit_objective(
         solution=sol,
         reml=obj.reml,
         optinfo=opt,
-        messages=check.messages,
+        messages=messages,
     )

@@ -153,6 +153,20 @@ class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
 
         return LmmProfiler(self.objective, self.theta, self.fixef_se.to_numpy())
 
+    # ---- refits (multilevel.lmm.refits) -------------------------------
+    def refit(self, y: Any) -> LmmResult:
+        """The same model fitted to a new response ``y`` (one value per row used), from
+        this fit's optimum: lme4's ``refit``. Design and cross-products of ``[Z X]`` are kept."""
+        from .refits import refit
+
+        return refit(self, y)
+
+    def _refit_responses(self, Y: np.ndarray) -> Any:
+        """Fits to every column of ``Y`` (n, R) from this optimum (the bootstrap's engine)."""
+        from .refits import fit_responses
+
+        return fit_responses(self, Y, start=self.theta)
+
     # ---- fitted values ----------------------------------------------
     @cached_property
     def fitted(self) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..optim.profile import BETTER_TOL, Profiler, ZetaTrace
 
 __all__ = ["METHODS", "Profile", "check_level", "check_method", "confint", "profile_model"]
 
-METHODS = ("profile", "wald")
+METHODS = ("profile", "wald", "boot")
 
 
 def check_level(level: Any) -> float:
@@ -58,7 +58,7 @@ def _suggest(word: str, options: list[str]) -> str:
 
 
 def check_method(method: Any) -> str:
-    """``"profile"`` or ``"wald"`` (lme4's ``"Wald"`` accepted).
+    """``"profile"``, ``"wald"`` or ``"boot"`` (lme4's ``"Wald"`` accepted).
 
     >>> check_method("Wald")
     'wald'
@@ -120,6 +120,15 @@ def _frame(names: list[str], ci: np.ndarray, level: float, method: str) -> pd.Da
     df = pd.DataFrame(ci, index=pd.Index(names, name="parameter"), columns=["lower", "upper"])
     df.attrs.update(level=level, method=method)
     return df
+
+
+def boot_table(
+    ci: pd.DataFrame, names: tuple[str, ...], n_var: int, parm: Any, level: float
+) -> pd.DataFrame:
+    """Bootstrap intervals (indexed by statistic) in the order and names of ``names``."""
+    idx = resolve_parm(parm, names, n_var)
+    rows = [names[i] for i in idx]
+    return _frame(rows, ci.reindex(rows).to_numpy(dtype=float), level, "boot")
 
 
 def confint_table(profiler: Profiler, n_var: int, parm: Any = None, level: float = 0.95) -> pd.DataFrame:

@@ -69,7 +69,16 @@ class ProfileMethods:
         with blas_threads(self._dense_size):
             return profile_model(self._profiler(), self._n_var, parm, alphamax=alphamax, points=points)
 
-    def confint(self, parm: Any = None, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
+    def confint(
+        self,
+        parm: Any = None,
+        level: float = 0.95,
+        method: str = "profile",
+        *,
+        nsim: int = 500,
+        boot_type: str = "perc",
+        seed: int | None = None,
+    ) -> pd.DataFrame:
         """Confidence intervals, as lme4's ``confint(fit, parm, level, method)``.
 
         Parameters
@@ -85,6 +94,9 @@ class ProfileMethods:
             by Brent's method on zeta; an SD's lower limit is 0 and a correlation's
             limits -1 and 1 where the profile stops short of z). ``"wald"``: estimate
             -+ z SE for the fixed effects, NaN for the variance parameters (as lme4).
+            ``"boot"``: parametric bootstrap intervals from ``nsim`` replicates
+            (:func:`multilevel.bootstrap`), of type ``boot_type`` (``"perc"``,
+            ``"basic"`` or ``"norm"``), simulated from ``seed``.
 
         Returns
         -------
@@ -103,8 +115,13 @@ class ProfileMethods:
         7.359
         """
         from ..linalg.threads import blas_threads
-        from .profile import confint
+        from .profile import boot_table, check_method, confint
 
+        if check_method(method) == "boot":
+            from .bootstrap import parametric_bootstrap
+
+            boot = parametric_bootstrap(self, nsim, seed=seed)
+            return boot_table(boot.confint(level, boot_type), self._parameter_names, self._n_var, parm, level)
         with blas_threads(self._dense_size):
             return confint(
                 self._profiler,

@@ -1,0 +1,12 @@
+"""The public calls: build a model from a formula and data, fit, sample, compare, refit.
+
+:mod:`~multilevel.api.core` chains the stages of one fit (``fit``, ``Model``,
+``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
+:mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``).
+"""
+
+from .compare import anova
+from .core import Model, fit, gee, is_linear_model, sample
+from .refits import bootstrap, fit_many
+
+__all__ = ["Model", "anova", "bootstrap", "fit", "fit_many", "gee", "is_linear_model", "sample"]

@@ -1,0 +1,198 @@
+"""Many fits of one model: the parametric bootstrap and one design with many responses.
+
+Both reuse the fitted design and the cross-products of ``[Z X]``; only each
+response's own cross-products are new (:mod:`multilevel.lmm.refits`, the batched
+engine of :mod:`multilevel.lmm.batch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError
+from ..linalg.threads import blas_threads
+
+
+def bootstrap(
+    fit: Any,
+    n: int = 1000,
+    statistic: Callable[[Any], Any] | None = None,
+    *,
+    seed: int | None = None,
+    use_u: bool = False,
+) -> Any:
+    """Parametric bootstrap of a fitted mixed model, as lme4's ``bootMer(type = "parametric")``.
+
+    Parameters
+    ----------
+    fit:
+        A linear or generalized linear mixed-model fit (:func:`multilevel.fit`).
+    n:
+        Number of replicates (``nsim``).
+    statistic:
+        None (default): the fixed effects, the SDs and correlations of every
+        grouping factor and the residual SD, as ``bootMer`` with ``FUN = c(fixef(x),
+        as.data.frame(VarCorr(x))$sdcor)``; these run on the batched engine. Or a
+        function of a fit returning numbers, called on every replicate's refit.
+    seed:
+        Seed of the simulations (recorded in the result; random if None).
+    use_u:
+        Simulate at the conditional modes of the random effects (``use.u = TRUE``)
+        instead of drawing new group effects.
+
+    Returns
+    -------
+    :class:`multilevel.model.bootstrap.BootstrapResult`
+        ``.replicates`` (one row per replicate; NaN where the refit failed),
+        ``.t0``, ``.confint(level, method="perc" | "basic" | "norm")``,
+        ``.summary()``, ``.n_failed``, ``.n_singular``.
+
+    Examples
+    --------
+    >>> import multilevel
+    >>> m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+    >>> b = multilevel.bootstrap(m, 200, seed=1)
+    >>> list(b.replicates.columns)[:3]
+    ['Intercept', 'Days', 'sd_(Intercept)|Subject']
+    >>> b.n_failed
+    0
+    """
+    from ..model.bootstrap import parametric_bootstrap
+
+    if not hasattr(fit, "_refit_responses"):
+        raise ModelError(
+            f"bootstrap takes a mixed-model fit (a result of multilevel.fit); got {type(fit).__name__}"
+        )
+    if statistic is not None and not callable(statistic):
+        raise ModelError(f"statistic must be a function of a fit (or None), got {type(statistic).__name__}")
+    with blas_threads(1):
+        return parametric_bootstrap(fit, n, statistic=statistic, seed=seed, use_u=bool(use_u))
+
+
+def _response_matrix(responses: Any, n_rows: int) -> tuple[np.ndarray, list[str]]:
+    """The responses as (rows, K) floats and their names."""
+    if isinstance(responses, pd.DataFrame):
+        names = [str(c) for c in responses.columns]
+        try:
+            Y = responses.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            bad = [c for c in responses.columns if not pd.api.types.is_numeric_dtype(responses[c])]
+            raise ModelError(f"responses must be numeric columns; not numeric: {bad[:5]}") from None
+    else:
+        try:
+            Y = np.asarray(responses, dtype=float)
+        except (TypeError, ValueError):
+            raise ModelError(
+                "responses must be a DataFrame of numeric columns or a 2-D array of numbers"
+            ) from None
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.ndim != 2:
+            raise ModelError(f"responses must be 2-D (rows x responses), got shape {Y.shape}")
+        names = [f"y{i + 1}" for i in range(Y.shape[1])]
+    if Y.shape[0] != n_rows:
+        hint = " (transpose it: one column per response)" if Y.shape[1] == n_rows else ""
+        raise ModelError(
+            f"responses have {Y.shape[0]} rows and the data {n_rows}: one row per data row{hint}"
+        )
+    if Y.shape[1] == 0:
+        raise ModelError("responses has no columns: give at least one response")
+    if len(set(names)) != len(names):
+        raise ModelError("responses have repeated column names; give each response its own name")
+    return Y, names
+
+
+def fit_many(
+    formula: str,
+    data: Any,
+    responses: Any,
+    *,
+    reml: bool = True,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+) -> pd.DataFrame:
+    """Fit one linear mixed model to many responses on the same design.
+
+    The formula's left-hand side names the response; each column of
+    ``responses`` takes its place in turn (the data need not have that column).
+    The design, grouping structure and cross-products are built once; the fits
+    run batched. A response with missing values in some rows is fitted on its own
+    complete rows (by :func:`multilevel.fit`), so every answer equals a fit of that
+    response alone.
+
+    Parameters
+    ----------
+    formula:
+        ``"y ~ x + (1 | g)"``, a linear mixed model.
+    data:
+        The predictors and grouping factors.
+    responses:
+        A DataFrame with one numeric column per response, or a 2-D array (rows x
+        responses), one row per row of ``data``.
+    reml:
+        REML (default) or maximum likelihood.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy, one row per response and parameter: ``response``, ``effect``
+        (``"fixed"`` or ``"ran_pars"``), ``group``, ``term``, ``estimate``,
+        ``std_error``, ``df`` (Satterthwaite), ``statistic`` (t), ``p_value``, and per
+        response ``criterion`` (REML criterion or deviance), ``converged``, ``singular``.
+
+    Examples
+    --------
+    >>> import numpy as np, multilevel
+    >>> d = multilevel.load_dataset("sleepstudy")
+    >>> Y = np.column_stack([d["Reaction"], np.log(d["Reaction"])])
+    >>> t = multilevel.fit_many("Reaction ~ Days + (1 | Subject)", d, Y)
+    >>> t[t.term == "Days"][["response", "estimate"]].round(4).to_numpy().tolist()
+    [['y1', 10.4673], ['y2', 0.0337]]"""
+    from ..formula import parse_formula
+    from ..lmm.many import tidy_fit, tidy_many
+    from ..model.data import to_pandas
+    from .core import Model, fit
+
+    if not isinstance(reml, bool):
+        raise ModelError(f"reml must be True or False, got {reml!r}")
+    df = to_pandas(data)
+    Y, names = _response_matrix(responses, len(df))
+    response = parse_formula(formula).response
+    first = Y[:, 0]
+    frame = df.copy(deep=False)
+    frame[response] = np.where(np.isfinite(first), first, 0.0)
+    model = Model(formula, frame, weights=weights, offset=offset, na_action=na_action)
+    if not model.is_lmm:
+        raise ModelError("fit_many fits linear mixed models; fit a GLMM per response with multilevel.fit")
+    rows = model.design.rows if model.design.rows is not None else np.arange(len(df))
+    Yd = Y[rows]
+    complete = np.all(np.isfinite(Yd), axis=0)
+    parts = []
+    if complete.any():
+        idx = np.flatnonzero(complete)
+        with blas_threads(1):
+            table = tidy_many(
+                model.spec, model.design, model.crossprods, reml, Yd[:, idx], [names[i] for i in idx]
+            )
+        parts.append(table)
+    for i in np.flatnonzero(~complete):
+        alone = df.copy(deep=False)
+        alone[response] = Y[:, i]
+        single = fit(formula, alone, reml=reml, weights=weights, offset=offset)
+        parts.append(tidy_fit(single, names[i]))
+    return _in_order(parts, names)
+
+
+def _in_order(parts: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """The tables of the batched and the separately fitted responses, in the responses' order."""
+    if len(parts) == 1:
+        return parts[0]
+    order = {name: k for k, name in enumerate(names)}
+    out = pd.concat(parts, ignore_index=True)
+    key = out["response"].map(order).to_numpy()
+    return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
