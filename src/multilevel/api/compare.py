@@ -12,6 +12,9 @@ from typing import Any
 from ..errors import ModelError
 from ..linalg.threads import blas_threads
 
+#: the tests of :func:`anova`: asymptotic chi-square, or also the parametric bootstrap
+TESTS = ("Chisq", "PB")
+
 
 def _refit_ml(fit: Any) -> Any:
     """A REML fit refitted by maximum likelihood from its theta (lme4's ``refitML``)."""
@@ -89,7 +92,15 @@ def _ml_or_reml(
     return list(fits), (), "REML"
 
 
-def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[str] | None = None) -> Any:
+def anova(
+    *fits: Any,
+    refit: bool = True,
+    boundary: str = "chisq",
+    names: list[str] | None = None,
+    test: str = "Chisq",
+    n: int = 1000,
+    seed: int | None = None,
+) -> Any:
     """Likelihood-ratio tests of nested mixed models, as lme4's ``anova(m0, m1, ...)``.
 
     Parameters
@@ -111,6 +122,12 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
         1994); the printout says which each row used.
     names:
         Row labels, one per fit in the order given (default ``m1``, ``m2``, ...).
+    test:
+        ``"Chisq"`` (default): the asymptotic p-values only. ``"PB"``: also the
+        parametric-bootstrap likelihood-ratio test (pbkrtest's ``PBmodcomp``) in
+        column ``Pr(PB)``: ``n`` responses simulated from each row's smaller model
+        (as compared: ML refits unless ``refit=False``), both models refitted,
+        ``p = (1 + #{simulated >= observed}) / (1 + n used)``; ``seed`` seeds them.
 
     Returns
     -------
@@ -145,9 +162,18 @@ def anova(*fits: Any, refit: bool = True, boundary: str = "chisq", names: list[s
         raise ModelError(f"names must give {len(fits)} distinct labels, one per fit; got {names!r}")
     if boundary not in BOUNDARY:
         raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
+    if test not in TESTS:
+        raise ModelError(f"test must be one of {', '.join(map(repr, TESTS))}, got {test!r}")
     criterion = _comparable(fits, names)
     check_models(list(fits), names)  # before any refit: the same rows, and nested
     models, refitted, criterion = _ml_or_reml(fits, names, refit, criterion)
     return compare(
-        models, names, criterion=criterion, refitted=refitted, boundary=boundary, result_type=Anova
+        models,
+        names,
+        criterion=criterion,
+        refitted=refitted,
+        boundary=boundary,
+        pb=n if test == "PB" else None,
+        seed=seed,
+        result_type=Anova,
     )

@@ -13,7 +13,9 @@ Cluster sizes are equal or gamma-distributed with the scenario's CV. Each trial 
 analysed by ``method``: ``lmm`` (REML, Satterthwaite t), ``gee`` (exchangeable,
 ``se="auto"``), ``glmm`` (binomial Laplace, Wald z) or ``cluster_t`` (t test on
 cluster means or rates, 2k - 2 df). Replications run in parallel over processes
-with independent seeds (``numpy.random.SeedSequence.spawn``).
+with independent seeds (``numpy.random.SeedSequence.spawn``). With equal cluster
+sizes every trial has the same design, and the LMM analyses of a chunk of trials
+run as one batch of refits (:func:`multilevel.fit_many`).
 """
 
 from __future__ import annotations
@@ -127,9 +129,11 @@ def _analyse(d: pd.DataFrame, scenario: Scenario, method: str, alpha: float) -> 
 def _chunk(args: tuple) -> tuple[int, int]:
     scenario, k, m, method, alpha, null, seed_seq, n = args
     rng = np.random.default_rng(seed_seq)
+    trials = [simulate_trial(rng, scenario, k, m, null) for _ in range(n)]
+    if method == "lmm" and scenario.outcome == "continuous" and _same_design(trials):
+        return _lmm_many(trials, alpha)
     rejections = failures = 0
-    for _ in range(n):
-        d = simulate_trial(rng, scenario, k, m, null)
+    for d in trials:
         try:
             rejections += _analyse(d, scenario, method, alpha)
         except ModelError:
@@ -137,6 +141,32 @@ def _chunk(args: tuple) -> tuple[int, int]:
         except Exception:
             failures += 1
     return rejections, failures
+
+
+def _same_design(trials: list[pd.DataFrame]) -> bool:
+    """Every trial has the same arms and clusters row by row (equal cluster sizes)."""
+    first = trials[0]
+    return all(
+        len(d) == len(first)
+        and np.array_equal(d["arm"].to_numpy(), first["arm"].to_numpy())
+        and np.array_equal(d["cluster"].to_numpy(), first["cluster"].to_numpy())
+        for d in trials[1:]
+    )
+
+
+def _lmm_many(trials: list[pd.DataFrame], alpha: float) -> tuple[int, int]:
+    """The LMM analysis of trials on one design: every response fitted in one batch
+    (:func:`multilevel.fit_many`), each equal to its own fit."""
+    import multilevel
+
+    Y = np.column_stack([d["y"].to_numpy() for d in trials])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = multilevel.fit_many("y ~ arm + (1 | cluster)", trials[0][["arm", "cluster"]], Y)
+    arm = t[(t["effect"] == "fixed") & (t["term"] == "arm")]
+    p = arm["p_value"].to_numpy(dtype=float)
+    ok = arm["converged"].to_numpy(dtype=bool) & np.isfinite(p)
+    return int(np.sum(p[ok] < alpha)), int(np.sum(~ok))
 
 
 def simulate_power(

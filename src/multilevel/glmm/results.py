@@ -192,6 +192,21 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
             self.problem, self.nagq, est.theta, est.beta, est.disp, self.deviance, se, est.pirls.u
         )
 
+    # ---- refits (multilevel.glmm.refits) ------------------------------------
+    def refit(self, y: Any) -> GlmmResult:
+        """The same model fitted to a new response ``y`` (on the fit's scale: proportions
+        for a binomial model with trials, or a two-column ``[successes, failures]``
+        array), from this fit's theta: lme4's ``refit``."""
+        from .refits import refit
+
+        return refit(self, y)
+
+    def _refit_responses(self, Y: np.ndarray) -> Any:
+        """Fits to every column of ``Y`` (n, R) from this fit (the bootstrap's engine)."""
+        from .refits import fit_responses
+
+        return fit_responses(self, Y)
+
     # ---- fitted values ------------------------------------------------------
     @property
     def linear_predictor(self) -> np.ndarray:

@@ -19,9 +19,10 @@ import pandas as pd
 from ..linalg.criteria import LOG_2PI
 from ..model.bootstrap import sdcor_names, sdcor_values
 from ..model.pvalues import two_sided_t
+from ..model.replicates import ReplicateFits
 from ..optim.newton import cross_terms, stencil
 from .batch import BatchCriterion, batchable, response_products
-from .refits import ReplicateFits, fit_responses
+from .refits import fit_responses
 
 #: finite-difference step of the varpar derivatives, relative to max(|v|, 0.1) (with Richardson's
 #: extrapolation; smaller steps lose more to rounding than they gain: 1e-6 agreement here)

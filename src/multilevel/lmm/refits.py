@@ -15,38 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError
 from ..linalg.crossprod import CrossProducts, compute_crossprods
+from ..model.replicates import ReplicateFits, check_response, singular_rows
 from ..optim import newton
-from ..optim.optimize import SINGULAR_TOL
 from .batch import BatchCriterion, batchable, response_products
 from .objective import LmmObjective
 from .solution import solve
-
-
-def check_response(fit: Any, y: Any, what: str = "the new response") -> np.ndarray:
-    """``y`` as a float vector over the fit's rows (one as long as the input table is
-    cut to the rows the fit used); finite values only."""
-    d = fit.design
-    try:
-        v = np.asarray(y, dtype=float)
-    except (TypeError, ValueError):
-        raise ModelError(f"{what} must be numbers, got {type(y).__name__}") from None
-    if v.ndim != 1:
-        raise ModelError(f"{what} must be one vector, got shape {v.shape}")
-    if v.size != d.n and d.rows is not None and v.size == d.n_input:
-        v = v[d.rows]
-    if v.size != d.n:
-        raise ModelError(f"{what} has {v.size} values; the fit used {d.n} rows (give one value per row used)")
-    bad = ~np.isfinite(v)
-    if bad.any():
-        raise ModelError(f"{what} has {int(bad.sum())} missing or non-finite values; refits need every row")
-    return v
 
 
 def _with_response(fit: Any, y: np.ndarray) -> tuple[Any, CrossProducts]:
@@ -76,35 +55,6 @@ def refit(fit: Any, y: Any, *, start: Any = None) -> Any:
     obj = LmmObjective(fit.spec, cp, reml=fit.reml)
     x0 = fit.theta if start is None else start
     return fit_objective(obj, design, start=x0, result_type=type(fit))
-
-
-@dataclass(frozen=True)
-class ReplicateFits:
-    """Per response (column of the responses): theta, beta, sigma, the criterion, and
-    whether the fit converged and is singular; ``batched``: how many the batch fitted."""
-
-    theta: np.ndarray  # (R, k)
-    beta: np.ndarray  # (R, p)
-    sigma: np.ndarray  # (R,)
-    criterion: np.ndarray  # (R,)
-    converged: np.ndarray  # (R,)
-    singular: np.ndarray  # (R,)
-    batched: int
-
-    re_scale: np.ndarray | None = None  # the scale of theta (R,): sigma unless given
-
-    @property
-    def size(self) -> int:
-        return int(self.sigma.shape[0])
-
-    @property
-    def scale(self) -> np.ndarray:
-        return self.sigma if self.re_scale is None else self.re_scale
-
-
-def _singular(spec: Any, theta: np.ndarray) -> np.ndarray:
-    diag = np.isfinite(spec.theta_map.lower_bounds)
-    return np.any(theta[:, diag] < SINGULAR_TOL, axis=1)
 
 
 def fit_responses(
@@ -143,7 +93,7 @@ def fit_responses(
         sigma=out["sigma"],
         criterion=out["criterion"],
         converged=out["converged"],
-        singular=_singular(spec, out["theta"]),
+        singular=singular_rows(spec, out["theta"]),
         batched=int(done.sum()),
     )
 

@@ -61,6 +61,7 @@ class Comparison:
     criterion: str
     tests: tuple[str | None, ...]
     boundary: str
+    pb: tuple[Any, ...] = ()  # per row, the parametric-bootstrap test (PBTest) or None
 
 
 def _describe(name: str, fit: Any) -> str:
@@ -224,10 +225,14 @@ def compare(
     criterion: str,
     refitted: tuple[str, ...] = (),
     boundary: str = "chisq",
+    pb: int | None = None,
+    seed: int | None = None,
     result_type: type[Comparison] = Comparison,
 ) -> Comparison:
     """The likelihood-ratio table of ``fits`` (checked for the same rows and nesting), as
     ``result_type``. :func:`multilevel.anova` refits REML fits first and prints it.
+    ``pb``: also a parametric-bootstrap p-value from that many simulations per row
+    (:mod:`multilevel.model.pbtest`), drawn from ``seed``.
 
     >>> import multilevel
     >>> d = multilevel.load_dataset("sleepstudy")
@@ -263,6 +268,10 @@ def compare(
         },
         index=pd.Index(names, name="model"),
     )
+    pbs: tuple[Any, ...] = ()
+    if pb is not None:
+        pbs = _pb_tests(fits, chisq, pb, seed)
+        table["Pr(PB)"] = [math.nan if t is None else t.p for t in pbs]
     return result_type(
         table=table,
         formulas=tuple(f.spec.formula for f in fits),
@@ -270,4 +279,18 @@ def compare(
         criterion=criterion,
         tests=tuple(tests),
         boundary=boundary,
+        pb=pbs,
     )
+
+
+def _pb_tests(fits: list[Any], chisq: np.ndarray, n: int, seed: int | None) -> tuple[Any, ...]:
+    """The bootstrap test of every row against the row before it."""
+    from .pbtest import check_nsim, pb_test
+
+    n = check_nsim(n)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    out: list[Any] = [None]
+    for i in range(1, len(fits)):
+        out.append(pb_test(fits[i - 1], fits[i], float(chisq[i]), n, seed + i - 1))
+    return tuple(out)

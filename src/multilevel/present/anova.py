@@ -53,6 +53,8 @@ def format_comparison(c: Comparison) -> str:
         cols[name] = _column(t[name].to_numpy(dtype=float))
     cols["Df"] = ["" if v is None or v is np.nan or str(v) == "<NA>" else str(int(v)) for v in t["Df"]]
     cols["Pr(>Chisq)"] = [f"{p:.4g}" if math.isfinite(p) else "" for p in pvals]
+    if "Pr(PB)" in t:
+        cols["Pr(PB)"] = [f"{p:.4g}" if math.isfinite(p) else "" for p in t["Pr(PB)"].to_numpy(dtype=float)]
     cols[""] = [_stars(p) for p in pvals]
     label_w = max(len(str(i)) for i in t.index)
     widths = {k: max(len(k), *(len(s) for s in v)) for k, v in cols.items()}
@@ -71,6 +73,13 @@ def format_comparison(c: Comparison) -> str:
             lines.append(
                 f"Pr(>Chisq) of {names[i]} vs {names[i - 1]}: {test} "
                 "(a variance on its boundary; Self & Liang 1987, Stram & Lee 1994)"
+            )
+    for i, pb in enumerate(c.pb):
+        if pb is not None:
+            lines.append(
+                f"Pr(PB) of {names[i]} vs {names[i - 1]}: parametric bootstrap, {pb.n_used} simulations "
+                f"from {names[i - 1]} (seed {pb.seed}"
+                + (f"; {pb.n_failed} with a failed refit, left out)" if pb.n_failed else ")")
             )
     if c.boundary == "chibar" and CHIBAR not in c.tests:
         lines.append(

@@ -1,0 +1,93 @@
+"""Refits of a GLMM on new responses: one (lme4's ``refit``) or thousands.
+
+One refit keeps the model and starts from the current theta. Many refits (the
+parametric bootstrap, the bootstrap test) of a model with one scalar random
+effect run on :class:`~multilevel.glmm.batch.BatchLaplace` with the batched
+Newton minimizer over ``(theta, beta)``, from the fitted estimates; the others,
+and any response the batch does not bring to convergence, are refitted one by
+one by the full fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model.replicates import ReplicateFits, check_response, singular_rows
+from ..optim import newton
+from .batch import BatchLaplace, batchable
+
+
+def _binomial_pairs(fit: Any, y: Any) -> Any:
+    """``cbind(successes, failures)`` as proportions of the fit's trials."""
+    arr = np.asarray(y)
+    if fit.family.name != "binomial" or arr.ndim != 2 or arr.shape[1] != 2:
+        return y
+    a = arr.astype(float)
+    total = a.sum(axis=1)
+    trials = fit.design.weights if fit.design.weights is not None else np.ones(fit.design.n)
+    if total.shape[0] == trials.shape[0] and not np.allclose(total, trials):
+        raise ModelError(
+            "the new successes + failures differ from the fit's trials in some rows; a refit keeps "
+            "the trials (prior weights): refit with the same totals or fit the new data anew"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, a[:, 0] / total, 0.0)
+
+
+def refit(fit: Any, y: Any) -> Any:
+    """The same GLMM fitted to response ``y`` from the current theta (lme4's ``refit``).
+
+    ``y`` is on the fit's scale (proportions with the trials as weights for a
+    binomial model; ``cbind(successes, failures)`` as a two-column array also works).
+    """
+    from .driver import fit_glmm_result
+
+    v = check_response(fit, _binomial_pairs(fit, y))
+    design = dataclasses.replace(fit.design, y=v)
+    return fit_glmm_result(
+        fit.spec, design, fit.family, nagq=fit.nagq, start=fit.theta, result_type=type(fit)
+    )
+
+
+def fit_responses(fit: Any, Y: np.ndarray) -> ReplicateFits:
+    """Refit ``fit`` to every column of ``Y`` (n, R) from its estimates."""
+    Y = np.asarray(Y, dtype=float)
+    R, k, p = Y.shape[1], fit.spec.theta_map.size, fit.spec.p
+    theta = np.full((R, k), np.nan)
+    beta = np.full((R, p), np.nan)
+    crit = np.full(R, np.nan)
+    sigma = np.full(R, np.nan)
+    conv = np.zeros(R, dtype=bool)
+    if batchable(fit.spec, fit.family, fit.nagq):
+        bl = BatchLaplace(fit.design, fit.family, Y)
+        x0 = np.r_[fit.theta, fit.fixef.to_numpy()]
+        lower = np.r_[fit.spec.theta_map.lower_bounds, np.full(p, -np.inf)]
+        res = newton.minimize(bl, np.repeat(x0[None], R, axis=0), lower)
+        ok = res.converged & np.isfinite(res.fval)
+        theta[ok], beta[ok], crit[ok] = res.x[ok, :k], res.x[ok, k:], res.fval[ok]
+        sigma[ok], conv[ok] = 1.0, True
+    batched = int(conv.sum())
+    for r in np.flatnonzero(~conv):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                m = refit(fit, Y[:, r])
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError, ModelError):
+                continue
+        theta[r], beta[r], crit[r] = m.theta, m.fixef.to_numpy(), m.deviance
+        sigma[r], conv[r] = m.sigma, bool(m.converged)
+    return ReplicateFits(
+        theta=theta,
+        beta=beta,
+        sigma=sigma,
+        criterion=crit,
+        converged=conv,
+        singular=singular_rows(fit.spec, theta),
+        batched=batched,
+        re_scale=np.ones(R),
+    )
