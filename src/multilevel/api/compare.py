@@ -92,6 +92,29 @@ def _ml_or_reml(
     return list(fits), (), "REML"
 
 
+def _check_arguments(fits: tuple[Any, ...], refit: Any, names: Any, boundary: Any, test: Any) -> list[str]:
+    """anova's arguments, checked before any work; the row labels."""
+    from ..model.compare import BOUNDARY
+
+    if len(fits) < 2:
+        raise ModelError(
+            f"anova compares two or more nested models (likelihood-ratio tests); got {len(fits)} fit"
+            + ("" if len(fits) == 1 else "s")
+        )
+    if not isinstance(refit, bool):
+        raise ModelError(f"refit must be True or False, got {refit!r}")
+    if names is None:
+        names = [f"m{i + 1}" for i in range(len(fits))]
+    names = [str(n) for n in names]
+    if len(names) != len(fits) or len(set(names)) != len(names):
+        raise ModelError(f"names must give {len(fits)} distinct labels, one per fit; got {names!r}")
+    if boundary not in BOUNDARY:
+        raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
+    if test not in TESTS:
+        raise ModelError(f"test must be one of {', '.join(map(repr, TESTS))}, got {test!r}")
+    return names
+
+
 def anova(
     *fits: Any,
     refit: bool = True,
@@ -145,25 +168,10 @@ def anova(
     >>> int(a.table.loc["m2", "Df"])
     2
     """
-    from ..model.compare import BOUNDARY, check_models, compare
+    from ..model.compare import check_models, compare
     from ..present.anova import Anova
 
-    if len(fits) < 2:
-        raise ModelError(
-            f"anova compares two or more nested models (likelihood-ratio tests); got {len(fits)} fit"
-            + ("" if len(fits) == 1 else "s")
-        )
-    if not isinstance(refit, bool):
-        raise ModelError(f"refit must be True or False, got {refit!r}")
-    if names is None:
-        names = [f"m{i + 1}" for i in range(len(fits))]
-    names = [str(n) for n in names]
-    if len(names) != len(fits) or len(set(names)) != len(names):
-        raise ModelError(f"names must give {len(fits)} distinct labels, one per fit; got {names!r}")
-    if boundary not in BOUNDARY:
-        raise ModelError(f"boundary must be one of {', '.join(map(repr, BOUNDARY))}, got {boundary!r}")
-    if test not in TESTS:
-        raise ModelError(f"test must be one of {', '.join(map(repr, TESTS))}, got {test!r}")
+    names = _check_arguments(fits, refit, names, boundary, test)
     criterion = _comparable(fits, names)
     check_models(list(fits), names)  # before any refit: the same rows, and nested
     models, refitted, criterion = _ml_or_reml(fits, names, refit, criterion)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError
+from ..errors import DataWarning, ModelError, MultilevelError, warn
 from ..linalg.threads import blas_threads
 
 
@@ -154,25 +154,49 @@ def fit_many(
     >>> t[t.term == "Days"][["response", "estimate"]].round(4).to_numpy().tolist()
     [['y1', 10.4673], ['y2', 0.0337]]"""
     from ..formula import parse_formula
-    from ..lmm.many import tidy_fit, tidy_many
     from ..model.data import to_pandas
-    from .core import Model, fit
+    from .core import Model
 
     if not isinstance(reml, bool):
         raise ModelError(f"reml must be True or False, got {reml!r}")
     df = to_pandas(data)
     Y, names = _response_matrix(responses, len(df))
     response = parse_formula(formula).response
-    first = Y[:, 0]
+    if response is None:
+        raise ModelError(f"fit_many needs a response name before '~' (its place for each response): 'y {formula}'")
+    # the design needs a response column: any non-constant one builds the same design
     frame = df.copy(deep=False)
-    frame[response] = np.where(np.isfinite(first), first, 0.0)
+    frame[response] = np.arange(len(df), dtype=float)
     model = Model(formula, frame, weights=weights, offset=offset, na_action=na_action)
     if not model.is_lmm:
         raise ModelError("fit_many fits linear mixed models; fit a GLMM per response with multilevel.fit")
+    return _fit_responses(model, formula, df, Y, names, response, reml, weights=weights, offset=offset)
+
+
+def _fit_responses(
+    model: Any,
+    formula: str,
+    df: pd.DataFrame,
+    Y: np.ndarray,
+    names: list[str],
+    response: str,
+    reml: bool,
+    **options: Any,
+) -> pd.DataFrame:
+    """The batch of complete responses, each incomplete one on its own, and a row set
+    flagged not converged for each that cannot be fitted (constant, or failing)."""
+    from ..lmm.many import failed_rows, tidy_fit, tidy_many
+    from .core import fit
+
     rows = model.design.rows if model.design.rows is not None else np.arange(len(df))
     Yd = Y[rows]
     complete = np.all(np.isfinite(Yd), axis=0)
-    parts = []
+    scale = np.max(np.abs(np.where(np.isfinite(Yd), Yd, 0.0)), axis=0)
+    spread = np.ptp(np.where(np.isfinite(Yd), Yd, 0.0), axis=0) if complete.any() else np.zeros(Y.shape[1])
+    constant = complete & (spread <= 1e-12 * np.maximum(scale, 1e-300))
+    complete &= ~constant
+    parts = [failed_rows(model.spec, names[i]) for i in np.flatnonzero(constant)]
+    failed: list[str] = [f"{names[i]} (constant: nothing to model)" for i in np.flatnonzero(constant)]
     if complete.any():
         idx = np.flatnonzero(complete)
         with blas_threads(1):
@@ -180,11 +204,24 @@ def fit_many(
                 model.spec, model.design, model.crossprods, reml, Yd[:, idx], [names[i] for i in idx]
             )
         parts.append(table)
-    for i in np.flatnonzero(~complete):
+    for i in np.flatnonzero(~complete & ~constant):
         alone = df.copy(deep=False)
         alone[response] = Y[:, i]
-        single = fit(formula, alone, reml=reml, weights=weights, offset=offset)
+        try:
+            single = fit(formula, alone, reml=reml, **options)
+        except (MultilevelError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            # one response that cannot be fitted does not stop the others: its rows say so
+            failed.append(f"{names[i]} ({exc})")
+            parts.append(failed_rows(model.spec, names[i]))
+            continue
         parts.append(tidy_fit(single, names[i]))
+    if failed:
+        warn(
+            f"{len(failed)} of {len(names)} responses could not be fitted (rows with converged=False): "
+            + "; ".join(failed[:3])
+            + (" ..." if len(failed) > 3 else ""),
+            DataWarning,
+        )
     return _in_order(parts, names)
 
 

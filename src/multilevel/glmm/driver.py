@@ -15,7 +15,6 @@ from ..control import FitControl
 from ..errors import ConvergenceWarning, SeparationWarning, warn
 from ..optim.optimize import OptSummary
 from .fit import GRADIENT_NOT_SMALL, fit_glmm, separation_message, singular_and_messages
-from .results import GlmmResult
 
 STOPPED_EARLY = ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED", GRADIENT_NOT_SMALL)
 
@@ -28,8 +27,8 @@ def fit_glmm_result(
     nagq: int = 1,
     start: np.ndarray | None = None,
     control: FitControl | None = None,
-    result_type: type[GlmmResult] = GlmmResult,
-) -> GlmmResult:
+    result_type: type[Any],
+) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``."""
     control = FitControl() if control is None else control
     est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=control.use_compiled_kernels)

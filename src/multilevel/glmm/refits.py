@@ -25,7 +25,7 @@ from .batch import BatchLaplace, batchable
 def _binomial_pairs(fit: Any, y: Any) -> Any:
     """``cbind(successes, failures)`` as proportions of the fit's trials."""
     arr = np.asarray(y)
-    if fit.family.name != "binomial" or arr.ndim != 2 or arr.shape[1] != 2:
+    if not fit.family.trials_response or arr.ndim != 2 or arr.shape[1] != 2:
         return y
     a = arr.astype(float)
     total = a.sum(axis=1)

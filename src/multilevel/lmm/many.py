@@ -94,7 +94,10 @@ def satterthwaite_batch(bc: BatchCriterion, fits: ReplicateFits) -> tuple[np.nda
     j1, H1 = _differences(bc, vp, d0, h)
     j2, H2 = _differences(bc, vp, d0, h / 2)
     jac, H = (4.0 * j2 - j1) / 3.0, (4.0 * H2 - H1) / 3.0
-    A = 2.0 * np.linalg.pinv(H)
+    finite = np.all(np.isfinite(H), axis=(1, 2)) & np.all(np.isfinite(jac), axis=(1, 2, 3))
+    A = np.full_like(H, np.nan)
+    if finite.any():
+        A[finite] = 2.0 * np.linalg.pinv(H[finite])
     var = np.diagonal(V0, axis1=1, axis2=2)  # (R, p)
     g = np.diagonal(jac, axis1=2, axis2=3)  # (R, m, p)
     denom = np.einsum("rip,rij,rjp->rp", g, A, g)
@@ -126,7 +129,10 @@ def tidy_many(spec: Any, design: Any, cp: Any, reml: bool, Y: np.ndarray, names:
         )
         df[idx], se[idx] = satterthwaite_batch(bc, sub)
     for r in np.flatnonzero(ok & ~np.isfinite(df[:, 0] if p else np.zeros(R))):
-        df[r], se[r] = _single_inference(spec, design, reml, Y[:, r], fits.theta[r], n_levels)
+        try:
+            df[r], se[r] = _single_inference(spec, design, reml, Y[:, r], fits.theta[r], n_levels)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            continue  # no derivatives there: df and SE stay NaN
     return _table(spec, fits, df, se, names, residual)
 
 
@@ -197,3 +203,19 @@ def tidy_fit(fit: Any, name: str) -> pd.DataFrame:
         batched=0,
     )
     return _table(spec, fits, fit.df.to_numpy()[None], fit.fixef_se.to_numpy()[None], [name], residual)
+
+
+def failed_rows(spec: Any, name: str) -> pd.DataFrame:
+    """The rows of a response that could not be fitted: NaN estimates, not converged."""
+    k, p = spec.theta_map.size, spec.p
+    fits = ReplicateFits(
+        theta=np.full((1, k), np.nan),
+        beta=np.full((1, p), np.nan),
+        sigma=np.full(1, np.nan),
+        criterion=np.full(1, np.nan),
+        converged=np.zeros(1, dtype=bool),
+        singular=np.zeros(1, dtype=bool),
+        batched=0,
+    )
+    nan = np.full((1, p), np.nan)
+    return _table(spec, fits, nan, nan, [name], spec.parsed.se is None)

@@ -127,6 +127,8 @@ def _fit_one(
         beta = solve(obj, f).beta
     except (np.linalg.LinAlgError, ValueError, FloatingPointError, ModelError):
         return
+    if not (np.isfinite(opt.fval) and np.all(np.isfinite(beta))):
+        return
     out["theta"][r], out["beta"][r] = theta, beta
     out["sigma"][r], out["criterion"][r] = obj.sigma(f), opt.fval
     out["converged"][r] = bool(opt.converged)

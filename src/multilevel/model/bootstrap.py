@@ -219,10 +219,13 @@ def parametric_bootstrap(
 
 def _as_series(value: Any, names: Any = None) -> pd.Series:
     if isinstance(value, pd.Series):
-        return value.astype(float)
+        out = value.astype(float)
+        return out if names is None or out.size != len(names) else out.set_axis(list(names))
     arr = np.atleast_1d(np.asarray(value, dtype=float))
     if arr.ndim != 1:
         raise ModelError(f"the bootstrap statistic must return numbers (a vector), got shape {arr.shape}")
+    if names is not None and arr.size != len(names):
+        return pd.Series(arr)
     return pd.Series(arr, index=names if names is not None else [f"t{i + 1}" for i in range(arr.size)])
 
 
