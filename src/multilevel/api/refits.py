@@ -163,7 +163,9 @@ def fit_many(
     Y, names = _response_matrix(responses, len(df))
     response = parse_formula(formula).response
     if response is None:
-        raise ModelError(f"fit_many needs a response name before '~' (its place for each response): 'y {formula}'")
+        raise ModelError(
+            f"fit_many needs a response name before '~' (each response takes its place): 'y {formula}'"
+        )
     # the design needs a response column: any non-constant one builds the same design
     frame = df.copy(deep=False)
     frame[response] = np.arange(len(df), dtype=float)
