@@ -317,3 +317,12 @@ def test_simulate_power_batch_equals_trial_by_trial(monkeypatch):
     monkeypatch.setattr(sim, "_same_design", lambda trials: False)
     single = crt.simulate_power(sc, 4, 8, method="lmm", reps=60, seed=3)
     assert batched.rate == single.rate and batched.failures == single.failures
+
+
+def test_workers_do_not_change_the_answers(sleep, cbpp):
+    for m, n in ((sleep, 400), (cbpp, 200)):
+        one = multilevel.bootstrap(m, n, seed=8, workers=1)
+        two = multilevel.bootstrap(m, n, seed=8, workers=2)
+        pd.testing.assert_frame_equal(one.replicates, two.replicates)
+    with pytest.raises(ModelError, match="workers must be"):
+        multilevel.bootstrap(sleep, 10, workers=0)

@@ -123,6 +123,7 @@ def anova(
     test: str = "Chisq",
     n: int = 1000,
     seed: int | None = None,
+    workers: int | None = None,
 ) -> Any:
     """Likelihood-ratio tests of nested mixed models, as lme4's ``anova(m0, m1, ...)``.
 
@@ -150,7 +151,8 @@ def anova(
         parametric-bootstrap likelihood-ratio test (pbkrtest's ``PBmodcomp``) in
         column ``Pr(PB)``: ``n`` responses simulated from each row's smaller model
         (as compared: ML refits unless ``refit=False``), both models refitted,
-        ``p = (1 + #{simulated >= observed}) / (1 + n used)``; ``seed`` seeds them.
+        ``p = (1 + #{simulated >= observed}) / (1 + n used)``; ``seed`` seeds them,
+        ``workers`` threads refit them (None: every CPU).
 
     Returns
     -------
@@ -183,5 +185,6 @@ def anova(
         boundary=boundary,
         pb=n if test == "PB" else None,
         seed=seed,
+        workers=workers,
         result_type=Anova,
     )

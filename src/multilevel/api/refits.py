@@ -24,6 +24,7 @@ def bootstrap(
     *,
     seed: int | None = None,
     use_u: bool = False,
+    workers: int | None = None,
 ) -> Any:
     """Parametric bootstrap of a fitted mixed model, as lme4's ``bootMer(type = "parametric")``.
 
@@ -43,6 +44,9 @@ def bootstrap(
     use_u:
         Simulate at the conditional modes of the random effects (``use.u = TRUE``)
         instead of drawing new group effects.
+    workers:
+        Threads refitting the replicates (None: every CPU, at most 8). Every replicate's
+        fit is its own, so the answers do not depend on it.
 
     Returns
     -------
@@ -70,7 +74,9 @@ def bootstrap(
     if statistic is not None and not callable(statistic):
         raise ModelError(f"statistic must be a function of a fit (or None), got {type(statistic).__name__}")
     with blas_threads(1):
-        return parametric_bootstrap(fit, n, statistic=statistic, seed=seed, use_u=bool(use_u))
+        return parametric_bootstrap(
+            fit, n, statistic=statistic, seed=seed, use_u=bool(use_u), workers=workers
+        )
 
 
 def _response_matrix(responses: Any, n_rows: int) -> tuple[np.ndarray, list[str]]:

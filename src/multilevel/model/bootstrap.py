@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import ModelError
+from .replicates import check_workers, refit_columns
 from .varpar import lme4_column
 
 __all__ = ["BOOT_TYPES", "BootstrapResult", "default_statistic", "norm_inter", "parametric_bootstrap"]
@@ -184,8 +185,10 @@ def parametric_bootstrap(
     statistic: Callable[[Any], Any] | None = None,
     seed: int | None = None,
     use_u: bool = False,
+    workers: int | None = 1,
 ) -> BootstrapResult:
-    """Simulate ``n`` responses from ``fit``, refit, and collect the statistic."""
+    """Simulate ``n`` responses from ``fit``, refit (on ``workers`` threads), and collect
+    the statistic."""
     import time
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -196,7 +199,7 @@ def parametric_bootstrap(
     Y = fit.simulate(int(n), seed=seed, use_modes=use_u).T  # (nobs, n)
     if statistic is None:
         t0 = default_statistic(fit)
-        reps = fit._refit_responses(Y)
+        reps = refit_columns(fit, Y, check_workers(workers))
         residual = reps.sigma if fit._residual_row is not None else None
         values = np.column_stack([reps.beta, sdcor_values(fit.spec, reps.theta, reps.scale, residual)])
         values[~reps.converged] = np.nan

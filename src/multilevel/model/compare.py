@@ -227,6 +227,7 @@ def compare(
     boundary: str = "chisq",
     pb: int | None = None,
     seed: int | None = None,
+    workers: int | None = 1,
     result_type: type[Comparison] = Comparison,
 ) -> Comparison:
     """The likelihood-ratio table of ``fits`` (checked for the same rows and nesting), as
@@ -270,7 +271,7 @@ def compare(
     )
     pbs: tuple[Any, ...] = ()
     if pb is not None:
-        pbs = _pb_tests(fits, chisq, pb, seed)
+        pbs = _pb_tests(fits, chisq, pb, seed, workers)
         table["Pr(PB)"] = [math.nan if t is None else t.p for t in pbs]
     return result_type(
         table=table,
@@ -283,14 +284,17 @@ def compare(
     )
 
 
-def _pb_tests(fits: list[Any], chisq: np.ndarray, n: int, seed: int | None) -> tuple[Any, ...]:
+def _pb_tests(
+    fits: list[Any], chisq: np.ndarray, n: int, seed: int | None, workers: int | None
+) -> tuple[Any, ...]:
     """The bootstrap test of every row against the row before it."""
     from .pbtest import check_nsim, pb_test
+    from .replicates import check_workers
 
-    n = check_nsim(n)
+    n, threads = check_nsim(n), check_workers(workers)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     out: list[Any] = [None]
     for i in range(1, len(fits)):
-        out.append(pb_test(fits[i - 1], fits[i], float(chisq[i]), n, seed + i - 1))
+        out.append(pb_test(fits[i - 1], fits[i], float(chisq[i]), n, seed + i - 1, threads))
     return tuple(out)

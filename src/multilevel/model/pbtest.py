@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from .replicates import refit_columns
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,12 @@ def check_nsim(n: Any) -> int:
     return int(n)
 
 
-def pb_test(small: Any, big: Any, observed: float, n: int, seed: int) -> PBTest:
-    """Simulate ``n`` responses from ``small``, refit both models, compare with ``observed``."""
+def pb_test(small: Any, big: Any, observed: float, n: int, seed: int, workers: int = 1) -> PBTest:
+    """Simulate ``n`` responses from ``small``, refit both models (on ``workers``
+    threads), compare with ``observed``."""
     Y = small.simulate(n, seed=seed).T
-    rs = small._refit_responses(Y)
-    rb = big._refit_responses(Y)
+    rs = refit_columns(small, Y, workers)
+    rb = refit_columns(big, Y, workers)
     ok = rs.converged & rb.converged
     stats = np.where(ok, np.maximum(0.0, rs.criterion - rb.criterion), np.nan)
     used = int(ok.sum())

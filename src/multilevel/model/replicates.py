@@ -65,3 +65,41 @@ def singular_rows(spec: Any, theta: np.ndarray) -> np.ndarray:
     """Per row of theta (R, k): an SD's theta below lme4's singularity tolerance."""
     diag = np.isfinite(spec.theta_map.lower_bounds)
     return np.any(theta[:, diag] < SINGULAR_TOL, axis=1)
+
+
+def check_workers(workers: Any) -> int:
+    """Threads for many refits: a positive integer, or None for every CPU (at most 8)."""
+    import os
+
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, 8))
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ModelError(
+            f"workers must be a positive integer (threads) or None for every CPU, got {workers!r}"
+        )
+    return int(workers)
+
+
+def refit_columns(fit: Any, Y: np.ndarray, workers: int = 1) -> ReplicateFits:
+    """``fit._refit_responses`` on the columns of ``Y``, split over ``workers`` threads
+    (the batched engines spend their time in NumPy, which releases the GIL). Every
+    response's fit is its own, so the split does not change the answers."""
+    R = Y.shape[1]
+    chunks = min(workers, max(R // 64, 1))
+    if chunks <= 1:
+        return fit._refit_responses(Y)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(chunks) as ex:
+        parts = list(ex.map(fit._refit_responses, np.array_split(Y, chunks, axis=1)))
+    cat = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("theta", "beta", "sigma", "criterion")}
+    return ReplicateFits(
+        theta=cat["theta"],
+        beta=cat["beta"],
+        sigma=cat["sigma"],
+        criterion=cat["criterion"],
+        converged=np.concatenate([p.converged for p in parts]),
+        singular=np.concatenate([p.singular for p in parts]),
+        batched=sum(p.batched for p in parts),
+        re_scale=None if parts[0].re_scale is None else np.concatenate([p.re_scale for p in parts]),
+    )
