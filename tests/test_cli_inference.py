@@ -63,3 +63,21 @@ def test_errors_one_line_exit_2(args, needle):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if "multilevel: error" in ln]
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_cli_bootstrap_intervals_and_pb_test():
+    data = str(SLEEP)
+    r = run(
+        "fit", data, "Reaction ~ Days + (Days | Subject)", "--confint", "boot", "--nsim", "100", "--seed", "1"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Parametric bootstrap (perc, 100 simulations)" in r.stdout
+    r = run(
+        "anova", data, "Reaction ~ 1 + (Days | Subject)", "Reaction ~ Days + (Days | Subject)",
+        "--test", "PB", "--nsim", "50", "--seed", "1", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pb = json.loads(r.stdout)["parametric_bootstrap"][1]
+    assert pb["simulations"] == 50 and pb["p"] == pytest.approx(1 / 51)
+    r = run("fit", data, "Reaction ~ Days + (Days | Subject)", "--confint", "boot", "--nsim", "0")
+    assert r.returncode == 2 and "--nsim must be a positive number" in r.stderr

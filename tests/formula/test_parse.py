@@ -141,3 +141,13 @@ def test_parser_never_crashes(text):
     except FormulaError as err:
         if err.span is not None:
             assert 0 <= err.span[0] <= err.span[1] <= len(text)
+
+
+def test_r_power_inside_I_is_a_power():
+    # lme4 users write I(x^2); Python would read ^ as exclusive or: a different column, silently
+    import multilevel
+
+    d = multilevel.load_dataset("sleepstudy")
+    a = multilevel.fit("Reaction ~ Days + I(Days^2) + (Days | Subject)", d)
+    b = multilevel.fit("Reaction ~ Days + I(Days**2) + (Days | Subject)", d)
+    assert a.reml_criterion == b.reml_criterion

@@ -13,6 +13,26 @@ from typing import Any
 from .common import _Elapsed, _fit_control, _read_table
 
 
+def add_boot_options(p: Any, nsim: int) -> None:
+    """``--nsim``, ``--seed`` and (for intervals) ``--boot-type`` of the bootstrap."""
+    p.add_argument("--nsim", type=int, default=nsim, help=f"bootstrap simulations (default {nsim})")
+    p.add_argument("--seed", type=int, default=None, help="seed of the bootstrap simulations")
+    if p.prog.split()[-1] != "anova":
+        p.add_argument(
+            "--boot-type",
+            default="perc",
+            choices=["perc", "basic", "norm"],
+            help="bootstrap interval: percentile (default), basic or normal",
+        )
+
+
+def check_nsim(args: argparse.Namespace) -> None:
+    from ..errors import ModelError
+
+    if args.nsim < 1:
+        raise ModelError(f"--nsim must be a positive number of simulations, got {args.nsim}")
+
+
 def _check_confint(args: argparse.Namespace) -> tuple[str, float]:
     """``--confint`` and ``--level``, checked before any fitting (one-line errors)."""
     from ..errors import ModelError
@@ -23,6 +43,8 @@ def _check_confint(args: argparse.Namespace) -> tuple[str, float]:
     except ValueError:
         msg = f"--level must be a number between 0 and 1 (e.g. 0.95), got {args.level!r}"
         raise ModelError(msg) from None
+    if getattr(args, "nsim", None) is not None:
+        check_nsim(args)
     try:
         return check_method(args.confint), check_level(level)
     except ModelError as exc:
@@ -39,7 +61,12 @@ def fit_with_confint(args: argparse.Namespace, run: Callable[[], Any]) -> int:
     with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting and profiling"):
         warnings.simplefilter("always")
         fit = run()
-        ci = fit.confint(level=level, method=method)
+        if method == "boot":
+            ci = fit.confint(
+                level=level, method=method, nsim=args.nsim, seed=args.seed, boot_type=args.boot_type
+            )
+        else:
+            ci = fit.confint(level=level, method=method)
         text = None if args.json else fit.summary()
     if args.json:
         d = fit.to_dict()
@@ -53,7 +80,9 @@ def fit_with_confint(args: argparse.Namespace, run: Callable[[], Any]) -> int:
         }
         print(json.dumps(d, indent=2, default=str))
     else:
-        what = "Profile" if method == "profile" else "Wald"
+        what = {"profile": "Profile", "wald": "Wald"}.get(method)
+        if what is None:
+            what = f"Parametric bootstrap ({args.boot_type}, {args.nsim} simulations)"
         print(text)
         print(f"\n{what} confidence intervals ({100 * level:g}%):")
         print(ci.to_string(float_format=lambda v: f"{v:.6g}", na_rep="NA"))
@@ -71,6 +100,9 @@ def _cmd_anova(args: argparse.Namespace) -> int:
     linear = is_linear_model(args.family, args.link)
     if linear and args.nagq is not None and args.nagq != 1:
         raise ModelError(f"--nagq {args.nagq} applies to generalized models (--family binomial, ...)")
+    check_nsim(args)
+    if args.test != "PB" and args.seed is not None:
+        raise ModelError("--seed seeds the bootstrap simulations of --test PB; add --test PB or drop --seed")
     data = _read_table(args.data)
     control = _fit_control()
     with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
@@ -88,9 +120,16 @@ def _cmd_anova(args: argparse.Namespace) -> int:
             for f in args.formulas
         ]
     # checked and refitted outside the status line, so that an error is the only line
-    with warnings.catch_warnings(record=True) as refit_caught:
+    with warnings.catch_warnings(record=True) as refit_caught, _Elapsed("bootstrap"):
         warnings.simplefilter("always")
-        table = anova(*fits, refit=not args.no_refit, boundary=args.boundary)
+        table = anova(
+            *fits,
+            refit=not args.no_refit,
+            boundary=args.boundary,
+            test=args.test,
+            n=args.nsim,
+            seed=args.seed,
+        )
     caught = [*caught, *refit_caught]
     if args.json:
         print(json.dumps(table.to_dict(), indent=2))
@@ -127,6 +166,13 @@ def add_anova(sub: Any, family_help: str, epilog: str) -> None:
         choices=["chisq", "chibar"],
         help="chibar: 50:50 chi-bar-square p-values for tests of one added random effect",
     )
+    p.add_argument(
+        "--test",
+        default="Chisq",
+        choices=["Chisq", "PB"],
+        help="PB: also the parametric-bootstrap likelihood-ratio test (pbkrtest's PBmodcomp)",
+    )
+    add_boot_options(p, nsim=1000)
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--na-action", choices=["omit", "raise"], default="omit")
     p.set_defaults(func=_cmd_anova)

@@ -8,7 +8,7 @@ from typing import Any
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .ftests import add_anova_option, add_emmeans
-from .inference import add_anova
+from .inference import add_anova, add_boot_options
 
 
 def _family_help() -> str:
@@ -70,9 +70,11 @@ def _add_fit(sub: Any) -> None:
         "--confint",
         default=None,
         metavar="METHOD",
-        help="also print confidence intervals: profile (likelihood profile, as lme4) or wald",
+        help="also print confidence intervals: profile (likelihood profile, as lme4), wald, or boot "
+        "(parametric bootstrap; see --nsim, --boot-type, --seed)",
     )
     p_fit.add_argument("--level", default="0.95", help="confidence level of --confint (default 0.95)")
+    add_boot_options(p_fit, nsim=500)
     p_fit.set_defaults(func=_cmd_fit)
     add_anova_option(p_fit)
 

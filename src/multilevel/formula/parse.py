@@ -316,6 +316,29 @@ def _parse_rhs(pieces: list[_Piece], formula: str) -> tuple[str, list[RandomTerm
     return fixed_text, random, offsets
 
 
+def _r_powers(formula: str) -> str:
+    """``^`` inside ``I(...)`` as a power, as in R: ``I(Days^2)`` is ``Days**2`` (Python
+    would read it as bitwise exclusive or, silently a different column).
+
+    >>> _r_powers("y ~ I(x^2) + (1 | g)")
+    'y ~ I(x**2) + (1 | g)'
+    """
+    out, i = [], 0
+    while True:
+        j = formula.find("I(", i)
+        while j > 0 and (formula[j - 1].isalnum() or formula[j - 1] in "_."):
+            j = formula.find("I(", j + 1)
+        if j < 0:
+            return "".join(out) + formula[i:]
+        depth, k = 0, j + 1
+        for k in range(j + 1, len(formula)):
+            depth += {"(": 1, ")": -1}.get(formula[k], 0)
+            if depth == 0:
+                break
+        out += [formula[i:j], formula[j : k + 1].replace("^", "**")]
+        i = k + 1
+
+
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse a mixed-model formula.
 
@@ -356,6 +379,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     response, cbind, se = _parse_lhs(lhs, formula)
     rhs_start = tilde + 1
     rhs = formula[rhs_start:]
+    if "^" in rhs:
+        rhs = _r_powers(rhs)
     if not rhs.strip():
         raise FormulaError("formula has nothing after '~'", formula, (tilde, tilde + 1))
     fixed_text, random, offsets = _parse_rhs(_split_additive(rhs, formula, rhs_start), formula)

@@ -134,4 +134,10 @@ class Anova(Comparison):
             "refitted": list(self.refitted),
             "tests": list(self.tests),
             "boundary": self.boundary,
+            "parametric_bootstrap": [
+                None
+                if t is None
+                else {"p": t.p, "simulations": t.n_used, "failed": t.n_failed, "seed": t.seed}
+                for t in self.pb
+            ],
         }
