@@ -323,7 +323,8 @@ def _r_powers(formula: str) -> str:
     >>> _r_powers("y ~ I(x^2) + (1 | g)")
     'y ~ I(x**2) + (1 | g)'
     """
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while True:
         j = formula.find("I(", i)
         while j > 0 and (formula[j - 1].isalnum() or formula[j - 1] in "_."):
