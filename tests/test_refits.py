@@ -326,3 +326,45 @@ def test_workers_do_not_change_the_answers(sleep, cbpp):
         pd.testing.assert_frame_equal(one.replicates, two.replicates)
     with pytest.raises(ModelError, match="workers must be"):
         multilevel.bootstrap(sleep, 10, workers=0)
+
+
+def _radon_like():
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(12), 6)
+    x = rng.standard_normal(g.size)
+    return pd.DataFrame(
+        {
+            "y": 1 + x + rng.standard_normal(12)[g] + rng.standard_normal(g.size),
+            "x": x,
+            "g": g,
+            "h": np.tile(np.arange(6), 12),
+            "w": rng.uniform(0.5, 2, g.size),
+            "off": rng.uniform(-1, 1, g.size),
+            "s": rng.uniform(0.5, 1.5, g.size),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "formula, options",
+    [
+        ("y ~ x + (1 | g)", {"weights": "w"}),
+        ("y ~ x + (1 | g)", {"offset": "off"}),
+        ("y | se(s) ~ x + (1 | g)", {}),
+        ("y ~ x + (1 | g) + (1 | h)", {}),
+        ("y ~ x + (x | g)", {"reml": False}),
+    ],
+)
+def test_batched_refits_handle_weights_offsets_known_se_and_crossed(formula, options):
+    m = _quiet_fit(formula, _radon_like(), **options)
+    Y = m.simulate(6, seed=2).T
+    reps = m._refit_responses(Y)
+    assert reps.batched == 6
+    for r in range(6):
+        single = m.refit(Y[:, r])
+        assert reps.criterion[r] == pytest.approx(single.criterion, rel=1e-8, abs=1e-8)
+        assert reps.criterion[r] <= single.criterion + 1e-8 * max(1.0, abs(single.criterion))
+    b = multilevel.bootstrap(m, 50, seed=1)
+    # a correlation with a zero SD is undefined (NaN, as lme4's VarCorr); the rest is finite
+    values = b.replicates[[c for c in b.replicates.columns if not c.startswith("cor_")]]
+    assert b.n_failed == 0 and np.isfinite(values.to_numpy()).all()
