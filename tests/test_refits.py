@@ -16,6 +16,7 @@ from multilevel.errors import ModelError
 from multilevel.lmm.batch import BatchCriterion, response_products
 from multilevel.model.bootstrap import norm_inter
 
+DATA = Path(__file__).parent / "data"
 REFS = json.loads((Path(__file__).parent / "data" / "refits_refs.json").read_text())
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -368,3 +369,14 @@ def test_batched_refits_handle_weights_offsets_known_se_and_crossed(formula, opt
     # a correlation with a zero SD is undefined (NaN, as lme4's VarCorr); the rest is finite
     values = b.replicates[[c for c in b.replicates.columns if not c.startswith("cor_")]]
     assert b.n_failed == 0 and np.isfinite(values.to_numpy()).all()
+
+
+def test_glmm_bootstrap_outside_the_batch_refits_one_by_one(cbpp):
+    # quadrature and a family with a dispersion are refitted by the full fit
+    agq = _quiet_fit(CBPP, multilevel.load_dataset("cbpp"), family="binomial", nagq=5)
+    gam = _quiet_fit("y ~ x + (1 | g)", pd.read_csv(DATA / "gamma_sim.csv"), family="Gamma", link="log")
+    for m in (agq, gam):
+        b = multilevel.bootstrap(m, 6, seed=1)
+        assert b.batched == 0 and b.n_failed == 0
+        first = m.refit(m.simulate(6, seed=1)[0])
+        assert b.replicates.iloc[0, 0] == pytest.approx(first.fixef.iloc[0], rel=1e-6)
