@@ -45,13 +45,12 @@ def batchable(spec: Any, family: Any, nagq: int) -> bool:
 class BatchLaplace:
     """Laplace deviance at points ``(theta, beta)`` (B, 1 + p) of responses ``Y[:, k]``."""
 
-    def __init__(self, design: Any, family: Any, Y: np.ndarray) -> None:
+    def __init__(self, design: Any, family: Any, Y: np.ndarray, n_levels: int) -> None:
         g = design.groups[0]
         self.family = family
         self.codes = g.codes
         self.z = g.values[:, 0]
-        self.n1 = int(g.codes.max()) + 1 if g.codes.size else 0
-        self.n1 = max(self.n1, len(np.unique(g.codes)))
+        self.n1 = int(n_levels)
         self.X = design.X
         n = design.n
         self.w0 = design.weights if design.weights is not None else np.ones(n)

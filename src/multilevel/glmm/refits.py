@@ -64,7 +64,7 @@ def fit_responses(fit: Any, Y: np.ndarray) -> ReplicateFits:
     sigma = np.full(R, np.nan)
     conv = np.zeros(R, dtype=bool)
     if batchable(fit.spec, fit.family, fit.nagq):
-        bl = BatchLaplace(fit.design, fit.family, Y)
+        bl = BatchLaplace(fit.design, fit.family, Y, fit.spec.groupings[0].n_levels)
         x0 = np.r_[fit.theta, fit.fixef.to_numpy()]
         lower = np.r_[fit.spec.theta_map.lower_bounds, np.full(p, -np.inf)]
         res = newton.minimize(bl, np.repeat(x0[None], R, axis=0), lower)
