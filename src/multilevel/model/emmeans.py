@@ -358,4 +358,3 @@ def _estimates(keys, K, ok, beta, V, df_function, link, type, level) -> pd.DataF
         out["emmean"] = est
     out["SE"], out["df"], out["lower.CL"], out["upper.CL"] = se, df, lo, hi
     return out
-

@@ -139,9 +139,7 @@ def _one_group(emm, keys, L, names, adjust, k, ratio) -> pd.DataFrame:
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", L, emm.V, L), 0.0))
     df = np.asarray(emm.df_function(L), dtype=float)
     t = est / se
-    p = np.array(
-        [2 * float(t_sf(abs(x), d)) for x, d in zip(t, df)]
-    )
+    p = np.array([2 * float(t_sf(abs(x), d)) for x, d in zip(t, df)])
     p_adj = _adjust(p, t, df, adjust, k)
     crit = np.array([_critical(emm.level, d, adjust, k, len(est)) for d in df])
     lo, hi = est - crit * se, est + crit * se
