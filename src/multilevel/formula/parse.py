@@ -12,6 +12,7 @@ groupings ``(1 | a:b)``, ``offset(expr)``, ``cbind(s, f) ~ ...`` and brms's
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -365,6 +366,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(formula: str) -> ParsedFormula:
+    """The parse of a string (cached: the record is frozen and refits reuse formulas)."""
     _depth_scan(formula, formula, 0)
     tilde = _find_top(formula, "~")
     if tilde < 0:

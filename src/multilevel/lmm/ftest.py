@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ModelError
+from ..model.pvalues import f_sf
 
 DDF_METHODS = {
     "satterthwaite": "satterthwaite",
@@ -89,6 +89,6 @@ def make_test(F_unscaled: float, q: int, ddf: float, sigma: float, method: str, 
     0.0593
     """
     F = F_unscaled * scale
-    p = float(stats.f.sf(F, q, ddf)) if np.isfinite(F) else math.nan
+    p = f_sf(float(F), q, ddf) if np.isfinite(F) else math.nan
     ms = F_unscaled * sigma**2
     return FTest(float(F), int(q), float(ddf), p, method, float(scale), float(ms * q), float(ms))

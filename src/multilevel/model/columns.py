@@ -57,6 +57,10 @@ def is_categorical(col: pd.Series) -> bool:
 
 def _contrasts(name: str, mm_specs: Iterable[Any]) -> str | None:
     for mm in mm_specs:
+        if isinstance(mm, dict):  # the fast design's record: {column: contrasts}
+            if name in mm:
+                return str(mm[name])
+            continue
         state = getattr(mm, "encoder_state", {}).get(name)
         if state is not None and "contrasts" in state[1]:
             cls = type(state[1]["contrasts"].contrasts).__name__
@@ -68,7 +72,8 @@ def record_columns(df: pd.DataFrame, names: Iterable[str], mm_specs: Iterable[An
     """The kind and levels of each predictor column in the rows used for the fit.
 
     ``mm_specs`` are formulaic's specs of the fixed and random-term designs; they
-    name the contrasts of the columns they encode directly.
+    name the contrasts of the columns they encode directly (the fast design gives
+    one dict of them instead).
     """
     specs = list(mm_specs)
     out = []

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 
 from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
 from ..family import Dispersion, Family, get_family
 from ..formula import ParsedFormula, parse_formula
 from .columns import names_in, predictor_names, record_columns
 from .data import check_columns, check_finite, complete_rows, row_vector, strings_as_objects, to_pandas
+from .fast_design import fast_matrices
 from .groupings import factor_codes, grouping_blocks, term_values
 from .matrices import expression, model_matrix
 from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
@@ -114,9 +114,10 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
         return X, names, []
     # Unpivoted QR keeps the column order, so a column that is a combination of
     # earlier ones is the one dropped (as R's dqrdc2, used by lme4).
-    R = scipy.linalg.qr(X, mode="r")[0]
+    R = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(X, axis=0)
-    d = np.abs(np.diag(R))
+    d = np.zeros(X.shape[1])  # columns past the number of rows depend on the earlier ones
+    d[: min(X.shape)] = np.abs(np.diag(R))
     keep = np.flatnonzero(d > RANK_TOL * np.maximum(norms, 1e-300))
     dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
     if dropped:
@@ -172,18 +173,24 @@ def _check_cluster(df: pd.DataFrame, cluster: str) -> None:
         )
 
 
-def _matrices(parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame) -> tuple[Any, Any, dict[str, Any]]:
-    """formulaic's response, fixed-effect and random-term matrices, built in one pass."""
+def _matrices(
+    parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame
+) -> tuple[Any, Any, dict[str, Any], list[Any]]:
+    """formulaic's response, fixed-effect and random-term matrices, built in one pass
+    (by NumPy for plain formulas), and what names the contrasts of coded columns."""
     re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
     lhs_expr = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
     joined = f"{lhs_expr} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
+    fast = fast_matrices(parsed, sub, joined, re_exprs)
+    if fast is not None:
+        return fast[0], fast[1], fast[2], [fast[3]]
     try:
         mm = model_matrix(joined, sub, parsed.formula)
     except FormulaError:
         _raise_missing(parsed, df)
         raise
     rhs_parts = mm.rhs if re_exprs else (mm.rhs,)
-    return mm.lhs, rhs_parts[0], dict(zip(re_exprs, rhs_parts[1:]))
+    return mm.lhs, rhs_parts[0], dict(zip(re_exprs, rhs_parts[1:])), [m.model_spec for m in rhs_parts]
 
 
 def _response(parsed: ParsedFormula, sub: pd.DataFrame, lhs: Any, fam: Family) -> tuple[np.ndarray, Any]:
@@ -316,7 +323,7 @@ def build_model(
         raise DataError("no complete rows left after removing missing values")
     clusters, cluster_spec = _cluster_codes(sub, cluster)
     fam = get_family(family)
-    lhs, fixed_mm, re_mats = _matrices(parsed, sub, df)
+    lhs, fixed_mm, re_mats, mm_specs = _matrices(parsed, sub, df)
     y, trials = _response(parsed, sub, lhs, fam)
     X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
     check_finite("the fixed-effect design", X_full)
@@ -326,7 +333,6 @@ def build_model(
     if trials is not None:
         w = trials if w is None else w * trials
     _check_identifiable(groupings, len(y), fam, se is not None)
-    mm_specs = [fixed_mm.model_spec, *(m.model_spec for m in re_mats.values())]
     spec = ModelSpec(
         parsed=parsed,
         family=fam.name,

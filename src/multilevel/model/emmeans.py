@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelError
 from .columns import names_in
 from .matrices import model_matrix
 from .newdata import design_for
+from .pvalues import t_quantile
 from .spec import ModelSpec
 
 WEIGHTS = ("equal", "proportional")
@@ -347,7 +346,7 @@ def _estimates(keys, K, ok, beta, V, df_function, link, type, level) -> pd.DataF
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", K, V, K), 0.0))
     df = np.asarray(df_function(K), dtype=float)
     est, se, df = np.where(ok, est, np.nan), np.where(ok, se, np.nan), np.where(ok, df, np.nan)
-    crit = np.array([_t_quantile(1 - (1 - level) / 2, d) for d in df])
+    crit = np.array([t_quantile(1 - (1 - level) / 2, d) for d in df])
     lo, hi = est - crit * se, est + crit * se
     out = keys.copy()
     if type == "response" and link is not None and link.name != "identity":
@@ -359,9 +358,3 @@ def _estimates(keys, K, ok, beta, V, df_function, link, type, level) -> pd.DataF
         out["emmean"] = est
     out["SE"], out["df"], out["lower.CL"], out["upper.CL"] = se, df, lo, hi
     return out
-
-
-def _t_quantile(p: float, df: float) -> float:
-    if not np.isfinite(df):
-        return float(stats.norm.ppf(p)) if not math.isnan(df) else math.nan
-    return float(stats.t.ppf(p, df))

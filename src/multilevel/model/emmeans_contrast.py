@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelError
 from .columns import level_name
+from .pvalues import t_quantile, t_sf
 
 if TYPE_CHECKING:
     from .emmeans import Emmeans
@@ -70,6 +70,8 @@ def _weights(method: Any, labels: list[str]) -> tuple[np.ndarray, list[str], boo
 def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, adjust: str, k: int) -> np.ndarray:
     m = p.size
     if adjust == "tukey":
+        from scipy import stats  # the studentized range only: scipy.stats costs ~0.2 s to import
+
         return np.array([stats.studentized_range.sf(math.sqrt(2) * abs(ti), k, d) for ti, d in zip(t, df)])
     if adjust == "bonferroni":
         return np.minimum(1.0, p * m)
@@ -84,11 +86,13 @@ def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, adjust: str, k: int) -
 
 def _critical(level: float, df: float, adjust: str, k: int, m: int) -> float:
     if adjust == "tukey":
+        from scipy import stats
+
         return float(stats.studentized_range.ppf(level, k, df)) / math.sqrt(2)
     if adjust in ("holm", "bonferroni"):
         level = 1 - (1 - level) / m
     q = 1 - (1 - level) / 2
-    return float(stats.norm.ppf(q) if not np.isfinite(df) else stats.t.ppf(q, df))
+    return t_quantile(q, float(df))
 
 
 def _group_rows(emm: Emmeans) -> list[tuple[dict, np.ndarray]]:
@@ -135,9 +139,7 @@ def _one_group(emm, keys, L, names, adjust, k, ratio) -> pd.DataFrame:
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", L, emm.V, L), 0.0))
     df = np.asarray(emm.df_function(L), dtype=float)
     t = est / se
-    p = np.array(
-        [2 * (stats.norm.sf(abs(x)) if not np.isfinite(d) else stats.t.sf(abs(x), d)) for x, d in zip(t, df)]
-    )
+    p = np.array([2 * float(t_sf(abs(x), d)) for x, d in zip(t, df)])
     p_adj = _adjust(p, t, df, adjust, k)
     crit = np.array([_critical(emm.level, d, adjust, k, len(est)) for d in df])
     lo, hi = est - crit * se, est + crit * se

@@ -1,6 +1,8 @@
 """formulaic behind two calls: a model matrix, and the values of one expression.
 
-Both turn formulaic's many exception types into a :class:`~multilevel.errors.FormulaError`
+:class:`DeferredSpec` stands for formulaic's spec of a design that was built
+without formulaic (:mod:`~multilevel.model.fast_design`) until someone needs it.
+Both calls turn formulaic's many exception types into a :class:`~multilevel.errors.FormulaError`
 and its warning about data outside the fitted categories (which it would code as
 the reference level) into a :class:`~multilevel.errors.DataError`.
 """
@@ -8,6 +10,7 @@ the reference level) into a :class:`~multilevel.errors.DataError`.
 from __future__ import annotations
 
 import warnings
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -38,3 +41,42 @@ def model_matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
 def expression(expr: str, df: pd.DataFrame, formula: str) -> np.ndarray:
     """The values of one formula expression (``size - incidence``, ``log(n)``) as floats."""
     return np.asarray(model_matrix(f"I({expr}) ~ 1", df, formula).lhs.to_numpy(dtype=float)).ravel()
+
+
+class FormulaicParts:
+    """formulaic's specs of the parts of ``joined`` (``lhs ~ fixed | re1 | ...``) on the
+    rows ``df``, built on first use: exactly what the formulaic path records."""
+
+    def __init__(self, joined: str, df: pd.DataFrame, formula: str) -> None:
+        self.joined, self.df, self.formula = joined, df, formula
+
+    @cached_property
+    def specs(self) -> tuple[Any, ...]:
+        rhs = model_matrix(self.joined, self.df, self.formula).rhs
+        return tuple(m.model_spec for m in (rhs if isinstance(rhs, tuple) else (rhs,)))
+
+
+class DeferredSpec:
+    """formulaic's ``ModelSpec`` of one part of a design, made when first used.
+
+    Attribute access (``get_model_matrix``, ``encoder_state``, ``term_indices``, ...)
+    and ``str()`` go to the real spec, built then from the fitted rows.
+    """
+
+    def __init__(self, parts: FormulaicParts, index: int) -> None:
+        self._parts, self._index = parts, index
+
+    @property
+    def spec(self) -> Any:
+        return self._parts.specs[self._index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_parts", "_index"):  # pickling, copying
+            raise AttributeError(name)
+        return getattr(self.spec, name)
+
+    def __str__(self) -> str:
+        return str(self.spec)
+
+    def __repr__(self) -> str:
+        return f"DeferredSpec({self._parts.joined!r}, part {self._index})"

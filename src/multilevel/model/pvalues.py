@@ -1,4 +1,5 @@
-"""Two-sided p-values of t and z statistics, and Wald intervals, from ``scipy.special``.
+"""Two-sided p-values of t and z statistics, t quantiles, F tail probabilities and Wald
+intervals, from ``scipy.special``.
 
 ``scipy.stats`` takes about 0.2 s to import, more than a small fit; the p-values of
 a coefficient table need only the regularized incomplete beta function and erfc:
@@ -11,6 +12,7 @@ a coefficient table need only the regularized incomplete beta function and erfc:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,26 @@ def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
 def two_sided_z(z: np.ndarray | float) -> np.ndarray:
     """``2 P(Z > |z|)`` for a standard normal Z."""
     return np.asarray(special.erfc(np.abs(np.asarray(z, dtype=float)) / np.sqrt(2.0)))
+
+
+def t_sf(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
+    """``P(T_df > t)`` as ``scipy.stats.t.sf`` computes it (``df = inf``: ``scipy.stats.norm.sf``)."""
+    neg = -np.asarray(t, dtype=float)
+    dfa = np.asarray(df, dtype=float)
+    return np.where(np.isinf(dfa), special.ndtr(neg), special.stdtr(dfa, neg))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t on ``df`` degrees of freedom (``inf``: the normal
+    quantile; NaN df: NaN), as ``scipy.stats.t.ppf`` computes it."""
+    if math.isnan(df):
+        return math.nan
+    return float(special.ndtri(p)) if math.isinf(df) else float(special.stdtrit(df, p))
+
+
+def f_sf(F: float, q: float, ddf: float) -> float:
+    """``P(F_{q, ddf} > F)`` as ``scipy.stats.f.sf`` computes it (1 below the support)."""
+    return 1.0 if F < 0 else float(special.fdtrc(q, ddf, F))
 
 
 def wald_interval(estimate: Any, se: Any, level: float = 0.95) -> dict[str, Any]:

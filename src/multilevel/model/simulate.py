@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .design import z_times_b
 
@@ -77,7 +77,7 @@ def prediction_interval(
             var += np.einsum("ij,jk,ik->i", gd.values, cov_new, gd.values)
     se_fit = np.sqrt(var)
     se_pred = np.sqrt(var + fit.sigma**2)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = special.ndtri(0.5 + level / 2)
     return pd.DataFrame(
         {"fit": pred, "se_fit": se_fit, "lower": pred - z * se_pred, "upper": pred + z * se_pred}
     )
