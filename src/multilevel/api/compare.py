@@ -7,6 +7,7 @@ REML fits by ML where the comparison needs it and picks the result class.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..errors import ModelError
@@ -177,14 +178,17 @@ def anova(
     criterion = _comparable(fits, names)
     check_models(list(fits), names)  # before any refit: the same rows, and nested
     models, refitted, criterion = _ml_or_reml(fits, names, refit, criterion)
-    return compare(
-        models,
-        names,
-        criterion=criterion,
-        refitted=refitted,
-        boundary=boundary,
-        pb=n if test == "PB" else None,
-        seed=seed,
-        workers=workers,
-        result_type=Anova,
-    )
+    pb = n if test == "PB" else None
+    # the bootstrap's refits run on worker threads: one BLAS thread each
+    with blas_threads(1) if pb else contextlib.nullcontext():
+        return compare(
+            models,
+            names,
+            criterion=criterion,
+            refitted=refitted,
+            boundary=boundary,
+            pb=pb,
+            seed=seed,
+            workers=workers,
+            result_type=Anova,
+        )
