@@ -1,0 +1,1 @@
+"""Classical ANOVA of designed experiments: Error() strata, expected mean squares, moment estimates."""

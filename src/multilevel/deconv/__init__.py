@@ -1,0 +1,1 @@
+"""Deconvolution and empirical Bayes: the NPMLE of a mixing distribution, posterior summaries."""
