@@ -1,0 +1,269 @@
+"""Efron's g-modeling: a smooth exponential-family prior, by penalized maximum likelihood.
+
+The prior on a grid ``theta_1 .. theta_m`` is ``g(alpha) = exp(Q alpha) / sum exp(Q alpha)``
+with ``Q`` a natural cubic spline basis of the grid (``df`` columns, centred and
+scaled), so that a handful of parameters describe a smooth density (Efron 2016,
+"Empirical Bayes deconvolution estimates", Biometrika; R's ``deconvolveR``). With
+``P[i, j] = p(y_i | theta_j)`` the marginal of observation i is
+``f_i = sum_j P[i, j] g_j`` and the estimate maximizes
+
+    l(alpha) - c0 ||alpha||,     l(alpha) = sum_i w_i log f_i
+
+(the penalty keeps the prior from chasing single observations). The score is
+``sum_i w_i Q'(post_i - g)`` with ``post_i`` the posterior of observation i on
+the grid; the Hessian is analytic, so Newton's method with a line search reaches
+the optimum to machine precision.
+
+Accuracy by the delta method (Efron's Theorem 1): with ``I`` the observed
+information of ``l`` (the sum of the per-observation score outer products) and
+``H = -d^2 l - d^2 s`` the curvature of the penalized criterion,
+``cov(alpha) = H^-1 I H^-1`` and ``bias(alpha) = -H^-1 ds``; the prior's
+covariance and bias follow through ``dg/dalpha = (diag(g) - g g') Q``, and those
+of any linear functional of the posterior (posterior means, tail probabilities)
+the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from ..errors import DataError, ModelError
+
+FAMILIES = ("gaussian", "poisson", "binomial")
+
+
+def natural_spline_basis(x: np.ndarray, df: int) -> np.ndarray:
+    """A natural cubic spline basis (len(x), df) with interior knots at quantiles of x
+    (boundary knots at its ends), columns centred and scaled to unit norm."""
+    x = np.asarray(x, dtype=float)
+    lo, hi = float(x.min()), float(x.max())
+    knots = np.quantile(x, np.linspace(0, 1, df + 1))
+    knots[0], knots[-1] = lo, hi
+
+    def d(k: int) -> np.ndarray:  # the truncated cubic differences of the natural basis
+        return (np.maximum(x - knots[k], 0) ** 3 - np.maximum(x - knots[-1], 0) ** 3) / (knots[-1] - knots[k])
+
+    cols = [x] + [d(k) - d(len(knots) - 2) for k in range(len(knots) - 2)]
+    B = np.column_stack(cols)
+    B = B - B.mean(axis=0)
+    norms = np.linalg.norm(B, axis=0)
+    return B / np.where(norms > 0, norms, 1.0)
+
+
+def likelihood_matrix(
+    family: str, y: np.ndarray, grid: np.ndarray, se: np.ndarray | None, trials: np.ndarray | None
+) -> np.ndarray:
+    """``P[i, j] = p(y_i | theta_j)`` (n, m)."""
+    if family == "gaussian":
+        s = np.ones_like(y) if se is None else se
+        z = (y[:, None] - grid[None, :]) / s[:, None]
+        return np.exp(-0.5 * z * z) / (math.sqrt(2 * math.pi) * s[:, None])
+    if family == "poisson":
+        lam = grid[None, :]
+        return np.exp(special.xlogy(y[:, None], lam) - lam - special.gammaln(y[:, None] + 1))
+    n = trials[:, None] if trials is not None else np.ones((y.size, 1))
+    p = grid[None, :]
+    logc = special.gammaln(n + 1) - special.gammaln(y[:, None] + 1) - special.gammaln(n - y[:, None] + 1)
+    return np.exp(logc + special.xlogy(y[:, None], p) + special.xlog1py(n - y[:, None], -p))
+
+
+@dataclass(frozen=True)
+class GModel:
+    """The fitted g-model: the grid, the prior ``g`` with its delta-method SE and bias,
+    ``alpha`` and its covariance, the penalized and plain log-likelihoods, and the data
+    it needs for posterior quantities."""
+
+    grid: np.ndarray
+    g: np.ndarray
+    g_se: np.ndarray
+    g_bias: np.ndarray
+    alpha: np.ndarray
+    alpha_cov: np.ndarray
+    loglik: float
+    penalized: float
+    c0: float
+    iterations: int
+    converged: bool
+    Q: np.ndarray
+    P: np.ndarray
+    w: np.ndarray
+    H_inv: np.ndarray
+    penalty_grad: np.ndarray
+
+    def posterior(self) -> np.ndarray:
+        """Posterior of every observation on the grid (n, m)."""
+        joint = self.P * self.g
+        return joint / joint.sum(axis=1, keepdims=True)
+
+    def posterior_mean(self) -> tuple[np.ndarray, np.ndarray]:
+        """E[theta | y_i] and its delta-method SE (as a function of alpha)."""
+        post = self.posterior()
+        mean = post @ self.grid
+        # d mean_i / d alpha = Q' (post_i * (grid - mean_i)) - Q'(g * (grid - mean_i)) ... through g
+        dg = (np.diag(self.g) - np.outer(self.g, self.g)) @ self.Q  # (m, k)
+        # mean_i = sum_j P_ij g_j theta_j / sum_j P_ij g_j
+        f = self.P @ self.g
+        dnum = (self.P * self.grid) @ dg  # (n, k)
+        dden = self.P @ dg
+        grad = (dnum - mean[:, None] * dden) / f[:, None]
+        se = np.sqrt(np.einsum("ik,kl,il->i", grad, self.alpha_cov, grad))
+        return mean, se
+
+
+def _check(
+    y: Any, family: str, se: Any, trials: Any
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if family not in FAMILIES:
+        raise ModelError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    v = np.asarray(y, dtype=float).ravel()
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        raise DataError("y must be two or more finite numbers")
+    s = None
+    if family == "gaussian":
+        s = np.broadcast_to(np.asarray(1.0 if se is None else se, dtype=float), v.shape).copy()
+        if not np.all(np.isfinite(s) & (s > 0)):
+            raise DataError("se must be positive and finite (one value, or one per observation)")
+    t = None
+    if family == "binomial":
+        if trials is None:
+            raise DataError("a binomial g-model needs trials= (one value, or one per observation)")
+        t = np.broadcast_to(np.asarray(trials, dtype=float), v.shape).copy()
+        if np.any((v < 0) | (v > t) | (v != np.round(v))):
+            raise DataError("binomial y must be whole counts between 0 and trials")
+    if family == "poisson" and np.any((v < 0) | (v != np.round(v))):
+        raise DataError("Poisson y must be whole non-negative counts")
+    return v, s, t
+
+
+def gmodel(
+    y: Any,
+    *,
+    family: str = "gaussian",
+    se: Any = None,
+    trials: Any = None,
+    grid: Any = None,
+    df: int = 5,
+    c0: float = 1.0,
+    weights: Any = None,
+    max_iter: int = 100,
+) -> GModel:
+    """Fit Efron's g-model prior to ``y``; see the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> theta = np.where(rng.random(2000) < 0.8, 0.0, rng.normal(2, 1, 2000))
+    >>> m = gmodel(theta + rng.standard_normal(2000), grid=np.linspace(-3, 6, 91))
+    >>> m.converged, round(float(m.g.sum()), 12)
+    (True, 1.0)
+    """
+    v, s, t = _check(y, family, se, trials)
+    if grid is None:
+        lo, hi = float(v.min()), float(v.max())
+        if family == "binomial":
+            lo, hi = 0.01, 0.99
+        grid = np.linspace(max(lo, 1e-3) if family == "poisson" else lo, hi, 101)
+    th = np.asarray(grid, dtype=float)
+    if th.ndim != 1 or th.size < df + 1:
+        raise ModelError(f"grid must be a vector of more than df = {df} points")
+    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=float)
+    P = likelihood_matrix(family, v, th, s, t)
+    Q = natural_spline_basis(th, df)
+    alpha, it, conv = _newton(P, Q, w, c0, max_iter)
+    return _wrap(P, Q, w, th, alpha, c0, it, conv)
+
+
+def _parts(P: np.ndarray, Q: np.ndarray, w: np.ndarray, alpha: np.ndarray) -> tuple:
+    eta = Q @ alpha
+    g = np.exp(eta - eta.max())
+    g /= g.sum()
+    f = P @ g
+    post = P * g / f[:, None]
+    return g, f, post
+
+
+def _objective(P: np.ndarray, Q: np.ndarray, w: np.ndarray, alpha: np.ndarray, c0: float) -> tuple:
+    """Penalized log-likelihood, its gradient and Hessian (analytic)."""
+    g, f, post = _parts(P, Q, w, alpha)
+    norm = math.sqrt(float(alpha @ alpha))
+    ll = float(w @ np.log(f))
+    scores = (post - g) @ Q  # (n, k): per-observation score
+    grad = w @ scores
+    Sg = Q.T @ (np.diag(g) - np.outer(g, g)) @ Q
+    QP = post @ Q  # (n, k)
+    within = Q.T @ ((post * w[:, None]).sum(axis=0)[:, None] * Q) - QP.T @ (w[:, None] * QP)
+    hess = within - w.sum() * Sg
+    if norm > 0:
+        pen_grad = c0 * alpha / norm
+        pen_hess = c0 * (np.eye(alpha.size) - np.outer(alpha, alpha) / norm**2) / norm
+    else:
+        pen_grad, pen_hess = np.zeros_like(alpha), np.zeros((alpha.size, alpha.size))
+    return ll - c0 * norm, ll, grad - pen_grad, hess - pen_hess, scores, pen_grad, pen_hess
+
+
+def _newton(
+    P: np.ndarray, Q: np.ndarray, w: np.ndarray, c0: float, max_iter: int
+) -> tuple[np.ndarray, int, bool]:
+    """Newton's method with a backtracking line search on the (concave) criterion."""
+    alpha = np.full(Q.shape[1], 1e-3)
+    m_val, *_ = _objective(P, Q, w, alpha, c0)
+    for it in range(1, max_iter + 1):
+        m_val, _, grad, hess, *_ = _objective(P, Q, w, alpha, c0)
+        lam, V = np.linalg.eigh(-hess)
+        step = V @ ((V.T @ grad) / np.maximum(lam, 1e-10 * max(lam.max(), 1e-300)))
+        dec = float(grad @ step)
+        if dec < 1e-12 * max(1.0, abs(m_val)):
+            return alpha, it, True
+        a = 1.0
+        while a > 1e-10:
+            trial = alpha + a * step
+            if _objective(P, Q, w, trial, c0)[0] >= m_val + 1e-4 * a * dec:
+                alpha = trial
+                break
+            a /= 2
+        else:
+            return alpha, it, dec < 1e-8 * max(1.0, abs(m_val))
+    return alpha, max_iter, False
+
+
+def _wrap(
+    P: np.ndarray,
+    Q: np.ndarray,
+    w: np.ndarray,
+    th: np.ndarray,
+    alpha: np.ndarray,
+    c0: float,
+    it: int,
+    conv: bool,
+) -> GModel:
+    pen, ll, _, hess, scores, pen_grad, _ = _objective(P, Q, w, alpha, c0)
+    info = scores.T @ (w[:, None] * scores)
+    H_inv = np.linalg.pinv(-hess)
+    cov = H_inv @ info @ H_inv
+    bias_alpha = -H_inv @ pen_grad
+    g = _parts(P, Q, w, alpha)[0]
+    dg = (np.diag(g) - np.outer(g, g)) @ Q
+    return GModel(
+        grid=th,
+        g=g,
+        g_se=np.sqrt(np.maximum(np.einsum("jk,kl,jl->j", dg, cov, dg), 0.0)),
+        g_bias=dg @ bias_alpha,
+        alpha=alpha,
+        alpha_cov=cov,
+        loglik=ll,
+        penalized=pen,
+        c0=c0,
+        iterations=it,
+        converged=conv,
+        Q=Q,
+        P=P,
+        w=w,
+        H_inv=H_inv,
+        penalty_grad=pen_grad,
+    )
