@@ -170,3 +170,14 @@ def test_prior_weights_match_lme4():
         warnings.simplefilter("error")
         with pytest.raises(DataError, match="non-negative"):
             multilevel.fit(F, d.assign(w=-d.w), weights="w")
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_response_too_small_or_large_to_square_is_named(scale):
+    import multilevel
+    from multilevel.errors import DataError
+
+    d = pd.DataFrame({"x": np.linspace(-1, 1, 24), "g": np.repeat(np.arange(6), 4)})
+    d["y"] = scale * np.resize([0.0, 1.0, 3.0], 24)
+    with pytest.raises(DataError, match="rescale it"):
+        multilevel.fit("y ~ x + (1 | g)", d)

@@ -4,7 +4,7 @@ parametric bootstrap, and the failure paths."""
 import numpy as np
 import pytest
 
-from multilevel.deconv.gmodel import _objective, gmodel, likelihood_matrix, natural_spline_basis
+from multilevel.deconv.gmodel import _objective, gmodel, likelihood_matrix, natural_spline_basis, observations
 from multilevel.errors import DataError, ModelError
 
 
@@ -17,11 +17,8 @@ def _data(n=1000, seed=1):
 def test_analytic_score_and_hessian():
     rng, _, y = _data(500)
     grid = np.linspace(-3, 5, 41)
-    P, Q, w = (
-        likelihood_matrix("gaussian", y, grid, np.ones(y.size), None),
-        natural_spline_basis(grid, 5),
-        np.ones(y.size),
-    )
+    fam, v, pw = observations("gaussian", y, None, None)
+    P, Q, w = likelihood_matrix(fam, v, grid, pw), natural_spline_basis(grid, 5), np.ones(y.size)
     a = 0.5 * rng.standard_normal(5)
     _, _, g, H, *_ = _objective(P, Q, w, a, 1.0)
     eps = 1e-6
@@ -77,9 +74,11 @@ def test_shrinkage_beats_the_raw_estimates_in_every_family():
     [
         ({"y": [1.0, np.nan, 2.0]}, DataError, "finite"),
         ({"y": [1.0, 2.0], "se": [1.0, 0.0]}, DataError, "se must be positive"),
-        ({"y": [1.0, 2.5], "family": "poisson"}, DataError, "whole non-negative"),
+        ({"y": [1.0, 2.5], "family": "poisson"}, DataError, "count"),
         ({"y": [1.0, 2.0], "family": "binomial"}, DataError, "needs trials"),
-        ({"y": [1.0, 2.0], "family": "gamma"}, ModelError, "family must be one of"),
+        ({"y": [1.0, 2.0], "family": "Gamma"}, ModelError, "dispersion to estimate"),
+        ({"y": [1.0, 2.0], "family": "poisson", "se": 1.0}, ModelError, "known standard errors"),
+        ({"y": [1.0, 2.0], "family": "nope"}, ModelError, "family"),
         ({"y": [1.0, 2.0], "grid": [0.0, 1.0]}, ModelError, "more than df"),
     ],
 )

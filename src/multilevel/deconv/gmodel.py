@@ -34,8 +34,6 @@ from scipy import special
 
 from ..errors import DataError, ModelError
 
-FAMILIES = ("gaussian", "poisson", "binomial")
-
 
 def natural_spline_basis(x: np.ndarray, df: int) -> np.ndarray:
     """A natural cubic spline basis (len(x), df) with interior knots at quantiles of x
@@ -55,21 +53,55 @@ def natural_spline_basis(x: np.ndarray, df: int) -> np.ndarray:
     return B / np.where(norms > 0, norms, 1.0)
 
 
-def likelihood_matrix(
-    family: str, y: np.ndarray, grid: np.ndarray, se: np.ndarray | None, trials: np.ndarray | None
-) -> np.ndarray:
-    """``P[i, j] = p(y_i | theta_j)`` (n, m)."""
-    if family == "gaussian":
-        s = np.ones_like(y) if se is None else se
-        z = (y[:, None] - grid[None, :]) / s[:, None]
-        return np.exp(-0.5 * z * z) / (math.sqrt(2 * math.pi) * s[:, None])
-    if family == "poisson":
-        lam = grid[None, :]
-        return np.exp(special.xlogy(y[:, None], lam) - lam - special.gammaln(y[:, None] + 1))
-    n = trials[:, None] if trials is not None else np.ones((y.size, 1))
-    p = grid[None, :]
-    logc = special.gammaln(n + 1) - special.gammaln(y[:, None] + 1) - special.gammaln(n - y[:, None] + 1)
-    return np.exp(logc + special.xlogy(y[:, None], p) + special.xlog1py(n - y[:, None], -p))
+def observations(family: Any, y: Any, se: Any, trials: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The family object, the responses on its scale, and each observation's prior weight:
+    ``1 / se^2`` for a family with known SEs (Gaussian), the trials for a trials family
+    (binomial, whose y is then the proportion), else 1."""
+    from ..family import get_family
+
+    fam = get_family(family)
+    if fam.has_dispersion and not fam.known_se:
+        raise ModelError(
+            f"deconvolution needs a density known given the mean; the {fam.name} family has a "
+            "dispersion to estimate: use gaussian (with se=), poisson or binomial (with trials=)"
+        )
+    v = np.asarray(y, dtype=float).ravel()
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        raise DataError("y must be two or more finite numbers")
+    w = np.ones(v.size)
+    if fam.known_se:
+        s = np.broadcast_to(np.asarray(1.0 if se is None else se, dtype=float), v.shape)
+        if not np.all(np.isfinite(s) & (s > 0)):
+            raise DataError("se must be positive and finite (one value, or one per observation)")
+        w = 1.0 / s**2
+    elif se is not None:
+        raise ModelError(f"se= applies to a family with known standard errors (gaussian), not {fam.name}")
+    if fam.trials_response:
+        if trials is None:
+            raise DataError(f"a {fam.name} model needs trials= (one value, or one per observation)")
+        w = np.broadcast_to(np.asarray(trials, dtype=float), v.shape).astype(float)
+        if np.any((w < 1) | (v < 0) | (v > w) | (v != np.round(v))):
+            raise DataError("y must be whole counts of successes between 0 and trials (trials >= 1)")
+        v = v / w
+    fam.check(v, w)
+    return fam, v, w
+
+
+def default_grid(fam: Any, y: np.ndarray, m: int) -> np.ndarray:
+    """``m`` points from the smallest to the largest observation, moved inside the means
+    the family allows (a Poisson mean above 0, a binomial one inside (0, 1))."""
+    lo, hi = float(y.min()), float(y.max())
+    eps = 1e-3 * max(hi - lo, 1e-3)
+    if not fam.valid_mu(np.array([lo])):
+        lo += eps
+    if not fam.valid_mu(np.array([hi])):
+        hi -= eps
+    return np.linspace(lo, hi, m)
+
+
+def likelihood_matrix(fam: Any, y: np.ndarray, grid: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``P[i, j] = p(y_i | theta_j)`` (n, m), the family's full density at mean theta_j."""
+    return np.exp(fam.logpdf(y[:, None], grid[None, :], w[:, None], 1.0))
 
 
 @dataclass(frozen=True)
@@ -115,31 +147,6 @@ class GModel:
         return mean, se
 
 
-def _check(
-    y: Any, family: str, se: Any, trials: Any
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    if family not in FAMILIES:
-        raise ModelError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    v = np.asarray(y, dtype=float).ravel()
-    if v.size < 2 or not np.all(np.isfinite(v)):
-        raise DataError("y must be two or more finite numbers")
-    s = None
-    if family == "gaussian":
-        s = np.broadcast_to(np.asarray(1.0 if se is None else se, dtype=float), v.shape).copy()
-        if not np.all(np.isfinite(s) & (s > 0)):
-            raise DataError("se must be positive and finite (one value, or one per observation)")
-    t = None
-    if family == "binomial":
-        if trials is None:
-            raise DataError("a binomial g-model needs trials= (one value, or one per observation)")
-        t = np.broadcast_to(np.asarray(trials, dtype=float), v.shape).copy()
-        if np.any((v < 0) | (v > t) | (v != np.round(v))):
-            raise DataError("binomial y must be whole counts between 0 and trials")
-    if family == "poisson" and np.any((v < 0) | (v != np.round(v))):
-        raise DataError("Poisson y must be whole non-negative counts")
-    return v, s, t
-
-
 def gmodel(
     y: Any,
     *,
@@ -163,17 +170,14 @@ def gmodel(
     >>> m.converged, round(float(m.g.sum()), 12)
     (True, 1.0)
     """
-    v, s, t = _check(y, family, se, trials)
-    if grid is None:
-        lo, hi = float(v.min()), float(v.max())
-        if family == "binomial":
-            lo, hi = 0.01, 0.99
-        grid = np.linspace(max(lo, 1e-3) if family == "poisson" else lo, hi, 101)
-    th = np.asarray(grid, dtype=float)
+    fam, v, pw = observations(family, y, se, trials)
+    th = default_grid(fam, v, 101) if grid is None else np.asarray(grid, dtype=float)
     if th.ndim != 1 or th.size < df + 1:
         raise ModelError(f"grid must be a vector of more than df = {df} points")
+    if not fam.valid_mu(th):
+        raise ModelError(f"the grid has means outside the {fam.name} family's range")
     w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=float)
-    P = likelihood_matrix(family, v, th, s, t)
+    P = likelihood_matrix(fam, v, th, pw)
     Q = natural_spline_basis(th, df)
     alpha, it, conv = _newton(P, Q, w, c0, max_iter)
     return _wrap(P, Q, w, th, alpha, c0, it, conv)

@@ -222,6 +222,14 @@ def _response(parsed: ParsedFormula, sub: pd.DataFrame, lhs: Any, fam: Family) -
             f"the response {parsed.response or parsed.cbind} is constant ({y[0]:g}); there is nothing "
             "to model (for a binary response: every outcome is the same)"
         )
+    spread = float(np.ptp(y))
+    if not (1e-150 < spread < 1e150) or not (float(np.max(np.abs(y))) < 1e150):
+        # sums of squares of such values under- or overflow in double precision
+        raise DataError(
+            f"the response {parsed.response or parsed.cbind} spans {spread:.3g} (largest magnitude "
+            f"{float(np.max(np.abs(y))):.3g}): too small or too large to square in double precision; "
+            "rescale it (e.g. multiply by a power of 10)"
+        )
     return y, trials
 
 
