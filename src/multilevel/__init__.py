@@ -19,6 +19,7 @@ __all__ = [
     "anova",
     "bootstrap",
     "crt",
+    "deconvolve",
     "fit",
     "fit_many",
     "gee",
@@ -31,7 +32,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many"):
+    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve"):
         from . import api
 
         return getattr(api, name)

@@ -85,3 +85,25 @@ def test_shrinkage_beats_the_raw_estimates_in_every_family():
 def test_bad_input(kwargs, error, needle):
     with pytest.raises(error, match=needle):
         gmodel(**kwargs)
+
+
+def test_deconvolve_a_fit_groups_unshrunk_estimates():
+    import multilevel
+    from multilevel.model.group_effects import group_effects
+
+    d = multilevel.load_dataset("sleepstudy")
+    m = multilevel.fit("Reaction ~ Days + (1 | Subject)", d)
+    ge = group_effects(m)
+    # a random intercept's own estimate is its group's mean residual, with SE sigma / sqrt(n_g)
+    resid = d.Reaction - m.fixef["Intercept"] - m.fixef["Days"] * d.Days
+    np.testing.assert_allclose(ge.estimate, resid.groupby(d.Subject).mean().to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(ge.se, m.sigma / np.sqrt(10), rtol=1e-9)
+    # 18 groups under the default penalty: the subgradient condition holds at the uniform prior
+    r = multilevel.deconvolve(m, method="gmodel")
+    assert r.converged and r.group_effects.grouping == "Subject" and np.all(r.alpha == 0)
+    r = multilevel.deconvolve(m, method="gmodel", c0=0.1)
+    assert r.converged and np.any(r.alpha != 0)
+    with pytest.raises(ModelError, match="drop se="):
+        multilevel.deconvolve(m, se=1.0)
+    with pytest.raises(ModelError, match="one random effect|single random effect"):
+        multilevel.deconvolve(multilevel.fit("Reaction ~ Days + (Days | Subject)", d), method="gmodel")

@@ -2,11 +2,13 @@
 
 :mod:`~multilevel.api.core` chains the stages of one fit (``fit``, ``Model``,
 ``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
-:mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``).
+:mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
+:mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``).
 """
 
 from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
+from .deconv import deconvolve
 from .refits import bootstrap, fit_many
 
-__all__ = ["Model", "anova", "bootstrap", "fit", "fit_many", "gee", "is_linear_model", "sample"]
+__all__ = ["Model", "anova", "bootstrap", "deconvolve", "fit", "fit_many", "gee", "is_linear_model", "sample"]

@@ -125,6 +125,7 @@ class GModel:
     w: np.ndarray
     H_inv: np.ndarray
     penalty_grad: np.ndarray
+    group_effects: Any = None  # the fit's group effects, when deconvolve() was given a fit
 
     def posterior(self) -> np.ndarray:
         """Posterior of every observation on the grid (n, m)."""
@@ -213,9 +214,18 @@ def _objective(P: np.ndarray, Q: np.ndarray, w: np.ndarray, alpha: np.ndarray, c
 def _newton(
     P: np.ndarray, Q: np.ndarray, w: np.ndarray, c0: float, max_iter: int
 ) -> tuple[np.ndarray, int, bool]:
-    """Newton's method with a backtracking line search on the (concave) criterion."""
-    alpha = np.full(Q.shape[1], 1e-3)
-    m_val, *_ = _objective(P, Q, w, alpha, c0)
+    """Newton's method with a backtracking line search on the (concave) criterion.
+
+    The penalty ``c0 ||alpha||`` has a kink at 0: where the score of the likelihood
+    at 0 (the uniform prior) is no longer than ``c0``, 0 is the optimum (the
+    subgradient condition); otherwise the optimum is away from 0, where the
+    criterion is smooth, and Newton starts a short way along the score.
+    """
+    zero = np.zeros(Q.shape[1])
+    g0 = _objective(P, Q, w, zero, 0.0)[2]
+    if float(np.linalg.norm(g0)) <= c0:
+        return zero, 0, True
+    alpha = 1e-3 * g0 / np.linalg.norm(g0)
     for it in range(1, max_iter + 1):
         m_val, _, grad, hess, *_ = _objective(P, Q, w, alpha, c0)
         lam, V = np.linalg.eigh(-hess)
