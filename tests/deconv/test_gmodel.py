@@ -105,5 +105,5 @@ def test_deconvolve_a_fit_groups_unshrunk_estimates():
     assert r.converged and np.any(r.alpha != 0)
     with pytest.raises(ModelError, match="drop se="):
         multilevel.deconvolve(m, se=1.0)
-    with pytest.raises(ModelError, match="one random effect|single random effect"):
+    with pytest.raises(ModelError, match=r"one random effect|single random effect"):
         multilevel.deconvolve(multilevel.fit("Reaction ~ Days + (Days | Subject)", d), method="gmodel")
