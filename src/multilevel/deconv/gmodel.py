@@ -132,19 +132,20 @@ class GModel:
         joint = self.P * self.g
         return joint / joint.sum(axis=1, keepdims=True)
 
-    def posterior_mean(self) -> tuple[np.ndarray, np.ndarray]:
-        """E[theta | y_i] and its delta-method SE (as a function of alpha)."""
-        post = self.posterior()
-        mean = post @ self.grid
-        # d mean_i / d alpha = Q' (post_i * (grid - mean_i)) - Q'(g * (grid - mean_i)) ... through g
-        dg = (np.diag(self.g) - np.outer(self.g, self.g)) @ self.Q  # (m, k)
-        # mean_i = sum_j P_ij g_j theta_j / sum_j P_ij g_j
+    def posterior_mean(self) -> np.ndarray:
+        """E[theta | y_i] under the fitted prior."""
+        return self.posterior() @ self.grid
+
+    def posterior_mean_se(self) -> np.ndarray:
+        """The delta-method SE of each posterior mean (through alpha; Efron's Theorem 1)."""
+        mean = self.posterior_mean()
+        # mean_i = sum_j P_ij g_j theta_j / f_i with f_i = sum_j P_ij g_j, g = g(alpha)
+        dg = (np.diag(self.g) - np.outer(self.g, self.g)) @ self.Q  # dg / dalpha (m, k)
         f = self.P @ self.g
         dnum = (self.P * self.grid) @ dg  # (n, k)
         dden = self.P @ dg
         grad = (dnum - mean[:, None] * dden) / f[:, None]
-        se = np.sqrt(np.einsum("ik,kl,il->i", grad, self.alpha_cov, grad))
-        return mean, se
+        return np.sqrt(np.einsum("ik,kl,il->i", grad, self.alpha_cov, grad))
 
 
 def gmodel(

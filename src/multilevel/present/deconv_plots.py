@@ -86,8 +86,7 @@ def shrinkage_plot(result: Any, y: Any = None, se: Any = None) -> Any:
     yv, sv = _data(result, y, se)
     if yv is None:
         raise ValueError("shrinkage_plot needs the estimates the prior was fitted to (y=)")
-    post = result.posterior_mean()
-    post = np.asarray(post[0] if isinstance(post, tuple) else post, dtype=float)
+    post = np.asarray(result.posterior_mean(), dtype=float)
     s = np.ones_like(yv) if sv is None else np.broadcast_to(sv, yv.shape)
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     ax.scatter(yv, post, s=10 + 60 * (s / s.max()), color="#1f4e79", alpha=0.6, edgecolor="none")
