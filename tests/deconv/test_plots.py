@@ -17,7 +17,7 @@ def test_prior_and_shrinkage_plots():
     y = np.where(rng.random(400) < 0.7, 0.0, 2.5) + rng.standard_normal(400)
     r = gmodel(y, grid=np.linspace(-4, 6, 61))
     fig = prior_plot(r, y, normal=(float(y.mean()), float(y.std())))
-    assert len(fig.axes) == 2 and fig.axes[0].get_legend() is not None
+    assert len(fig.axes) == 1 and fig.axes[0].get_legend() is not None
     fig = shrinkage_plot(r, y)
     xs, ys = fig.axes[0].collections[0].get_offsets().T
     # shrinkage pulls the extremes in

@@ -7,6 +7,7 @@ from typing import Any
 
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
+from .deconv import add_deconvolve
 from .ftests import add_anova_option, add_emmeans
 from .inference import add_anova, add_boot_options
 
@@ -228,4 +229,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_crt(sub)
     _add_example(sub)
+    add_deconvolve(sub)
     return parser

@@ -172,7 +172,10 @@ def gmodel(
     (True, 1.0)
     """
     fam, v, pw = observations(family, y, se, trials)
-    th = default_grid(fam, v, 101) if grid is None else np.asarray(grid, dtype=float)
+    if grid is None or isinstance(grid, (int, np.integer)):
+        th = default_grid(fam, v, 101 if grid is None else int(grid))
+    else:
+        th = np.asarray(grid, dtype=float)
     if th.ndim != 1 or th.size < df + 1:
         raise ModelError(f"grid must be a vector of more than df = {df} points")
     if not fam.valid_mu(th):

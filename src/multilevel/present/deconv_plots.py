@@ -47,7 +47,7 @@ def prior_plot(
     >>> from multilevel.deconv.gmodel import gmodel
     >>> rng = np.random.default_rng(0)
     >>> y = rng.normal(0, 1.5, 300)
-    >>> fig = prior_plot(gmodel(y, grid=np.linspace(-5, 5, 51)), y)
+    >>> fig = prior_plot(gmodel(y, grid=np.linspace(-5, 5, 51)), y)  # a g-model: a density, no atoms
     >>> fig.axes[0].get_xlabel()
     'theta'
     """
@@ -57,7 +57,10 @@ def prior_plot(
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     if yv is not None:
         ax.hist(yv, bins=min(60, max(10, yv.size // 10)), density=True, color="#d9d9d9", label="data")
-    ax.plot(grid, _smooth(grid, w), color="#1f4e79", linewidth=1.6, label="estimated prior (smoothed)")
+    atoms = hasattr(result, "weights")  # an NPMLE: discrete; a g-model: already smooth
+    step = float(np.median(np.diff(grid))) if grid.size > 1 else 1.0
+    dens, label = (_smooth(grid, w), "estimated prior (smoothed)") if atoms else (w / step, "estimated prior")
+    ax.plot(grid, dens, color="#1f4e79", linewidth=1.6, label=label)
     ge = getattr(result, "group_effects", None)
     if normal is None and ge is not None:
         normal = (0.0, ge.tau)
@@ -65,11 +68,12 @@ def prior_plot(
         mu, sd = normal
         ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="#c55a11",
                 linestyle="--", linewidth=1.2, label=f"normal prior N({mu:.3g}, {sd:.3g}^2)")  # fmt: skip
-    mass = ax.twinx()
-    keep = w > 1e-6 * w.max()
-    mass.vlines(grid[keep], 0, w[keep], color="#2e75b6", linewidth=1.0, alpha=0.7)
-    mass.set_ylabel("prior mass at the grid point")
-    mass.set_ylim(bottom=0)
+    if atoms:
+        mass = ax.twinx()
+        keep = w > 1e-6 * w.max()
+        mass.vlines(grid[keep], 0, w[keep], color="#2e75b6", linewidth=1.5, alpha=0.8)
+        mass.set_ylabel("prior mass of each atom")
+        mass.set_ylim(bottom=0)
     ax.set_xlabel("theta")
     ax.set_ylabel("density")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
