@@ -1,1 +1,13 @@
-"""Classical ANOVA of designed experiments: Error() strata, expected mean squares, moment estimates."""
+"""Classical ANOVA of designed experiments: Error() strata, expected mean squares, moment estimates.
+
+``aov("yield ~ N*P*K + Error(block)", data)`` gives R's ``summary(aov(...))`` tables
+per stratum, the expected mean squares of the strata's residual mean squares, the
+method-of-moments variance components (negative values reported and flagged) and
+their Satterthwaite intervals; :func:`format_aov` is its text.
+"""
+
+from .fit import aov, aov_data, is_balanced
+from .parse import AovFormula, parse_aov
+from .result import AovResult, format_aov
+
+__all__ = ["AovFormula", "AovResult", "aov", "aov_data", "format_aov", "is_balanced", "parse_aov"]
