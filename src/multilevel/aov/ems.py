@@ -43,7 +43,10 @@ def satterthwaite(
     """Satterthwaite's df and interval for ``sigma2 = a @ ms`` (mean squares ``ms`` on ``df``).
 
     The interval is ``[nu s2 / chi2_{nu, 1 - alpha/2}, nu s2 / chi2_{nu, alpha/2}]``. An
-    estimate that is not positive has no such interval: df and bounds are NaN.
+    estimate that is not positive has no such interval: df and bounds are NaN. At a
+    tiny ``nu`` (an estimate near 0 against large mean squares, nu below ~0.06) the
+    chi-square's upper 2.5% point is under its mean and the interval misses the
+    estimate: the approximation has nothing to say there.
 
     >>> nu, lo, hi = satterthwaite(np.array([1.0]), np.array([2.0]), np.array([10.0]))
     >>> round(nu, 6), round(lo, 4), round(hi, 4)
@@ -58,4 +61,5 @@ def satterthwaite(
     alpha = 1.0 - level
     upper_q = float(special.chdtri(nu, alpha / 2.0))  # P(X > q) = alpha / 2
     lower_q = float(special.chdtri(nu, 1.0 - alpha / 2.0))
-    return nu, nu * est / upper_q, nu * est / lower_q
+    # a tiny nu puts the lower quantile at 0 in float64: the upper bound is then unbounded
+    return nu, nu * est / upper_q, nu * est / lower_q if lower_q > 0 else math.inf
