@@ -247,3 +247,18 @@ def test_strata_sums_of_squares_add_up_and_components_finite(case):
     # below ~0.06 Satterthwaite df the chi-square's upper 2.5% point falls under its mean
     pos = r.components[(r.components["estimate"] > 0) & (r.components["df"] >= 0.1)]
     assert np.all(pos["lower"] <= pos["estimate"]) and np.all(pos["estimate"] <= pos["upper"])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_reml_beside_the_moment_estimates(name):
+    ref, r = _fit(name)
+    for comp, v in ref["reml_estimates"].items():
+        assert r.components.loc[comp, "reml"] == pytest.approx(v, rel=1e-6, abs=1e-10), comp
+    assert np.all(r.components["reml"] >= 0)
+    assert r.to_dict()["reml_estimates"].keys() == ref["reml_estimates"].keys()
+
+
+def test_dyestuff2_reml_is_zero_where_the_moment_estimate_is_negative():
+    _, r = _fit("Dyestuff2")
+    assert r.components.loc["Batch", "reml"] == 0.0
+    assert r.components.loc["Residual", "reml"] == pytest.approx(13.8063096275862, rel=1e-10)

@@ -29,6 +29,7 @@ from ..model.data import check_columns, to_pandas
 from ..model.pvalues import f_sf
 from .ems import moment_estimates, satterthwaite
 from .parse import AovFormula, parse_aov
+from .reml import reml_components
 from .result import TABLE_COLUMNS, AovResult
 from .strata import StratumTable, error_strata, indicator, residual_trace, stratum_table
 
@@ -92,6 +93,8 @@ def aov(formula: str, data: object, level: float = 0.95) -> AovResult:
     frames = {t.stratum.name: _frame(t) for t in shown}
     balanced = is_balanced(d, spec)
     ems, components, notes = _components(shown, d, level, balanced)
+    components, reml_note = _with_reml(components, d)
+    notes = (*notes, *reml_note)
     negative = tuple(str(k) for k, v in components["negative"].items() if v)
     if negative:
         note = (
@@ -251,3 +254,29 @@ def _components(
         rows.append((float(est[k]), bool(est[k] < -tiny), nu, lo, hi))
     comps = pd.DataFrame(rows, index=names, columns=["estimate", "negative", "df", "lower", "upper"])
     return ems, comps, tuple(notes)
+
+
+# REML builds the (n, levels) indicator of the error terms; past this many cells it is
+# left to the mixed-model fit (multilevel.fit with (1 | term) terms)
+REML_MAX_CELLS = 20_000_000
+
+
+def _with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``components`` with a ``reml`` column (bounded at 0), started at the moment estimates."""
+    out = components.copy()
+    out["reml"] = np.nan
+    if not d.error_cells:
+        out.loc["Residual", "reml"] = out.loc["Residual", "estimate"]  # one stratum: the same
+        return out, ()
+    cells = d.y.shape[0] * sum(int(c.max()) + 1 for c in d.error_cells)
+    if cells > REML_MAX_CELLS or not np.all(np.isfinite(out["estimate"].to_numpy(dtype=float))):
+        return out, ("REML not computed here (too large or no moment estimates); fit the mixed model",)
+    est = out["estimate"].to_numpy(dtype=float)
+    resid = est[-1] if est[-1] > 0 else 1.0
+    start = np.sqrt(np.clip(est[:-1], 0.0, None) / resid)
+    try:
+        reml = reml_components(d.y, d.X, d.error_cells, start)
+    except np.linalg.LinAlgError:
+        return out, ("REML failed (a singular system); fit the mixed model for REML estimates",)
+    out["reml"] = reml.values
+    return out, ()

@@ -29,7 +29,8 @@ class AovResult:
     components : one row per variance component (each error term, then
         ``"Residual"``): ``estimate`` (method of moments, negative values kept),
         ``negative``, Satterthwaite ``df``, ``lower``, ``upper`` (NaN where the
-        estimate is not positive).
+        estimate is not positive), and ``reml``: REML's estimate, which keeps each
+        component at 0 or above (NaN where it was not computed).
     balanced : equal replication in every cell of every term; when False the moment
         estimates depend on the order of the sums of squares (not unique).
     negative : the components whose moment estimate is negative.
@@ -94,6 +95,7 @@ class AovResult:
                 "df": _plain(r["df"]),
                 "lower": _plain(r["lower"]),
                 "upper": _plain(r["upper"]),
+                "reml": _plain(r["reml"]),
             }
             for k, r in self.components.iterrows()
         }
@@ -105,6 +107,7 @@ class AovResult:
             "ems": {"components": names, "rows": ems_rows, "expressions": self.expressions()},
             "components": comps,
             "anova_estimates": self.estimates,
+            "reml_estimates": {k: v["reml"] for k, v in comps.items()},
             "negative": list(self.negative),
             "level": self.level,
             "notes": list(self.notes),
@@ -134,7 +137,8 @@ def format_aov(result: AovResult) -> str:
         comps = result.components.copy()
         comps["negative"] = comps["negative"].map({True: "yes", False: ""})
         body = comps.to_string(float_format=lambda v: f"{v:.6g}", na_rep="")
-        out += f"\n\nVariance components (method of moments; {pct} Satterthwaite intervals):\n{body}"
+        head = f"Variance components (method of moments, {pct} Satterthwaite intervals; REML beside)"
+        out += f"\n\n{head}:\n{body}"
     if result.notes:
         out += "\n\n" + "\n".join(f"Note: {n}" for n in result.notes)
     return out
