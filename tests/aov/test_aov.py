@@ -262,3 +262,27 @@ def test_dyestuff2_reml_is_zero_where_the_moment_estimate_is_negative():
     _, r = _fit("Dyestuff2")
     assert r.components.loc["Batch", "reml"] == 0.0
     assert r.components.loc["Residual", "reml"] == pytest.approx(13.8063096275862, rel=1e-10)
+
+
+EXTRA = json.loads((DATA / "aov_extra.json").read_text())["cases"]  # made by aov_extra.R
+
+
+@pytest.mark.parametrize("case", EXTRA, ids=[c["name"] for c in EXTRA])
+def test_more_designs_equal_r(case):
+    """Unbalanced, repeated-measures, crossed-strata, covariate and no-Error designs."""
+    df = pd.DataFrame(case["data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        r = aov(case["formula"], df)
+    assert list(r.strata) == list(case["strata"])
+    for name, ref in case["strata"].items():
+        table = r.strata[name]
+        assert list(table.index) == ref["term"], name
+        for key, col in COLUMNS.items():
+            for term, want in zip(ref["term"], ref[key], strict=True):
+                got = float(table.loc[term, col])
+                if want is None:
+                    assert math.isnan(got)
+                else:
+                    assert _close(got, want), (name, term, key, got, want)
+    assert r.balanced is (case["name"] in ("repeated", "no_error"))
