@@ -286,3 +286,24 @@ def test_more_designs_equal_r(case):
                 else:
                     assert _close(got, want), (name, term, key, got, want)
     assert r.balanced is (case["name"] in ("repeated", "no_error"))
+
+
+@pytest.mark.parametrize("case", [c for c in EXTRA if "reml" in c], ids=lambda c: c["name"])
+def test_reml_of_unbalanced_designs_equals_lme4(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        r = aov(case["formula"], pd.DataFrame(case["data"]))
+    for comp, v in case["reml"].items():
+        assert r.components.loc[comp, "reml"] == pytest.approx(v, rel=1e-5, abs=1e-7), comp
+
+
+def test_component_without_an_equation_is_nan_not_zero():
+    case = next(c for c in EXTRA if c["name"] == "unbalanced_split")
+    with pytest.warns(DataWarning, match="subj not determined"):
+        r = aov(case["formula"], pd.DataFrame(case["data"]))
+    assert "subj" not in r.ems.index  # all of its df went to treatments
+    assert math.isnan(r.components.loc["subj", "estimate"])
+    assert not bool(r.components.loc["subj", "negative"])
+    assert r.components.loc["subj:t", "estimate"] == pytest.approx(
+        (r.ems.loc["subj:t", "MS"] - r.ems.loc["Within", "MS"]) / r.ems.loc["subj:t", "subj:t"], rel=1e-12
+    )

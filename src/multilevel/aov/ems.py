@@ -26,14 +26,18 @@ def moment_estimates(coef: np.ndarray, ms: np.ndarray) -> tuple[np.ndarray, np.n
     """Solve ``coef @ sigma2 = ms`` (strata by components) for the variance components.
 
     Returns the estimates and ``A`` (components by strata) with ``sigma2 = A @ ms``. A
-    square, nonsingular system is solved exactly; otherwise the minimum-norm least
-    squares solution (the pseudo-inverse) is used, and the caller says that the
-    estimates are not determined by the equations alone.
+    square, nonsingular system is solved exactly. With fewer independent equations than
+    components (a stratum without residual df), a component is estimated only where the
+    equations determine it (its unit vector lies in the row space of ``coef``); the
+    others are NaN, with NaN rows of ``A``.
     """
     if coef.shape[0] == coef.shape[1] and np.linalg.matrix_rank(coef) == coef.shape[0]:
         A = np.linalg.inv(coef)
-    else:
-        A = np.linalg.pinv(coef)
+        return A @ ms, A
+    A = np.linalg.pinv(coef)
+    # e_k in the row space of coef  <=>  (pinv(coef) coef) e_k = e_k
+    determined = np.all(np.abs(A @ coef - np.eye(coef.shape[1])) < 1e-9, axis=1)
+    A[~determined] = np.nan
     return A @ ms, A
 
 
@@ -53,6 +57,8 @@ def satterthwaite(
     (10.0, 0.9764, 6.1596)
     """
     est = float(a @ ms)
+    if math.isnan(est):
+        return math.nan, math.nan, math.nan
     terms = (a * ms) ** 2 / df
     denom = float(np.sum(terms[a != 0]))
     if not est > 0 or not denom > 0:

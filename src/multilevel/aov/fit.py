@@ -237,8 +237,9 @@ def _components(
     est, A = moment_estimates(coef, ms)
     if coef.shape[0] != coef.shape[1] or np.linalg.matrix_rank(coef) < len(names):
         notes.append(
-            f"{coef.shape[0]} expected-mean-square equations for {len(names)} variance components: the "
-            "moment estimates are not determined; the minimum-norm solution is shown"
+            f"{coef.shape[0]} expected-mean-square equations for {len(names)} variance components: "
+            f"{', '.join(n for n, e in zip(names, est, strict=True) if np.isnan(e)) or 'none'} not "
+            "determined by the moment equations (NaN)"
         )
     if not balanced:
         notes.append(
@@ -269,11 +270,11 @@ def _with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tupl
         out.loc["Residual", "reml"] = out.loc["Residual", "estimate"]  # one stratum: the same
         return out, ()
     cells = d.y.shape[0] * sum(int(c.max()) + 1 for c in d.error_cells)
-    if cells > REML_MAX_CELLS or not np.all(np.isfinite(out["estimate"].to_numpy(dtype=float))):
-        return out, ("REML not computed here (too large or no moment estimates); fit the mixed model",)
+    if cells > REML_MAX_CELLS:
+        return out, ("REML not computed here (a large design); fit the mixed model with (1 | term) terms",)
     est = out["estimate"].to_numpy(dtype=float)
     resid = est[-1] if est[-1] > 0 else 1.0
-    start = np.sqrt(np.clip(est[:-1], 0.0, None) / resid)
+    start = np.sqrt(np.clip(np.nan_to_num(est[:-1], nan=resid), 0.0, None) / resid)
     try:
         reml = reml_components(d.y, d.X, d.error_cells, start)
     except np.linalg.LinAlgError:

@@ -1,6 +1,7 @@
 # R's summary(aov) tables for designs beyond the shared references (unbalanced,
 # repeated measures, crossed strata, covariates). Run: Rscript aov_extra.R
 library(jsonlite)
+library(lme4)
 set.seed(20261201)
 tables <- function(fit) {
   s <- summary(fit)
@@ -17,9 +18,21 @@ tables <- function(fit) {
                p = if (is.null(t$`Pr(>F)`)) NA else t$`Pr(>F)`)
   })
 }
-case <- function(name, formula, data) {
+reml <- function(formula, data) {
+  # lme4's REML fit of the same model, the Error() terms as (1 | term)
+  fit <- lmer(as.formula(formula), data = data, REML = TRUE,
+              control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+  vc <- as.data.frame(VarCorr(fit))
+  setNames(as.list(vc$vcov), vc$grp)
+}
+case <- function(name, formula, data, lmer_formula = NULL) {
   fit <- aov(as.formula(formula), data = data)
-  list(name = name, formula = formula, data = data, strata = tables(fit))
+  out <- list(name = name, formula = formula, data = data, strata = tables(fit))
+  if (!is.null(lmer_formula)) {
+    out$lmer_formula <- lmer_formula
+    out$reml <- reml(lmer_formula, data)
+  }
+  out
 }
 rm_design <- expand.grid(rep = 1:2, c = c("x", "y"), t = c("a", "b", "c"), subj = paste0("s", 1:6))
 rm_design$y <- rnorm(nrow(rm_design)) + rnorm(6)[as.integer(rm_design$subj)]
@@ -37,9 +50,10 @@ npk_like$B <- rep(c("p", "q", "q", "p"), length.out = nrow(npk_like))
 npk_like$y <- rnorm(nrow(npk_like)) + 3
 cases <- list(
   case("repeated", "y ~ t * c + Error(subj/(t * c))", rm_design[, c("subj", "t", "c", "y")]),
-  case("unbalanced_split", "y ~ t * c + Error(subj/t)", unbal[, c("subj", "t", "c", "y")]),
-  case("crossed_strata", "y ~ 1 + Error(a + b)", crossed[, c("a", "b", "y")]),
-  case("unbalanced_covariate", "y ~ x + trt + Error(g)", oneway),
+  case("unbalanced_split", "y ~ t * c + Error(subj/t)", unbal[, c("subj", "t", "c", "y")],
+       "y ~ t * c + (1 | subj) + (1 | subj:t)"),
+  case("crossed_strata", "y ~ 1 + Error(a + b)", crossed[, c("a", "b", "y")], "y ~ 1 + (1 | a) + (1 | b)"),
+  case("unbalanced_covariate", "y ~ x + trt + Error(g)", oneway, "y ~ x + trt + (1 | g)"),
   case("no_error", "y ~ A * B + blk", npk_like[, c("blk", "A", "B", "y")])
 )
 for (i in seq_along(cases)) {
