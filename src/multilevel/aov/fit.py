@@ -257,9 +257,10 @@ def _components(
     return ems, comps, tuple(notes)
 
 
-# REML builds the (n, levels) indicator of the error terms; past this many cells it is
-# left to the mixed-model fit (multilevel.fit with (1 | term) terms)
-REML_MAX_CELLS = 20_000_000
+# REML here factors a dense (levels x levels) matrix at every step of the optimizer;
+# past this many levels of the error terms it is left to the mixed-model fit
+# (multilevel.fit with (1 | term) terms, whose factor is sparse)
+REML_MAX_LEVELS = 300
 
 
 def _with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -269,9 +270,10 @@ def _with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tupl
     if not d.error_cells:
         out.loc["Residual", "reml"] = out.loc["Residual", "estimate"]  # one stratum: the same
         return out, ()
-    cells = d.y.shape[0] * sum(int(c.max()) + 1 for c in d.error_cells)
-    if cells > REML_MAX_CELLS:
-        return out, ("REML not computed here (a large design); fit the mixed model with (1 | term) terms",)
+    levels = sum(int(c.max()) + 1 for c in d.error_cells)
+    if levels > REML_MAX_LEVELS:
+        note = f"REML not computed here ({levels} error levels); fit the mixed model with (1 | term) terms"
+        return out, (note,)
     est = out["estimate"].to_numpy(dtype=float)
     resid = est[-1] if est[-1] > 0 else 1.0
     start = np.sqrt(np.clip(np.nan_to_num(est[:-1], nan=resid), 0.0, None) / resid)

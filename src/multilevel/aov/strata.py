@@ -139,6 +139,8 @@ def residual_trace(table: StratumTable, Z: np.ndarray | None) -> float:
     """
     if Z is None:
         return float(table.resid_df)
+    if table.stratum.basis is None and table.stratum.error_basis is not None:
+        return 0.0  # an error term's cells lie in the error space, which Within is orthogonal to
     C = table.stratum.coordinates(Z)
     F = table.fitted.T @ C
     return float(np.sum(C * C) - np.sum(F * F))
