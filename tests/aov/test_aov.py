@@ -307,3 +307,27 @@ def test_component_without_an_equation_is_nan_not_zero():
     assert r.components.loc["subj:t", "estimate"] == pytest.approx(
         (r.ems.loc["subj:t", "MS"] - r.ems.loc["Within", "MS"]) / r.ems.loc["subj:t", "subj:t"], rel=1e-12
     )
+
+
+def test_unidentified_components_are_nan_in_both_columns():
+    d = pd.DataFrame({"b": list("xxyyzz"), "t": list("pqpqpq"), "y": [5.0, 7, 6, 9, 4, 7]})
+    with pytest.warns(DataWarning, match="not determined"):
+        r = aov("y ~ 1 + Error(b:t)", d)  # one row per cell: b:t and the residual only as a sum
+    assert list(r.strata) == ["b:t"]
+    assert r.components[["estimate", "reml"]].isna().all().all()
+    with pytest.warns(DataWarning, match="t not determined"):
+        r = aov("y ~ t + Error(t)", d)  # the error term is a treatment
+    assert math.isnan(r.components.loc["t", "reml"])
+    assert r.components.loc["Residual", "reml"] == pytest.approx(r.components.loc["Residual", "estimate"])
+    assert any("REML cannot tell t apart" in n for n in r.notes)
+
+
+def test_missing_rows_dropped_with_a_warning():
+    from multilevel.errors import MissingDataWarning
+
+    d = pd.DataFrame({"b": list("xxyyzz"), "t": list("pqpqpq"), "y": [np.nan, 7, 6, 9, 4, 7]})
+    with pytest.warns(MissingDataWarning, match="1 rows"):
+        r = aov("y ~ t + Error(b)", d)
+    assert r.n == 5
+    with pytest.raises(DataError, match="numeric"):
+        aov("y ~ t + Error(b)", d.assign(y=[True, False] * 3))

@@ -281,5 +281,31 @@ def _with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tupl
         reml = reml_components(d.y, d.X, d.error_cells, start)
     except np.linalg.LinAlgError:
         return out, ("REML failed (a singular system); fit the mixed model for REML estimates",)
-    out["reml"] = reml.values
-    return out, ()
+    values = np.array(reml.values)
+    lost = _unidentified(d)
+    values[lost] = np.nan
+    out["reml"] = values
+    if not lost.any():
+        return out, ()
+    which = ", ".join(str(k) for k in out.index[lost])
+    return out, (
+        f"REML cannot tell {which} apart (a term confounded with the treatments or the residual): NaN",
+    )
+
+
+def _unidentified(d: AovData) -> np.ndarray:
+    """Components REML cannot estimate: a term whose cells lie in the treatment columns'
+    span (the error contrasts do not see it), or with one row per cell (its variance and
+    the residual's enter only as a sum); the last entry is the residual."""
+    n = d.y.shape[0]
+    U, s, _ = np.linalg.svd(d.X, full_matrices=False)
+    Xb = U[:, s > 1e-10 * max(1.0, float(s.max(initial=0.0)))]
+    lost = np.zeros(len(d.error_cells) + 1, dtype=bool)
+    for k, codes in enumerate(d.error_cells):
+        Z = indicator(codes, int(codes.max()) + 1)
+        off = Z - Xb @ (Xb.T @ Z)
+        if float(np.sum(off * off)) < 1e-10 * n:
+            lost[k] = True
+        if Z.shape[1] == n:
+            lost[k] = lost[-1] = True
+    return lost
