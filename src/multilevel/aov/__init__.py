@@ -6,7 +6,8 @@ method-of-moments variance components (negative values reported and flagged) and
 their Satterthwaite intervals; :func:`format_aov` is its text.
 """
 
-from .fit import aov, aov_data, is_balanced
+from .data import aov_data, is_balanced
+from .fit import aov
 from .parse import AovFormula, parse_aov
 from .result import AovResult, format_aov
 
