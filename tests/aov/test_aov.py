@@ -225,16 +225,29 @@ def _designs(draw):
     nested = draw(st.booleans()) and b > 1
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    rows = [(f"g{i}", f"s{j}") for i in range(a) for j in range(b) for _ in range(reps)]
-    d = pd.DataFrame(rows, columns=["g", "s"])
+    rows = [(f"g{i}", f"s{j}", f"t{k % 2}") for i in range(a) for j in range(b) for k in range(reps)]
+    d = pd.DataFrame(rows, columns=["g", "s", "t"])
     d["y"] = rng.normal(size=len(d)) * draw(st.sampled_from([1e-3, 1.0, 1e3])) + 10.0
-    return d, ("y ~ 1 + Error(g/s)" if nested else "y ~ 1 + Error(g)")
+    drop = draw(st.integers(0, 3))  # rows removed: unbalanced when > 0
+    if drop:
+        d = d.drop(index=rng.choice(len(d), size=drop, replace=False)).reset_index(drop=True)
+    treatment = draw(st.sampled_from(["1", "t"]))
+    # t alternates within cells: unequal replication of t with 3 rows a cell
+    balanced = drop == 0 and (treatment == "1" or reps % 2 == 0)
+    return d, f"y ~ {treatment} + Error({'g/s' if nested else 'g'})", balanced
+
+
+def _equal_replication(d: pd.DataFrame, formula: str) -> bool:
+    """Removing rows can leave a design balanced (e.g. one row from each cell)."""
+    used = [c for c in ("g", "s", "t") if c in formula.split("~")[1]]
+    groups = [["g"], *([["g", "s"]] if "s" in used else []), *[[c] for c in used], used]
+    return all(d.groupby(c, observed=True).size().nunique() == 1 for c in groups)
 
 
 @settings(max_examples=30, deadline=None)
 @given(_designs())
 def test_strata_sums_of_squares_add_up_and_components_finite(case):
-    d, formula = case
+    d, formula, balanced = case
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         r = aov(formula, d)
@@ -242,11 +255,14 @@ def test_strata_sums_of_squares_add_up_and_components_finite(case):
     ss = sum(float(t["Sum Sq"].sum()) for t in r.strata.values())
     assert ss == pytest.approx(total, rel=1e-9, abs=1e-12)
     assert sum(int(t["Df"].sum()) for t in r.strata.values()) == len(d) - 1
-    assert r.balanced
+    assert r.balanced is (balanced or _equal_replication(d, formula))
+    if not r.balanced or "t" in formula or len(r.ems) < len(r.components):
+        return  # moment estimates need one equation per component (e.g. rows left in each cell)
     assert np.all(np.isfinite(r.components["estimate"].to_numpy(dtype=float)))
     # below ~0.06 Satterthwaite df the chi-square's upper 2.5% point falls under its mean
     pos = r.components[(r.components["estimate"] > 0) & (r.components["df"] >= 0.1)]
     assert np.all(pos["lower"] <= pos["estimate"]) and np.all(pos["estimate"] <= pos["upper"])
+    assert np.all(r.components["reml"].dropna() >= 0)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -67,5 +67,7 @@ def satterthwaite(
     alpha = 1.0 - level
     upper_q = float(special.chdtri(nu, alpha / 2.0))  # P(X > q) = alpha / 2
     lower_q = float(special.chdtri(nu, 1.0 - alpha / 2.0))
-    # a tiny nu puts the lower quantile at 0 in float64: the upper bound is then unbounded
-    return nu, nu * est / upper_q, nu * est / lower_q if lower_q > 0 else math.inf
+    # a tiny nu puts the quantiles at 0 in float64: the upper bound is then unbounded,
+    # and where even the upper quantile underflows the interval is undefined
+    lower = nu * est / upper_q if upper_q > 0 else math.nan
+    return nu, lower, nu * est / lower_q if lower_q > 0 else math.inf

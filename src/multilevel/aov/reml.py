@@ -53,6 +53,8 @@ def reml_components(
     U, s, _ = np.linalg.svd(X, full_matrices=False)
     Xr = U[:, s > 1e-10 * max(1.0, float(s.max(initial=0.0)))]
     p = Xr.shape[1]
+    if n <= p:
+        return RemlComponents((math.nan,) * (len(cells) + 1), math.nan, 0, "no residual df")
     sizes = [int(c.max()) + 1 for c in cells]
     Z = np.zeros((n, sum(sizes)))
     offset = 0
@@ -74,6 +76,8 @@ def reml_components(
         Lx = np.linalg.cholesky(A[:p, :p])
         c = np.linalg.solve(Lx, A[:p, p])
         rss = float(A[p, p] - c @ c)
+        if not rss > 0:
+            return math.inf, math.nan
         logdet = 2.0 * float(np.sum(np.log(np.diag(L))) + np.sum(np.log(np.diag(Lx))))
         return (n - p) * math.log(rss / (n - p)) + logdet, rss / (n - p)
 
