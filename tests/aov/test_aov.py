@@ -347,3 +347,15 @@ def test_missing_rows_dropped_with_a_warning():
     assert r.n == 5
     with pytest.raises(DataError, match="numeric"):
         aov("y ~ t + Error(b)", d.assign(y=[True, False] * 3))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_tables_print_as_r_prints_them(name):
+    """The stratum tables of str() equal R's printed summary(aov) (summary_text.R),
+    trailing blanks aside."""
+    _, r = _fit(name)
+    want = (DATA / f"summary_{name}.txt").read_text(encoding="utf-8")
+    want = want.replace("\u2018", "'").replace("\u2019", "'")
+    want_lines = [line.rstrip() for line in want.strip().splitlines()]
+    got = str(r).split("\n\nExpected mean squares:")[0]
+    assert got.splitlines() == want_lines

@@ -9,6 +9,7 @@ their Satterthwaite intervals; :func:`format_aov` is its text.
 from .data import aov_data, is_balanced
 from .fit import aov
 from .parse import AovFormula, parse_aov
-from .result import AovResult, format_aov
+from .result import AovResult
+from .text import format_aov
 
 __all__ = ["AovFormula", "AovResult", "aov", "aov_data", "format_aov", "is_balanced", "parse_aov"]

@@ -66,7 +66,8 @@ def aov(formula: str, data: object, level: float = 0.95) -> AovResult:
     ...
     Error: Within
               Df Sum Sq Mean Sq F value Pr(>F)
-    t          1  10.67   10.67   64.00 0.0153 *
+    t          1 10.667  10.667      64 0.0153 *
+    Residuals  2  0.333   0.167
     ...
     """
     spec = parse_aov(formula)

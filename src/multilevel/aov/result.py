@@ -6,11 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 TABLE_COLUMNS = ("Df", "Sum Sq", "Mean Sq", "F value", "Pr(>F)")
-SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
 @dataclass(frozen=True)
@@ -114,65 +112,9 @@ class AovResult:
         }
 
     def __str__(self) -> str:
+        from .text import format_aov
+
         return format_aov(self)
-
-
-def format_aov(result: AovResult) -> str:
-    """The text of ``summary(aov)``: one table per stratum under ``Error: <stratum>``,
-    then the expected mean squares and the variance components with their intervals.
-
-    A single ``Within`` stratum (no ``Error()`` term) prints without a header, as R does.
-    """
-    blocks = []
-    headed = list(result.strata) != ["Within"]
-    for name, table in result.strata.items():
-        text = _format_table(table)
-        blocks.append(f"Error: {name}\n{text}" if headed else text)
-    out = "\n\n".join(blocks)
-    if any(np.nanmin(t["Pr(>F)"].to_numpy(dtype=float), initial=1.0) < 0.1 for t in result.strata.values()):
-        out += f"\n---\n{SIGNIF}"
-    if len(result.ems):
-        out += "\n\nExpected mean squares:\n" + "\n".join(f"  {e}" for e in result.expressions())
-        pct = f"{100 * result.level:g}%"
-        comps = result.components.copy()
-        comps["negative"] = comps["negative"].map({True: "yes", False: ""})
-        body = comps.to_string(float_format=lambda v: f"{v:.6g}", na_rep="")
-        head = f"Variance components (method of moments, {pct} Satterthwaite intervals; REML beside)"
-        out += f"\n\n{head}:\n{body}"
-    if result.notes:
-        out += "\n\n" + "\n".join(f"Note: {n}" for n in result.notes)
-    return out
-
-
-def _format_table(table: pd.DataFrame) -> str:
-    cols: dict[str, list[str]] = {"": [str(t) for t in table.index]}
-    cols["Df"] = [str(int(v)) for v in table["Df"]]
-    for c in ("Sum Sq", "Mean Sq", "F value"):
-        cols[c] = _fixed(table[c].to_numpy(dtype=float))
-    p = table["Pr(>F)"].to_numpy(dtype=float)
-    cols["Pr(>F)"] = ["" if math.isnan(v) else ("<2e-16" if v < 2e-16 else f"{v:.3g}") for v in p]
-    stars = ["" if math.isnan(v) else _stars(v) for v in p]
-    widths = {c: max(len(c), *(len(v) for v in vals)) for c, vals in cols.items()}
-    lines = [" ".join(c.ljust(widths[c]) if c == "" else c.rjust(widths[c]) for c in cols).rstrip()]
-    for i in range(len(table)):
-        cells = [cols[c][i].ljust(widths[c]) if c == "" else cols[c][i].rjust(widths[c]) for c in cols]
-        lines.append((" ".join(cells) + (" " + stars[i] if stars[i] else "")).rstrip())
-    return "\n".join(lines)
-
-
-def _fixed(values: np.ndarray, digits: int = 4) -> list[str]:
-    """Fixed decimals for a column: ``digits`` significant figures on its largest entry."""
-    finite = values[np.isfinite(values)]
-    top = float(np.max(np.abs(finite))) if finite.size else 0.0
-    decimals = 0 if top == 0 else max(0, min(8, digits - 1 - math.floor(math.log10(top))))
-    return ["" if not math.isfinite(v) else f"{v:.{decimals}f}" for v in values]
-
-
-def _stars(p: float) -> str:
-    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
-        if p < cut:
-            return mark
-    return ""
 
 
 def _num(v: float) -> str:
