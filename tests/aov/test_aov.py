@@ -359,3 +359,13 @@ def test_tables_print_as_r_prints_them(name):
     want_lines = [line.rstrip() for line in want.strip().splitlines()]
     got = str(r).split("\n\nExpected mean squares:")[0]
     assert got.splitlines() == want_lines
+
+
+def test_transformed_response():
+    d = pd.DataFrame({"b": list("xxyyzz"), "t": list("pqpqpq"), "y": [5.0, 7, 6, 9, 4, 7]})
+    r = aov("np.log(y) ~ t + Error(b)", d)
+    logs = np.log(d["y"])
+    ss_t = 3 * float(((logs.groupby(d["t"]).mean() - logs.mean()) ** 2).sum())
+    assert r.strata["Within"].loc["t", "Sum Sq"] == pytest.approx(ss_t, rel=1e-12)
+    with pytest.raises(DataError, match="must be numeric"):
+        aov("t ~ 1 + Error(b)", d)

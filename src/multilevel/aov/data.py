@@ -46,16 +46,21 @@ def aov_data(spec: AovFormula, data: object) -> AovData:
     for col in needed:
         if col not in spec.error_factors and not pd.api.types.is_numeric_dtype(frame[col]):
             frame[col] = _as_factor(frame[col], col, error=False)
-    if pd.api.types.is_bool_dtype(frame[spec.response]) or not pd.api.types.is_numeric_dtype(
-        frame[spec.response]
+    column = frame[spec.response] if spec.response in frame.columns else None  # else an expression
+    if column is not None and (
+        pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column)
     ):
-        raise DataError(f"the response {spec.response!r} must be numeric; got {frame[spec.response].dtype}")
+        raise DataError(f"the response {spec.response!r} must be numeric; got {column.dtype}")
     try:
         mm = model_matrix(spec.treatment, frame, na_action="raise")
     except Exception as exc:  # formulaic raises many exception types
         raise FormulaError(
             f"cannot build the treatment matrix of {spec.treatment!r}: {exc}", spec.formula
         ) from exc
+    if mm.lhs.shape[1] != 1:
+        raise DataError(
+            f"the response {spec.response!r} must be one numeric column; it gives {mm.lhs.shape[1]}"
+        )
     y = np.asarray(mm.lhs, dtype=float)[:, 0]
     X = np.asarray(mm.rhs, dtype=float)
     assign = [""] * X.shape[1]
@@ -63,7 +68,7 @@ def aov_data(spec: AovFormula, data: object) -> AovData:
         for j in range(sl.start, sl.stop):
             assign[j] = str(term)
     if not np.all(np.isfinite(y)):
-        raise DataError(f"the response {spec.response!r} holds inf; aov needs finite values")
+        raise DataError(f"the response {spec.response!r} holds inf or NaN; aov needs finite values")
     names = tuple(":".join(t) for t in spec.error_terms)
     cells = tuple(_cell_codes(frame, t) for t in spec.error_terms)
     return AovData(y, X, tuple(assign), names, cells, frame)
