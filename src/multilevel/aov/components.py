@@ -57,8 +57,8 @@ def variance_components(
     return ems, comps, tuple(notes)
 
 
-# REML here factors a dense (levels x levels) matrix at every step of the optimizer;
-# past this many levels of the error terms it is left to the mixed-model fit
+# REML here factors a dense (levels x levels) matrix at every step of the optimizer
+# when there are two error terms or more; past this many levels it is left to the mixed-model fit
 # (multilevel.fit with (1 | term) terms, whose factor is sparse)
 REML_MAX_LEVELS = 300
 
@@ -71,7 +71,7 @@ def with_reml(components: pd.DataFrame, d: AovData) -> tuple[pd.DataFrame, tuple
         out.loc["Residual", "reml"] = out.loc["Residual", "estimate"]  # one stratum: the same
         return out, ()
     levels = sum(int(c.max()) + 1 for c in d.error_cells)
-    if levels > REML_MAX_LEVELS:
+    if levels > REML_MAX_LEVELS and len(d.error_cells) > 1:  # one term: a diagonal factor
         note = f"REML not computed here ({levels} error levels); fit the mixed model with (1 | term) terms"
         return out, (note,)
     est = out["estimate"].to_numpy(dtype=float)

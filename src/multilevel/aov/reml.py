@@ -56,29 +56,35 @@ def reml_components(
     if n <= p:
         return RemlComponents((math.nan,) * (len(cells) + 1), math.nan, 0, "no residual df")
     sizes = [int(c.max()) + 1 for c in cells]
-    Z = np.zeros((n, sum(sizes)))
-    offset = 0
-    for codes, size in zip(cells, sizes, strict=True):
-        Z[np.arange(n), offset + codes] = 1.0
-        offset += size
+    cols = [o + c for o, c in zip(np.cumsum([0, *sizes[:-1]]), cells, strict=True)]  # columns of Z
     # the GLS residual is the same for y and for y less any column of X; the OLS residual
     # keeps r'V^{-1}r from cancelling against y'V^{-1}y (a response far from 0)
     M = np.column_stack([Xr, y - Xr @ (Xr.T @ y)])
-    ZtZ, ZtM, MtM = Z.T @ Z, Z.T @ M, M.T @ M
+    ZtM, MtM = np.zeros((sum(sizes), M.shape[1])), M.T @ M
+    for c in cols:
+        np.add.at(ZtM, c, M)
+    # one error term: Z'Z is the diagonal of the cell counts, and so is S
+    counts = np.bincount(cols[0], minlength=sizes[0]).astype(float) if len(cells) == 1 else None
+    ZtZ = np.zeros((0, 0)) if counts is not None else _crossed_counts(cols, sum(sizes))
     reps = np.repeat(np.arange(len(sizes)), sizes)
 
     def criterion(theta: np.ndarray) -> tuple[float, float]:
         lam = theta[reps]
-        S = np.eye(lam.size) + lam[:, None] * ZtZ * lam[None, :]
-        L = np.linalg.cholesky(S)
-        B = np.linalg.solve(L, lam[:, None] * ZtM)
+        if counts is not None:
+            d = 1.0 + lam * lam * counts
+            B = (lam / np.sqrt(d))[:, None] * ZtM
+            logdet_s = float(np.sum(np.log(d)))
+        else:
+            L = np.linalg.cholesky(np.eye(lam.size) + lam[:, None] * ZtZ * lam[None, :])
+            B = np.linalg.solve(L, lam[:, None] * ZtM)
+            logdet_s = 2.0 * float(np.sum(np.log(np.diag(L))))
         A = MtM - B.T @ B
         Lx = np.linalg.cholesky(A[:p, :p])
         c = np.linalg.solve(Lx, A[:p, p])
         rss = float(A[p, p] - c @ c)
         if not rss > 0:
             return math.inf, math.nan
-        logdet = 2.0 * float(np.sum(np.log(np.diag(L))) + np.sum(np.log(np.diag(Lx))))
+        logdet = logdet_s + 2.0 * float(np.sum(np.log(np.diag(Lx))))
         return (n - p) * math.log(rss / (n - p)) + logdet, rss / (n - p)
 
     x0 = np.ones(len(sizes)) if start is None else np.maximum(np.asarray(start, dtype=float), 0.0)
@@ -92,3 +98,12 @@ def reml_components(
     sigma2 = criterion(theta)[1]
     values = (*(float(t * t * sigma2) for t in theta), sigma2)
     return RemlComponents(values, float(fval), int(evals), code)
+
+
+def _crossed_counts(cols: Sequence[np.ndarray], q: int) -> np.ndarray:
+    """``Z'Z``: how many rows each pair of columns of ``Z`` share."""
+    ZtZ = np.zeros((q, q))
+    for a in cols:
+        for b in cols:
+            np.add.at(ZtZ, (a, b), 1.0)
+    return ZtZ
