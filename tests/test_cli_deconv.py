@@ -38,3 +38,16 @@ def test_deconvolve_errors_name_the_flag(tmp_path):
     assert r.returncode == 2 and "--y 'nope' is not a column" in r.stderr
     r = run_cli("deconvolve", str(path), "--y", "est", "--se", "sx")
     assert r.returncode == 2 and "--se 'sx' is neither a column" in r.stderr
+
+
+def test_aov_command():
+    from pathlib import Path
+
+    npk = Path(__file__).parent / "data" / "aov" / "npk.csv"
+    r = run_cli("aov", str(npk), "yield ~ N*P*K + Error(block)", "--factors", "block,N,P,K")
+    assert r.returncode == 0, r.stderr
+    assert "Error: block" in r.stdout and "Expected mean squares" in r.stdout
+    r = run_cli("aov", str(npk), "yield ~ N*P*K + Error(block)")
+    assert r.returncode == 2 and "add --factors block" in r.stderr
+    r = run_cli("aov", str(npk), "yield ~ N + Error(block)", "--factors", "blok")
+    assert r.returncode == 2 and "--factors: 'blok'" in r.stderr

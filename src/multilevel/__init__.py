@@ -17,6 +17,7 @@ __all__ = [
     "Model",
     "SampleControl",
     "anova",
+    "aov",
     "bootstrap",
     "crt",
     "deconvolve",
@@ -32,7 +33,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve"):
+    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov"):
         from . import api
 
         return getattr(api, name)

@@ -93,10 +93,12 @@ def _as_factor(col: pd.Series, name: str, error: bool) -> pd.Series:
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col.cat.remove_unused_categories()
     if error and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        raise DataError(
+        exc = DataError(
             f"Error() stratum column {name!r} is numeric ({col.dtype}); strata are factors. "
             f"Make it categorical first, e.g. data[{name!r}] = data[{name!r}].astype('category')"
         )
+        exc.column = name  # type: ignore[attr-defined]  # for a caller that words it otherwise (the CLI)
+        raise exc
     return pd.Series(pd.Categorical(col, categories=pd.unique(col)), index=col.index, name=name)
 
 

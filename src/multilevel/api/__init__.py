@@ -3,12 +3,25 @@
 :mod:`~multilevel.api.core` chains the stages of one fit (``fit``, ``Model``,
 ``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
 :mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
-:mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``).
+:mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``); ``aov``
+is :func:`multilevel.aov.fit.aov` (classical ANOVA with ``Error()`` strata).
 """
 
+from ..aov.fit import aov
 from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
 from .deconv import deconvolve
 from .refits import bootstrap, fit_many
 
-__all__ = ["Model", "anova", "bootstrap", "deconvolve", "fit", "fit_many", "gee", "is_linear_model", "sample"]
+__all__ = [
+    "Model",
+    "anova",
+    "aov",
+    "bootstrap",
+    "deconvolve",
+    "fit",
+    "fit_many",
+    "gee",
+    "is_linear_model",
+    "sample",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .aov import add_aov
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
 from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .deconv import add_deconvolve
@@ -230,4 +231,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crt(sub)
     _add_example(sub)
     add_deconvolve(sub)
+    add_aov(sub)
     return parser
