@@ -138,3 +138,18 @@ def test_fast_step_leaves_no_status_line():
     newline); a quick fit writes nothing to stderr."""
     r = run("fit", str(SLEEP), "Reaction ~ Days + (Days | Subject)")
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_no_status_line_off_a_terminal(monkeypatch):
+    # the elapsed-time line is for a terminal: a pipe or a log gets none, however long the step
+    import io
+    import time
+
+    from multilevel.cli import common
+
+    monkeypatch.setattr(common, "DELAY", 0.01)
+    err = io.StringIO()
+    monkeypatch.setattr(common.sys, "stderr", err)
+    with common._Elapsed("fitting"):
+        time.sleep(0.1)
+    assert err.getvalue() == ""

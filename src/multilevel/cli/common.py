@@ -50,13 +50,18 @@ DELAY = 1.0  # seconds before the status line appears
 
 
 class _Elapsed:
-    """A status line on stderr with the elapsed time, shown only once a step takes over a second."""
+    """A status line on stderr with the elapsed time, shown only once a step takes over a
+    second, and only on a terminal (in a log or a pipe it would be noise)."""
 
     def __init__(self, desc: str) -> None:
         self.desc = desc
 
     def __enter__(self) -> _Elapsed:
         import threading
+
+        self.live = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        if not self.live:
+            return self
 
         from tqdm.auto import tqdm
 
@@ -80,6 +85,8 @@ class _Elapsed:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.live:
+            return
         self.stop.set()
         self.thread.join()
         self.bar.close()
