@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from multilevel.errors import ModelError
+from multilevel.linalg.threads import blas_threads
 
 from .activeset import polish
 from .data import DeconvData, make_grid, prepare_data
@@ -108,8 +109,10 @@ def npmle(
     kernel, data, g, problem = _setup(family, y, se, trials, grid, weights)
     rows, m = problem.At.shape
     size = int(np.clip(np.sqrt(_IPM_WORK / rows), 20, _IPM_COLUMNS))
-    f0, iterations, _ = interior_point(problem, subgrid(m, size), tol=1e-8)
-    f, rounds, converged = polish(problem, f0, tol=tol)
+    # every dense system here is small (<= 100 columns): one BLAS thread (see linalg.threads)
+    with blas_threads(size):
+        f0, iterations, _ = interior_point(problem, subgrid(m, size), tol=1e-8)
+        f, rounds, converged = polish(problem, f0, tol=tol)
     return _result(
         kernel,
         data,
@@ -152,7 +155,8 @@ def npmle_em(
         raise ModelError(f"iterations must be a non-negative integer; got {iterations!r}")
     start = time.perf_counter()
     kernel, data, g, problem = _setup(family, y, se, trials, grid, weights)
-    f = em_iterations(problem, int(iterations))
+    with blas_threads(0):  # matrix-vector products only: memory-bound
+        f = em_iterations(problem, int(iterations))
     D = problem.gradient(f)
     return _result(
         kernel,
