@@ -1,0 +1,124 @@
+"""NPMLE benchmark: our interior point + active set against plain EM, and Clarabel's recorded times.
+
+On each reference problem of tests/data/deconv/ (grids of 300 and 1000 points)
+and on the REBayes vignette's 0/2 mixture at n = 10^4: median wall time of
+``npmle`` (data in, result out), its log-likelihood minus the reference's and its
+certificate max D - 1; EM after 1000 iterations (time, log-likelihood gap). The
+Clarabel columns are the reference files' own timings (cvxpy + Clarabel, one-shot
+and column generation, same 2-core machine class), not rerun here unless cvxpy
+and clarabel are importable (``--clarabel``).
+
+    python benchmarks/bench_deconv.py [--reps N] [--json out.json] [--clarabel] [--vignette-n 10000 100000]
+
+Last run (deconv_results.json): 3 reps, --vignette-n 10000 100000, a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from common import timed
+
+from multilevel.deconv import npmle, npmle_em
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "deconv"
+PROBLEMS = ["gauss_a_n1000", "gauss_b_n1000", "poisson_d_n50000"]
+
+
+def clarabel_solve(y: np.ndarray, family: str, m: int) -> tuple[float, float]:
+    """One-shot cvxpy + Clarabel on the whole grid (homogeneous form): seconds and logLik."""
+    import cvxpy as cp
+
+    from multilevel.deconv.data import make_grid, prepare_data
+    from multilevel.deconv.kernels import get_kernel
+    from multilevel.deconv.problem import Problem
+
+    t0 = time.perf_counter()
+    kernel = get_kernel(family)
+    data = prepare_data(kernel, y)
+    grid = make_grid(kernel, data, m)
+    problem = Problem.from_log_density(
+        kernel.log_density(data.rows_y, data.rows_scale, grid), data.rows_weight
+    )
+    f = cp.Variable(m, nonneg=True)
+    cp.Problem(cp.Maximize(problem.v @ cp.log(problem.At @ f) - cp.sum(f))).solve(solver=cp.CLARABEL)
+    w = np.maximum(np.asarray(f.value), 0.0)
+    return time.perf_counter() - t0, problem.loglik(w / w.sum())
+
+
+def reference_rows(reps: int, with_clarabel: bool) -> list[dict]:
+    rows = []
+    for problem in PROBLEMS:
+        ref = json.loads((DATA / f"npmle_{problem}.json").read_text())
+        y = pd.read_csv(DATA / ref["data_file"]).iloc[:, 0].to_numpy(float)
+        for m in ("300", "1000"):
+            R = ref["grids"][m]
+            sec, fit = timed(lambda y=y, ref=ref, m=m: npmle(y, family=ref["family"], grid=int(m)), reps)
+            em = npmle_em(y, family=ref["family"], grid=int(m), iterations=1000)
+            row = {
+                "problem": problem,
+                "m": int(m),
+                "seconds": sec,
+                "loglik_minus_ref": fit.loglik - R["logLik"],
+                "kkt_max_minus_1": fit.kkt_max - 1,
+                "atoms": int(fit.support.shape[0]),
+                "em1000_seconds": em.seconds,
+                "em1000_gap": fit.loglik - em.loglik,
+                "ref_clarabel_full_seconds": R["clarabel_full"]["wall_seconds"],
+                "ref_clarabel_colgen_seconds": R["clarabel_column_generation"]["seconds"],
+            }
+            if with_clarabel:
+                row["clarabel_seconds"], ll = clarabel_solve(y, ref["family"], int(m))
+                row["clarabel_loglik_minus_ref"] = ll - R["logLik"]
+            rows.append(row)
+    return rows
+
+
+def vignette_rows(reps: int, sizes: tuple[int, ...]) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(20261201)
+    for n in sizes:
+        y = rng.permutation(np.repeat([0.0, 2.0], [n * 9 // 10, n // 10])) + rng.normal(size=n)
+        for m in (300, 1000):
+            sec, fit = timed(lambda y=y, m=m: npmle(y, grid=m), reps)
+            em = npmle_em(y, grid=m, iterations=1000)
+            rows.append(
+                {
+                    "problem": f"vignette_0_2_n{n}",
+                    "m": m,
+                    "seconds": sec,
+                    "loglik": fit.loglik,
+                    "kkt_max_minus_1": fit.kkt_max - 1,
+                    "atoms": int(fit.support.shape[0]),
+                    "em1000_seconds": em.seconds,
+                    "em1000_gap": fit.loglik - em.loglik,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument("--clarabel", action="store_true", help="also run cvxpy + Clarabel (if installed)")
+    ap.add_argument("--vignette-n", type=int, nargs="*", default=[10_000])
+    args = ap.parse_args()
+    rows = reference_rows(args.reps, args.clarabel) + vignette_rows(
+        max(1, args.reps // 2), tuple(args.vignette_n)
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
