@@ -7,7 +7,7 @@ counts into a few dozen rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -145,3 +145,26 @@ def make_grid(kernel: Kernel, data: DeconvData, grid: object) -> np.ndarray:
     if g[0] < lo or g[-1] > hi:
         raise ModelError(f"grid points for family={kernel.name!r} must lie in [{lo}, {hi}]")
     return g
+
+
+def bin_rows(data: DeconvData, width: float) -> DeconvData:
+    """Rows of equal scale whose y fall in one bin of ``width * scale`` merged at their weighted mean.
+
+    An approximation (unlike merging equal rows): at the bin mean the first-order
+    error of each row's log marginal density cancels within the bin, leaving about
+    width^2 / 24 times its curvature per observation.
+    """
+    assert data.rows_scale is not None
+    s = data.rows_scale
+    keys = np.column_stack([np.floor(data.rows_y / (width * s)), s])
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    w = np.bincount(inv, weights=data.rows_weight)
+    y = np.bincount(inv, weights=data.rows_weight * data.rows_y) / w
+    return replace(
+        data,
+        rows_y=y,
+        rows_scale=uniq[:, 1],
+        rows_weight=w,
+        inverse=np.where(data.inverse >= 0, inv[np.maximum(data.inverse, 0)], -1),
+    )

@@ -26,13 +26,15 @@ class Kernel:
     ``scale`` is ``"se"`` (the observations carry standard errors), ``"trials"``
     (binomial trial counts) or ``None``; ``bounds`` is the interval the grid of
     mixing values must lie in; ``grid_range(y, trials)`` gives the default
-    grid's (lo, hi).
+    grid's (lo, hi); ``binnable``: continuous observations that may be binned
+    (in units of their scale) when there are very many.
     """
 
     name: str
     scale: str | None
     bounds: tuple[float, float]
     grid_range: Callable[[np.ndarray, np.ndarray | None], tuple[float, float]]
+    binnable: bool = False
 
     @property
     def family(self) -> Family:
@@ -84,6 +86,6 @@ def get_kernel(family: str) -> Kernel:
     return _KERNELS[key]
 
 
-register_kernel(Kernel("gaussian", "se", (-np.inf, np.inf), _data_range))
+register_kernel(Kernel("gaussian", "se", (-np.inf, np.inf), _data_range, binnable=True))
 register_kernel(Kernel("poisson", None, (0.0, np.inf), _data_range))
 register_kernel(Kernel("binomial", "trials", (0.0, 1.0), _unit_range))

@@ -27,8 +27,10 @@ class NpmleResult:
     method : ``"interior-point + active-set"`` or ``"em"``.
     iterations : interior-point iterations (EM: EM steps); ``polish_rounds``: active-set rounds.
     seconds, converged : wall time of the solve and whether the certificate was reached.
-    n, rows : observations, and distinct rows the solver saw (equal rows merged, exactly).
-    binned : whether observations were binned (an approximation); never so far.
+    n, rows : observations, and the rows the solver saw (equal rows merged, which is exact;
+        binned rows when ``binned``).
+    binned : whether Gaussian observations were binned (an approximation: see ``npmle``);
+        ``loglik`` is then of every observation, ``kkt_max`` and ``gap_bound`` of the bins.
     """
 
     family: str
