@@ -144,3 +144,16 @@ def test_binning_refuses_discrete_data_and_bad_widths():
         npmle([1, 2, 3], family="poisson", bins=True)
     with pytest.raises(ModelError, match="bin_width"):
         npmle([0.0, 1.0, 2.0], bins=True, bin_width=0.0)
+
+
+def test_many_gaussian_observations_are_binned_automatically():
+    rng = np.random.default_rng(2)
+    n = 300_000
+    y = rng.permutation(np.repeat([0.0, 2.0], [n * 9 // 10, n // 10])) + rng.normal(size=n)
+    fit = npmle(y, grid=300)
+    assert fit.binned and fit.n == n and fit.rows < 20_000
+    assert fit.converged and fit.kkt_max <= 1 + 1e-9
+    # the two atoms come back: most mass near 0, about a tenth near 2
+    atoms, mass = fit.support.T
+    assert mass[np.abs(atoms) < 0.3].sum() == pytest.approx(0.9, abs=0.02)
+    assert mass[np.abs(atoms - 2) < 0.3].sum() == pytest.approx(0.1, abs=0.02)
