@@ -51,3 +51,10 @@ def test_aov_command():
     assert r.returncode == 2 and "add --factors block" in r.stderr
     r = run_cli("aov", str(npk), "yield ~ N + Error(block)", "--factors", "blok")
     assert r.returncode == 2 and "--factors: 'blok'" in r.stderr
+
+
+def test_deconvolve_npmle_is_the_default(tmp_path):
+    r = run_cli("deconvolve", str(_csv(tmp_path)), "--y", "est", "--se", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["method"] == "npmle" and d["kkt_max"] < 1 + 1e-6

@@ -4,7 +4,8 @@ parametric bootstrap, and the failure paths."""
 import numpy as np
 import pytest
 
-from multilevel.deconv.gmodel import _objective, gmodel, likelihood_matrix, natural_spline_basis, observations
+from multilevel.deconv import get_kernel
+from multilevel.deconv.gmodel import _objective, gmodel, natural_spline_basis
 from multilevel.errors import DataError, ModelError
 
 
@@ -17,8 +18,8 @@ def _data(n=1000, seed=1):
 def test_analytic_score_and_hessian():
     rng, _, y = _data(500)
     grid = np.linspace(-3, 5, 41)
-    fam, v, pw = observations("gaussian", y, None, None)
-    P, Q, w = likelihood_matrix(fam, v, grid, pw), natural_spline_basis(grid, 5), np.ones(y.size)
+    P = np.exp(get_kernel("gaussian").log_density(y, np.ones(y.size), grid))
+    Q, w = natural_spline_basis(grid, 5), np.ones(y.size)
     a = 0.5 * rng.standard_normal(5)
     _, _, g, H, *_ = _objective(P, Q, w, a, 1.0)
     eps = 1e-6
@@ -77,10 +78,11 @@ def test_shrinkage_beats_the_raw_estimates_in_every_family():
         ({"y": [1.0, 2.0], "se": [1.0, 0.0]}, DataError, "se must be positive"),
         ({"y": [1.0, 2.5], "family": "poisson"}, DataError, "count"),
         ({"y": [1.0, 2.0], "family": "binomial"}, DataError, "needs trials"),
-        ({"y": [1.0, 2.0], "family": "Gamma"}, ModelError, "dispersion to estimate"),
-        ({"y": [1.0, 2.0], "family": "poisson", "se": 1.0}, ModelError, "known standard errors"),
+        ({"y": [1.0, 2.0], "family": "Gamma"}, ModelError, "no NPMLE kernel"),
+        ({"y": [1.0, 2.0], "family": "poisson", "se": 1.0}, ModelError, "se= applies"),
         ({"y": [1.0, 2.0], "family": "nope"}, ModelError, "family"),
         ({"y": [1.0, 2.0], "grid": [0.0, 1.0]}, ModelError, "more than df"),
+        ({"y": [1.0, 2.0], "trials": 3}, ModelError, "trials= applies"),
     ],
 )
 def test_bad_input(kwargs, error, needle):
@@ -108,3 +110,14 @@ def test_deconvolve_a_fit_groups_unshrunk_estimates():
         multilevel.deconvolve(m, se=1.0)
     with pytest.raises(ModelError, match=r"one random effect|single random effect"):
         multilevel.deconvolve(multilevel.fit("Reaction ~ Days + (Days | Subject)", d), method="gmodel")
+
+
+def test_deconvolve_npmle_of_a_fit():
+    import multilevel
+
+    m = multilevel.fit("Reaction ~ Days + (1 | Subject)", multilevel.load_dataset("sleepstudy"))
+    r = multilevel.deconvolve(m)
+    assert r.converged and r.kkt_max <= 1 + 1e-6 and r.group_effects.tau == pytest.approx(37.12, rel=1e-3)
+    assert r.posterior_mean().shape == (18,)
+    with pytest.raises(ModelError, match="method must be one of"):
+        multilevel.deconvolve([1.0, 2.0, 3.0], method="em")

@@ -31,3 +31,12 @@ def test_plots_of_a_fit_use_its_groups():
     r = multilevel.deconvolve(m, method="gmodel", c0=0.1)
     assert "normal prior" in " ".join(t.get_text() for t in prior_plot(r).axes[0].get_legend().get_texts())
     assert len(shrinkage_plot(r).axes[0].collections[0].get_offsets()) == 18
+
+
+def test_npmle_plots_show_its_atoms():
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(300) < 0.7, 0.0, 2.5) + rng.standard_normal(300)
+    r = multilevel.deconvolve(y, 1.0)
+    fig = prior_plot(r, y)
+    assert len(fig.axes) == 2  # the atoms' masses on their own axis
+    assert len(shrinkage_plot(r, y).axes[0].collections[0].get_offsets()) == 300

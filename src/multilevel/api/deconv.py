@@ -66,12 +66,13 @@ def deconvolve(
             raise ModelError("a fit brings its own SEs (the groups' conditional SDs): drop se=")
         effects = group_effects(y, grouping)
         y, se, family = effects.estimate, effects.se, "gaussian"
+    out: Any
     if method == "gmodel":
         from ..deconv.gmodel import gmodel
 
         out = gmodel(y, family=family, se=se, trials=trials, grid=grid, **options)
     else:
-        from ..deconv import npmle  # type: ignore[attr-defined]
+        from ..deconv import npmle
 
         out = npmle(y, se=se, family=family, trials=trials, grid=grid, **options)
     if effects is None:

@@ -68,6 +68,10 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def _scale(kernel: Kernel, n: int, se: object, trials: object) -> np.ndarray | None:
+    if se is not None and kernel.scale != "se":
+        raise ModelError(f"se= applies to observations with standard errors (gaussian), not {kernel.name}")
+    if trials is not None and kernel.scale != "trials":
+        raise ModelError(f"trials= applies to binomial counts, not {kernel.name}")
     if kernel.scale == "se":
         s = _per_row(1.0 if se is None else se, n, "se")
         _check_finite(s, "se")

@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ModelError
+from ..errors import ModelError
+from .data import make_grid, prepare_data
+from .kernels import get_kernel
 
 
 def natural_spline_basis(x: np.ndarray, df: int) -> np.ndarray:
@@ -50,57 +52,6 @@ def natural_spline_basis(x: np.ndarray, df: int) -> np.ndarray:
     B = B - B.mean(axis=0)
     norms = np.linalg.norm(B, axis=0)
     return B / np.where(norms > 0, norms, 1.0)
-
-
-def observations(family: Any, y: Any, se: Any, trials: Any) -> tuple[Any, np.ndarray, np.ndarray]:
-    """The family object, the responses on its scale, and each observation's prior weight:
-    ``1 / se^2`` for a family with known SEs (Gaussian), the trials for a trials family
-    (binomial, whose y is then the proportion), else 1."""
-    from ..family import get_family
-
-    fam = get_family(family)
-    if fam.has_dispersion and not fam.known_se:
-        raise ModelError(
-            f"deconvolution needs a density known given the mean; the {fam.name} family has a "
-            "dispersion to estimate: use gaussian (with se=), poisson or binomial (with trials=)"
-        )
-    v = np.asarray(y, dtype=float).ravel()
-    if v.size < 2 or not np.all(np.isfinite(v)):
-        raise DataError("y must be two or more finite numbers")
-    w = np.ones(v.size)
-    if fam.known_se:
-        s = np.broadcast_to(np.asarray(1.0 if se is None else se, dtype=float), v.shape)
-        if not np.all(np.isfinite(s) & (s > 0)):
-            raise DataError("se must be positive and finite (one value, or one per observation)")
-        w = 1.0 / s**2
-    elif se is not None:
-        raise ModelError(f"se= applies to a family with known standard errors (gaussian), not {fam.name}")
-    if fam.trials_response:
-        if trials is None:
-            raise DataError(f"a {fam.name} model needs trials= (one value, or one per observation)")
-        w = np.broadcast_to(np.asarray(trials, dtype=float), v.shape).astype(float)
-        if np.any((w < 1) | (v < 0) | (v > w) | (v != np.round(v))):
-            raise DataError("y must be whole counts of successes between 0 and trials (trials >= 1)")
-        v = v / w
-    fam.check(v, w)
-    return fam, v, w
-
-
-def default_grid(fam: Any, y: np.ndarray, m: int) -> np.ndarray:
-    """``m`` points from the smallest to the largest observation, moved inside the means
-    the family allows (a Poisson mean above 0, a binomial one inside (0, 1))."""
-    lo, hi = float(y.min()), float(y.max())
-    eps = 1e-3 * max(hi - lo, 1e-3)
-    if not fam.valid_mu(np.array([lo])):
-        lo += eps
-    if not fam.valid_mu(np.array([hi])):
-        hi -= eps
-    return np.linspace(lo, hi, m)
-
-
-def likelihood_matrix(fam: Any, y: np.ndarray, grid: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``P[i, j] = p(y_i | theta_j)`` (n, m), the family's full density at mean theta_j."""
-    return np.exp(fam.logpdf(y[:, None], grid[None, :], w[:, None], 1.0))
 
 
 @dataclass(frozen=True)
@@ -125,12 +76,17 @@ class GModel:
     w: np.ndarray
     H_inv: np.ndarray
     penalty_grad: np.ndarray
+    inverse: np.ndarray | None = None  # each observation's row of P (equal observations share one)
     group_effects: Any = None  # the fit's group effects, when deconvolve() was given a fit
+
+    def _rows(self, values: np.ndarray) -> np.ndarray:
+        """Per-row values (of the distinct rows of P) for every observation."""
+        return values if self.inverse is None else values[self.inverse]
 
     def posterior(self) -> np.ndarray:
         """Posterior of every observation on the grid (n, m)."""
         joint = self.P * self.g
-        return joint / joint.sum(axis=1, keepdims=True)
+        return self._rows(joint / joint.sum(axis=1, keepdims=True))
 
     def posterior_mean(self) -> np.ndarray:
         """E[theta | y_i] under the fitted prior."""
@@ -138,14 +94,15 @@ class GModel:
 
     def posterior_mean_se(self) -> np.ndarray:
         """The delta-method SE of each posterior mean (through alpha; Efron's Theorem 1)."""
-        mean = self.posterior_mean()
+        joint = self.P * self.g
+        mean = (joint @ self.grid) / joint.sum(axis=1)
         # mean_i = sum_j P_ij g_j theta_j / f_i with f_i = sum_j P_ij g_j, g = g(alpha)
         dg = (np.diag(self.g) - np.outer(self.g, self.g)) @ self.Q  # dg / dalpha (m, k)
         f = self.P @ self.g
         dnum = (self.P * self.grid) @ dg  # (n, k)
         dden = self.P @ dg
         grad = (dnum - mean[:, None] * dden) / f[:, None]
-        return np.sqrt(np.einsum("ik,kl,il->i", grad, self.alpha_cov, grad))
+        return self._rows(np.sqrt(np.einsum("ik,kl,il->i", grad, self.alpha_cov, grad)))
 
 
 def gmodel(
@@ -171,20 +128,17 @@ def gmodel(
     >>> m.converged, round(float(m.g.sum()), 12)
     (True, 1.0)
     """
-    fam, v, pw = observations(family, y, se, trials)
-    if grid is None or isinstance(grid, (int, np.integer)):
-        th = default_grid(fam, v, 101 if grid is None else int(grid))
-    else:
-        th = np.asarray(grid, dtype=float)
-    if th.ndim != 1 or th.size < df + 1:
-        raise ModelError(f"grid must be a vector of more than df = {df} points")
-    if not fam.valid_mu(th):
-        raise ModelError(f"the grid has means outside the {fam.name} family's range")
-    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=float)
-    P = likelihood_matrix(fam, v, th, pw)
+    kernel = get_kernel(family)
+    data = prepare_data(kernel, y, se=se, trials=trials, weights=weights)
+    th = make_grid(kernel, data, 101 if grid is None else grid)
+    if th.size < df + 1:
+        raise ModelError(f"grid must have more than df = {df} points")
+    # the distinct rows, each with its count (equal observations merged, exactly)
+    P = np.exp(kernel.log_density(data.rows_y, data.rows_scale, th))
+    w = data.rows_weight
     Q = natural_spline_basis(th, df)
     alpha, it, conv = _newton(P, Q, w, c0, max_iter)
-    return _wrap(P, Q, w, th, alpha, c0, it, conv)
+    return _wrap(P, Q, w, th, alpha, c0, it, conv, data.inverse)
 
 
 def _parts(P: np.ndarray, Q: np.ndarray, w: np.ndarray, alpha: np.ndarray) -> tuple:
@@ -258,6 +212,7 @@ def _wrap(
     c0: float,
     it: int,
     conv: bool,
+    inverse: np.ndarray,
 ) -> GModel:
     pen, ll, _, hess, scores, pen_grad, _ = _objective(P, Q, w, alpha, c0)
     info = scores.T @ (w[:, None] * scores)
@@ -283,4 +238,5 @@ def _wrap(
         w=w,
         H_inv=H_inv,
         penalty_grad=pen_grad,
+        inverse=inverse,
     )

@@ -99,7 +99,7 @@ def _result(
 
 def npmle(
     y: object,
-    se: object = 1.0,
+    se: object = None,
     family: str = "gaussian",
     trials: object = None,
     grid: object = None,
@@ -173,7 +173,7 @@ def npmle(
 
 def npmle_em(
     y: object,
-    se: object = 1.0,
+    se: object = None,
     family: str = "gaussian",
     trials: object = None,
     grid: object = None,

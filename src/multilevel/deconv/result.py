@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,7 @@ class NpmleResult:
     binned: bool = False
     y: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     scale: np.ndarray | None = field(default=None, repr=False)
+    group_effects: Any = field(default=None, repr=False)  # a fit's group effects, from deconvolve(fit)
 
     @property
     def support(self) -> np.ndarray:
