@@ -58,3 +58,7 @@ def test_deconvolve_npmle_is_the_default(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["method"] == "npmle" and d["kkt_max"] < 1 + 1e-6
+    html = tmp_path / "d.html"
+    r = run_cli("deconvolve", str(_csv(tmp_path)), "--y", "est", "--se", "se", "--report", str(html))
+    assert r.returncode == 0, r.stderr
+    assert "data:image/png;base64" in html.read_text()

@@ -108,3 +108,21 @@ def test_report_command_line(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert out.exists() and "<svg" in out.read_text()
+
+
+def test_reports_show_the_groups_without_the_normal_assumption(tmp_path):
+    m = multilevel.fit("Reaction ~ Days + (1 | Subject)", multilevel.load_dataset("sleepstudy"))
+    text = m.report(tmp_path / "r.html").read_text()
+    assert 'alt="Group effects without the normal assumption (NPMLE)"' in text
+
+
+def test_deconvolution_report(tmp_path):
+    import numpy as np
+
+    from multilevel.present.report import deconvolution_report
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(200) < 0.7, 0.0, 2.0) + rng.standard_normal(200)
+    path = deconvolution_report(multilevel.deconvolve(y, 1.0), tmp_path / "d.html", y, 1.0)
+    text = path.read_text()
+    assert "NPMLE (Kiefer-Wolfowitz)" in text and text.count("data:image/png;base64") == 2

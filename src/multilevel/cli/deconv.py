@@ -47,6 +47,11 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
         out["posterior_mean"] = result.posterior_mean()
         out.to_csv(args.output, index=False)
         print(f"posterior means written to {args.output}", file=sys.stderr)
+    if args.report:
+        from ..present.report import deconvolution_report
+
+        deconvolution_report(result, args.report, y, se)
+        print(f"report written to {args.report}", file=sys.stderr)
     if args.plot:
         from ..present.deconv_plots import prior_plot
 
@@ -75,4 +80,5 @@ def add_deconvolve(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the prior as JSON")
     p.add_argument("--output", default=None, help="CSV of the data with each row's posterior mean")
     p.add_argument("--plot", default=None, help="PNG/SVG of the estimated prior over the data")
+    p.add_argument("--report", default=None, help="a self-contained HTML report (summary and plots)")
     p.set_defaults(func=_cmd_deconvolve)

@@ -49,7 +49,23 @@ def _figures(fit: Any) -> list[tuple[str, str]]:
         makers.append(("Residual diagnostics", lambda: fit.plot_residuals()))
         if "Intercept" in fit.spec.groupings[0].columns:
             makers.append(("Shrinkage", lambda: fit.plot_shrinkage()))
+        if len(fit.spec.groupings) == 1 and fit.spec.groupings[0].q == 1:
+            makers.append(("Group effects without the normal assumption (NPMLE)", lambda: _npmle_figure(fit)))
     return [(title, _render(make)) for title, make in makers]
+
+
+def _npmle_figure(fit: Any) -> Any:
+    """The groups' unshrunk estimates deconvolved by the NPMLE, beside the fitted normal."""
+    from ..deconv import npmle
+    from ..errors import ModelError
+    from ..model.group_effects import group_effects
+    from .deconv_plots import prior_plot
+
+    try:
+        ge = group_effects(fit)
+    except ModelError as exc:
+        raise ValueError(str(exc)) from None
+    return prior_plot(npmle(ge.estimate, se=ge.se), ge.estimate, normal=(0.0, ge.tau))
 
 
 def _page(
@@ -123,4 +139,23 @@ def posterior_report(post: Any, path: str | Path, *, title: str | None = None) -
     ]
     messages = tuple(post.messages) + tuple(post.fit_messages)
     path.write_text(_page(title, messages, sections, figures), encoding="utf-8")
+    return path
+
+
+def deconvolution_report(
+    result: Any, path: str | Path, y: Any = None, se: Any = None, *, title: str | None = None
+) -> Path:
+    """Write the HTML report of a deconvolution (NPMLE or g-model): the summary, the
+    prior over the data and the shrinkage plot (``y``, ``se``: the data it was fitted to)."""
+    from .deconv import format_deconvolution
+    from .deconv_plots import prior_plot, shrinkage_plot
+
+    path = Path(path)
+    figures = [
+        ("The estimated prior over the data", _render(lambda: prior_plot(result, y, se))),
+        ("Estimates and their posterior means", _render(lambda: shrinkage_plot(result, y, se))),
+    ]
+    sections = [("Estimate", f"<pre>{html.escape(format_deconvolution(result))}</pre>")]
+    page = _page(title or "multilevel: deconvolution", (), sections, figures)
+    path.write_text(page, encoding="utf-8")
     return path
