@@ -153,3 +153,26 @@ def test_no_status_line_off_a_terminal(monkeypatch):
     with common._Elapsed("fitting"):
         time.sleep(0.1)
     assert err.getvalue() == ""
+
+
+def test_version_bare_call_and_a_closed_pipe():
+    import subprocess
+    import sys
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("multilevel ")
+    r = run()
+    assert r.returncode == 2 and "deconvolve" in r.stdout and "usage:" in r.stdout
+    # the reader closes the pipe early: no "Broken pipe" error
+    p = subprocess.run(
+        f"{sys.executable} -m multilevel.cli example sleepstudy | head -1",
+        shell=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Broken pipe" not in p.stderr and p.stdout
+
+
+def test_python_surface_names():
+    import multilevel
+
+    assert {"fit", "sample", "load_dataset", "bootstrap", "deconvolve"} <= set(dir(multilevel))
+    assert multilevel.load_dataset("penicillin").shape == multilevel.load_dataset("Penicillin").shape

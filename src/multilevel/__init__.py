@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    # the lazy names too, so that tab completion offers fit, sample, load_dataset, ...
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
     if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov"):

@@ -15,11 +15,21 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # no arguments: what the command does, not only what is missing
+        return 2
     args = parser.parse_args(argv)
     from ..errors import FormulaError, MultilevelError
 
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # the reader went away (``multilevel ... | head``): stop quietly, as Unix tools do
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except FormulaError as exc:
         print(f"multilevel: error: {exc.one_line()}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ def _add_fit(sub: Any) -> None:
     """``multilevel fit``: a likelihood fit (LMM by REML/ML, GLMM by Laplace/quadrature)."""
     p_fit = sub.add_parser(
         "fit",
-        help="fit a linear mixed model to a CSV or Parquet file",
+        help="fit a linear (REML/ML) or generalized (Laplace/quadrature) mixed model to a CSV or Parquet file",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"multilevel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
     add_anova(sub, _family_help(), EPILOG)

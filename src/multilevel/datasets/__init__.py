@@ -58,7 +58,11 @@ def load_dataset(name: str) -> pd.DataFrame:
     (180, 3)
     """
     if name not in _FILES:
-        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(list_datasets())}")
+        # the command line's names are lower case: accept any case
+        by_case = {k.lower(): k for k in _FILES}
+        if not isinstance(name, str) or name.lower() not in by_case:
+            raise DataError(f"unknown data set {name!r}; choose one of {', '.join(list_datasets())}")
+        name = by_case[name.lower()]
     with resources.as_file(resources.files(__package__).joinpath(_FILES[name])) as path:
         df = pd.read_csv(path, keep_default_na=True)
     for col in _columns().get(name, []):
