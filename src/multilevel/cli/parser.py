@@ -42,7 +42,7 @@ def _add_fit(sub: Any) -> None:
     """``multilevel fit``: a likelihood fit (LMM by REML/ML, GLMM by Laplace/quadrature)."""
     p_fit = sub.add_parser(
         "fit",
-        help="fit a linear (REML/ML) or generalized (Laplace/quadrature) mixed model to a CSV or Parquet file",
+        help="fit a linear (REML/ML) or generalized (Laplace/quadrature) mixed model to a CSV/Parquet file",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
