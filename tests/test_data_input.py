@@ -181,3 +181,12 @@ def test_response_too_small_or_large_to_square_is_named(scale):
     d["y"] = scale * np.resize([0.0, 1.0, 3.0], 24)
     with pytest.raises(DataError, match="rescale it"):
         multilevel.fit("y ~ x + (1 | g)", d)
+
+
+def test_warnings_point_at_the_callers_line():
+    d = multilevel.load_dataset("sleepstudy").copy()
+    d.loc[0, "Days"] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        multilevel.fit("Reaction ~ Days + (1 | Subject)", d)
+    assert [w.filename for w in caught if w.category is MissingDataWarning] == [__file__]

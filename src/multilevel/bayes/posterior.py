@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, SamplingWarning
+from ..errors import ModelError, SamplingWarning, warn
 from .priors import Prior
 from .program import Structure, sd_and_cor, sd_name
 
@@ -65,7 +65,7 @@ class PosteriorResult:
         self._modes: dict[bool, dict[str, float]] = {}
         self.messages = self._check()
         for m in self.messages:
-            warnings.warn(m, SamplingWarning, stacklevel=3)
+            warn(m, SamplingWarning)
 
     # ---- draws under brms names --------------------------------------
     @property

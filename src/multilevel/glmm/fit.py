@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, ModelError, SingularFitWarning
+from ..errors import ConvergenceWarning, ModelError, SingularFitWarning, warn
 from ..family import Family
 from ..linalg import numpy_backend as la
 from ..model.design import Design
@@ -382,7 +382,7 @@ def singular_and_messages(spec: ModelSpec, theta: np.ndarray) -> tuple[bool, tup
             "boundary (singular) fit: a variance is estimated as 0 or a correlation as +-1; "
             "consider simplifying the random-effects structure",
         )
-        warnings.warn(msgs[0], SingularFitWarning, stacklevel=4)
+        warn(msgs[0], SingularFitWarning)
     return singular, msgs
 
 

@@ -12,14 +12,13 @@ LMM's. Steps are halved when the penalized deviance does not decrease.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, warn
 from ..family import Family
 from ..linalg import numpy_backend as la
 from ..linalg.blocked import PairSchur, PairStructure
@@ -249,11 +248,10 @@ class GlmmProblem:
         result_system = self._system(builder, cp)
         result_f = la.factor(result_system, Ts)
         if not converged:
-            warnings.warn(
+            warn(
                 f"PIRLS did not converge in {maxit} iterations at theta={np.round(theta, 4)}; "
                 "the likelihood at this point is approximate",
                 ConvergenceWarning,
-                stacklevel=3,
             )
         return PirlsResult(
             u=u,

@@ -7,12 +7,11 @@ Pearson residuals ``r``. Starts from the independence (GLM) solution.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, warn
 from ..family import Family
 from .correlation import WorkingCorrelation
 
@@ -114,5 +113,5 @@ def gee_fit(
         phi = float(r @ r) / N
         corr.alpha = corr.estimate([r[s] for s in slices], clusters.times, phi, p)
     else:
-        warnings.warn(f"GEE did not converge in {maxit} iterations", ConvergenceWarning, stacklevel=3)
+        warn(f"GEE did not converge in {maxit} iterations", ConvergenceWarning)
     return GeeEstimate(beta, corr.alpha.copy(), phi, mu, eta, it, converged)

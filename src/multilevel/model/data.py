@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, MissingDataWarning
+from ..errors import DataError, MissingDataWarning, warn
 
 NA_ACTIONS = ("omit", "raise")
 
@@ -90,10 +89,9 @@ def complete_rows(
                 f"{n_drop} of {len(df)} rows have missing values in columns {detail}; "
                 "remove or impute them, or pass na_action='omit' to drop them"
             )
-        warnings.warn(
+        warn(
             f"dropped {n_drop} of {len(df)} rows with missing values in columns {detail}",
             MissingDataWarning,
-            stacklevel=4,
         )
     return mask, per_col
 

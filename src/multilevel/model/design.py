@@ -13,7 +13,6 @@ rebuilds the arrays of new data from it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning
+from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning, warn
 from ..family import Dispersion, Family, get_family
 from ..formula import ParsedFormula, parse_formula
 from .columns import names_in, predictor_names, record_columns
@@ -121,11 +120,10 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     keep = np.flatnonzero(d > RANK_TOL * np.maximum(norms, 1e-300))
     dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
     if dropped:
-        warnings.warn(
+        warn(
             f"fixed-effect design is rank deficient: dropping {len(dropped)} column"
             f"{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}",
             RankDeficiencyWarning,
-            stacklevel=4,
         )
     return X[:, keep], [names[i] for i in keep], dropped
 

@@ -32,11 +32,12 @@ Examples
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+
+from ..errors import warn
 
 #: secant steps (and bound probes) allowed while bracketing one crossing
 MAX_BRACKET_STEPS = 40
@@ -256,11 +257,10 @@ class ZetaTrace:
                 return bound
             chain.append((v, z))
             v = self._next(chain[-2], chain[-1], target, direction)
-        warnings.warn(
+        warn(
             f"the profile of {self.name} does not reach zeta = {target:g} (the interval is open on "
             "that side)",
             RuntimeWarning,
-            stacklevel=3,
         )
         return math.nan
 
