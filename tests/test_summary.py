@@ -61,3 +61,13 @@ def test_many_fixed_effects_do_not_print_the_matrix():
     d["y"] = rng.normal(size=n) + rng.normal(size=10)[d["g"]]
     m = multilevel.fit("y ~ " + " + ".join(d.columns[:13]) + " + (1 | g)", d)
     assert "Correlation matrix not shown by default, as p = 14 > 12" in m.summary()
+
+
+def test_repr_is_one_line():
+    import multilevel
+
+    m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
+    assert (
+        repr(m)
+        == "<LmmFit: Reaction ~ Days + (Days | Subject); 180 observations; REML criterion 1743.6283; converged>"
+    )

@@ -9,6 +9,9 @@ from .fits import FitPresentation
 class GlmmFit(GlmmResult, FitPresentation):
     """A fitted GLMM (Laplace or adaptive quadrature), as :func:`multilevel.fit` returns it."""
 
+    def __repr__(self) -> str:
+        return self.brief()
+
     def summary(self) -> str:
         """The lme4 ``glmer`` summary as text."""
         from .glmm_summary import format_glmm_summary

@@ -19,6 +19,9 @@ class LmmFit(LmmResult, FitPresentation):
     Linear mixed model fit by REML. t-tests use Satterthwaite's method
     """
 
+    def __repr__(self) -> str:
+        return self.brief()
+
     def summary(self) -> str:
         """The lme4 + lmerTest summary as text."""
         from .lmm_summary import format_summary
