@@ -30,13 +30,13 @@ class FitPresentation:
     def brief(self) -> str:
         """One line: the kind of fit, its formula, the observations, the criterion and status
         (what ``repr()`` shows; ``str()`` and ``summary()`` give the whole summary)."""
-        kind = type(self).__name__
-        crit = getattr(self, "reml_criterion", None)
-        what = f"REML criterion {crit:.4f}" if crit is not None else f"logLik {self.loglik:.4f}"
-        status = "converged" if self.converged else "NOT converged"
-        if self.singular:
+        fit: Any = self  # the result class this is mixed into has the fields
+        crit = getattr(fit, "reml_criterion", None)
+        what = f"REML criterion {crit:.4f}" if crit is not None else f"logLik {fit.loglik:.4f}"
+        status = "converged" if fit.converged else "NOT converged"
+        if fit.singular:
             status += ", singular"
-        return f"<{kind}: {self.spec.formula}; {self.nobs} observations; {what}; {status}>"
+        return f"<{type(fit).__name__}: {fit.spec.formula}; {fit.nobs} observations; {what}; {status}>"
 
     def report(self, path: Any, *, title: str | None = None) -> Any:
         """Write a self-contained HTML report (model, graph, tables, plots, warnings)."""
