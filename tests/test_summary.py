@@ -67,7 +67,8 @@ def test_repr_is_one_line():
     import multilevel
 
     m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
-    assert (
-        repr(m)
-        == "<LmmFit: Reaction ~ Days + (Days | Subject); 180 observations; REML criterion 1743.6283; converged>"
+    want = (
+        "<LmmFit: Reaction ~ Days + (Days | Subject); 180 observations; REML criterion 1743.6283; "
+        "converged>"
     )
+    assert repr(m) == want
