@@ -108,6 +108,9 @@ def test_report_command_line(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert out.exists() and "<svg" in out.read_text()
+    assert "replaced" not in r.stderr
+    again = subprocess.run(r.args, capture_output=True, text=True)
+    assert again.returncode == 0 and "existed and was replaced" in again.stderr
 
 
 def test_reports_show_the_groups_without_the_normal_assumption(tmp_path):

@@ -210,8 +210,11 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import contextlib
 
+    from pathlib import Path
+
     data = _read_table(args.data)
     fit = _fitter(args, data)
+    existed = Path(args.output).exists()
 
     # sampling shows its own progress bar
     status = contextlib.nullcontext() if args.bayes else _Elapsed("fitting and writing the report")
@@ -223,6 +226,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             m = fit()
         path = m.report(args.output)
     print(path)
+    if existed:
+        print(f"note: {path} existed and was replaced", file=sys.stderr)
     return 0
 
 
