@@ -209,7 +209,6 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import contextlib
-
     from pathlib import Path
 
     data = _read_table(args.data)
