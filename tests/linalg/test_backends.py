@@ -149,3 +149,21 @@ def test_bordered_factor_gives_the_residual_and_modes_at_any_beta():
     for a, b in ((sys_b.A11, sys0.A11), (sys_b.A1R, sys0.A1R), (sys_b.ARR, sys0.ARR)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
     assert sys_b.layout == sys0.layout
+
+
+def test_blas_threads_follow_the_idle_cores(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from multilevel.linalg import threads
+
+    free = threads.idle_cores()
+    assert free is None or free >= 1
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        return
+    # busy cores: a large block gets one thread; a small block always does
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1)
+    with threads.blas_threads(threads.SMALL_DENSE):
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    with threads.blas_threads(10):
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
