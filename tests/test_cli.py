@@ -176,3 +176,17 @@ def test_python_surface_names():
 
     assert {"fit", "sample", "load_dataset", "bootstrap", "deconvolve"} <= set(dir(multilevel))
     assert multilevel.load_dataset("penicillin").shape == multilevel.load_dataset("Penicillin").shape
+
+
+def test_factors_flag_declares_factor_columns(tmp_path):
+    import multilevel
+
+    csv = tmp_path / "cbpp.csv"
+    d = multilevel.load_dataset("cbpp")
+    d.assign(period=d["period"].astype(int)).to_csv(csv, index=False)
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    r = run("fit", str(csv), formula, "--family", "binomial", "--factors", "period,herd")
+    assert r.returncode == 0, r.stderr
+    assert "period[T.2]" in r.stdout
+    r = run("fit", str(csv), formula, "--family", "binomial", "--factors", "peri0d")
+    assert r.returncode == 2 and "--factors: 'peri0d' is not a column" in r.stderr

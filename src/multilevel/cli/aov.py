@@ -16,11 +16,7 @@ def _cmd_aov(args: argparse.Namespace) -> int:
     from ..api import aov
     from ..errors import DataError
 
-    df = _read_table(args.data)
-    for col in [c.strip() for c in (args.factors or "").split(",") if c.strip()]:
-        if col not in df.columns:
-            raise DataError(f"--factors: {col!r} is not a column of {args.data}")
-        df[col] = df[col].astype(str).astype("category")
+    df = _read_table(args.data, getattr(args, "factors", None))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

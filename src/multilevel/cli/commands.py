@@ -81,8 +81,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         from .inference import _check_confint, fit_with_confint
 
         _check_confint(args)
-        return fit_with_confint(args, _fitter(args, _read_table(args.data)))
-    data = _read_table(args.data)
+        return fit_with_confint(args, _fitter(args, _read_table(args.data, getattr(args, "factors", None))))
+    data = _read_table(args.data, getattr(args, "factors", None))
     return _run_and_report(
         _fitter(args, data),
         args.json,
@@ -165,7 +165,7 @@ def _sample_control(args: argparse.Namespace, progress: bool) -> Any:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         post = _sample(args, data, progress=not args.json)
@@ -178,7 +178,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_gee(args: argparse.Namespace) -> int:
     from ..api import gee
 
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     return _run_and_report(
         lambda: gee(
             args.formula,
@@ -198,7 +198,7 @@ def _cmd_gee(args: argparse.Namespace) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     from ..api import Model
 
-    model = Model(args.formula, _read_table(args.data), family=args.family)
+    model = Model(args.formula, _read_table(args.data, getattr(args, "factors", None)), family=args.family)
     g = model.graph()
     if args.output:
         print(g.save(args.output))
@@ -211,7 +211,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import contextlib
     from pathlib import Path
 
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     fit = _fitter(args, data)
     existed = Path(args.output).exists()
 

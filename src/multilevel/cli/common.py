@@ -11,7 +11,23 @@ from pathlib import Path
 from typing import Any
 
 
-def _read_table(path: str) -> Any:
+def _read_table(path: str, factors: str | None = None) -> Any:
+    """The table at ``path``, with the comma-separated ``factors`` columns (``--factors``)
+    made categorical (a column of numbers is otherwise a numeric predictor)."""
+    df = _read_file(path)
+    names = [c.strip() for c in (factors or "").split(",") if c.strip()]
+    for col in names:
+        if col not in df.columns:
+            from ..errors import DataError
+
+            raise DataError(
+                f"--factors: {col!r} is not a column of {path}; columns: {', '.join(map(str, df.columns))}"
+            )
+        df[col] = df[col].astype(str).astype("category")
+    return df
+
+
+def _read_file(path: str) -> Any:
     import pandas as pd
 
     from ..errors import DataError

@@ -54,7 +54,7 @@ def _cmd_crt_power(args: argparse.Namespace) -> int:
 def _cmd_crt_analyze(args: argparse.Namespace) -> int:
     from .. import crt
 
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     cov = [c for c in (args.covariates or "").split(",") if c]
     alts = [c for c in (args.alternatives or "").split(",") if c]
     res = crt.analyze(

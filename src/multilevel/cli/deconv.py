@@ -28,7 +28,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..present.deconv import deconvolution_dict, format_deconvolution
 
-    df = _read_table(args.data)
+    df = _read_table(args.data, getattr(args, "factors", None))
     if args.y not in df.columns:
         raise DataError(
             f"--y {args.y!r} is not a column of {args.data}; columns: {', '.join(map(str, df.columns))}"

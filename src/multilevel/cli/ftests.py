@@ -70,7 +70,7 @@ def _fit(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     linear = is_linear_model(args.family, args.link)
     if not linear and (args.ml or args.ddf):
         raise ModelError("--ml and --ddf apply to linear mixed models; a GLMM's means use z tests (df = Inf)")
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
         warnings.simplefilter("always")
         m = fit(
@@ -137,7 +137,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         raise ModelError("give --anova or --confint, not both (run the command twice for both tables)")
     method = ddf_method(args.anova)  # a bad name fails before the fit
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
         warnings.simplefilter("always")
         m = _fitter(args, data)()

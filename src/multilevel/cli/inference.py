@@ -103,7 +103,7 @@ def _cmd_anova(args: argparse.Namespace) -> int:
     check_nsim(args)
     if args.test != "PB" and args.seed is not None:
         raise ModelError("--seed seeds the bootstrap simulations of --test PB; add --test PB or drop --seed")
-    data = _read_table(args.data)
+    data = _read_table(args.data, getattr(args, "factors", None))
     control = _fit_control()
     with warnings.catch_warnings(record=True) as caught, _Elapsed("fitting"):
         warnings.simplefilter("always")

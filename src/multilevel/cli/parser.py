@@ -235,4 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_example(sub)
     add_deconvolve(sub)
     add_aov(sub)
+    for p in sub.choices.values():  # every command that reads a table can declare factors
+        has_data = any(a.dest == "data" for a in p._actions)
+        if has_data and not any(a.dest == "factors" for a in p._actions):
+            p.add_argument(
+                "--factors",
+                default=None,
+                metavar="COLS",
+                help="comma-separated columns to read as factors (numbers are otherwise numeric)",
+            )
     return parser
