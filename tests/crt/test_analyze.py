@@ -92,6 +92,11 @@ def test_crt_power_cli():
         "4",
     )
     assert r.returncode == 2 and "cannot reach power" in r.stderr
+    # no effect size or ICC is assumed: the missing flags are named
+    r = run("crt", "power", "--outcome", "binary", "--p1", "0.3", "--size", "20")
+    assert r.returncode == 2 and "needs --p2, --icc (no default is assumed)" in r.stderr
+    r = run("crt", "power", "--delta", "0.3", "--icc", "0.05", "--size", "20")
+    assert r.returncode == 0 and "delta: 0.3" in r.stdout and "icc: 0.05" in r.stdout
 
 
 def test_crt_analyze_cli(tmp_path):

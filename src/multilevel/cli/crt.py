@@ -13,6 +13,14 @@ def _cmd_crt_power(args: argparse.Namespace) -> int:
     from .. import crt
     from ..errors import DataError
 
+    needed = {
+        "continuous": ("delta", "icc"),
+        "binary": ("p1", "p2", "icc"),
+        "rate": ("rate1", "rate2", "between_cv"),
+    }
+    missing = [f"--{k.replace('_', '-')}" for k in needed[args.outcome] if getattr(args, k) is None]
+    if missing:
+        raise DataError(f"a {args.outcome} outcome needs {', '.join(missing)} (no default is assumed)")
     if args.outcome == "continuous":
         sc = crt.continuous(args.delta, args.sd, args.icc, cv=args.cv)
     elif args.outcome == "binary":
@@ -20,7 +28,12 @@ def _cmd_crt_power(args: argparse.Namespace) -> int:
     else:
         sc = crt.rate(args.rate1, args.rate2, args.between_cv)
     ref: Literal["t", "z"] = "z" if args.z else "t"
-    out: dict[str, Any] = {"outcome": args.outcome, "reference": ref, "alpha": args.alpha}
+    inputs = {k: getattr(args, k) for k in needed[args.outcome]}
+    if args.outcome != "rate":
+        inputs["cv"] = args.cv
+    if args.outcome == "continuous":
+        inputs["sd"] = args.sd
+    out: dict[str, Any] = {"outcome": args.outcome, **inputs, "reference": ref, "alpha": args.alpha}
     if args.clusters and args.size:
         out["power"] = crt.power(sc, args.clusters, args.size, alpha=args.alpha, reference=ref)
         out.update(clusters_per_arm=args.clusters, cluster_size=args.size)
