@@ -193,9 +193,14 @@ def test_custom_statistic_and_use_u(sleep):
     assert list(b.replicates.columns) == ["t1", "t2"] and b.n_failed == 0
     fast = multilevel.bootstrap(sleep, 8, seed=2)
     np.testing.assert_allclose(b.replicates["t1"], fast.replicates["sigma"], rtol=1e-4)
-    u = multilevel.bootstrap(sleep, 50, seed=2, use_u=True)
-    # with the modes held, the intercept varies only by the residual noise
-    assert u.replicates["Intercept"].std() < fast.replicates["Intercept"].std() or u.n == 50
+    held = multilevel.bootstrap(sleep, 200, seed=2, use_u=True)
+    drawn = multilevel.bootstrap(sleep, 200, seed=2)
+    # held group effects: the replicates vary less than with new effects drawn (equal if
+    # use_u were ignored), and the simulated responses centre on the fitted values
+    assert held.replicates["Intercept"].std() < drawn.replicates["Intercept"].std()
+    sims = sleep.simulate(2000, seed=3, use_modes=True)
+    # each row's mean has SE sigma / sqrt(2000); the largest of 180 such deviations stays below 5 SE
+    assert np.abs(sims.mean(axis=0) - sleep.fitted).max() < 5 * sleep.sigma / np.sqrt(2000)
     with pytest.raises(ModelError, match="same number every time"):
         counter = iter(range(100))
         multilevel.bootstrap(sleep, 3, lambda m: np.ones(1 + next(counter) % 2), seed=1)
@@ -302,7 +307,7 @@ def test_fit_many_bad_responses(responses, needle):
         multilevel.fit_many("y ~ x + (1 | g)", d, responses)
 
 
-def test_fit_many_is_for_linear_models():
+def test_fit_many_checks_reml():
     d, Y = _many_data(2)
     with pytest.raises(ModelError):
         multilevel.fit_many("y ~ x + (1 | g)", d, Y, reml="yes")

@@ -176,8 +176,6 @@ def fit_many(
     frame = df.copy(deep=False)
     frame[response] = np.arange(len(df), dtype=float)
     model = Model(formula, frame, weights=weights, offset=offset, na_action=na_action)
-    if not model.is_lmm:
-        raise ModelError("fit_many fits linear mixed models; fit a GLMM per response with multilevel.fit")
     return _fit_responses(model, formula, df, Y, names, response, reml, weights=weights, offset=offset)
 
 

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 
 
-def _prior(result: Any) -> tuple[np.ndarray, np.ndarray]:
+def prior_weights(result: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The grid and the prior's mass on it: an NPMLE's ``weights`` or a g-model's ``g``."""
     w = getattr(result, "weights", None)
     return np.asarray(result.grid, dtype=float), np.asarray(result.g if w is None else w, dtype=float)
 
 
 def prior_moments(result: Any) -> dict[str, float]:
     """Mean, SD and quartiles of the estimated prior."""
-    grid, w = _prior(result)
+    grid, w = prior_weights(result)
     mean = float(w @ grid)
     cdf = np.cumsum(w)
     q = {
@@ -27,7 +28,7 @@ def prior_moments(result: Any) -> dict[str, float]:
 
 def format_deconvolution(result: Any) -> str:
     """The estimated prior in a few lines: method, fit, certificate, moments, atoms."""
-    grid, w = _prior(result)
+    grid, w = prior_weights(result)
     npmle = hasattr(result, "weights")
     lines = [f"Deconvolution: {'NPMLE (Kiefer-Wolfowitz)' if npmle else 'g-model (Efron log-spline prior)'}"]
     n = getattr(result, "n", None) or len(getattr(result, "w", []))
@@ -54,7 +55,7 @@ def format_deconvolution(result: Any) -> str:
 
 def deconvolution_dict(result: Any) -> dict:
     """Plain JSON-able data: the prior on its grid and the fit's figures."""
-    grid, w = _prior(result)
+    grid, w = prior_weights(result)
     out = {
         "method": "npmle" if hasattr(result, "weights") else "gmodel",
         "loglik": float(result.loglik),

@@ -11,12 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .deconv import prior_weights
 from .plots import _plt
-
-
-def _prior(result: Any) -> tuple[np.ndarray, np.ndarray]:
-    w = getattr(result, "weights", None)
-    return np.asarray(result.grid, dtype=float), np.asarray(result.g if w is None else w, dtype=float)
 
 
 def _data(result: Any, y: Any, se: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -52,7 +48,7 @@ def prior_plot(
     'theta'
     """
     plt = _plt()
-    grid, w = _prior(result)
+    grid, w = prior_weights(result)
     yv, _ = _data(result, y, se)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     if yv is not None:
