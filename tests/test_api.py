@@ -116,3 +116,17 @@ def test_warnings_point_at_the_callers_line(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str([(str(script), 6), (str(script), 7)])
+
+
+def test_public_names_stay_functions():
+    # importing the subpackages must not shadow the public functions of the same name
+    import importlib
+    import pkgutil
+    import types
+
+    for mod in pkgutil.iter_modules(multilevel.__path__):
+        if mod.name not in ("cli",):
+            importlib.import_module(f"multilevel.{mod.name}")
+    for name in multilevel.__all__:
+        if name != "crt":
+            assert not isinstance(getattr(multilevel, name), types.ModuleType), name

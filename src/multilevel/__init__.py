@@ -24,6 +24,7 @@ __all__ = [
     "fit",
     "fit_many",
     "gee",
+    "indirect",
     "list_datasets",
     "load_dataset",
     "parse_formula",
@@ -36,9 +37,12 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
+_API = ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov", "indirect")
+
+
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov"):
+    if name in _API:
         from . import api
 
         return getattr(api, name)

@@ -3,14 +3,16 @@
 :mod:`~multilevel.api.core` chains the stages of one fit (``fit``, ``Model``,
 ``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
 :mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
-:mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``); ``aov``
-is :func:`multilevel.aov.fit.aov` (classical ANOVA with ``Error()`` strata).
+:mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``);
+:mod:`~multilevel.api.indirect` fits simulators by indirect inference (``indirect``); ``aov``
+is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata).
 """
 
-from ..aov.fit import aov
+from ..classical.fit import aov
 from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
 from .deconv import deconvolve
+from .indirect import indirect
 from .refits import bootstrap, fit_many
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "fit",
     "fit_many",
     "gee",
+    "indirect",
     "is_linear_model",
     "sample",
 ]

@@ -12,8 +12,8 @@ from .common import _read_table
 
 
 def _cmd_aov(args: argparse.Namespace) -> int:
-    from ..aov.text import format_aov
     from ..api import aov
+    from ..classical.text import format_aov
     from ..errors import DataError
 
     df = _read_table(args.data, getattr(args, "factors", None))

@@ -30,28 +30,39 @@ from ..errors import ModelError
 from .replicates import check_workers, refit_columns
 from .varpar import lme4_column
 
-__all__ = ["BOOT_TYPES", "BootstrapResult", "default_statistic", "norm_inter", "parametric_bootstrap"]
+__all__ = [
+    "BOOT_TYPES",
+    "BootstrapResult",
+    "default_statistic",
+    "norm_inter",
+    "parametric_bootstrap",
+    "replicate_statistics",
+]
 
 BOOT_TYPES = ("perc", "basic", "norm")
 
 
-def sdcor_names(spec: Any, residual: bool) -> list[str]:
-    """Names of the SDs and correlations in ``as.data.frame(VarCorr())`` order."""
+def sdcor_names(spec: Any, residual: bool, correlations: bool = True) -> list[str]:
+    """Names of the SDs and correlations (or covariances) in ``as.data.frame(VarCorr())`` order."""
     names = []
+    kind = "cor" if correlations else "cov"
     for g in spec.groupings:
         cols = [lme4_column(c) for c in g.columns]
         for t in g.terms:
             idx = range(t.offset, t.offset + t.q)
             names += [f"sd_{cols[i]}|{g.name}" for i in idx]
             names += [
-                f"cor_{cols[j]}.{cols[i]}|{g.name}" for a, i in enumerate(idx) for j in list(idx)[a + 1 :]
+                f"{kind}_{cols[j]}.{cols[i]}|{g.name}" for a, i in enumerate(idx) for j in list(idx)[a + 1 :]
             ]
     return [*names, "sigma"] if residual else names
 
 
-def sdcor_values(spec: Any, theta: np.ndarray, scale: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
+def sdcor_values(
+    spec: Any, theta: np.ndarray, scale: np.ndarray, residual: np.ndarray | None, correlations: bool = True
+) -> np.ndarray:
     """SDs and correlations (R, m) from theta (R, k), the scale of theta (R,) and the
-    residual SDs (R,), if the model has them."""
+    residual SDs (R,), if the model has them; covariances in place of the correlations
+    with ``correlations=False`` (defined, and smooth, where an SD is 0)."""
     theta = np.atleast_2d(theta)
     R = theta.shape[0]
     tm = spec.theta_map
@@ -67,6 +78,9 @@ def sdcor_values(spec: Any, theta: np.ndarray, scale: np.ndarray, residual: np.n
             cols += [sd[:, c] for c in cols_t]
             for a, i in enumerate(cols_t):
                 for j in cols_t[a + 1 :]:
+                    if not correlations:
+                        cols.append(S[:, i, j])
+                        continue
                     den = sd[:, i] * sd[:, j]
                     with np.errstate(divide="ignore", invalid="ignore"):
                         cols.append(np.where(den > 0, S[:, i, j] / den, np.nan))
@@ -75,14 +89,29 @@ def sdcor_values(spec: Any, theta: np.ndarray, scale: np.ndarray, residual: np.n
     return np.column_stack(cols) if cols else np.zeros((R, 0))
 
 
-def default_statistic(fit: Any) -> pd.Series:
-    """lme4's ``c(fixef(x), as.data.frame(VarCorr(x))$sdcor)`` of one fit, named."""
+def default_statistic(fit: Any, correlations: bool = True) -> pd.Series:
+    """lme4's ``c(fixef(x), as.data.frame(VarCorr(x))$sdcor)`` of one fit, named
+    (covariances in place of the correlations with ``correlations=False``)."""
     res = fit._residual_row
     values = sdcor_values(
-        fit.spec, fit.theta[None], np.array([fit._re_scale]), None if res is None else np.array([res[1]])
+        fit.spec,
+        fit.theta[None],
+        np.array([fit._re_scale]),
+        None if res is None else np.array([res[1]]),
+        correlations,
     )[0]
-    names = [*fit.spec.fixed_names, *sdcor_names(fit.spec, res is not None)]
+    names = [*fit.spec.fixed_names, *sdcor_names(fit.spec, res is not None, correlations)]
     return pd.Series(np.concatenate([fit.fixef.to_numpy(), values]), index=names)
+
+
+def replicate_statistics(fit: Any, reps: Any, correlations: bool = True) -> np.ndarray:
+    """(R, m): the fixed effects, SDs and correlations (or covariances) of each refit in
+    ``reps`` (a :class:`ReplicateFits` of ``fit``'s model); NaN rows where one did not converge."""
+    residual = reps.sigma if fit._residual_row is not None else None
+    vc = sdcor_values(fit.spec, reps.theta, reps.scale, residual, correlations)
+    values = np.column_stack([reps.beta, vc])
+    values[~reps.converged] = np.nan
+    return values
 
 
 def norm_inter(t: np.ndarray, alpha: float) -> float:
@@ -200,10 +229,7 @@ def parametric_bootstrap(
     if statistic is None:
         t0 = default_statistic(fit)
         reps = refit_columns(fit, Y, check_workers(workers))
-        residual = reps.sigma if fit._residual_row is not None else None
-        values = np.column_stack([reps.beta, sdcor_values(fit.spec, reps.theta, reps.scale, residual)])
-        values[~reps.converged] = np.nan
-        table = pd.DataFrame(values, columns=t0.index)
+        table = pd.DataFrame(replicate_statistics(fit, reps), columns=t0.index)
         conv, sing, batched = reps.converged, reps.singular, reps.batched
     else:
         t0, table, conv, sing = _custom(fit, Y, statistic)

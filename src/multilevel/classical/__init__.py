@@ -6,7 +6,7 @@ method-of-moments variance components (negative values reported and flagged) and
 their Satterthwaite intervals, REML beside them; :func:`format_aov` is its text.
 
 >>> import pandas as pd
->>> from multilevel.aov import aov
+>>> from multilevel.classical import aov
 >>> d = pd.DataFrame({"plot": list("aabbccdd"), "trt": list("xyxyxyxy"),
 ...                   "y": [4.1, 5.0, 3.2, 4.4, 5.0, 6.1, 3.9, 4.8]})
 >>> r = aov("y ~ trt + Error(plot)", d)

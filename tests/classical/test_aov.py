@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from multilevel.aov import aov, format_aov, parse_aov
+from multilevel.classical import aov, format_aov, parse_aov
 from multilevel.errors import DataError, DataWarning, FormulaError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "aov"

@@ -1,12 +1,12 @@
 """``aov(formula, data)``: R's ``aov`` with ``Error()`` strata, and the moment estimates.
 
-The stages, each importable: :func:`~multilevel.aov.parse.parse_aov` (formula ->
-treatment part and error terms) -> :func:`~multilevel.aov.data.aov_data` (the rows
-used, factors coded) -> :func:`~multilevel.aov.strata.error_strata` -> one
-:func:`~multilevel.aov.strata.stratum_table` per stratum ->
-:func:`~multilevel.aov.components.variance_components` (expected mean squares, moment
-estimates, Satterthwaite intervals) and :func:`~multilevel.aov.components.with_reml`
--> :class:`~multilevel.aov.result.AovResult`.
+The stages, each importable: :func:`~multilevel.classical.parse.parse_aov` (formula ->
+treatment part and error terms) -> :func:`~multilevel.classical.data.aov_data` (the rows
+used, factors coded) -> :func:`~multilevel.classical.strata.error_strata` -> one
+:func:`~multilevel.classical.strata.stratum_table` per stratum ->
+:func:`~multilevel.classical.components.variance_components` (expected mean squares, moment
+estimates, Satterthwaite intervals) and :func:`~multilevel.classical.components.with_reml`
+-> :class:`~multilevel.classical.result.AovResult`.
 
 >>> import pandas as pd
 >>> d = pd.DataFrame({"g": list("aabbcc"), "y": [1.0, 2.0, 4.0, 5.0, 3.0, 3.5]})
