@@ -42,7 +42,7 @@ def _fit_auxiliary(fit: Any, workers: int | None) -> Any:
         Y = np.column_stack([check_response(fit, y, "the simulated response") for y in sims])
         return replicate_statistics(fit, refit_columns(fit, Y, threads), correlations=False)
 
-    label = f"auxiliary {type(fit).__name__}: {getattr(fit, 'formula', '') or ''}".rstrip(": ")
+    label = f"auxiliary {type(fit).__name__}: {fit.spec.formula}"
     return Auxiliary(tuple(str(i) for i in t0.index), t0.to_numpy(dtype=float), estimate, label)
 
 
