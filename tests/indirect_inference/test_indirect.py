@@ -28,16 +28,20 @@ def test_location_scale_is_solved_exactly(normal_data):
     # y_s = mu + sigma z_s with the same z_s at every candidate: the mean over the
     # simulations of (mean, sd) is (mu + sigma a, sigma b), so the estimate is known
     S, seed = 8, 5
-    r = multilevel.indirect(
-        _normal,
-        _mean_sd,
-        normal_data,
-        {"mu": 0.0, "sigma": 1.0},
-        n_sim=S,
-        seed=seed,
-        n_omega=50,
-        bounds={"sigma": (1e-6, None)},
-    )
+
+    def run():
+        return multilevel.indirect(
+            _normal,
+            _mean_sd,
+            normal_data,
+            {"mu": 0.0, "sigma": 1.0},
+            n_sim=S,
+            seed=seed,
+            n_omega=50,
+            bounds={"sigma": (1e-6, None)},
+        )
+
+    r = run()
     z = [np.random.default_rng(np.random.SeedSequence([seed, s])).standard_normal(60) for s in range(S)]
     a = np.mean([v.mean() for v in z])
     b = np.mean([v.std(ddof=1) for v in z])
@@ -49,16 +53,7 @@ def test_location_scale_is_solved_exactly(normal_data):
     assert r.J_df == 0 and np.isnan(r.J_p)
     assert np.all(r.se > 0) and r.se["mu"] == pytest.approx(1.5 / np.sqrt(60) * np.sqrt(1 + 1 / S), rel=0.35)
     # reproducible: the same seed gives the same answer
-    again = multilevel.indirect(
-        _normal,
-        _mean_sd,
-        normal_data,
-        {"mu": 0.0, "sigma": 1.0},
-        n_sim=S,
-        seed=seed,
-        n_omega=50,
-        bounds={"sigma": (1e-6, None)},
-    )
+    again = run()
     assert again.estimate.equals(r.estimate)
 
 
@@ -146,4 +141,3 @@ def test_what_it_refuses(normal_data):
         multilevel.indirect(lambda p, data, rng: data, "y ~ x + (1 | g)", d, ri_start, n_omega=20)
     with pytest.raises(ModelError, match="has 3 values"):
         multilevel.indirect(lambda p, data, rng: np.zeros(3), "y ~ x + (1 | g)", d, ri_start, n_omega=20)
-
