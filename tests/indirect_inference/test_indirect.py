@@ -141,3 +141,16 @@ def test_what_it_refuses(normal_data):
         multilevel.indirect(lambda p, data, rng: data, "y ~ x + (1 | g)", d, ri_start, n_omega=20)
     with pytest.raises(ModelError, match="has 3 values"):
         multilevel.indirect(lambda p, data, rng: np.zeros(3), "y ~ x + (1 | g)", d, ri_start, n_omega=20)
+
+
+def test_polish_lowers_a_criterion_inside_the_box():
+    # the derivative-free fallback where Gauss-Newton's linear model fails (a kink)
+    from multilevel.indirect_inference.estimate import Bounds, _polish
+
+    def q(t):
+        return float(abs(t[0] - 0.7) ** 0.5 + (t[1] - 2.0) ** 2)
+
+    box = Bounds(np.array([0.0, -np.inf]), np.array([1.0, np.inf]))
+    theta, value, ok = _polish(q, np.array([0.2, 0.0]), np.eye(2) * 4.0, box)
+    assert ok and value < 0.05 and q(np.array([0.2, 0.0])) > 1
+    assert 0.0 <= theta[0] <= 1.0

@@ -21,6 +21,7 @@ freedom when the simulator is right (Hansen's test of the overidentifying moment
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ class Settings:
 
     max_iter: int = 50
     tol: float = 1e-6
-    step: float = 1e-3
+    step: float = 1e-2
     n_omega: int = 200
 
 
@@ -129,10 +130,52 @@ def _check_identified(D: np.ndarray, names: tuple[str, ...], W: np.ndarray) -> N
         )
 
 
+def _criterion(binding: Binding, obs: np.ndarray, W: np.ndarray) -> Callable[[np.ndarray], float]:
+    """``Q(theta)`` from one call of the auxiliary on the ``S`` simulations."""
+
+    def q(theta: np.ndarray) -> float:
+        m, _ = mean_over_common(binding.statistics(np.asarray(theta, dtype=float)[None]))
+        r = obs - m[0]
+        return float(r @ W @ r) if np.all(np.isfinite(r)) else math.inf
+
+    return q
+
+
+def _polish(q: Callable[[np.ndarray], float], theta: np.ndarray, A: np.ndarray, bounds: Bounds) -> tuple:
+    """Nelder-Mead from ``theta`` (a simplex of half an SE per parameter), where the
+    Gauss-Newton model fails: an auxiliary fit that changes regime between the points
+    of a difference makes the Jacobian wrong. Returns (theta, Q, success)."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    d = theta.size
+    se = np.sqrt(np.maximum(np.diag(np.linalg.pinv(A, hermitian=True)), 1e-16))
+    simplex = np.vstack([theta, theta + np.diag(0.5 * se)])
+    simplex = np.vstack([bounds.clip(row) for row in simplex])
+    box = [
+        (None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
+        for lo, hi in zip(bounds.lower, bounds.upper)
+    ]
+    res = scipy_minimize(
+        q,
+        theta,
+        method="Nelder-Mead",
+        bounds=box,
+        options={
+            "initial_simplex": simplex,
+            "xatol": 1e-3 * float(se.min()),
+            "fatol": 1e-4,
+            "maxfev": 60 * d,
+        },
+    )
+    return np.asarray(res.x, dtype=float), float(res.fun), bool(res.success)
+
+
 def minimize(
     binding: Binding, obs: np.ndarray, W: np.ndarray, start: np.ndarray, bounds: Bounds, settings: Settings
 ) -> Estimate:
-    """Gauss-Newton with Levenberg-Marquardt damping on ``Q(theta)``."""
+    """Gauss-Newton with Levenberg-Marquardt damping on ``Q(theta)``; where no damped
+    step lowers ``Q`` though the model predicts a decrease, one Nelder-Mead polish and
+    Gauss-Newton again from there."""
     theta = bounds.clip(np.asarray(start, dtype=float))
     m, D, dropped = jacobian(binding, theta, bounds, settings.step)
     if not np.all(np.isfinite(m)):
@@ -140,9 +183,10 @@ def minimize(
             "the auxiliary model failed on every simulation at the start: check the start and simulator"
         )
     _check_identified(D, binding.names, W)
+    q_of = _criterion(binding, obs, W)
     r = obs - m
     q = float(r @ W @ r)
-    lam, message, converged = 1e-3, "", False
+    lam, message, converged, polished = 1e-3, "", False, None
     it = 0
     while it < settings.max_iter:
         it += 1
@@ -152,26 +196,30 @@ def minimize(
             delta = _solve_step(A, b, lam, np.ones(theta.size, dtype=bool))
             delta = _solve_step(A, b, lam, _free(theta, delta, bounds))
             new = bounds.clip(theta + delta)
-            m_new, _ = mean_over_common(binding.statistics(new[None]))
-            r_new = obs - m_new[0]
-            q_new = float(r_new @ W @ r_new) if np.all(np.isfinite(r_new)) else math.inf
+            q_new = q_of(new)
             if q_new <= q:
                 accepted = True
                 break
             lam = max(lam * 10.0, 1e-4)
+        if not accepted:
+            predicted = float(b @ np.linalg.lstsq(A, b, rcond=None)[0])  # in the estimate's SE units
+            if predicted <= settings.tol:
+                converged, message = True, "no step lowered the criterion, and none was predicted to"
+                break
+            if polished is not None:
+                converged = polished
+                message = "Nelder-Mead polish " + (
+                    "converged" if polished else "stopped at its evaluation limit"
+                )
+                break
+            new, q_new, polished = _polish(q_of, theta, A, bounds)
         step = new - theta
         size = float(step @ A @ step)  # the step in units of the estimate's covariance
-        if not accepted:
-            converged = float(b @ np.linalg.lstsq(A, b, rcond=None)[0]) <= settings.tol
-            message = "no step lowered the criterion" + (
-                "" if converged else " (stopped away from a minimum)"
-            )
-            break
-        theta, q, lam = new, q_new, max(lam / 10.0, 1e-9)
+        theta, lam = new, max(lam / 10.0, 1e-9) if accepted else 1e-3
         m, D, dropped = jacobian(binding, theta, bounds, settings.step)
         r = obs - m
         q = float(r @ W @ r)
-        if size <= settings.tol:
+        if accepted and size <= settings.tol:
             converged, message = True, "the Gauss-Newton step fell below the tolerance (in SEs)"
             break
     if not message:
