@@ -29,6 +29,7 @@ from .data import check_columns, check_finite, complete_rows, row_vector, string
 from .fast_design import fast_matrices
 from .groupings import factor_codes, grouping_blocks, term_values
 from .matrices import expression, model_matrix
+from .response import check_trials
 from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
 
 RANK_TOL = 1e-7
@@ -336,8 +337,12 @@ def build_model(
     X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
     groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster)
     w, off, se = _known_parts(parsed, sub, df, mask, weights, offset)
+    if fam.trials_response:
+        check_trials(parsed.response, y, trials, w)
     if trials is not None:
         w = trials if w is None else w * trials
+    # the family's support, here where every entry point (fit, sample, gee) passes
+    fam.check(y, w if w is not None else np.ones(len(y)))
     _check_identifiable(groupings, len(y), fam, se is not None)
     spec = ModelSpec(
         parsed=parsed,
