@@ -41,9 +41,18 @@ def to_pandas(data: Any) -> pd.DataFrame:
 
 
 def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formula") -> None:
-    """Raise a DataError naming every missing column and the closest existing ones."""
+    """Raise a DataError naming every missing column and the closest existing ones, or a
+    column whose name the table holds twice (which of the two would be read is arbitrary)."""
+    names = list(names)
     missing = [n for n in names if n not in df.columns]
     if not missing:
+        if df.columns.has_duplicates:
+            twice = sorted({str(n) for n in names if n in set(df.columns[df.columns.duplicated()])})
+            if twice:
+                raise DataError(
+                    f"the data have more than one column named {', '.join(map(repr, twice))} (used in "
+                    f"{what}); rename or drop the duplicates so that each name is one column"
+                )
         return
     parts = []
     cols = [str(c) for c in df.columns]
