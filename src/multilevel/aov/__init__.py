@@ -16,6 +16,10 @@ their Satterthwaite intervals, REML beside them; :func:`format_aov` is its text.
 {'plot': 0.5283, 'Residual': 0.0112}
 """
 
+import sys
+import types
+from typing import Any
+
 from .data import aov_data, is_balanced
 from .fit import aov
 from .parse import AovFormula, parse_aov
@@ -23,3 +27,15 @@ from .result import AovResult
 from .text import format_aov
 
 __all__ = ["AovFormula", "AovResult", "aov", "aov_data", "format_aov", "is_balanced", "parse_aov"]
+
+
+class _CallablePackage(types.ModuleType):
+    """``multilevel.aov`` names both this package and its function: once the package is
+    imported (as any fit does), Python binds the package to that name, and
+    ``multilevel.aov(formula, data)`` must still be the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AovResult:
+        return aov(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
