@@ -244,6 +244,7 @@ def test_python_speak_becomes_the_commands_flags(tmp_path):
         (("fit", c, "prop ~ period + (1 | herd)", "--family", "binomial"), "the trials with --weights"),
         (("gee", c, "prop ~ period", "--groups", "herd", "--family", "binomial"), "with --weights"),
         (("fit", c, "cbind(incidence, size - incidence) ~ period + (1 | herd)"), "pass --family binomial"),
+        (("fit", c, "prop ~ period + (1 | herd)", "--family=binomial", "--weights=n"), "used in --weights"),
         (
             ("crt", "analyze", t, "--outcome", "y", "--arm", "arm", "--cluster", "cluster", "--covariates=z"),
             "used in --covariates not found",

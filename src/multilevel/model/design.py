@@ -178,7 +178,9 @@ def _used_columns(parsed: ParsedFormula, df: pd.DataFrame, weights: Any, offset:
     group_cols = [f for t in parsed.random for f in t.factors]
     check_columns(df, group_cols, "a random-effects grouping")
     extra = [a for a in (weights, offset) if isinstance(a, str)]
-    check_columns(df, extra, "weights=/offset=")
+    for name, arg in (("weights", weights), ("offset", offset)):
+        if isinstance(arg, str):
+            check_columns(df, [arg], f"{name}=")
     return list(dict.fromkeys(used + group_cols + extra))
 
 
