@@ -269,6 +269,7 @@ def test_flags_stay_python_where_the_command_has_none():
         assert in_cli_terms("pass na_action='omit' or new_levels='population'") == (
             "pass --na-action omit or new_levels='population'"
         )
+        assert in_cli_terms("at={'Time': [4]} and na_action=") == "at={'Time': [4]} and --na-action"
         assert in_cli_terms("refit with reml=True (or use ddf='satterthwaite')").startswith(
             "refit with REML (no --ml)"
         )

@@ -53,7 +53,10 @@ def in_cli_terms(text: str) -> str:
             return _SWITCHES[(name, value)]
         if name not in flags:
             return m.group(0)
-        return flags[name] if value is None else f"{flags[name]} {value}"
+        if value is None:  # ``at={...}`` -> ``--at {...}``
+            glued = m.end() < len(m.string) and m.string[m.end()] in "{[("
+            return flags[name] + (" " if glued else "")
+        return f"{flags[name]} {value}"
 
     text = _ARG.sub(flag, text)
     for call, command in _CALLS.items():
