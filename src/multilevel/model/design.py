@@ -134,6 +134,29 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     return X[:, keep], [names[i] for i in keep], dropped
 
 
+def _fixed_design(fixed_mm: Any) -> tuple[np.ndarray, list[str], list[str]]:
+    """The fixed-effect columns kept (finite, of full rank, of a magnitude that squares),
+    their names and the names of those dropped."""
+    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
+    check_finite("the fixed-effect design", X_full)
+    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
+    _check_column_scale(X, names)
+    return X, names, dropped
+
+
+def _prior_weights(
+    parsed: ParsedFormula, fam: Family, y: np.ndarray, trials: np.ndarray | None, w: np.ndarray | None
+) -> np.ndarray | None:
+    """Prior weights times binomial trials, once the response is checked against the
+    family's support: here, where every entry point (fit, sample, gee) passes."""
+    if fam.trials_response:
+        check_trials(parsed.response, y, trials, w)
+    if trials is not None:
+        w = trials if w is None else w * trials
+    fam.check(y, w if w is not None else np.ones(len(y)))
+    return w
+
+
 def _check_column_scale(X: np.ndarray, names: list[str]) -> None:
     """Refuse a fixed-effect column whose magnitude cross-products cannot hold (as the
     response's): its squares would over- or underflow in double precision."""
@@ -354,18 +377,10 @@ def build_model(
     fam = get_family(family)
     lhs, fixed_mm, re_mats, mm_specs = _matrices(parsed, sub, df)
     y, trials = _response(parsed, sub, lhs, fam)
-    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
-    check_finite("the fixed-effect design", X_full)
-    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
-    _check_column_scale(X, names)
+    X, names, dropped = _fixed_design(fixed_mm)
     groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster)
     w, off, se = _known_parts(parsed, sub, df, mask, weights, offset)
-    if fam.trials_response:
-        check_trials(parsed.response, y, trials, w)
-    if trials is not None:
-        w = trials if w is None else w * trials
-    # the family's support, here where every entry point (fit, sample, gee) passes
-    fam.check(y, w if w is not None else np.ones(len(y)))
+    w = _prior_weights(parsed, fam, y, trials, w)
     _check_identifiable(groupings, len(y), fam, se is not None)
     spec = ModelSpec(
         parsed=parsed,
