@@ -250,6 +250,8 @@ def test_python_speak_becomes_the_commands_flags(tmp_path):
             "used in --covariates not found",
         ),
     ]
+    models = ("Reaction ~ 1 + (1 | Subject)", "Reaction ~ Days + (1 | Subject)")
+    cases.append((("anova", str(SLEEP), *models, "--no-refit"), "Use no --no-refit (the default)"))
     for args, needle in cases:
         r = run(*args)
         assert r.returncode == 2 and needle in r.stderr, (args, r.stderr)
@@ -270,6 +272,7 @@ def test_flags_stay_python_where_the_command_has_none():
             "pass --na-action omit or new_levels='population'"
         )
         assert in_cli_terms("at={'Time': [4]} and na_action=") == "at={'Time': [4]} and --na-action"
+        assert in_cli_terms("use refit=True") == "use refit=True"  # no --no-refit on this command
         assert in_cli_terms("refit with reml=True (or use ddf='satterthwaite')").startswith(
             "refit with REML (no --ml)"
         )

@@ -20,7 +20,14 @@ from typing import Any
 FLAGS: ContextVar[dict[str, str] | None] = ContextVar("FLAGS", default=None)
 _ARG = re.compile(r"(?<![\w.-])([a-z_][a-z0-9_]*)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+-]+))?")
 # arguments the command line spells as a switch, and Python calls that are commands here
-_SWITCHES = {("reml", "False"): "--ml", ("reml", "True"): "REML (no --ml)", ("reml", None): "--ml"}
+# (argument, value) -> (the switch's dest, what to print)
+_SWITCHES = {
+    ("reml", "False"): ("ml", "--ml"),
+    ("reml", "True"): ("ml", "REML (no --ml)"),
+    ("reml", None): ("ml", "--ml"),
+    ("refit", "False"): ("no_refit", "--no-refit"),
+    ("refit", "True"): ("no_refit", "no --no-refit"),
+}
 _CALLS = {
     "multilevel.sample": "multilevel sample",
     "multilevel.fit": "multilevel fit",
@@ -49,8 +56,9 @@ def in_cli_terms(text: str) -> str:
     def flag(m: re.Match[str]) -> str:
         name = m.group(1)
         value = next((g for g in m.groups()[1:] if g is not None), None)
-        if (name, value) in _SWITCHES and "ml" in flags:
-            return _SWITCHES[(name, value)]
+        dest, switch = _SWITCHES.get((name, value), ("", ""))
+        if dest in flags:
+            return switch
         if name not in flags:
             return m.group(0)
         if value is None:  # ``at={...}`` -> ``--at {...}``
