@@ -190,3 +190,105 @@ def test_factors_flag_declares_factor_columns(tmp_path):
     assert "period[T.2]" in r.stdout
     r = run("fit", str(csv), formula, "--family", "binomial", "--factors", "peri0d")
     assert r.returncode == 2 and "--factors: 'peri0d' is not a column" in r.stderr
+
+
+def test_status_line_on_a_terminal_ends_before_the_output(monkeypatch):
+    """On a terminal (stdout and stderr the same screen) the elapsed-time line is closed
+    with a newline before the summary is printed: never ``fitting: 00:00Generalized ...``."""
+    import io
+    import time
+
+    from multilevel.cli import common
+
+    class Screen(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Screen()
+    monkeypatch.setattr(common, "DELAY", 0.01)
+    monkeypatch.setattr(common.sys, "stderr", screen)
+    monkeypatch.setattr(common.sys, "stdout", screen)
+
+    class Slow:
+        def summary(self) -> str:
+            return "Generalized linear mixed model fit"
+
+    def run_slow():
+        time.sleep(0.3)
+        return Slow()
+
+    assert common._run_and_report(run_slow, as_json=False) == 0
+    text = screen.getvalue()
+    assert "fitting: 00:00" in text
+    before, _, _ = text.partition("Generalized")
+    assert before.endswith("\n")
+    # the line is redrawn in place (carriage returns), not piled up line after line
+    assert before.count("\n") == 1
+
+
+def test_python_speak_becomes_the_commands_flags(tmp_path):
+    """Library messages name Python arguments (``na_action='omit'``, ``groups=``,
+    ``weights=``, ``family='binomial'``); the command line prints its own flags."""
+    import multilevel
+
+    sleep = multilevel.load_dataset("sleepstudy")
+    sleep.loc[[1, 2], "Days"] = float("nan")
+    sleep.to_csv(tmp_path / "sleep.csv", index=False)
+    cbpp = multilevel.load_dataset("cbpp")
+    cbpp.assign(prop=cbpp.incidence / cbpp["size"]).to_csv(tmp_path / "cbpp.csv", index=False)
+    multilevel.load_dataset("crt10").to_csv(tmp_path / "crt.csv", index=False)
+    s, c, t = str(tmp_path / "sleep.csv"), str(tmp_path / "cbpp.csv"), str(tmp_path / "crt.csv")
+    cases = [
+        (("fit", s, "Reaction ~ Days + (1 | Subject)", "--na-action", "raise"), "pass --na-action omit to"),
+        (("gee", s, "Reaction ~ Days + (1 | Subject)", "--groups", "Subject"), "clusters with --groups"),
+        (("fit", c, "prop ~ period + (1 | herd)", "--family", "binomial"), "the trials with --weights"),
+        (("gee", c, "prop ~ period", "--groups", "herd", "--family", "binomial"), "with --weights"),
+        (("fit", c, "cbind(incidence, size - incidence) ~ period + (1 | herd)"), "pass --family binomial"),
+        (("fit", c, "prop ~ period + (1 | herd)", "--family=binomial", "--weights=n"), "used in --weights"),
+        (
+            ("crt", "analyze", t, "--outcome", "y", "--arm", "arm", "--cluster", "cluster", "--covariates=z"),
+            "used in --covariates not found",
+        ),
+    ]
+    models = ("Reaction ~ 1 + (1 | Subject)", "Reaction ~ Days + (1 | Subject)")
+    cases.append((("anova", str(SLEEP), *models, "--no-refit"), "Use no --no-refit (the default)"))
+    for args, needle in cases:
+        r = run(*args)
+        assert r.returncode == 2 and needle in r.stderr, (args, r.stderr)
+        assert "=" not in r.stderr.split("(at")[0], r.stderr  # no Python keyword left
+    r = run("fit", c, "prop ~ period + (1 | herd)", "--family", "binomial", "--weights", "size", "--factors",
+            "period", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    ref = multilevel.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    assert json.loads(r.stdout)["loglik"] == pytest.approx(ref.loglik, abs=1e-6)
+
+
+def test_flags_stay_python_where_the_command_has_none():
+    from multilevel.cli.common import FLAGS, in_cli_terms
+
+    token = FLAGS.set({"na_action": "--na-action", "ml": "--ml"})
+    try:
+        assert in_cli_terms("pass na_action='omit' or new_levels='population'") == (
+            "pass --na-action omit or new_levels='population'"
+        )
+        assert in_cli_terms("at={'Time': [4]} and na_action=") == "at={'Time': [4]} and --na-action"
+        assert in_cli_terms("use refit=True") == "use refit=True"  # no --no-refit on this command
+        assert in_cli_terms("refit with reml=True (or use ddf='satterthwaite')").startswith(
+            "refit with REML (no --ml)"
+        )
+    finally:
+        FLAGS.reset(token)
+
+
+def test_crt_analyze_reports_dropped_rows_on_one_line(tmp_path):
+    import multilevel
+
+    d = multilevel.load_dataset("crt10")
+    d.loc[[0, 40], "x"] = float("nan")
+    d.to_csv(tmp_path / "crt.csv", index=False)
+    trial = ("crt", "analyze", str(tmp_path / "crt.csv"), "--outcome", "y", "--arm", "arm")
+    r = run(*trial, "--cluster", "cluster", "--covariates", "x")
+    assert r.returncode == 0, r.stderr
+    by_arm = d.loc[[0, 40], "arm"].value_counts()
+    assert f"missing covariate (arm 0: {by_arm.get(0, 0)}, arm 1: {by_arm.get(1, 0)})" in r.stdout
+    assert r.stderr.strip() == "warning: dropped 2 of 323 rows with missing values in columns x (2)"

@@ -190,3 +190,47 @@ def test_warnings_point_at_the_callers_line():
         warnings.simplefilter("always")
         multilevel.fit("Reaction ~ Days + (1 | Subject)", d)
     assert [w.filename for w in caught if w.category is MissingDataWarning] == [__file__]
+
+
+@pytest.mark.parametrize("factor", [1e300, 1e-300, 1e100, 1e-100])
+def test_rank_check_reads_directions_not_magnitudes(factor):
+    from multilevel.model.design import _drop_rank_deficient
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.ones(30), rng.normal(size=30), rng.normal(size=30) * factor])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankDeficiencyWarning)
+        kept, names, dropped = _drop_rank_deficient(X, ["Intercept", "a", "big"])
+    assert names == ["Intercept", "a", "big"] and dropped == [] and np.array_equal(kept, X)
+    collinear = np.column_stack([X, factor * (X[:, 0] + 2 * X[:, 1])])
+    with pytest.warns(RankDeficiencyWarning, match="dropping 1 column c"):
+        _, names, _ = _drop_rank_deficient(collinear, ["Intercept", "a", "big", "c"])
+    assert names == ["Intercept", "a", "big"]
+
+
+@pytest.mark.parametrize("factor", [1e100, 1e-100])
+def test_a_rescaled_predictor_is_kept_and_its_coefficient_rescaled(sleep, factor):
+    ref = multilevel.fit("Reaction ~ Days + (1 | Subject)", sleep)
+    m = multilevel.fit("Reaction ~ Days + (1 | Subject)", sleep.assign(Days=sleep.Days * factor))
+    assert m.converged and list(m.fixef.index) == ["Intercept", "Days"]
+    assert m.fixef["Days"] * factor == pytest.approx(ref.fixef["Days"], rel=1e-5)
+    assert m.fixef_se.iloc[1] * factor == pytest.approx(ref.fixef_se.iloc[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("factor", [1e300, 1e-300])
+@pytest.mark.parametrize("column", ["Reaction", "Days"])
+def test_values_that_cannot_be_squared_are_a_scale_error(sleep, factor, column):
+    with pytest.raises(DataError, match=r"too small or too large to square .* rescale it"):
+        multilevel.fit("Reaction ~ Days + (1 | Subject)", sleep.assign(**{column: sleep[column] * factor}))
+
+
+def test_a_column_name_held_twice_is_refused(sleep):
+    twice = pd.concat([sleep, 2 * sleep[["Days"]]], axis=1)
+    for call in (
+        lambda: multilevel.fit("Reaction ~ Days + (1 | Subject)", twice),
+        lambda: multilevel.gee("Reaction ~ Days", twice, groups="Subject"),
+    ):
+        with pytest.raises(DataError, match="more than one column named 'Days'"):
+            call()
+    # a duplicate the model does not read is no concern
+    assert multilevel.fit("Reaction ~ 1 + (1 | Subject)", twice).nobs == 180

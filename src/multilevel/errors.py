@@ -1,6 +1,10 @@
 """One exception and warning hierarchy for the whole package.
 
 Every message names the input at fault, what was expected, and what to do next.
+A message names an argument of the Python API as ``name=`` or ``name='value'`` (the
+fix ``pass na_action='omit'``) and an entry point as ``crt.analyze()``; the command
+line prints the same message with its own flags (``pass --na-action omit``: see
+:func:`multilevel.cli.common.in_cli_terms`), so one message serves both.
 """
 
 from __future__ import annotations

@@ -369,3 +369,12 @@ def test_transformed_response():
     assert r.strata["Within"].loc["t", "Sum Sq"] == pytest.approx(ss_t, rel=1e-12)
     with pytest.raises(DataError, match="must be numeric"):
         aov("t ~ 1 + Error(b)", d)
+
+
+def test_multilevel_aov_is_the_function_after_the_package_is_imported():
+    import multilevel
+    import multilevel.classical  # the package of the ANOVA code, imported by any aov() call
+
+    d = multilevel.load_dataset("Pastes")
+    r = multilevel.aov("strength ~ 1 + Error(batch/cask)", d)
+    assert r.strata.keys() == aov("strength ~ 1 + Error(batch/cask)", d).strata.keys()

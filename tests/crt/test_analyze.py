@@ -3,11 +3,12 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import multilevel
 from multilevel import crt
-from multilevel.errors import DataError
+from multilevel.errors import DataError, MissingDataWarning
 from tests.conftest import run_cli
 
 
@@ -105,3 +106,27 @@ def test_crt_analyze_cli(tmp_path):
     r = run("crt", "analyze", str(path), "--outcome", "y", "--arm", "arm", "--cluster", "cluster", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["effects"][0]["method"] == "gee"
+
+
+def test_rows_dropped_for_a_missing_covariate_are_counted_by_arm():
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"cluster": np.repeat(np.arange(12), 10), "arm": np.repeat(np.arange(12) % 2, 10)})
+    d["x"] = rng.normal(size=120)
+    d["y"] = 0.5 * d.arm + d.x + rng.normal(size=120)
+    d.loc[[3, 17, 40, 61, 99], "x"] = np.nan  # arms 0, 1, 0, 0, 1
+    d.loc[[5], "y"] = np.nan
+    with pytest.warns(MissingDataWarning, match=r"dropped 6 of 120 rows .* y \(1\), x \(5\)"):
+        a = crt.analyze(d, outcome="y", arm="arm", cluster="cluster", covariates=["x"])
+    assert a.missing_covariates_by_arm == {"0": 3, "1": 2}
+    assert a.missing_by_arm == {"0": 1, "1": 0}
+    assert "missing covariate (arm 0: 3, arm 1: 2) were left out" in a.report()
+    assert a.to_dict()["missing_covariates_by_arm"] == {"0": 3, "1": 2}
+    ref = multilevel.fit("y ~ arm + x + (1 | cluster)", d.dropna())
+    assert a.primary.estimate == pytest.approx(ref.fixef["arm"], rel=1e-6)
+
+
+def test_an_infinite_outcome_is_refused_by_its_name():
+    d = multilevel.load_dataset("crt10").astype({"y": float})
+    d.loc[7, "y"] = np.inf
+    with pytest.raises(DataError, match=r"outcome 'y' has 1 non-finite value .* in row 7"):
+        crt.analyze(d, outcome="y", arm="arm", cluster="cluster")

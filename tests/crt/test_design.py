@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from multilevel import crt
-from multilevel.errors import ModelError
+from multilevel.errors import DataError, MissingDataWarning, ModelError
 
 
 def test_design_effects_by_hand():
@@ -104,3 +104,21 @@ def test_power_plot_draws_a_line_per_size():
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 3  # two sizes and the target line
     assert ax.get_xlabel() == "clusters per arm"
+
+
+def test_icc_counts_and_reports_the_rows_it_drops():
+    d = pd.DataFrame({"y": [1, 2, 3, 4, 5, 6, 7, 8, 9.0, np.nan, 4.0], "g": list("aaabbbcccca")})
+    d.loc[10, "g"] = None
+    with pytest.warns(MissingDataWarning, match=r"dropped 2 of 11 rows .* y \(1\), g \(1\)"):
+        est = crt.icc(d, "y", "g")
+    assert est.n_missing == 2 and est.nobs == 9
+    assert est.icc == pytest.approx(26 / 29)  # the by-hand example's rows
+    assert "2 rows with missing values were dropped" in str(est)
+
+
+@pytest.mark.parametrize("method", ["anova", "reml"])
+def test_icc_refuses_an_infinite_outcome_naming_the_row(method):
+    d = pd.DataFrame({"y": [1, 2, 3, 4, 5, 6, 7, 8, 9.0], "g": list("aaabbbccc")}, index=list("pqrstuvwx"))
+    d.loc["s", "y"] = np.inf
+    with pytest.raises(DataError, match=r"outcome 'y' has 1 non-finite value .* in row s; remove"):
+        crt.icc(d, "y", "g", method=method)

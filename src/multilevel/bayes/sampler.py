@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..control import SampleControl
+from ..errors import SeparationWarning, warn
 from .priors import Prior, default_priors, resolve
 from .program import (
     NutsSettings,
@@ -263,13 +264,22 @@ def model_data(struct: Structure, model: Any, xbar: np.ndarray) -> dict[str, Any
 
 
 def likelihood_fit(model: Any) -> tuple[Any, tuple[str, ...]]:
-    """The REML (LMM) or Laplace (GLMM) fit, its warnings kept rather than shown."""
+    """The REML (LMM) or Laplace (GLMM) fit, its warnings kept rather than shown; but
+    separation, a property of the data that the posterior inherits, is shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             fit = model.fit()
         except Exception as exc:  # the sampler does not need it; say why it is missing
             return None, (f"likelihood fit failed ({exc}); chains start from NumPyro's default",)
+    for w in caught:
+        if issubclass(w.category, SeparationWarning):
+            head = str(w.message).split(" to machine precision")[0]
+            warn(
+                f"the likelihood fit shows {head}: the data do not bound some coefficients, so their "
+                "posterior is what their priors make it; check the priors on b",
+                SeparationWarning,
+            )
     return fit, tuple(str(w.message) for w in caught)
 
 

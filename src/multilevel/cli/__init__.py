@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     from ..errors import FormulaError, MultilevelError
+    from .common import FLAGS, command_flags, in_cli_terms
 
+    FLAGS.set(command_flags(args.command_parser))  # messages name this command's flags
     try:
         return int(args.func(args))
     except BrokenPipeError:
@@ -31,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except FormulaError as exc:
-        print(f"multilevel: error: {exc.one_line()}", file=sys.stderr)
+        print(f"multilevel: error: {in_cli_terms(exc.one_line())}", file=sys.stderr)
         return 2
     except MultilevelError as exc:
-        print(f"multilevel: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"multilevel: error: {in_cli_terms(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
         print(f"multilevel: error: {exc}".splitlines()[0], file=sys.stderr)

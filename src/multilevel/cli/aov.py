@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from typing import Any
 
-from .common import _read_table
+from .common import _read_table, print_warnings
 
 
 def _cmd_aov(args: argparse.Namespace) -> int:
@@ -27,8 +26,7 @@ def _cmd_aov(args: argparse.Namespace) -> int:
                 raise
             raise DataError(f"Error() stratum column {col!r} is numeric: add --factors {col}") from None
     print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else format_aov(result))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0
 
 

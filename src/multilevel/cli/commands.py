@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _fit_control, _read_table, _run_and_report
+from .common import _Elapsed, _fit_control, _read_table, _run_and_report, print_warnings
 
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "eight_schools": ("eight_schools", "y | se(sigma) ~ 1 + (1 | school)", {}),
@@ -71,6 +71,7 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
         link=getattr(args, "link", None),
         nagq=args.nagq if not linear else None,
         reml=False if args.ml else None,
+        weights=getattr(args, "weights", None),
         na_action=args.na_action,
         control=control,
     )
@@ -139,6 +140,7 @@ def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
         family=args.family,
         link=args.link,
         priors=_priors(args.prior),
+        weights=args.weights,
         na_action=args.na_action,
         control=_sample_control(args, progress),
     )
@@ -170,8 +172,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         post = _sample(args, data, progress=not args.json)
     _sample_report(post, args.json, args.point_estimates)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0
 
 
@@ -189,6 +190,7 @@ def _cmd_gee(args: argparse.Namespace) -> int:
             corstr=args.corstr,
             time=args.time,
             se=args.se,
+            weights=args.weights,
             na_action=args.na_action,
         ),
         args.json,
@@ -271,7 +273,5 @@ def _example_eight_schools(args: argparse.Namespace, dataset: str, formula: str)
         warnings.simplefilter("always")
         post = sample(formula, load_dataset(dataset), priors=EIGHT_SCHOOLS_PRIORS, progress=not args.json)
     _sample_report(post, args.json, point_estimates=True)
-    for w in caught:
-        if "Sampling" in type(w.message).__name__:
-            print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(w for w in caught if "Sampling" in type(w.message).__name__)
     return 0

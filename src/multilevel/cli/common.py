@@ -1,14 +1,81 @@
-"""What every subcommand shares: reading the data file, the status line, printing a fit."""
+"""What every subcommand shares: reading the data file, the status line, printing a fit,
+and the library's messages in the command line's own terms."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+# The library's messages name an argument as ``name=`` or ``name='value'`` and an entry
+# point as ``crt.analyze()`` (see multilevel.errors); the command line prints them with
+# the running command's flags instead. FLAGS holds that command's ``dest -> --flag``.
+FLAGS: ContextVar[dict[str, str] | None] = ContextVar("FLAGS", default=None)
+_ARG = re.compile(r"(?<![\w.-])([a-z_][a-z0-9_]*)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+-]+))?")
+# arguments the command line spells as a switch, and Python calls that are commands here
+# (argument, value) -> (the switch's dest, what to print)
+_SWITCHES = {
+    ("reml", "False"): ("ml", "--ml"),
+    ("reml", "True"): ("ml", "REML (no --ml)"),
+    ("reml", None): ("ml", "--ml"),
+    ("refit", "False"): ("no_refit", "--no-refit"),
+    ("refit", "True"): ("no_refit", "no --no-refit"),
+}
+_CALLS = {
+    "multilevel.sample": "multilevel sample",
+    "multilevel.fit": "multilevel fit",
+    "multilevel.gee": "multilevel gee",
+    "crt.analyze()": "multilevel crt analyze",
+}
+
+
+def command_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``dest -> --flag`` for the options of one (sub)command."""
+    out = {}
+    for action in parser._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long and action.dest != "help":
+            out[action.dest] = long[0]
+    return out
+
+
+def in_cli_terms(text: str) -> str:
+    """``text`` with the Python arguments it names written as the running command's flags
+    (``na_action='omit'`` -> ``--na-action omit``); names without a flag stay as they are."""
+    flags = FLAGS.get()
+    if not flags:
+        return text
+
+    def flag(m: re.Match[str]) -> str:
+        name = m.group(1)
+        value = next((g for g in m.groups()[1:] if g is not None), None)
+        dest, switch = _SWITCHES.get((name, value), ("", ""))
+        if dest in flags:
+            return switch
+        if name not in flags:
+            return m.group(0)
+        if value is None:  # ``at={...}`` -> ``--at {...}``
+            glued = m.end() < len(m.string) and m.string[m.end()] in "{[("
+            return flags[name] + (" " if glued else "")
+        return f"{flags[name]} {value}"
+
+    text = _ARG.sub(flag, text)
+    for call, command in _CALLS.items():
+        text = text.replace(call, command)
+    return text
+
+
+def print_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
+    """Each caught warning on a line of its own on stderr, in the command line's terms."""
+    for w in caught:
+        print(f"warning: {in_cli_terms(str(w.message))}", file=sys.stderr)
 
 
 def _read_table(path: str, factors: str | None = None) -> Any:
@@ -124,6 +191,5 @@ def _run_and_report(run: Callable[[], Any], as_json: bool) -> int:
         print(json.dumps(fit.to_dict(), indent=2, default=str))
     else:
         print(fit.summary())
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from typing import Any, Literal
 
-from .common import _read_table
+from .common import _read_table, print_warnings
 
 
 def _cmd_crt_power(args: argparse.Namespace) -> int:
@@ -70,14 +71,17 @@ def _cmd_crt_analyze(args: argparse.Namespace) -> int:
     data = _read_table(args.data, getattr(args, "factors", None))
     cov = [c for c in (args.covariates or "").split(",") if c]
     alts = [c for c in (args.alternatives or "").split(",") if c]
-    res = crt.analyze(
-        data,
-        outcome=args.outcome,
-        arm=args.arm,
-        cluster=args.cluster,
-        covariates=cov,
-        method=args.method,
-        alternatives=alts,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = crt.analyze(
+            data,
+            outcome=args.outcome,
+            arm=args.arm,
+            cluster=args.cluster,
+            covariates=cov,
+            method=args.method,
+            alternatives=alts,
+        )
     print(json.dumps(res.to_dict(), indent=2) if args.json else res.report())
+    print_warnings(caught)
     return 0

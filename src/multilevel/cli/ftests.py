@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from typing import Any
 
-from .common import _Elapsed, _read_table
+from .common import _Elapsed, _read_table, print_warnings
 
 
 def add_emmeans(sub: Any, family_help: str) -> None:
@@ -108,8 +107,7 @@ def cmd_emmeans(args: argparse.Namespace) -> int:
         if con is not None:
             print()
             print(format_contrasts(con, list(emm.by)))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0
 
 
@@ -154,6 +152,5 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(m.summary())
         print()
         print(format_anova(table))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0

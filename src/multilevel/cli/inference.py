@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _fit_control, _read_table
+from .common import _Elapsed, _fit_control, _read_table, print_warnings
 
 
 def add_boot_options(p: Any, nsim: int) -> None:
@@ -86,8 +85,7 @@ def fit_with_confint(args: argparse.Namespace, run: Callable[[], Any]) -> int:
         print(text)
         print(f"\n{what} confidence intervals ({100 * level:g}%):")
         print(ci.to_string(float_format=lambda v: f"{v:.6g}", na_rep="NA"))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0
 
 
@@ -135,8 +133,7 @@ def _cmd_anova(args: argparse.Namespace) -> int:
         print(json.dumps(table.to_dict(), indent=2))
     else:
         print(table)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return 0
 
 

@@ -36,6 +36,12 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
     p.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="COLUMN",
+        help="prior weights; binomial: the numbers of trials of a proportion response",
+    )
 
 
 def _add_fit(sub: Any) -> None:
@@ -74,6 +80,12 @@ def _add_fit(sub: Any) -> None:
         metavar="METHOD",
         help="also print confidence intervals: profile (likelihood profile, as lme4), wald, or boot "
         "(parametric bootstrap; see --nsim, --boot-type, --seed)",
+    )
+    p_fit.add_argument(
+        "--weights",
+        default=None,
+        metavar="COLUMN",
+        help="prior weights; binomial: the numbers of trials of a proportion response",
     )
     p_fit.add_argument("--level", default="0.95", help="confidence level of --confint (default 0.95)")
     add_boot_options(p_fit, nsim=500)
@@ -123,6 +135,12 @@ def _add_gee(sub: Any) -> None:
     )
     p_gee.add_argument("--json", action="store_true", help="print the fit as JSON")
     p_gee.add_argument("--na-action", choices=["omit", "raise"], default="omit")
+    p_gee.add_argument(
+        "--weights",
+        default=None,
+        metavar="COLUMN",
+        help="prior weights; binomial: the numbers of trials of a proportion response",
+    )
     p_gee.set_defaults(func=_cmd_gee)
 
 
@@ -217,6 +235,15 @@ def _add_example(sub: Any) -> None:
     p_ex.set_defaults(func=_cmd_example)
 
 
+def _mark_commands(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command records its own parser: messages are printed with its flags."""
+    parser.set_defaults(command_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                _mark_commands(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="multilevel",
@@ -239,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_example(sub)
     add_deconvolve(sub)
     add_aov(sub)
+    _mark_commands(parser)
     for p in sub.choices.values():  # every command that reads a table can declare factors
         has_data = any(a.dest == "data" for a in p._actions)
         if has_data and not any(a.dest == "factors" for a in p._actions):

@@ -9,9 +9,12 @@ Recommended analyses (``method="auto"``):
   df below 50 clusters).
 
 Alternatives on request: ``lmm``, ``gee``, ``glmm`` (Laplace, Wald z) and
-``cluster_t`` (t test on cluster means, unadjusted). Rows with a missing outcome
-are counted by arm; the mixed model uses every observed outcome, which is valid
-when outcomes are missing at random given the covariates in the model.
+``cluster_t`` (t test on cluster means, unadjusted). Rows with a missing outcome,
+and rows with an observed outcome but a missing covariate, are counted by arm and
+left out (with a warning that counts them, as :func:`multilevel.fit` gives); the
+mixed model uses every complete row, which is valid when outcomes are missing at
+random given the covariates in the model. :func:`multilevel.crt.impute_and_analyze`
+imputes them instead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError
-from ..model.data import check_columns, to_pandas
+from ..model.data import check_columns, check_finite, complete_rows, to_pandas
 from .icc import IccEstimate, icc
 
 METHODS = ("auto", "lmm", "gee", "glmm", "cluster_t")
@@ -53,6 +56,8 @@ class CrtAnalysis:
     cluster_sizes: dict[str, float]
     missing_by_arm: dict[str, int]
     covariates: tuple[str, ...] = field(default_factory=tuple)
+    # rows with an observed outcome left out for a missing covariate
+    missing_covariates_by_arm: dict[str, int] = field(default_factory=dict)
 
     @property
     def primary(self) -> ArmEffect:
@@ -75,6 +80,12 @@ class CrtAnalysis:
             lines.append(
                 f"Missing outcomes ({miss}) were left out; the mixed model is valid if outcomes are "
                 "missing at random given the covariates in the model"
+            )
+        if any(self.missing_covariates_by_arm.values()):
+            miss = ", ".join(f"arm {k}: {v}" for k, v in self.missing_covariates_by_arm.items())
+            lines.append(
+                f"Rows with a missing covariate ({miss}) were left out (a complete-case analysis; "
+                "multiple imputation would keep them)"
             )
         lines.append("")
         lines.append(f"{'method':<10} {'effect':>10} {'SE':>8} {'df':>7} {'p':>9}   95% CI   scale")
@@ -101,6 +112,7 @@ class CrtAnalysis:
             "clusters_per_arm": self.clusters_per_arm,
             "cluster_sizes": self.cluster_sizes,
             "missing_by_arm": self.missing_by_arm,
+            "missing_covariates_by_arm": self.missing_covariates_by_arm,
             "covariates": list(self.covariates),
             "effects": [
                 {
@@ -209,7 +221,9 @@ def analyze(
     """Analyse a parallel two-arm CRT; ``alternatives`` adds other analyses to the report."""
     df = to_pandas(data)
     covariates = list(covariates or [])
-    check_columns(df, [outcome, arm, cluster, *covariates], "crt.analyze()")
+    roles = {"outcome": [outcome], "arm": [arm], "cluster": [cluster], "covariates": covariates}
+    for name, cols in roles.items():  # a message names the argument (the CLI: its flag)
+        check_columns(df, cols, f"{name}=")
     if df[cluster].isna().any() or df[arm].isna().any():
         raise DataError("every row needs its cluster and arm; fill in or drop rows where they are missing")
     arms = sorted(df[arm].unique())
@@ -218,11 +232,19 @@ def analyze(
     per_cluster = df.groupby(cluster)[arm].nunique()
     if (per_cluster > 1).any():
         raise DataError(f"arm {arm!r} varies within clusters: this is not a cluster randomized design")
-    missing = {str(a): int(df.loc[df[arm] == a, outcome].isna().sum()) for a in arms}
+    complete, _ = complete_rows(df, [outcome, *covariates], "omit")  # warns with the counts, as fit()
+    y_na = df[outcome].isna().to_numpy()
+    arm_of = df[arm].to_numpy()
+
+    def by_arm(rows: np.ndarray) -> dict[str, int]:
+        return {str(a): int(np.sum(rows & (arm_of == a))) for a in arms}
+
     d = pd.DataFrame({"_y": df[outcome], "_arm": (df[arm] == arms[1]).astype(float), "_cluster": df[cluster]})
     for c in covariates:
         d[c] = df[c]
-    d = d.dropna().reset_index(drop=True)
+    d = d.loc[complete].reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(d["_y"]):
+        check_finite(f"the outcome {outcome!r}", d["_y"].to_numpy(dtype=float), df.index[complete])
     otype = _outcome_type(d["_y"])
     rhs = " + ".join(["_arm", *covariates])
     primary = method if method != "auto" else ("lmm" if otype == "continuous" else "gee")
@@ -236,6 +258,7 @@ def analyze(
         icc=icc(d, "_y", "_cluster"),
         clusters_per_arm={str(arms[0]): int(k.get(0.0, 0)), str(arms[1]): int(k.get(1.0, 0))},
         cluster_sizes={"min": float(sizes.min()), "mean": float(sizes.mean()), "max": float(sizes.max())},
-        missing_by_arm=missing,
+        missing_by_arm=by_arm(y_na),
         covariates=tuple(covariates),
+        missing_covariates_by_arm=by_arm(~complete & ~y_na),
     )

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 from ..errors import DataError
-from ..model.data import check_columns, to_pandas
+from ..model.data import check_columns, check_finite, complete_rows, to_pandas
 from ..model.groupings import factor_codes
 
 
@@ -36,10 +37,14 @@ class IccEstimate:
     n_clusters: int
     nobs: int
     level: float = 0.95
+    n_missing: int = 0  # rows left out for a missing outcome or cluster
 
     def __str__(self) -> str:
         pct = round(100 * self.level)
-        return f"ICC ({self.method}) = {self.icc:.4f}, {pct}% CI [{self.lower:.4f}, {self.upper:.4f}]"
+        text = f"ICC ({self.method}) = {self.icc:.4f}, {pct}% CI [{self.lower:.4f}, {self.upper:.4f}]"
+        if self.n_missing:
+            text += f" ({self.n_missing} rows with missing values were dropped)"
+        return text
 
 
 def _anova(y: np.ndarray, codes: np.ndarray, level: float) -> IccEstimate:
@@ -145,14 +150,19 @@ def icc(data: Any, outcome: str, cluster: str, *, method: str = "anova", level: 
     """
     df = to_pandas(data)
     check_columns(df, [outcome, cluster], "icc()")
-    df = df[[outcome, cluster]].dropna()
+    mask, _ = complete_rows(df, [outcome, cluster], "omit")  # counted and reported, as fit() does
+    df = df.loc[mask, [outcome, cluster]]
+    if pd.api.types.is_numeric_dtype(df[outcome]):
+        check_finite(f"the outcome {outcome!r}", df[outcome].to_numpy(dtype=float), df.index)
     if method == "anova":
         codes, levels = factor_codes(df, (cluster,))
         if len(levels) < 2:
             raise DataError("the ICC needs at least 2 clusters")
-        return _anova(df[outcome].to_numpy(dtype=float), codes, level)
-    if method == "reml":
-        return _reml(f"{outcome} ~ 1 + (1 | {cluster})", df, level)
-    if method == "latent":
-        return _latent(f"{outcome} ~ 1 + (1 | {cluster})", df, level)
-    raise DataError(f"method must be 'anova', 'reml' or 'latent', got {method!r}")
+        est = _anova(df[outcome].to_numpy(dtype=float), codes, level)
+    elif method == "reml":
+        est = _reml(f"{outcome} ~ 1 + (1 | {cluster})", df, level)
+    elif method == "latent":
+        est = _latent(f"{outcome} ~ 1 + (1 | {cluster})", df, level)
+    else:
+        raise DataError(f"method must be 'anova', 'reml' or 'latent', got {method!r}")
+    return replace(est, n_missing=int((~mask).sum()))

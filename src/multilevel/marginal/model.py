@@ -71,7 +71,6 @@ def gee(
         also_complete=(time,) if time is not None else (),
     )
     y, X, w, offv, codes, t_sorted = _by_cluster(design, None if time is None else df[time].to_numpy())
-    fam.check(y, w)
     clusters = _clusters(codes, t_sorted, spec.cluster, time, corstr)
     corr = make_correlation(corstr, int(max(t.max() for t in clusters.times)) + 1)
     est = gee_fit(y, X, w, offv, clusters, fam, corr)

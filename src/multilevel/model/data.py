@@ -41,9 +41,18 @@ def to_pandas(data: Any) -> pd.DataFrame:
 
 
 def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formula") -> None:
-    """Raise a DataError naming every missing column and the closest existing ones."""
+    """Raise a DataError naming every missing column and the closest existing ones, or a
+    column whose name the table holds twice (which of the two would be read is arbitrary)."""
+    names = list(names)
     missing = [n for n in names if n not in df.columns]
     if not missing:
+        if df.columns.has_duplicates:
+            twice = sorted({str(n) for n in names if n in set(df.columns[df.columns.duplicated()])})
+            if twice:
+                raise DataError(
+                    f"the data have more than one column named {', '.join(map(repr, twice))} (used in "
+                    f"{what}); rename or drop the duplicates so that each name is one column"
+                )
         return
     parts = []
     cols = [str(c) for c in df.columns]
@@ -113,12 +122,18 @@ def strings_as_objects(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame
     return df.assign(**fix) if fix else df
 
 
-def check_finite(name: str, values: np.ndarray) -> None:
-    """Raise a DataError when a numeric array holds inf or nan."""
+def check_finite(name: str, values: np.ndarray, rows: Any = None) -> None:
+    """Raise a DataError when a numeric array holds inf or nan; ``rows`` (the input's row
+    labels of ``values``) lets the message say where."""
     if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
-        bad = int(np.sum(~np.isfinite(values)))
+        where = np.flatnonzero(~np.isfinite(values))
+        bad = where.size
+        at = ""
+        if rows is not None:
+            labels = [str(r) for r in np.asarray(rows)[where[:5]]]
+            at = f" in row{'s' if bad > 1 else ''} {', '.join(labels)}{', ...' if bad > 5 else ''}"
         raise DataError(
-            f"{name} has {bad} non-finite value{'s' if bad > 1 else ''} (inf or nan); "
+            f"{name} has {bad} non-finite value{'s' if bad > 1 else ''} (inf or nan){at}; "
             "remove those rows or transform the variable"
         )
 

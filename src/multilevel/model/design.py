@@ -29,6 +29,7 @@ from .data import check_columns, check_finite, complete_rows, row_vector, string
 from .fast_design import fast_matrices
 from .groupings import factor_codes, grouping_blocks, term_values
 from .matrices import expression, model_matrix
+from .response import check_trials
 from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
 
 RANK_TOL = 1e-7
@@ -112,12 +113,17 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     if X.shape[1] == 0:
         return X, names, []
     # Unpivoted QR keeps the column order, so a column that is a combination of
-    # earlier ones is the one dropped (as R's dqrdc2, used by lme4).
-    R = np.linalg.qr(X, mode="r")
-    norms = np.linalg.norm(X, axis=0)
+    # earlier ones is the one dropped (as R's dqrdc2, used by lme4). The columns are
+    # scaled to unit length first: rank is a property of directions, and a column of
+    # values near 1e300 or 1e-300 would otherwise over- or underflow in the QR.
+    peak = np.max(np.abs(X), axis=0)
+    Xs = X / np.where(peak > 0, peak, 1.0)
+    norms = np.linalg.norm(Xs, axis=0)
+    Xs = Xs / np.where(norms > 0, norms, 1.0)
+    R = np.linalg.qr(Xs, mode="r")
     d = np.zeros(X.shape[1])  # columns past the number of rows depend on the earlier ones
     d[: min(X.shape)] = np.abs(np.diag(R))
-    keep = np.flatnonzero(d > RANK_TOL * np.maximum(norms, 1e-300))
+    keep = np.flatnonzero((d > RANK_TOL) & (norms > 0))
     dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
     if dropped:
         warn(
@@ -126,6 +132,43 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
             RankDeficiencyWarning,
         )
     return X[:, keep], [names[i] for i in keep], dropped
+
+
+def _fixed_design(fixed_mm: Any) -> tuple[np.ndarray, list[str], list[str]]:
+    """The fixed-effect columns kept (finite, of full rank, of a magnitude that squares),
+    their names and the names of those dropped."""
+    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
+    check_finite("the fixed-effect design", X_full)
+    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
+    _check_column_scale(X, names)
+    return X, names, dropped
+
+
+def _prior_weights(
+    parsed: ParsedFormula, fam: Family, y: np.ndarray, trials: np.ndarray | None, w: np.ndarray | None
+) -> np.ndarray | None:
+    """Prior weights times binomial trials, once the response is checked against the
+    family's support: here, where every entry point (fit, sample, gee) passes."""
+    if fam.trials_response:
+        check_trials(parsed.response, y, trials, w)
+    if trials is not None:
+        w = trials if w is None else w * trials
+    fam.check(y, w if w is not None else np.ones(len(y)))
+    return w
+
+
+def _check_column_scale(X: np.ndarray, names: list[str]) -> None:
+    """Refuse a fixed-effect column whose magnitude cross-products cannot hold (as the
+    response's): its squares would over- or underflow in double precision."""
+    peak = np.max(np.abs(X), axis=0) if X.size else np.zeros(0)
+    bad = [(n, p) for n, p in zip(names, peak) if p > 0 and not (1e-150 < p < 1e150)]
+    if bad:
+        name, p = bad[0]
+        raise DataError(
+            f"the fixed-effect column {name!r} reaches {p:.3g} in magnitude: too small or too large to "
+            "square in double precision; rescale it (e.g. multiply by a power of 10; its coefficient "
+            "is divided by the same factor)"
+        )
 
 
 def _check_terms(parsed: ParsedFormula, cluster: str | None) -> None:
@@ -154,10 +197,13 @@ def _used_columns(parsed: ParsedFormula, df: pd.DataFrame, weights: Any, offset:
     used = [n for e in exprs for n in names_in(e, cols)]
     for t in parsed.random:
         used += names_in(t.expr, cols)
+    check_columns(df, used, "the formula")  # they exist; a name held twice is refused
     group_cols = [f for t in parsed.random for f in t.factors]
     check_columns(df, group_cols, "a random-effects grouping")
     extra = [a for a in (weights, offset) if isinstance(a, str)]
-    check_columns(df, extra, "weights=/offset=")
+    for name, arg in (("weights", weights), ("offset", offset)):
+        if isinstance(arg, str):
+            check_columns(df, [arg], f"{name}=")
     return list(dict.fromkeys(used + group_cols + extra))
 
 
@@ -331,13 +377,10 @@ def build_model(
     fam = get_family(family)
     lhs, fixed_mm, re_mats, mm_specs = _matrices(parsed, sub, df)
     y, trials = _response(parsed, sub, lhs, fam)
-    X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
-    check_finite("the fixed-effect design", X_full)
-    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
+    X, names, dropped = _fixed_design(fixed_mm)
     groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster)
     w, off, se = _known_parts(parsed, sub, df, mask, weights, offset)
-    if trials is not None:
-        w = trials if w is None else w * trials
+    w = _prior_weights(parsed, fam, y, trials, w)
     _check_identifiable(groupings, len(y), fam, se is not None)
     spec = ModelSpec(
         parsed=parsed,

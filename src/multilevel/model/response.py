@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning, warn
 
 
 def binomial_response(
@@ -60,3 +60,34 @@ def binomial_response(
             return col.to_numpy(dtype=float), None
     y = np.asarray(evaluate(response), dtype=float)
     return y, None
+
+
+def check_trials(
+    response: str | None, y: np.ndarray, trials: np.ndarray | None, weights: np.ndarray | None
+) -> None:
+    """Refuse proportions without their numbers of trials, and warn (as R's glm does) when
+    the successes, proportion times trials, are not whole numbers.
+
+    A proportion without trials would count every row as one trial: the estimates are
+    then those of the proportions, but the standard errors and the likelihood are wrong.
+    """
+    if trials is not None:  # cbind(successes, failures): whole by construction, or checked by R's rule below
+        n = trials if weights is None else trials * weights
+    elif weights is None:
+        frac = (y > 0) & (y < 1)
+        if np.any(frac):
+            raise DataError(
+                f"binomial response {response!r} holds proportions ({int(frac.sum())} rows strictly between "
+                "0 and 1) but no numbers of trials; each row would count as one trial. Write "
+                "cbind(successes, failures) in the formula, or give the trials with weights="
+            )
+        return
+    else:
+        n = weights
+    successes = y * n
+    if np.any(np.abs(successes - np.round(successes)) > 1e-3):
+        warn(
+            f"binomial response {response!r}: non-integer numbers of successes (response times weights); "
+            "the weights of a binomial model are its numbers of trials",
+            DataWarning,
+        )
