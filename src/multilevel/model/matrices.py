@@ -40,7 +40,14 @@ def model_matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
 
 def expression(expr: str, df: pd.DataFrame, formula: str) -> np.ndarray:
     """The values of one formula expression (``size - incidence``, ``log(n)``) as floats."""
-    return np.asarray(model_matrix(f"I({expr}) ~ 1", df, formula).lhs.to_numpy(dtype=float)).ravel()
+    lhs = model_matrix(f"I({expr}) ~ 1", df, formula).lhs
+    if lhs.shape[1] != 1:
+        # a non-numeric column (strings, booleans of object dtype) is encoded as dummies
+        raise DataError(
+            f"{expr!r} in {formula!r} must be one number per row, but it is encoded as "
+            f"{lhs.shape[1]} columns ({', '.join(map(str, lhs.columns))}); convert the column to numbers"
+        )
+    return np.asarray(lhs.to_numpy(dtype=float)).ravel()
 
 
 class FormulaicParts:
