@@ -27,7 +27,7 @@ def _check_bool(name: str, value: object, *, optional: bool = False) -> None:
 
 
 #: the default time limit of a fit with fewer than SMALL_MODEL_ROWS rows
-SMALL_MODEL_SECONDS = 8.0
+SMALL_MODEL_SECONDS = 6.0
 SMALL_MODEL_ROWS = 1000
 
 
@@ -48,7 +48,7 @@ class FitControl:
         (a user's default, read here and nowhere else).
     max_seconds:
         The time the optimizers may take; past it the fit stops with
-        ``converged=False`` and a warning. ``None`` (default): 8 seconds for
+        ``converged=False`` and a warning. ``None`` (default): 6 seconds for
         models of fewer than 1,000 rows, unlimited for larger ones.
     """
 
