@@ -41,8 +41,11 @@ def fit_glmm_result(
     start: np.ndarray | None = None,
     control: FitControl | None = None,
     result_type: type[Any],
+    standard_errors: bool = True,
 ) -> Any:
-    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``."""
+    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``;
+    ``standard_errors``: whether the convergence verdict checks them (see
+    :func:`~multilevel.model.verdict.finite_verdict`)."""
     control = FitControl() if control is None else control
     limit = control.time_limit(design.n)
     compiled = control.use_compiled_kernels
@@ -102,4 +105,4 @@ def fit_glmm_result(
         optinfo=opt,
         messages=msgs,
     )
-    return finite_verdict(result)
+    return finite_verdict(result, standard_errors=standard_errors)

@@ -34,7 +34,7 @@ def numerical_failure(what: str, exc: BaseException, advice: str) -> ModelError:
     return ModelError(f"{what} failed numerically ({type(exc).__name__}: {detail}); {advice}")
 
 
-def _nonfinite(result: Any) -> list[str]:
+def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
     bad = []
     numbers = {
         "log-likelihood": lambda: result.loglik,
@@ -42,8 +42,9 @@ def _nonfinite(result: Any) -> list[str]:
         "variance parameters (theta)": lambda: result.theta,
         "residual scale": lambda: result.sigma,
         "random effects": lambda: np.concatenate([np.ravel(b) for b in result._b] or [np.zeros(0)]),
-        "standard errors": lambda: result.fixef_se.to_numpy(),
     }
+    if standard_errors:
+        numbers["standard errors"] = lambda: result.fixef_se.to_numpy()
     for name, get in numbers.items():
         try:
             value = np.asarray(get(), dtype=float)
@@ -57,12 +58,16 @@ def _nonfinite(result: Any) -> list[str]:
     return bad
 
 
-def finite_verdict(result: Any) -> Any:
+def finite_verdict(result: Any, *, standard_errors: bool = True) -> Any:
     """``result`` as is, or, when it claims convergence with a non-finite number,
-    a copy with ``converged=False`` and a message (also warned) naming the numbers."""
+    a copy with ``converged=False`` and a message (also warned) naming the numbers.
+
+    ``standard_errors=False`` checks only the estimates (for bootstrap replicates,
+    whose SEs are never used and cost a GLMM a Hessian).
+    """
     if not result.optinfo.converged:
         return result
-    bad = _nonfinite(result)
+    bad = _nonfinite(result, standard_errors)
     if not bad:
         return result
     msg = (
