@@ -345,3 +345,11 @@ def test_crt_never_crashes_long(df, outcome, method, icc_method):
 @given(case=fits(), df=frames())
 def test_sample_never_crashes_long(case, df):
     _sample_property(case, df, draws=5)
+
+
+def test_dates_in_the_formula_are_named():
+    d = pd.DataFrame(
+        {"y": np.arange(8.0), "t": pd.date_range("2020-01-01", periods=8), "g": list("aabbccdd")}
+    )
+    with pytest.raises(multilevel.errors.FormulaError, match="'t' holds dates"):
+        multilevel.fit("y ~ t + (1|g)", d)
