@@ -26,6 +26,11 @@ def _check_bool(name: str, value: object, *, optional: bool = False) -> None:
         raise ModelError(f"{name} must be {want}, got {value!r}")
 
 
+#: the default time limit of a fit with fewer than SMALL_MODEL_ROWS rows
+SMALL_MODEL_SECONDS = 6.0
+SMALL_MODEL_ROWS = 1000
+
+
 @dataclass(frozen=True)
 class FitControl:
     """How a likelihood fit runs.
@@ -41,15 +46,29 @@ class FitControl:
         (~1.3x faster iterations, ~0.5 s to start Numba once per process).
         ``None``: on, unless the environment variable ``MULTILEVEL_NUMBA=0`` is set
         (a user's default, read here and nowhere else).
+    max_seconds:
+        The time the optimizers may take; past it the fit stops with
+        ``converged=False`` and a warning. ``None`` (default): 6 seconds for
+        models of fewer than 1,000 rows, unlimited for larger ones.
     """
 
     optimizer: str = "bobyqa"
     compiled_kernels: bool | None = None
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ModelError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check_bool("compiled_kernels", self.compiled_kernels, optional=True)
+        m = self.max_seconds
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ModelError(f"max_seconds must be a positive number of seconds or None, got {m!r}")
+
+    def time_limit(self, nobs: int) -> float | None:
+        """Seconds the optimizers of a fit to ``nobs`` rows may take (None: no limit)."""
+        if self.max_seconds is not None:
+            return float(self.max_seconds)
+        return SMALL_MODEL_SECONDS if nobs < SMALL_MODEL_ROWS else None
 
     @property
     def use_compiled_kernels(self) -> bool:

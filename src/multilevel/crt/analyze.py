@@ -165,7 +165,7 @@ def _effect(method: str, d: pd.DataFrame, rhs: str, outcome_type: str) -> ArmEff
                 r["Estimate"],
                 r["Std. Error"],
                 float("inf"),
-                r["Pr(>|z|)"],
+                r["Pr(>|z|)"] if "Pr(>|z|)" in r.index else r["Pr(>|t|)"],  # a Gaussian GLMM is an LMM
                 r["Estimate"] - q * r["Std. Error"],
                 r["Estimate"] + q * r["Std. Error"],
                 scale,

@@ -53,6 +53,11 @@ def _anova(y: np.ndarray, codes: np.ndarray, level: float) -> IccEstimate:
     n = np.bincount(codes, minlength=k).astype(float)
     if np.any(n == 0):
         raise DataError("every cluster needs at least one observation")
+    if N <= k:
+        raise DataError(
+            f"the ANOVA ICC needs more observations than clusters ({N} rows in {k} clusters leave no "
+            "within-cluster variation); collect clusters with two or more observations"
+        )
     means = np.bincount(codes, weights=y, minlength=k) / n
     grand = y.mean()
     ssb = float(np.sum(n * (means - grand) ** 2))

@@ -11,6 +11,7 @@ effects only; vector random effects up to q = 3 are handled here.
 from __future__ import annotations
 
 import itertools
+import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,10 @@ MAX_NODES = 25
 MAX_Q = 3
 
 
+#: the most quadrature nodes per group (nagq ** q): 25 for a scalar term or a pair
+MAX_GRID = 625
+
+
 def check_agq(spec: ModelSpec, nagq: int) -> None:
     if len(spec.groupings) != 1:
         raise ModelError(
@@ -40,6 +45,12 @@ def check_agq(spec: ModelSpec, nagq: int) -> None:
         )
     if nagq > MAX_NODES:
         raise ModelError(f"nagq must be at most {MAX_NODES}")
+    if nagq**q > MAX_GRID:
+        most = math.floor(MAX_GRID ** (1.0 / q) + 1e-9)
+        raise ModelError(
+            f"nagq={nagq} with {q} random effects per group is a grid of {nagq**q} nodes per group "
+            f"(at most {MAX_GRID}); use nagq <= {most} or nagq=1 (Laplace)"
+        )
 
 
 @lru_cache(maxsize=32)

@@ -13,10 +13,23 @@ import numpy as np
 
 from ..control import FitControl
 from ..errors import ConvergenceWarning, SeparationWarning, warn
-from ..optim.optimize import OptSummary
+from ..model.verdict import finite_verdict, is_numerical_failure, numerical_failure
+from ..optim.optimize import MAXTIME, OptSummary, time_limit
 from .fit import GRADIENT_NOT_SMALL, fit_glmm, separation_message, singular_and_messages
 
 STOPPED_EARLY = ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED", GRADIENT_NOT_SMALL)
+
+
+def time_message(limit: float | None, nagq: int) -> str:
+    """The warning of a fit stopped at its time limit: what stopped and what to try."""
+    tips = "a simpler random-effects structure, rescaled predictors, "
+    if nagq > 1:
+        tips += "fewer quadrature nodes (nagq=1, Laplace), "
+    return (
+        f"the optimizer stopped at the fit's time limit ({limit:g} s) before it converged; the "
+        f"estimates are where it stopped. Try {tips}or a longer limit "
+        "(control=FitControl(max_seconds=...))"
+    )
 
 
 def fit_glmm_result(
@@ -28,10 +41,27 @@ def fit_glmm_result(
     start: np.ndarray | None = None,
     control: FitControl | None = None,
     result_type: type[Any],
+    standard_errors: bool = True,
 ) -> Any:
-    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``."""
+    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``;
+    ``standard_errors``: whether the convergence verdict checks them (see
+    :func:`~multilevel.model.verdict.finite_verdict`)."""
     control = FitControl() if control is None else control
-    est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=control.use_compiled_kernels)
+    limit = control.time_limit(design.n)
+    compiled = control.use_compiled_kernels
+    try:
+        with time_limit(limit):
+            est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=compiled)
+    except Exception as exc:
+        if not is_numerical_failure(exc):
+            raise
+        raise numerical_failure(
+            f"the {family.name} GLMM fit (link {family.link.name!r})",
+            exc,
+            "the working weights vanished or the linear predictor left the link's range. Look for "
+            "separation (an outcome that is all 0 or all 1 within a level), drop fixed effects or "
+            "random-effect terms, or use the canonical link",
+        ) from exc
     singular, msgs = singular_and_messages(spec, est.theta)
     offset = design.offset if design.offset is not None else np.zeros(design.n)
     sep = separation_message(family, est, offset)
@@ -39,6 +69,9 @@ def fit_glmm_result(
         msgs = (*msgs, sep)
         warn(sep, SeparationWarning)
     s2 = est.stage2
+    if MAXTIME in est.stage1.return_code or MAXTIME in s2.return_code:
+        msgs = (*msgs, time_message(limit, nagq))
+        warn(msgs[-1], ConvergenceWarning)
     finite = bool(np.isfinite(est.deviance)) and bool(np.all(np.isfinite(est.beta)))
     ok = not s2.return_code.startswith(STOPPED_EARLY) and est.pirls.converged and finite
     if not s2.return_code.startswith(("NLOPT", "LBFGSB_CONVERGED")):
@@ -62,7 +95,7 @@ def fit_glmm_result(
         singular=singular,
         messages=msgs,
     )
-    return result_type(
+    result = result_type(
         spec=spec,
         design=design,
         family=family,
@@ -72,3 +105,4 @@ def fit_glmm_result(
         optinfo=opt,
         messages=msgs,
     )
+    return finite_verdict(result, standard_errors=standard_errors)

@@ -39,18 +39,26 @@ def _binomial_pairs(fit: Any, y: Any) -> Any:
         return np.where(total > 0, a[:, 0] / total, 0.0)
 
 
-def refit(fit: Any, y: Any) -> Any:
+def refit(fit: Any, y: Any, *, standard_errors: bool = True) -> Any:
     """The same GLMM fitted to response ``y`` from the current theta (lme4's ``refit``).
 
     ``y`` is on the fit's scale (proportions with the trials as weights for a
     binomial model; ``cbind(successes, failures)`` as a two-column array also works).
+    ``standard_errors=False`` leaves them out of the convergence verdict (a bootstrap
+    replicate needs only the estimates, and the SEs cost a Hessian).
     """
     from .driver import fit_glmm_result
 
     v = check_response(fit, _binomial_pairs(fit, y))
     design = dataclasses.replace(fit.design, y=v)
     return fit_glmm_result(
-        fit.spec, design, fit.family, nagq=fit.nagq, start=fit.theta, result_type=type(fit)
+        fit.spec,
+        design,
+        fit.family,
+        nagq=fit.nagq,
+        start=fit.theta,
+        result_type=type(fit),
+        standard_errors=standard_errors,
     )
 
 
@@ -76,7 +84,7 @@ def fit_responses(fit: Any, Y: np.ndarray) -> ReplicateFits:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                m = refit(fit, Y[:, r])
+                m = refit(fit, Y[:, r], standard_errors=False)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError, ModelError):
                 continue
         theta[r], beta[r], crit[r] = m.theta, m.fixef.to_numpy(), m.deviance

@@ -25,6 +25,7 @@ from ..model.newdata import design_for
 from ..model.profile_methods import ProfileMethods
 from ..model.pvalues import two_sided_z, wald_interval
 from ..model.spec import ModelSpec
+from ..model.verdict import is_numerical_failure
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import OptSummary
 from .after_fit import GlmmInferenceMixin
@@ -79,11 +80,17 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
         u0 = self.estimate.pirls.u
-        with blas_threads(self.estimate.pirls.system.layout.m):
-            if self.nagq <= 1 and gradient_available(self.problem):
-                return hessian_from_gradient(gradient_function(self.problem, k, p, has_disp, u0), x)
-            f = deviance_function(self.problem, self.nagq, k, p, has_disp, u0)
-            _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
+        try:
+            with blas_threads(self.estimate.pirls.system.layout.m):
+                if self.nagq <= 1 and gradient_available(self.problem):
+                    return hessian_from_gradient(gradient_function(self.problem, k, p, has_disp, u0), x)
+                f = deviance_function(self.problem, self.nagq, k, p, has_disp, u0)
+                _, H = jacobian_hessian(lambda v: np.array([f(v)]), x, d=1e-3, eps=1e-4, levels=2)
+        except Exception as exc:
+            # PIRLS fails at a point next to the estimate: no curvature, no standard errors
+            if not is_numerical_failure(exc):
+                raise
+            return np.full((x.size, x.size), np.nan)
         return H
 
     @cached_property
@@ -91,10 +98,13 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
         """Covariance of the fixed effects from the Hessian of the deviance in (theta, beta), as lme4."""
         k, p = self.theta.size, self.spec.p
         H = self._hessian
-        try:
-            V = 2.0 * np.linalg.inv(H)
-        except np.linalg.LinAlgError:
-            V = 2.0 * np.linalg.pinv(H)
+        if not np.all(np.isfinite(H)):
+            V = np.full_like(H, np.nan)
+        else:
+            try:
+                V = 2.0 * np.linalg.inv(H)
+            except np.linalg.LinAlgError:
+                V = 2.0 * np.linalg.pinv(H)
         names = list(self.spec.fixed_names)
         return pd.DataFrame(V[k : k + p, k : k + p], index=names, columns=names)
 

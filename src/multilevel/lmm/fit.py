@@ -13,7 +13,8 @@ import numpy as np
 
 from ..control import FitControl
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning, warn
-from ..optim.optimize import OptSummary, bobyqa, lbfgsb
+from ..model.verdict import finite_verdict, is_numerical_failure, numerical_failure
+from ..optim.optimize import MAXTIME, OptSummary, bobyqa, lbfgsb, time_limit
 from .gradient import criterion_and_gradient
 from .inference import check_convergence
 from .objective import LmmObjective
@@ -71,15 +72,24 @@ def optimize(
     lower = obj.spec.theta_map.lower_bounds
     x0 = _start(obj, start)
     history: list[tuple[np.ndarray, float]] = []
-    if optimizer == "bobyqa":
-        step = 0.1 * np.maximum(np.abs(x0), 0.1)
-        theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step, history=history)
-    else:
-        theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
+    with time_limit(control.time_limit(obj.cp.n)):
+        if optimizer == "bobyqa":
+            step = 0.1 * np.maximum(np.abs(x0), 0.1)
+            theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step, history=history)
+        else:
+            theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
     theta, fval = _snap_to_boundary(obj, theta, float(fval), lower)
     check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
-    ok = code not in ("NLOPT_MAXEVAL_REACHED", "NLOPT_MAXTIME_REACHED") and check.converged
+    ok = code not in ("NLOPT_MAXEVAL_REACHED", MAXTIME) and check.converged
+    messages = check.messages
+    if code == MAXTIME:
+        messages = (
+            *messages,
+            f"the optimizer stopped at the fit's time limit ({control.time_limit(obj.cp.n):g} s) before "
+            "it converged; try a simpler random-effects structure or a longer limit "
+            "(control=FitControl(max_seconds=...))",
+        )
     opt = OptSummary(
         optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",
         start=tuple(float(v) for v in x0),
@@ -90,12 +100,12 @@ def optimize(
         return_code=code,
         converged=ok and bool(np.isfinite(fval)),
         singular=check.singular,
-        messages=check.messages,
+        messages=messages,
     )
-    for msg in check.messages:
+    for msg in messages:
         cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
         warn(msg, cls)
-    return theta, opt, check.messages
+    return theta, opt, messages
 
 
 def fit_objective(
@@ -108,10 +118,20 @@ def fit_objective(
 ) -> Any:
     """Optimize a prepared objective (:func:`optimize`) and wrap the result in
     ``result_type`` (:class:`~multilevel.lmm.results.LmmResult` or a subclass)."""
-    theta, opt, messages = optimize(obj, start=start, control=control)
-    factor = obj.factor(theta)
-    sol = solve(obj, factor)
-    return result_type(
+    try:
+        theta, opt, messages = optimize(obj, start=start, control=control)
+        factor = obj.factor(theta)
+        sol = solve(obj, factor)
+    except Exception as exc:
+        if not is_numerical_failure(exc):
+            raise
+        raise numerical_failure(
+            "the linear mixed model fit",
+            exc,
+            "the model is likely too rich for the data: drop random-effect terms or fixed effects, "
+            "or rescale the response and predictors",
+        ) from exc
+    result = result_type(
         spec=obj.spec,
         design=design,
         objective=obj,
@@ -121,3 +141,4 @@ def fit_objective(
         optinfo=opt,
         messages=messages,
     )
+    return finite_verdict(result)

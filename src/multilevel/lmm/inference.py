@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConvergenceWarning, warn
+from ..model.verdict import is_numerical_failure
 from ..optim.optimize import SINGULAR_TOL
 from .gradient import criterion_and_gradient
 from .objective import LmmObjective
@@ -21,8 +23,19 @@ def satterthwaite_df(obj: LmmObjective, theta: np.ndarray, sigma: float) -> np.n
     derivatives as its F tests: :func:`multilevel.lmm.satterthwaite.varpar_derivatives`)."""
     from .satterthwaite import contrast_df, varpar_derivatives
 
-    d = varpar_derivatives(obj, np.asarray(theta, dtype=float), sigma)
-    return np.array([contrast_df(e, d) for e in np.eye(obj.p)])
+    try:
+        d = varpar_derivatives(obj, np.asarray(theta, dtype=float), sigma)
+        return np.array([contrast_df(e, d) for e in np.eye(obj.p)])
+    except Exception as exc:
+        if not is_numerical_failure(exc):
+            raise
+    warn(
+        "the Satterthwaite df need the model's matrices near the estimate, and they are singular "
+        "there (a variance parameter at or near its boundary); df and p-values are NaN. Simplify "
+        "the random-effects structure",
+        ConvergenceWarning,
+    )
+    return np.full(obj.p, np.nan)
 
 
 @dataclass(frozen=True)

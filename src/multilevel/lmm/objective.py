@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import ModelError
 from ..linalg import criteria
 from ..linalg.backends import backend as linalg_backend
 from ..linalg.blocked import SchurForm
@@ -127,6 +128,12 @@ class LmmObjective:
         pattern: SchurForm | None = None,
         backend: str = "numpy",
     ) -> None:
+        if reml and cp.n <= len(spec.fixed_names) and spec.parsed.se is None:
+            raise ModelError(
+                f"REML needs more observations than fixed effects: {cp.n} rows for "
+                f"{len(spec.fixed_names)} fixed effects leave no residual degrees of freedom; "
+                "drop fixed effects or fit by maximum likelihood (reml=False)"
+            )
         self.spec = spec
         self.cp = cp
         self.reml = reml

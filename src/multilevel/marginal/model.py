@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..family import get_family
 from ..model.data import check_columns, to_pandas
 from ..model.design import Design, build_model
+from ..model.verdict import is_numerical_failure, numerical_failure
 from .correlation import make_correlation
 from .estimate import Clusters, gee_fit
 from .results import GeeResult, choose_se
@@ -73,10 +74,8 @@ def gee(
     y, X, w, offv, codes, t_sorted = _by_cluster(design, None if time is None else df[time].to_numpy())
     clusters = _clusters(codes, t_sorted, spec.cluster, time, corstr)
     corr = make_correlation(corstr, int(max(t.max() for t in clusters.times)) + 1)
-    est = gee_fit(y, X, w, offv, clusters, fam, corr)
-    covs = covariances(X, y, w, clusters, fam, corr, est)
+    est, covs, indep = _estimate(formula, y, X, w, offv, clusters, fam, corr)
     method, reason = choose_se(se, clusters.sizes, X.shape[1])
-    indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
     return result_type(
         formula=formula,
         family=fam,
@@ -95,6 +94,42 @@ def gee(
         n_missing=spec.n_missing,
         qic=_qic(y, w, est, fam, X, covs, indep),
     )
+
+
+def _estimate(
+    formula: str,
+    y: np.ndarray,
+    X: np.ndarray,
+    w: np.ndarray,
+    offv: np.ndarray,
+    clusters: Clusters,
+    fam: Any,
+    corr: Any,
+) -> tuple[Any, dict[str, np.ndarray], Any]:
+    """The GEE estimate, its covariances and the independence fit (for QIC); a model
+    error when the equations have no finite solution."""
+    if X.shape[1] == 0:
+        raise ModelError(
+            f"{formula!r} has no fixed effects; GEE estimates a mean model: add an intercept or a predictor"
+        )
+    try:
+        est = gee_fit(y, X, w, offv, clusters, fam, corr)
+        covs = covariances(X, y, w, clusters, fam, corr, est)
+        indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
+    except Exception as exc:
+        if not is_numerical_failure(exc):
+            raise
+        raise numerical_failure(f"GEE for {formula!r}", exc, _GEE_ADVICE) from exc
+    if not (np.all(np.isfinite(est.beta)) and np.all(np.isfinite(np.diag(covs["robust"])))):
+        raise ModelError(f"GEE for {formula!r} gave non-finite estimates or standard errors; {_GEE_ADVICE}")
+    return est, covs, indep
+
+
+_GEE_ADVICE = (
+    "the estimating equations have no finite solution: look for predictors that are constant or "
+    "collinear within the data used, fitted means outside the family's range (try the canonical "
+    "link), or an outcome that is all 0 (or all 1) in the data used"
+)
 
 
 def _by_cluster(

@@ -9,6 +9,7 @@ the reference level) into a :class:`~multilevel.errors.DataError`.
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import cached_property
 from typing import Any
@@ -35,12 +36,31 @@ def model_matrix(spec_or_formula: Any, df: pd.DataFrame, formula: str) -> Any:
     except DataMismatchWarning as exc:
         raise DataError(f"the data hold values outside the categories of {spec_or_formula!s}: {exc}") from exc
     except Exception as exc:  # formulaic raises many exception types
+        dates = [
+            str(c)
+            for c in df.columns
+            if pd.api.types.is_datetime64_any_dtype(df[c]) and re.search(rf"\b{re.escape(str(c))}\b", formula)
+        ]
+        if dates:
+            raise FormulaError(
+                f"cannot build the design for {spec_or_formula!s}: {', '.join(map(repr, dates))} holds "
+                "dates or times, which are not numbers; convert them (e.g. days since the first date) "
+                "or declare them a factor with C(...)",
+                formula,
+            ) from exc
         raise FormulaError(f"cannot build the design for {spec_or_formula!s}: {exc}", formula) from exc
 
 
 def expression(expr: str, df: pd.DataFrame, formula: str) -> np.ndarray:
     """The values of one formula expression (``size - incidence``, ``log(n)``) as floats."""
-    return np.asarray(model_matrix(f"I({expr}) ~ 1", df, formula).lhs.to_numpy(dtype=float)).ravel()
+    lhs = model_matrix(f"I({expr}) ~ 1", df, formula).lhs
+    if lhs.shape[1] != 1:
+        # a non-numeric column (strings, booleans of object dtype) is encoded as dummies
+        raise DataError(
+            f"{expr!r} in {formula!r} must be one number per row, but it is encoded as "
+            f"{lhs.shape[1]} columns ({', '.join(map(str, lhs.columns))}); convert the column to numbers"
+        )
+    return np.asarray(lhs.to_numpy(dtype=float)).ravel()
 
 
 class FormulaicParts:

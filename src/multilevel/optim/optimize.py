@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +49,39 @@ class OptSummary:
             "singular": self.singular,
             "messages": list(self.messages),
         }
+
+
+#: the return code of an optimizer stopped by :func:`time_limit`
+MAXTIME = "NLOPT_MAXTIME_REACHED"
+_DEADLINE: ContextVar[float | None] = ContextVar("multilevel_deadline", default=None)
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Every optimizer run inside stops (with :data:`MAXTIME`) ``seconds`` from now.
+
+    A limit already in force and closer is kept; ``None`` adds none.
+    """
+    if seconds is None:
+        yield
+        return
+    end = time.perf_counter() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def seconds_left() -> float | None:
+    """Seconds to the deadline of the :func:`time_limit` in force (None: no limit)."""
+    end = _DEADLINE.get()
+    return None if end is None else end - time.perf_counter()
+
+
+class _OutOfTime(Exception):
+    pass
 
 
 def bobyqa(
@@ -94,6 +130,9 @@ def bobyqa(
     opt.set_maxeval(maxeval)
     if initial_step is not None:
         opt.set_initial_step(initial_step)
+    left = seconds_left()
+    if left is not None:
+        opt.set_maxtime(max(left, 1e-3))
     code_names = {
         1: "NLOPT_SUCCESS",
         2: "NLOPT_STOPVAL_REACHED",
@@ -127,24 +166,33 @@ def lbfgsb(
     from scipy.optimize import minimize
 
     count = {"n": 0}
+    best: dict[str, Any] = {"x": np.asarray(x0, dtype=float), "f": math.inf}
 
     def wrapped(x: np.ndarray) -> tuple[float, np.ndarray]:
+        left = seconds_left()
+        if left is not None and left <= 0 and count["n"] > 0:
+            raise _OutOfTime
         count["n"] += 1
         f, g = fg(x)
         if not math.isfinite(f):
             return 1e300, np.zeros_like(x)
+        if f < best["f"]:
+            best["x"], best["f"] = np.array(x, copy=True), f
         return f, g
 
     bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower]
     t0 = time.perf_counter()
-    res = minimize(
-        wrapped,
-        np.asarray(x0, dtype=float),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"ftol": 1e-15, "gtol": gtol, "maxiter": maxiter, "maxcor": 20},
-    )
+    try:
+        res = minimize(
+            wrapped,
+            np.asarray(x0, dtype=float),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-15, "gtol": gtol, "maxiter": maxiter, "maxcor": 20},
+        )
+    except _OutOfTime:
+        return best["x"], float(best["f"]), count["n"], MAXTIME, time.perf_counter() - t0
     seconds = time.perf_counter() - t0
     code = "LBFGSB_CONVERGED" if res.success else f"LBFGSB_{res.message}"
     return np.asarray(res.x), float(res.fun), count["n"], code, seconds
