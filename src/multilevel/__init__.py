@@ -26,6 +26,7 @@ __all__ = [
     "gee",
     "list_datasets",
     "load_dataset",
+    "nlfit",
     "parse_formula",
     "sample",
 ]
@@ -38,7 +39,18 @@ def __dir__() -> list[str]:
 
 def __getattr__(name: str) -> Any:
     # Lazy imports keep ``import multilevel`` light (no SciPy/formulaic until used).
-    if name in ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov"):
+    if name in (
+        "fit",
+        "gee",
+        "Model",
+        "sample",
+        "anova",
+        "bootstrap",
+        "fit_many",
+        "deconvolve",
+        "aov",
+        "nlfit",
+    ):
         from . import api
 
         return getattr(api, name)

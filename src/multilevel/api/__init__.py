@@ -4,13 +4,15 @@
 ``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
 :mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
 :mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``); ``aov``
-is :func:`multilevel.aov.fit.aov` (classical ANOVA with ``Error()`` strata).
+is :func:`multilevel.aov.fit.aov` (classical ANOVA with ``Error()`` strata);
+:mod:`~multilevel.api.nonlinear` fits nonlinear mixed models (``nlfit``).
 """
 
 from ..aov.fit import aov
 from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
 from .deconv import deconvolve
+from .nonlinear import nlfit
 from .refits import bootstrap, fit_many
 
 __all__ = [
@@ -23,5 +25,6 @@ __all__ = [
     "fit_many",
     "gee",
     "is_linear_model",
+    "nlfit",
     "sample",
 ]

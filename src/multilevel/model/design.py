@@ -147,7 +147,9 @@ def _check_terms(parsed: ParsedFormula, cluster: str | None, random_required: bo
         raise FormulaError("se() (known residual SEs) is for mixed models, not GEE", parsed.formula, span)
 
 
-def used_columns(parsed: ParsedFormula, df: pd.DataFrame, weights: Any = None, offset: Any = None) -> list[str]:
+def used_columns(
+    parsed: ParsedFormula, df: pd.DataFrame, weights: Any = None, offset: Any = None
+) -> list[str]:
     """Every column the model reads, checked to exist; missing values in them drop a row."""
     cols = {str(c) for c in df.columns}
     exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or "", *(parsed.cbind or ())]
