@@ -30,7 +30,9 @@ def theoph() -> pd.DataFrame:
 def orange_fit(orange):
     import multilevel
 
-    return multilevel.nlfit("circumference ~ SSlogis(age, Asym, xmid, scal)", orange, {"Asym": "1 + (1 | Tree)"})
+    return multilevel.nlfit(
+        "circumference ~ SSlogis(age, Asym, xmid, scal)", orange, {"Asym": "1 + (1 | Tree)"}
+    )
 
 
 THEOPH_PARAMS = {"lKe": "1 + (1 | Subject)", "lKa": "1 + (1 | Subject)", "lCl": "1 + (1 | Subject)"}

@@ -27,7 +27,7 @@ import numpy as np
 from .expression import evaluate
 from .problem import NlmmProblem
 
-MAX_ITER = 100
+MAX_ITER = 300
 MAX_HALVINGS = 20
 TOL = 1e-11
 
@@ -103,7 +103,7 @@ class Kernels:
             accept = new <= old
             u_next = jnp.where(accept, u + size * delta, u)
             new = jnp.where(accept, new, old)
-            small = jnp.max(jnp.abs(size * delta)) < 1e-6 * (1 + jnp.max(jnp.abs(u)))
+            small = jnp.max(jnp.abs(size * delta)) < 1e-9 * (1 + jnp.max(jnp.abs(u)))
             done = (old - new <= TOL * (1.0 + new)) & small
             return u_next, new, it + 1, done | ~accept
 
