@@ -33,9 +33,9 @@ TOL = 1e-11
 
 
 def _enable_x64() -> None:
-    from ..linalg.jax_backend import enable_x64
+    from ..linalg.jax_setup import enable_x64_and_cache
 
-    enable_x64()
+    enable_x64_and_cache()
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,28 @@ class Kernels:
         J = sum(g[:, None] * ZL[k] for k, g in enumerate(grads))
         return mu, J
 
+    def curvature(self, data: dict[str, Any], base: Any, ZL: Any, u: Any, r: Any) -> Any:
+        """``sum_i r_i d2 f_i / du du'`` (q, q): the part of the Hessian of the residual sum
+        of squares that Gauss-Newton leaves out. The mean is rowwise in the parameters,
+        so this is ``ZL' diag-blocks(r_i H_i) ZL`` with ``H_i`` the (K, K) Hessian of row i."""
+        import jax
+        import jax.numpy as jnp
+
+        phi = base + jnp.einsum("knq,q->nk", ZL, u)
+        K = phi.shape[1]
+        units = [jnp.zeros_like(phi).at[:, k].set(1.0) for k in range(K)]
+
+        def d1(ph: Any, k: int) -> Any:
+            return jax.jvp(lambda p: self.mean(data, p), (ph,), (units[k],))[1]
+
+        out = jnp.zeros((u.shape[0], u.shape[0]))
+        for k in range(K):
+            for m in range(k, K):
+                h = jax.jvp(lambda p, k=k: d1(p, k), (phi,), (units[m],))[1] * r
+                term = (ZL[k] * h[:, None]).T @ ZL[m]
+                out = out + (term if m == k else term + term.T)
+        return out
+
     def pnls(self, data: dict[str, Any], beta: Any, theta: Any, u0: Any) -> tuple[Any, ...]:
         import jax
         import jax.numpy as jnp
@@ -91,7 +113,12 @@ class Kernels:
         def step(state: tuple[Any, ...]) -> tuple[Any, ...]:
             u, old, it, _ = state
             mu, J = self.mean_and_jac(data, base, ZL, u)
-            delta = jnp.linalg.solve(J.T @ J + eye, J.T @ (y - mu) - u)
+            grad = J.T @ (y - mu) - u
+            A = J.T @ J + eye
+            # Newton where the full Hessian is positive definite, else Gauss-Newton
+            chol = jnp.linalg.cholesky(A - self.curvature(data, base, ZL, u, y - mu))
+            newton = jax.scipy.linalg.cho_solve((chol, True), grad)
+            delta = jnp.where(jnp.all(jnp.isfinite(newton)), newton, jnp.linalg.solve(A, grad))
 
             def halve(s: tuple[Any, ...]) -> tuple[Any, ...]:
                 return s[0] * 0.5, pwrss(u + 0.5 * s[0] * delta), s[2] + 1
