@@ -119,9 +119,11 @@ def test_self_start_recovers_the_population_parameters(call, truth, x):
     groups = np.repeat(np.arange(4), x.size)
     xs = np.tile(x, 4)
     env = {"x": xs, "input": xs, "Dose": np.full(xs.size, 4.0), **truth}
-    from multilevel.nlmm.expression import evaluate
+    from multilevel.nlmm.expression import evaluate, parse_expression
 
-    y = evaluate(model.tree, env, np) * (1 + 0.001 * np.random.default_rng(0).normal(size=xs.size))
+    y = evaluate(parse_expression(model.text)[0], env, np) * (
+        1 + 0.001 * np.random.default_rng(0).normal(size=xs.size)
+    )
     d = pd.DataFrame({"y": y, "x": xs, "Dose": 4.0, "g": groups})
     first = model.params[0]
     pr = build_problem(f"y ~ {call}", d, {first: "1 + (1 | g)"})

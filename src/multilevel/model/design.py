@@ -313,8 +313,7 @@ def build_model(
     also_complete:
         More columns whose missing values drop a row (GEE's ``time=``).
     random_required:
-        False accepts a formula without random terms (one parameter of a nonlinear
-        model may have only fixed effects).
+        False accepts a formula without random terms (a nonlinear model's parameter).
 
     Examples
     --------
@@ -364,9 +363,8 @@ def build_model(
         columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs),
         cluster=cluster_spec,
     )
-    rows = np.flatnonzero(mask)
     predictors = tuple(c.name for c in spec.columns)
-    design = Design(y, X, group_data, w, off, se, clusters, rows, len(df), sub, predictors)
+    design = Design(y, X, group_data, w, off, se, clusters, np.flatnonzero(mask), len(df), sub, predictors)
     return spec, design
 
 

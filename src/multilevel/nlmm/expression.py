@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FormulaError
+from .selfstart import SELF_START
 
 #: functions an expression may call, each by its name in the array namespace
 FUNCTIONS = ("exp", "log", "sqrt", "log1p", "expm1", "sin", "cos", "tanh", "abs")
@@ -115,8 +116,6 @@ class _Converter:
         )
 
     def call(self, node: ast.Call) -> Any:
-        from .selfstart import SELF_START
-
         if not isinstance(node.func, ast.Name) or node.keywords:
             raise self.error("only plain calls such as exp(x) are allowed", node)
         name = node.func.id
@@ -133,8 +132,6 @@ class _Converter:
         )
 
     def expand(self, name: str, node: ast.Call) -> Any:
-        from .selfstart import SELF_START
-
         model = SELF_START[name]
         if len(node.args) != len(model.args):
             raise self.error(f"{name}({', '.join(model.args)}) takes {len(model.args)} arguments", node)
@@ -145,7 +142,7 @@ class _Converter:
         if self.selfstart is not None:
             raise self.error("a formula may use one self-starting model", node)
         self.selfstart = SelfStartCall(name, args)
-        return substitute(model.tree, dict(zip(model.args, args)))
+        return substitute(parse_expression(model.text)[0], dict(zip(model.args, args)))
 
 
 def substitute(tree: Any, mapping: Mapping[str, Any]) -> Any:

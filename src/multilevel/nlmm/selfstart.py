@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -24,20 +23,15 @@ from ..errors import ModelError
 
 @dataclass(frozen=True)
 class SelfStartModel:
-    """A self-starting model: argument roles, which are parameters, the mean tree and
-    the start routine ``initial(covariates, y) -> {role: value}``."""
+    """A self-starting model: argument roles, which are parameters, the mean's text
+    (parsed by :mod:`multilevel.nlmm.expression`) and the start routine
+    ``initial(covariates, y) -> {role: value}``."""
 
     name: str
     args: tuple[str, ...]
     params: tuple[str, ...]
     text: str
     initial: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, float]]
-
-    @property
-    def tree(self) -> Any:
-        from .expression import parse_expression
-
-        return parse_expression(self.text)[0]
 
 
 def _best_partial_linear(
