@@ -76,8 +76,7 @@ def test_dnase_two_random_parameters(nlmm_refs):
     )
     refs = nlmm_refs["DNase"]
     # nlmer reports 355.34877, 1.8e-4 above the Laplace likelihood at its own estimates
-    # (355.34859; its last factor is taken before the last PNLS step): ours is the exact
-    # Laplace maximum, between the two
+    # (355.34859): ours is the maximum of the Laplace likelihood, between the two
     _check(fit, refs, loglik_tol=2e-4)
     assert fit.loglik > 355.34859
     assert fit.loglik > refs["nlme"]["loglik"]
