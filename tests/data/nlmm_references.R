@@ -8,7 +8,7 @@ export <- function(d, name) {
   for (v in names(d)) if (is.factor(d[[v]])) d[[v]] <- as.character(d[[v]])
   write.csv(d, file.path(here, paste0(name, ".csv")), row.names = FALSE)
 }
-export(Orange, "Orange"); export(Theoph, "Theoph"); export(DNase, "DNase"); export(Indometh, "Indometh")
+export(Orange, "Orange"); export(Theoph, "Theoph"); export(DNase, "DNase"); export(Indometh, "Indometh"); export(CO2, "CO2")
 
 nlme_ref <- function(m) {
   vc <- VarCorr(m)
@@ -60,6 +60,20 @@ inl <- safe(nlmer(conc ~ SSbiexp(time, A1, lrc1, A2, lrc2) ~
                     (0 + A1 | Subject) + (0 + lrc1 | Subject) + (0 + A2 | Subject),
                   Indometh, start = c(A1 = 2.8, lrc1 = 0.8, A2 = 0.6, lrc2 = -1.3)))
 out$Indometh <- list(nlme = nlme_ref(im), nlmer = if (is.list(inl) && !is.null(inl$error)) inl else nlmer_ref(inl))
+
+CO2a <- as.data.frame(CO2); CO2a$Plant <- factor(as.character(CO2a$Plant))
+cm <- nlme(uptake ~ SSasymp(conc, Asym, R0, lrc), data = CO2a,
+           fixed = Asym + R0 + lrc ~ 1, random = Asym ~ 1 | Plant,
+           start = c(Asym = 32, R0 = -5, lrc = -4.5), method = "ML")
+cnl <- safe(nlmer(uptake ~ SSasymp(conc, Asym, R0, lrc) ~ Asym | Plant, CO2a,
+                  start = c(Asym = 32, R0 = -5, lrc = -4.5)))
+out$CO2 <- list(nlme = nlme_ref(cm), nlmer = if (is.list(cnl) && !is.null(cnl$error)) cnl else nlmer_ref(cnl))
+
+# a covariate in a parameter's formula: Asym ~ Type (nlme only; nlmer takes none)
+ctm <- nlme(uptake ~ SSasymp(conc, Asym, R0, lrc), data = CO2a,
+            fixed = list(Asym ~ Type, R0 ~ 1, lrc ~ 1), random = Asym ~ 1 | Plant,
+            start = c(32, -8, -5, -4.5), method = "ML")
+out$CO2_Type <- list(nlme = nlme_ref(ctm))
 
 # AGQ: nlmer's nAGQ > 1 for Orange (one grouping factor, scalar random effect)
 oq <- safe(nlmer(circumference ~ SSlogis(age, Asym, xmid, scal) ~ Asym | Tree, Orange,

@@ -100,3 +100,22 @@ def test_explicit_expression_equals_self_start(orange, orange_fit):
     )
     assert fit.loglik == pytest.approx(orange_fit.loglik, abs=1e-7)
     np.testing.assert_allclose(fit.fixef.to_numpy(), orange_fit.fixef.to_numpy(), rtol=1e-5)
+
+
+def test_co2_asymptotic_regression(nlmm_refs):
+    fit = multilevel.nlfit("uptake ~ SSasymp(conc, Asym, R0, lrc)", load("CO2"), {"Asym": "1 + (1 | Plant)"})
+    _check(fit, nlmm_refs["CO2"])
+
+
+def test_co2_covariate_in_a_parameter_formula(nlmm_refs):
+    """Asym ~ Type: the covariate's coefficient against nlme's (R codes Quebec first,
+    the CSV's strings sort Mississippi first; the fits are the same model)."""
+    fit = multilevel.nlfit(
+        "uptake ~ SSasymp(conc, Asym, R0, lrc)", load("CO2"), {"Asym": "1 + Type + (1 | Plant)"}
+    )
+    ref = nlmm_refs["CO2_Type"]["nlme"]
+    assert fit.converged and fit.loglik > ref["loglik"]
+    quebec = fit.fixef["Asym.Intercept"] + fit.fixef["Asym.Type[T.Quebec]"]
+    assert quebec == pytest.approx(ref["fixef"]["Asym.(Intercept)"], rel=3e-3)
+    assert fit.fixef["Asym.Type[T.Quebec]"] == pytest.approx(-ref["fixef"]["Asym.TypeMississippi"], rel=3e-3)
+    assert fit.se["Asym.Type[T.Quebec]"] == pytest.approx(ref["se"]["Asym.TypeMississippi"], rel=0.02)
