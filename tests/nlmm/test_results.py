@@ -132,3 +132,32 @@ def test_self_start_recovers_the_population_parameters(call, truth, x):
         beta, _ = population_start(pr, initial_beta(pr, None))
     for k, v in zip(pr.beta_names, beta):
         assert v == pytest.approx(truth[k], rel=0.02, abs=0.02), k
+
+
+def test_correlated_effects_within_a_term():
+    """``(1 + x | g)`` in one parameter's formula: a 2 x 2 template, a correlation
+    estimated near the simulated one."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n_g, per = 40, 12
+    g = np.repeat(np.arange(n_g), per)
+    t = np.tile(np.linspace(0.2, 6, per), n_g)
+    x = rng.choice([0.0, 1.0], size=g.size)
+    cov = np.array([[1.0, 0.6], [0.6, 1.0]]) * 0.3**2
+    b = rng.multivariate_normal([0, 0], cov, n_g)
+    asym = 10 + 2 * x + b[g, 0] + b[g, 1] * x
+    y = asym * (1 - np.exp(-0.7 * t)) + rng.normal(0, 0.1, g.size)
+    d = pd.DataFrame({"y": y, "t": t, "x": x, "g": g})
+    fit = multilevel.nlfit(
+        "y ~ A * (1 - exp(-k * t))", d, {"A": "1 + x + (1 + x | g)", "k": "1"}, start={"A": 9, "k": 1}
+    )
+    assert fit.converged and fit.problem.n_theta == 3
+    vc = fit.varcorr
+    corr = vc[vc.term2.notna()]
+    assert list(corr.term1) == ["A"] and list(corr.term2) == ["A:x"]
+    assert 0.3 < float(corr.sd_or_corr.iloc[0]) < 0.95  # simulated 0.6, 40 groups
+    sds = vc[vc.term2.isna() & (vc.group == "g")].sd_or_corr.to_numpy()
+    np.testing.assert_allclose(sds, 0.3, atol=0.1)
+    assert fit.fixef["A.x"] == pytest.approx(2.0, abs=0.3)
+    assert fit.ranef["g"].shape == (40, 2)
