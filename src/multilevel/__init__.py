@@ -27,6 +27,7 @@ __all__ = [
     "indirect",
     "list_datasets",
     "load_dataset",
+    "nlfit",
     "parse_formula",
     "sample",
 ]
@@ -37,7 +38,19 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-_API = ("fit", "gee", "Model", "sample", "anova", "bootstrap", "fit_many", "deconvolve", "aov", "indirect")
+_API = (
+    "fit",
+    "gee",
+    "Model",
+    "sample",
+    "anova",
+    "bootstrap",
+    "fit_many",
+    "deconvolve",
+    "aov",
+    "indirect",
+    "nlfit",
+)
 
 
 def __getattr__(name: str) -> Any:

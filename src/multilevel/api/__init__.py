@@ -5,7 +5,8 @@
 :mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
 :mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``);
 :mod:`~multilevel.api.indirect` fits simulators by indirect inference (``indirect``); ``aov``
-is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata).
+is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata);
+:mod:`~multilevel.api.nonlinear` fits nonlinear mixed models (``nlfit``).
 """
 
 from ..classical.fit import aov
@@ -13,6 +14,7 @@ from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
 from .deconv import deconvolve
 from .indirect import indirect
+from .nonlinear import nlfit
 from .refits import bootstrap, fit_many
 
 __all__ = [
@@ -26,5 +28,6 @@ __all__ = [
     "gee",
     "indirect",
     "is_linear_model",
+    "nlfit",
     "sample",
 ]

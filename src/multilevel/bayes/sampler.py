@@ -10,7 +10,6 @@ calibration, bootstrap-like loops) does not compile again.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -43,31 +42,11 @@ MAX_CACHE = 16
 
 
 def enable_x64() -> None:
-    """Double precision in JAX (the cross-products need it) and the compilation cache; set once.
+    """Double precision in JAX and the persistent compilation cache
+    (:func:`multilevel.linalg.jax_setup.enable_x64_and_cache`)."""
+    from ..linalg.jax_setup import enable_x64_and_cache
 
-    Compiled samplers are kept on disk (JAX's persistent compilation cache) under
-    ``$MULTILEVEL_JAX_CACHE`` or ``~/.cache/multilevel/jax``, so a model structure
-    compiled in one session loads in the next instead of compiling again. Set
-    ``MULTILEVEL_JAX_CACHE=0`` to turn this off; a cache directory the user has
-    configured for JAX already is left alone.
-    """
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    where = os.environ.get("MULTILEVEL_JAX_CACHE")
-    if where == "0" or getattr(jax.config, "jax_compilation_cache_dir", None):
-        return
-    if where is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        where = os.path.join(base, "multilevel", "jax")
-    try:
-        os.makedirs(where, exist_ok=True)
-    except OSError:
-        return  # no writable cache: compile every session
-    jax.config.update("jax_compilation_cache_dir", where)
-    # programs that compile in a tenth of a second are not worth a file; the samplers
-    # (0.5-4 s to compile) are
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    enable_x64_and_cache()
 
 
 @dataclass

@@ -10,15 +10,14 @@ effects only; vector random effects up to q = 3 are handled here.
 
 from __future__ import annotations
 
-import itertools
 import math
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import logsumexp
 
 from ..errors import ModelError
+from ..linalg.quadrature import hermite_grid
 from ..model.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -53,16 +52,6 @@ def check_agq(spec: ModelSpec, nagq: int) -> None:
         )
 
 
-@lru_cache(maxsize=32)
-def grid(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (K, q) and log weights (K,) for integrals against the standard normal density."""
-    x, w = np.polynomial.hermite_e.hermegauss(nagq)
-    logw = np.log(w / np.sqrt(2 * np.pi))
-    nodes = np.array(list(itertools.product(x, repeat=q)))
-    logws = np.array([sum(c) for c in itertools.product(logw, repeat=q)])
-    return nodes, logws
-
-
 def agq_deviance(
     prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, beta: np.ndarray, disp: float, nagq: int
 ) -> float:
@@ -74,7 +63,7 @@ def agq_deviance(
     L = r.factor.L1  # (n_levels, q, q): conditional precision of u = L L'
     uhat = r.u[0]  # (n_levels, q)
     LinvT = np.linalg.inv(np.swapaxes(L, 1, 2))  # L^{-T}
-    nodes, logw = grid(nagq, q)
+    nodes, logw = hermite_grid(nagq, q)
     K = nodes.shape[0]
     eta0 = prob.offset + prob.X @ beta
     vt = vals @ T  # row i: v_i' T, so eta = eta0 + vt_i . u_level

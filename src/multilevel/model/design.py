@@ -171,9 +171,9 @@ def _check_column_scale(X: np.ndarray, names: list[str]) -> None:
         )
 
 
-def _check_terms(parsed: ParsedFormula, cluster: str | None) -> None:
+def _check_terms(parsed: ParsedFormula, cluster: str | None, random_required: bool = True) -> None:
     span = (0, len(parsed.formula))
-    if cluster is None and not parsed.random:
+    if cluster is None and not parsed.random and random_required:
         raise FormulaError(
             "formula contains no random-effects term such as (1 | group); this is not a mixed "
             "model. Add a grouping term, or use an ordinary regression package.",
@@ -190,7 +190,9 @@ def _check_terms(parsed: ParsedFormula, cluster: str | None) -> None:
         raise FormulaError("se() (known residual SEs) is for mixed models, not GEE", parsed.formula, span)
 
 
-def _used_columns(parsed: ParsedFormula, df: pd.DataFrame, weights: Any, offset: Any) -> list[str]:
+def used_columns(
+    parsed: ParsedFormula, df: pd.DataFrame, weights: Any = None, offset: Any = None
+) -> list[str]:
     """Every column the model reads, checked to exist; missing values in them drop a row."""
     cols = {str(c) for c in df.columns}
     exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or "", *(parsed.cbind or ())]
@@ -340,6 +342,7 @@ def build_model(
     na_action: str = "omit",
     cluster: str | None = None,
     also_complete: Sequence[str] = (),
+    random_required: bool = True,
 ) -> tuple[ModelSpec, Design]:
     """Parse ``formula`` and materialize it on ``data``.
 
@@ -355,6 +358,8 @@ def build_model(
         random terms and the design carries each row's cluster code.
     also_complete:
         More columns whose missing values drop a row (GEE's ``time=``).
+    random_required:
+        False accepts a formula without random terms (a nonlinear model's parameter).
 
     Examples
     --------
@@ -364,9 +369,9 @@ def build_model(
     (('Intercept', 'Days'), ['Subject'], (180, 2))
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
-    _check_terms(parsed, cluster)
+    _check_terms(parsed, cluster, random_required)
     df = to_pandas(data)
-    used = _used_columns(parsed, df, weights, offset)
+    used = used_columns(parsed, df, weights, offset)
     if cluster is not None:
         _check_cluster(df, cluster)
     mask, per_col = complete_rows(df, [*used, *([cluster] if cluster else []), *also_complete], na_action)
@@ -401,9 +406,8 @@ def build_model(
         columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs),
         cluster=cluster_spec,
     )
-    rows = np.flatnonzero(mask)
     predictors = tuple(c.name for c in spec.columns)
-    design = Design(y, X, group_data, w, off, se, clusters, rows, len(df), sub, predictors)
+    design = Design(y, X, group_data, w, off, se, clusters, np.flatnonzero(mask), len(df), sub, predictors)
     return spec, design
 
 

@@ -1,0 +1,171 @@
+"""Maximum likelihood for a nonlinear mixed model: the optimizer over (beta, theta)
+on the Laplace deviance (sigma profiled), then over (beta, theta, log sigma) on the
+quadrature deviance when ``nagq > 1``; standard errors from the Hessian of the
+deviance; the convergence verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, ModelError, warn
+from ..optim.numdiff import jacobian_hessian
+from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
+from .laplace import NlmmObjective
+from .problem import NlmmProblem
+from .quadrature import check_agq
+from .start import initial_beta, population_start
+
+GRADIENT_TOL = 2e-3  # max |H^{-1} g| of the deviance at the optimum, as lme4's check
+OK_CODES = ("NLOPT_SUCCESS", "NLOPT_FTOL_REACHED", "NLOPT_XTOL_REACHED", "NLOPT_ROUNDOFF_LIMITED")
+
+
+@dataclass(frozen=True)
+class NlmmEstimate:
+    """The estimates at the optimum."""
+
+    beta: np.ndarray
+    theta: np.ndarray
+    sigma: float
+    u: np.ndarray  # spherical conditional modes
+    b: np.ndarray  # random effects, Lambda u
+    deviance: float  # -2 log L (Laplace or quadrature)
+    pwrss: float
+    vcov: np.ndarray  # of beta
+    hessian: np.ndarray = field(repr=False)  # of the deviance over (beta, free theta[, log sigma])
+    fitted: np.ndarray = field(repr=False)
+    pnls_converged: bool = True
+
+
+def objective_function(obj: NlmmObjective, nagq: int) -> Any:
+    """The deviance of the optimizer's vector: (beta, theta) for Laplace, (beta, theta,
+    log sigma) for quadrature."""
+    p, t = obj.problem.p, obj.problem.n_theta
+    if nagq == 1:
+        return lambda x: obj.laplace(x[:p], x[p : p + t])
+    return lambda x: obj.agq(x[:p], x[p : p + t], math.exp(x[p + t]), nagq)
+
+
+def _optimize(
+    f: Any, x0: np.ndarray, lower: np.ndarray, step: np.ndarray, maxeval: int
+) -> tuple[np.ndarray, float, int, str]:
+    x, fx, n, code, _ = bobyqa(
+        f, x0, lower, initial_step=step, maxeval=maxeval, ftol_rel=1e-13, xtol_abs=1e-10
+    )
+    # a restart from the optimum with small steps catches BOBYQA's early stops
+    x2, f2, n2, code2, _ = bobyqa(f, x, lower, initial_step=np.maximum(step * 0.01, 1e-6), maxeval=maxeval)
+    if f2 < fx:
+        x, fx, code = x2, f2, code2
+    return x, fx, n + n2, code
+
+
+def _hessian(f: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of ``f`` over the free coordinates (Richardson differences)."""
+    idx = np.flatnonzero(free)
+
+    def sub(v: np.ndarray) -> np.ndarray:
+        full = x.copy()
+        full[idx] = v
+        return np.array([f(full)])
+
+    J, H = jacobian_hessian(sub, x[idx], d=0.002, eps=1e-5, levels=1)
+    return J.ravel(), H
+
+
+def _standard_errors(H: np.ndarray, p: int) -> tuple[np.ndarray, bool]:
+    """vcov of beta: twice the inverse Hessian of the deviance, its beta block."""
+    try:
+        np.linalg.cholesky(H)
+        inv = np.linalg.inv(H)
+        return 2.0 * inv[:p, :p], True
+    except np.linalg.LinAlgError:
+        return np.full((p, p), np.nan), False
+
+
+def _verdict(
+    code: str, dev: float, grad: np.ndarray, H: np.ndarray, pos_def: bool, pnls_ok: bool
+) -> tuple[bool, list[str]]:
+    msgs = []
+    if code not in OK_CODES:
+        msgs.append(f"the optimizer stopped with {code}")
+    if not math.isfinite(dev):
+        msgs.append("the deviance at the optimum is not finite")
+    if not pnls_ok:
+        msgs.append("penalized nonlinear least squares did not converge at the optimum")
+    if not pos_def:
+        msgs.append("the Hessian of the deviance is not positive definite")
+    scaled = np.abs(grad) / np.sqrt(np.maximum(np.abs(np.diag(H)), 1e-12)) if H.size else grad
+    if scaled.size and not (np.all(np.isfinite(scaled)) and float(np.max(scaled)) < GRADIENT_TOL):
+        msgs.append(
+            f"the scaled gradient at the optimum is {float(np.max(scaled)):.2g} (tolerance {GRADIENT_TOL})"
+        )
+    return not msgs, msgs
+
+
+def fit_problem(
+    problem: NlmmProblem, *, nagq: int = 1, start: Mapping[str, Any] | None = None, maxeval: int = 20_000
+) -> tuple[NlmmEstimate, OptSummary]:
+    """Fit by Laplace (``nagq=1``) or adaptive quadrature; returns the estimates and the record."""
+    if not isinstance(nagq, int) or isinstance(nagq, bool) or nagq < 1:
+        raise ModelError(f"nagq must be a positive integer, got {nagq!r}")
+    if nagq > 1:
+        check_agq(problem, nagq)
+    t0 = time.perf_counter()
+    beta0, _ = population_start(problem, initial_beta(problem, start))
+    obj = NlmmObjective(problem)
+    p, t = problem.p, problem.n_theta
+    x0 = np.concatenate([beta0, problem.theta_initial()])
+    lower = np.concatenate([np.full(p, -np.inf), problem.theta_lower()])
+    step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
+    x, dev, n_evals, code = _optimize(objective_function(obj, 1), x0, lower, step, maxeval)
+    if nagq > 1:
+        m = obj.modes(x[:p], x[p:])
+        x = np.append(x, 0.5 * math.log(m["pwrss"] / problem.n))
+        lower, step = np.append(lower, -np.inf), np.append(step * 0.1, 0.05)
+        x, dev, n2, code = _optimize(objective_function(obj, nagq), x, lower, step, maxeval)
+        n_evals += n2
+    f = objective_function(obj, nagq)
+    free = np.ones(x.size, bool)
+    free[p : p + t] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p : p + t]) < SINGULAR_TOL))
+    grad, H = _hessian(f, x, free)
+    vcov, pos_def = _standard_errors(H, p)
+    f(x)  # leaves the modes of the optimum in obj
+    m = obj.modes(x[:p], x[p : p + t])
+    sigma = math.exp(x[-1]) if nagq > 1 else math.sqrt(m["pwrss"] / problem.n)
+    ok, msgs = _verdict(code, dev, grad, H, pos_def, m["converged"])
+    if not ok:
+        warn("; ".join(msgs) + ". Check the start= values or simplify the random effects", ConvergenceWarning)
+    theta = x[p : p + t]
+    est = NlmmEstimate(
+        beta=x[:p],
+        theta=theta,
+        sigma=sigma,
+        u=m["u"],
+        b=problem.lambda_matrix(theta) @ m["u"],
+        deviance=dev,
+        pwrss=m["pwrss"],
+        vcov=vcov,
+        hessian=H,
+        fitted=m["mu"],
+        pnls_converged=m["converged"],
+    )
+    diag = problem.theta_rows == problem.theta_cols
+    info = OptSummary(
+        optimizer="bobyqa",
+        start=tuple(map(float, x0)),
+        end=tuple(map(float, x)),
+        fval=float(dev),
+        n_evals=n_evals,
+        seconds=time.perf_counter() - t0,
+        return_code=code,
+        converged=ok and math.isfinite(dev),
+        singular=bool(np.any(np.abs(theta[diag]) < SINGULAR_TOL)),
+        messages=tuple(msgs),
+    )
+    return est, info
