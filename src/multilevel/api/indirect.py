@@ -84,6 +84,22 @@ def _callable_auxiliary(fn: Callable[[Any], Any], data: Any) -> Any:
     return Auxiliary(names, obs, estimate, getattr(fn, "__name__", "auxiliary function"))
 
 
+def _auxiliary(auxiliary: Any, data: Any, family: Any, workers: int | None) -> Any:
+    """The auxiliary model from a formula, a fit or a function of a data set."""
+    if isinstance(auxiliary, str):
+        from .core import fit
+
+        return _fit_auxiliary(fit(auxiliary, data, family=family), workers)
+    if hasattr(auxiliary, "_refit_responses") and hasattr(auxiliary, "spec"):
+        return _fit_auxiliary(auxiliary, workers)
+    if callable(auxiliary):
+        return _callable_auxiliary(auxiliary, data)
+    raise ModelError(
+        "auxiliary must be a formula, a fit of this package, or a function of a data set, "
+        f"got {type(auxiliary).__name__}"
+    )
+
+
 def _simulate(
     simulator: Callable[..., Any], data: Any
 ) -> Callable[[dict[str, float], np.random.Generator], Any]:
@@ -162,19 +178,7 @@ def indirect(
     except (TypeError, ValueError):
         raise ModelError(f"start must map parameter names to numbers, got {dict(start)!r}") from None
     n_sim = _positive_int(n_sim, "n_sim")
-    if isinstance(auxiliary, str):
-        from .core import fit
-
-        aux = _fit_auxiliary(fit(auxiliary, data, family=family), workers)
-    elif hasattr(auxiliary, "_refit_responses") and hasattr(auxiliary, "spec"):
-        aux = _fit_auxiliary(auxiliary, workers)
-    elif callable(auxiliary):
-        aux = _callable_auxiliary(auxiliary, data)
-    else:
-        raise ModelError(
-            "auxiliary must be a formula, a fit of this package, or a function of a data set, "
-            f"got {type(auxiliary).__name__}"
-        )
+    aux = _auxiliary(auxiliary, data, family, workers)
     n_omega = _positive_int(n_omega, "n_omega", least=len(aux.names) + 2)
     binding = Binding(_simulate(simulator, data), names, aux, n_sim, _positive_int(seed, "seed", least=0))
     settings = Settings(max_iter=_positive_int(max_iter, "max_iter"), tol=float(tol), n_omega=n_omega)
