@@ -23,7 +23,7 @@ import numpy as np
 from ..control import FitControl
 from ..errors import DataError, ModelError
 
-__all__ = ["fit_partitioned", "is_partitioned"]
+__all__ = ["fit_partitioned", "is_partitioned", "partitioned_crossprods"]
 
 
 def is_partitioned(data: Any) -> bool:
@@ -130,6 +130,43 @@ def _crossprods(recipe: Any, df: Any, i: int) -> Any:
     return partition_crossprods(recipe, df)
 
 
+def partitioned_crossprods(
+    formula: str,
+    data: Any,
+    *,
+    weights: str | None = None,
+    offset: str | None = None,
+    na_action: str = "omit",
+    progress: Any = None,
+) -> tuple[Any, Any, int]:
+    """The two data passes alone: the spec (rank-deficient columns dropped), the summed
+    cross-products and the number of input rows, for the objective or a benchmark.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd  # doctest: +SKIP
+    >>> ddf = dd.read_parquet("d/*.parquet")  # doctest: +SKIP
+    >>> spec, cp, n = partitioned_crossprods("y ~ x + (1 | g)", ddf)  # doctest: +SKIP
+    """
+    from ..model import partitioned as pt
+    from ..present.progress import Progress
+
+    report = progress if isinstance(progress, Progress) else Progress(bool(progress))
+    ddf = _dask_frame(data)
+    parsed, used, sets = pt.survey_plan(formula, ddf._meta, weights, offset)
+    parts = ddf[used].to_delayed()
+    name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
+    with cluster_client() as client:
+        survey = _pass(client, parts, _survey, (used, sets), pt.merge_surveys, report, "survey", None)
+        recipe = pt.recipe_from_survey(
+            parsed, survey, sets, used, weights=weights, offset=offset, na_action=na_action, data_name=name
+        )
+        rows = tuple(survey.partition_rows[i] for i in range(len(parts)))
+        cp = _pass(client, parts, _crossprods, recipe, pt.add_crossprods, report, "cross-products", rows)
+    spec, cp = pt.drop_dependent_columns(recipe.spec, cp)
+    return spec, cp, survey.rows
+
+
 def fit_partitioned(
     formula: str,
     data: Any,
@@ -147,39 +184,21 @@ def fit_partitioned(
     from ..linalg.threads import blas_threads
     from ..lmm.fit import fit_objective
     from ..lmm.objective import LmmObjective
-    from ..model import partitioned as pt
+    from ..model.partitioned import RemoteRows
     from ..present.progress import Progress
 
     if reml is not None and not isinstance(reml, bool):
         raise ModelError(f"reml must be True or False, got {reml!r}")
-    report = progress if isinstance(progress, Progress) else Progress(bool(progress))
-    ddf = _dask_frame(data)
-    parsed, used, sets = pt.survey_plan(formula, ddf._meta, weights, offset)
-    parts = ddf[used].to_delayed()
-    name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
-    with cluster_client() as client:
-        survey = _pass(client, parts, _survey, (used, sets), pt.merge_surveys, report, "survey", None)
-        recipe = pt.recipe_from_survey(
-            parsed, survey, sets, used, weights=weights, offset=offset, na_action=na_action, data_name=name
-        )
-        rows = tuple(survey.partition_rows[i] for i in range(len(parts)))
-        cp = _pass(
-            client,
-            parts,
-            _crossprods,
-            recipe,
-            pt.add_crossprods,
-            report,
-            "cross-products",
-            rows,
-        )
-    spec, cp = pt.drop_dependent_columns(recipe.spec, cp)
-    obj = LmmObjective(spec, cp, reml=True if reml is None else reml)
+    report = Progress(bool(progress))
     try:
+        spec, cp, n_input = partitioned_crossprods(
+            formula, data, weights=weights, offset=offset, na_action=na_action, progress=report
+        )
+        obj = LmmObjective(spec, cp, reml=True if reml is None else reml)
         with blas_threads(obj.layout.m):
             return fit_objective(
                 obj,
-                pt.RemoteRows(spec.nobs, survey.rows),
+                RemoteRows(spec.nobs, n_input),
                 start=start,
                 control=control,
                 result_type=result_type,
