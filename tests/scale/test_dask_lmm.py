@@ -139,3 +139,16 @@ def test_local_cluster_for_the_call():
     assert m.reml_criterion == pytest.approx(
         multilevel.fit("Reaction ~ Days + (1 | Subject)", df).reml_criterion, rel=1e-10
     )
+
+
+def test_likelihood_ratio_test_of_two_dask_fits(client):
+    df = multilevel.load_dataset("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=2)
+    big, small = "Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)"
+    got = multilevel.anova(multilevel.fit(small, ddf), multilevel.fit(big, ddf))
+    want = multilevel.anova(multilevel.fit(small, df), multilevel.fit(big, df))
+    np.testing.assert_allclose(
+        got.table["Chisq"].to_numpy(dtype=float)[1:], want.table["Chisq"].to_numpy(dtype=float)[1:], rtol=1e-6
+    )
+    with pytest.raises(ModelError, match="cannot be shown to fit the same rows"):
+        multilevel.anova(multilevel.fit(small, df), multilevel.fit(big, ddf))

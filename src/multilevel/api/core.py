@@ -234,11 +234,9 @@ def fit(
     formula:
         ``"y ~ x + (1 + x | g)"``; see :func:`multilevel.formula.parse_formula`.
     data:
-        pandas / polars DataFrame, pyarrow Table or dict of arrays; or, for linear mixed
-        models whose rows need not fit in memory, a Dask DataFrame or Parquet files (a
-        path, glob or list), fitted from cross-products computed on the active
-        ``dask.distributed`` client's workers (or a ``LocalCluster`` started for the call).
-        Such a fit keeps no rows: per-row results (residuals) raise an error.
+        pandas / polars DataFrame, pyarrow Table or dict of arrays; for LMMs also a Dask
+        DataFrame or Parquet files (path, glob or list): cross-products on the workers of
+        the active ``dask.distributed`` client (or a ``LocalCluster`` for the call), no rows kept.
     family, link:
         ``"gaussian"`` (a linear mixed model, fitted by REML or ML), or ``"binomial"``,
         ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, ``"negative_binomial"``
@@ -259,8 +257,7 @@ def fit(
     control:
         A :class:`multilevel.control.FitControl`.
     progress:
-        LMMs: show on stderr the rows read by each data pass (partitioned data) and the
-        optimizer's evaluations with the current criterion.
+        LMMs: show on stderr the rows read (partitioned data), evaluations and criterion.
 
     Examples
     --------
