@@ -185,6 +185,10 @@ class DenseSchur:
 
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level for a symmetric (m, m) matrix M."""
+        if self.A.shape[1] == 1:
+            # one product for all levels (a batch of vector-matrix products is no BLAS-3)
+            A = self.A[:, 0, :]
+            return np.einsum("lj,lj->l", A @ M, A)[:, None, None]
         return self.A @ M @ np.swapaxes(self.A, 1, 2)
 
 
