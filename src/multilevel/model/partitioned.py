@@ -233,6 +233,11 @@ def recipe_from_survey(
 def level_codes(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
     """Rows' codes among known ``levels`` of the (interaction of the) ``factors``, by
     distinct values rather than row by row; -1 for a level not among them."""
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    if len(factors) == 1:
+        codes, uniques = pd.factorize(df[factors[0]])
+        lut = np.array([lookup.get(level_name(v), -1) for v in uniques.tolist()], dtype=np.int64)
+        return lut[codes]
     combined = np.zeros(len(df), dtype=np.int64)
     names: list[list[str]] = []
     for f in factors:
@@ -240,7 +245,6 @@ def level_codes(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, .
         combined = combined * max(len(uniques), 1) + codes
         names.append([level_name(v) for v in uniques.tolist()])
     used, inverse = np.unique(combined, return_inverse=True)
-    lookup = {lev: i for i, lev in enumerate(levels)}
     keys = []
     for code in used.tolist():
         parts = []
