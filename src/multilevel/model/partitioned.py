@@ -14,6 +14,7 @@ take and return pandas frames and records, so any scheduler can run them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +43,8 @@ from .spec import ModelSpec
 
 #: formulaic transforms whose state (means, SDs, polynomial or spline bases) comes from
 #: the rows they see: each partition would get its own, so they are refused
-STATEFUL = ("scale(", "center(", "standardize(", "poly(", "bs(", "cr(", "cc(", "te(", "hashed(")
+STATEFUL = ("scale", "center", "standardize", "poly", "bs", "cr", "cc", "te", "hashed")
+_STATEFUL_CALL = re.compile(r"\b(" + "|".join(STATEFUL) + r")\s*\(")
 HEAD_ROWS = 500  # complete rows the survey keeps to build the formulaic specs on
 
 
@@ -89,15 +91,14 @@ def survey_plan(
                 f"{name}= must be a column name when the data are partitioned (Dask or Parquet): "
                 f"an array cannot be split with the rows. Add it as a column and pass {name}='column'"
             )
-    text = parsed.formula.replace(" ", "")
-    for fn in STATEFUL:
-        if fn in text:
-            raise FormulaError(
-                f"{fn}) learns its state from the rows it sees, so each partition would be transformed "
-                "differently; compute the column before fitting (ddf.assign(...)) and use it instead",
-                parsed.formula,
-                (text.index(fn), text.index(fn) + len(fn)),
-            )
+    found = _STATEFUL_CALL.search(parsed.formula)
+    if found:
+        raise FormulaError(
+            f"{found.group(1)}() learns its state from the rows it sees, so each partition would be "
+            "transformed differently; compute the column before fitting (ddf.assign(...)) and use it",
+            parsed.formula,
+            found.span(),
+        )
     _check_terms(parsed, None)
     used = _used_columns(parsed, meta, weights, offset)
     meta = strings_as_objects(meta, used)
