@@ -152,3 +152,10 @@ def test_likelihood_ratio_test_of_two_dask_fits(client):
     )
     with pytest.raises(ModelError, match="cannot be shown to fit the same rows"):
         multilevel.anova(multilevel.fit(small, df), multilevel.fit(big, ddf))
+
+
+@pytest.mark.filterwarnings("ignore::multilevel.errors.SingularFitWarning")  # both fits: tau at 0
+def test_known_standard_errors(client):
+    df = multilevel.load_dataset("eight_schools")
+    f = "y | se(sigma) ~ 1 + (1 | school)"
+    _same_fit(multilevel.fit(f, dd.from_pandas(df, npartitions=2)), multilevel.fit(f, df), rtol=1e-9)
