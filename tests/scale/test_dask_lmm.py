@@ -159,3 +159,8 @@ def test_known_standard_errors(client):
     df = multilevel.load_dataset("eight_schools")
     f = "y | se(sigma) ~ 1 + (1 | school)"
     _same_fit(multilevel.fit(f, dd.from_pandas(df, npartitions=2)), multilevel.fit(f, df), rtol=1e-9)
+
+
+def test_no_parquet_files(tmp_path):
+    with pytest.raises(multilevel.errors.DataError, match="no Parquet data found"):
+        multilevel.fit("y ~ x + (1 | g)", str(tmp_path / "*.parquet"))

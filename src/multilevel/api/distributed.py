@@ -46,13 +46,14 @@ def _dask_frame(data: Any) -> Any:
     if isinstance(data, dd.DataFrame):
         return data
     paths = [os.fspath(d) for d in data] if isinstance(data, (list, tuple)) else os.fspath(data)
+    hint = "give a Dask DataFrame, a Parquet file or directory, a glob ('data/*.parquet') or a list of files"
     try:
-        return dd.read_parquet(paths)
+        ddf = dd.read_parquet(paths)
     except (OSError, ValueError, TypeError) as exc:
-        raise DataError(
-            f"cannot read Parquet files from {paths!r} ({exc}); give a Dask DataFrame, a Parquet "
-            "file or directory, a glob ('data/*.parquet') or a list of files"
-        ) from exc
+        raise DataError(f"cannot read Parquet files from {paths!r} ({exc}); {hint}") from exc
+    if len(ddf.columns) == 0:  # a glob that matches nothing reads as a table of no columns
+        raise DataError(f"no Parquet data found at {paths!r}: {hint}")
+    return ddf
 
 
 @contextlib.contextmanager
