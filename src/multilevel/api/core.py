@@ -108,6 +108,7 @@ class Model:
         start: np.ndarray | None = None,
         optimizer: str | None = None,
         control: FitControl | None = None,
+        progress: bool = False,
     ) -> Any:
         """Fit: REML (default) or ML for linear models; Laplace (``nagq=1``, default) or
         adaptive Gauss-Hermite quadrature (``nagq > 1``) for generalized ones.
@@ -124,7 +125,9 @@ class Model:
                     f"nagq={nagq!r} applies to generalized models; a linear mixed model's likelihood "
                     "is exact (choose REML or ML with reml=)"
                 )
-            return self._fit_lmm(True if reml is None else reml, start, ctl)
+            return self._fit_lmm(True if reml is None else reml, start, ctl, progress)
+        if progress:
+            raise ModelError("progress applies to linear mixed models for now: drop it for a GLMM")
         if reml is not None:
             raise ModelError(
                 f"reml applies to linear mixed models; a {self.family.name} GLMM is fitted by maximum "
@@ -141,13 +144,25 @@ class Model:
             raise ModelError(f"nagq must be an integer (0, 1 or a number of quadrature nodes), got {nagq!r}")
         return self._fit_glmm(int(nagq), start, ctl)
 
-    def _fit_lmm(self, reml: bool, start: Any, control: FitControl) -> Any:
+    def _fit_lmm(self, reml: bool, start: Any, control: FitControl, progress: bool = False) -> Any:
         from ..lmm.fit import fit_objective
         from ..present.lmm_fit import LmmFit
+        from ..present.progress import Progress
 
         obj = self.objective(reml)
-        with blas_threads(obj.layout.m):
-            return fit_objective(obj, self.design, start=start, control=control, result_type=LmmFit)
+        report = Progress(progress)
+        try:
+            with blas_threads(obj.layout.m):
+                return fit_objective(
+                    obj,
+                    self.design,
+                    start=start,
+                    control=control,
+                    result_type=LmmFit,
+                    progress=report.evaluation if progress else None,
+                )
+        finally:
+            report.close()
 
     def _fit_glmm(self, nagq: int, start: Any, control: FitControl) -> Any:
         from ..glmm.driver import fit_glmm_result
@@ -210,6 +225,7 @@ def fit(
     start: np.ndarray | None = None,
     optimizer: str | None = None,
     control: FitControl | None = None,
+    progress: bool = False,
 ) -> Any:
     """Fit a linear or generalized linear mixed model given an lme4-style formula.
 
@@ -218,7 +234,9 @@ def fit(
     formula:
         ``"y ~ x + (1 + x | g)"``; see :func:`multilevel.formula.parse_formula`.
     data:
-        pandas / polars DataFrame, pyarrow Table or dict of arrays.
+        pandas / polars DataFrame, pyarrow Table or dict of arrays; for LMMs also a Dask
+        DataFrame or Parquet files (path, glob or list): cross-products on the workers of
+        the active ``dask.distributed`` client (or a ``LocalCluster`` for the call), no rows kept.
     family, link:
         ``"gaussian"`` (a linear mixed model, fitted by REML or ML), or ``"binomial"``,
         ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, ``"negative_binomial"``
@@ -238,6 +256,8 @@ def fit(
         ``control=FitControl(optimizer=...)``.
     control:
         A :class:`multilevel.control.FitControl`.
+    progress:
+        LMMs: show on stderr the rows read (partitioned data), evaluations and criterion.
 
     Examples
     --------
@@ -246,10 +266,69 @@ def fit(
     >>> round(m.reml_criterion, 3)
     1743.628
     """
+    from .distributed import is_partitioned
+
+    if not isinstance(progress, bool):
+        raise ModelError(f"progress must be True or False, got {progress!r}")
+    if is_partitioned(data):
+        return _fit_partitioned(
+            formula,
+            data,
+            family,
+            link,
+            nagq,
+            reml,
+            weights,
+            offset,
+            na_action,
+            start,
+            _control(control, optimizer),
+            progress,
+        )
     model = Model(
         formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action
     )
-    return model.fit(reml=reml, nagq=nagq, start=start, optimizer=optimizer, control=control)
+    return model.fit(
+        reml=reml, nagq=nagq, start=start, optimizer=optimizer, control=control, progress=progress
+    )
+
+
+def _fit_partitioned(
+    formula: str,
+    data: Any,
+    family: Any,
+    link: Any,
+    nagq: Any,
+    reml: Any,
+    weights: Any,
+    offset: Any,
+    na_action: str,
+    start: Any,
+    control: FitControl,
+    progress: bool,
+) -> Any:
+    from ..family import get_family
+    from ..present.lmm_fit import LmmFit
+    from .distributed import fit_partitioned
+
+    fam = get_family(family, link)
+    if not fam.is_lmm or nagq not in (None, 1):
+        raise ModelError(
+            "partitioned data (Dask or Parquet) fit linear mixed models only for now; for a "
+            f"{fam.name} GLMM (or nagq=) load the rows into memory (ddf.compute()) and call fit"
+        )
+    return fit_partitioned(
+        formula,
+        data,
+        reml=reml,
+        weights=weights,
+        offset=offset,
+        na_action=na_action,
+        start=start,
+        control=control,
+        progress=progress,
+        result_type=LmmFit,
+    )
 
 
 def sample(

@@ -170,6 +170,13 @@ class DenseSchur:
 
     def update(self, W: np.ndarray) -> np.ndarray:
         n1, q1, m = self.A.shape
+        if q1 == 1 and n1 * m * m > 1e8 and bool(np.all(W >= 0)):
+            # a rank-k update (half the flops of a product), mirrored: W_l >= 0 when q1 = 1
+            from scipy.linalg import blas
+
+            B = self.A[:, 0, :] * np.sqrt(W[:, 0, :])
+            U = blas.dsyrk(1.0, B, trans=1, lower=0)  # Fortran order: the upper triangle holds A'WA
+            return np.triu(U) + np.triu(U, 1).T
         if q1 == 1:
             A = self.A[:, 0, :]
             return A.T @ (A * W[:, 0, :])
@@ -178,6 +185,10 @@ class DenseSchur:
 
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level for a symmetric (m, m) matrix M."""
+        if self.A.shape[1] == 1:
+            # one product for all levels (a batch of vector-matrix products is no BLAS-3)
+            A = self.A[:, 0, :]
+            return np.einsum("lj,lj->l", A @ M, A)[:, None, None]
         return self.A @ M @ np.swapaxes(self.A, 1, 2)
 
 
@@ -254,7 +265,23 @@ def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSc
     density = A1R.nnz / max(A1R.shape[0] * m, 1)
     if n1 * q1 * m * m <= 2e7 or (density > 0.5 and n1 * q1 * m * m <= 2e8):
         return DenseSchur.build(A1R, n1, q1)
+    if schur_pairs(A1R, q1) > PATTERN_MAX_PAIRS and n1 * q1 * m * 8 <= DENSE_MAX_BYTES:
+        # a tall crossed design (many rows per level pair): the pattern would hold every
+        # pair of every level, gigabytes where dense A1R is a fraction of that
+        return DenseSchur.build(A1R, n1, q1)
     return SchurPattern.build(A1R, n1, q1)
+
+
+#: the sparse pattern's size limit (entries: ~12 bytes each, ~40 while it is built)
+PATTERN_MAX_PAIRS = 2e7
+DENSE_MAX_BYTES = 2 * 2**30  # the dense A1R the dense form may hold instead
+
+
+def schur_pairs(A1R: sp.csr_matrix, q1: int) -> float:
+    """Entries of :class:`SchurPattern`'s map (pairs of columns within each row of
+    ``A1R``, times ``q1^2``): an upper bound from the rows' counts, without building it."""
+    c = np.diff(A1R.indptr).astype(float)
+    return float((c * (c + 1) / 2).sum()) * q1 * q1
 
 
 def blockdiag_factor(A11: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -7,6 +7,8 @@ knows nothing of formulas or data frames.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,14 +60,39 @@ def _start(obj: LmmObjective, start: Any) -> np.ndarray:
     return x0
 
 
+Progress = Callable[[int, float], None]
+
+
+def _reporting(f: Callable[[np.ndarray], Any], progress: Progress | None) -> Callable[[np.ndarray], Any]:
+    """``f`` that also tells ``progress`` the evaluations so far and the best criterion."""
+    if progress is None:
+        return f
+    state = {"n": 0, "best": math.inf}
+
+    def reported(x: np.ndarray) -> Any:
+        out = f(x)
+        value = float(out[0] if isinstance(out, tuple) else out)
+        state["n"] += 1
+        state["best"] = min(state["best"], value)
+        progress(int(state["n"]), state["best"])
+        return out
+
+    return reported
+
+
 def optimize(
-    obj: LmmObjective, *, start: Any = None, control: FitControl | None = None
+    obj: LmmObjective,
+    *,
+    start: Any = None,
+    control: FitControl | None = None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, OptSummary, tuple[str, ...]]:
     """Optimize a prepared objective: theta at the optimum, the optimizer's summary
     (with the convergence verdict) and the messages, each also warned.
 
     ``control.optimizer``: ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's
     default) or ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
+    ``progress(evaluations, best criterion)`` is called after every evaluation.
     """
     control = FitControl() if control is None else control
     optimizer = control.optimizer
@@ -75,9 +102,13 @@ def optimize(
     with time_limit(control.time_limit(obj.cp.n)):
         if optimizer == "bobyqa":
             step = 0.1 * np.maximum(np.abs(x0), 0.1)
-            theta, fval, n_evals, code, seconds = bobyqa(obj, x0, lower, initial_step=step, history=history)
+            theta, fval, n_evals, code, seconds = bobyqa(
+                _reporting(obj, progress), x0, lower, initial_step=step, history=history
+            )
         else:
-            theta, fval, n_evals, code, seconds = lbfgsb(lambda x: criterion_and_gradient(obj, x), x0, lower)
+            theta, fval, n_evals, code, seconds = lbfgsb(
+                _reporting(lambda x: criterion_and_gradient(obj, x), progress), x0, lower
+            )
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
     theta, fval = _snap_to_boundary(obj, theta, float(fval), lower)
     check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
@@ -115,11 +146,12 @@ def fit_objective(
     start: Any = None,
     control: FitControl | None = None,
     result_type: type[Any],
+    progress: Progress | None = None,
 ) -> Any:
     """Optimize a prepared objective (:func:`optimize`) and wrap the result in
     ``result_type`` (:class:`~multilevel.lmm.results.LmmResult` or a subclass)."""
     try:
-        theta, opt, messages = optimize(obj, start=start, control=control)
+        theta, opt, messages = optimize(obj, start=start, control=control, progress=progress)
         factor = obj.factor(theta)
         sol = solve(obj, factor)
     except Exception as exc:

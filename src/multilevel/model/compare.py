@@ -68,6 +68,18 @@ def _describe(name: str, fit: Any) -> str:
     return f"{name} ({fit.spec.formula})"
 
 
+def _check_same_remote_rows(first: Any, fit: Any, name0: str, name: str) -> None:
+    """Fits from partitioned data keep no rows: the same source, response and weights column."""
+    a, b = first.spec, fit.spec
+    remote = getattr(first.design, "remote", False) and getattr(fit.design, "remote", False)
+    if not remote or (a.data_name, a.response, a.weights) != (b.data_name, b.response, b.weights):
+        raise ModelError(
+            f"{name0} and {name} cannot be shown to fit the same rows: a fit from partitioned data "
+            "(Dask or Parquet) keeps no rows, so both must come from the same source with the same "
+            "response and weights= column"
+        )
+
+
 def check_same_rows(fits: list[Any], names: list[str]) -> None:
     """The models were fitted to the same rows: same number, same response values and
     the same prior weights (different missing-value patterns are the usual cause).
@@ -85,6 +97,9 @@ def check_same_rows(fits: list[Any], names: list[str]) -> None:
                 f"{name} {d.n} (rows with missing values in a variable only one model uses are "
                 "dropped from that model alone); fit every model to the same complete rows"
             )
+        if getattr(d, "remote", False) or getattr(d0, "remote", False):
+            _check_same_remote_rows(first, fit, names[0], name)
+            continue
         if not np.array_equal(np.asarray(d.y), np.asarray(d0.y)):
             raise ModelError(
                 f"{names[0]} and {name} have different responses ({first.spec.response!r} and "
@@ -115,7 +130,13 @@ def _offset(fit: Any) -> np.ndarray:
 
 
 def fixed_nested(small: Any, big: Any) -> bool:
-    """The smaller model's mean space ``{X0 b + o0}`` lies in the larger's ``{X1 b + o1}``."""
+    """The smaller model's mean space ``{X0 b + o0}`` lies in the larger's ``{X1 b + o1}``.
+
+    Fits from partitioned data keep no rows: there the columns are compared by name."""
+    if getattr(small.design, "remote", False) or getattr(big.design, "remote", False):
+        a, b = small.spec, big.spec
+        same_offset = (a.offset, a.parsed.offsets) == (b.offset, b.parsed.offsets)
+        return same_offset and set(a.fixed_names) <= set(b.fixed_names)
     X1 = np.asarray(big.design.X, dtype=float)
     X0 = np.asarray(small.design.X, dtype=float)
     return _in_span(X0, X1) and _in_span((_offset(small) - _offset(big))[:, None], X1)

@@ -34,13 +34,16 @@ def format_summary(fit: LmmFit) -> str:
         lines.append("     AIC      BIC   logLik deviance")
         lines.append(f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f}")
     lines.append("")
-    r = fit.residuals / fit.sigma
-    rw = fit.design.residual_weights
-    if rw is not None:
-        r = r * np.sqrt(rw)
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
-    lines.append("Scaled residuals:")
-    lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
+    if getattr(fit.design, "remote", False):
+        lines.append("Scaled residuals: not kept (the rows live on the cluster)")
+    else:
+        r = fit.residuals / fit.sigma
+        rw = fit.design.residual_weights
+        if rw is not None:
+            r = r * np.sqrt(rw)
+        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
+        lines.append("Scaled residuals:")
+        lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
     lines.append("")
     lines += random_effects_lines(fit)
     lines.append("")

@@ -1,0 +1,360 @@
+"""Rows that arrive in partitions: a first pass's survey, the recipe, cross-products per partition.
+
+A model whose rows never sit in one process (a Dask DataFrame, Parquet files on a
+cluster) is materialized in two passes over the partitions:
+
+    survey_partition (rows, missing values, levels, a few complete rows) --merge_surveys-->
+    recipe_from_survey (the frozen spec, identical for every partition)
+    partition_crossprods (per partition) --CrossProducts.__add__--> drop_dependent_columns
+
+The recipe is small (the spec and the columns to read), so it is what travels to the
+workers; only cross-products come back. Nothing here imports Dask: these functions
+take and return pandas frames and records, so any scheduler can run them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError, MissingDataWarning, ModelError, RankDeficiencyWarning, warn
+from ..family import get_family
+from ..formula import ParsedFormula, parse_formula
+from ..linalg.crossprod import CrossProducts, compute_crossprods
+from .columns import is_categorical, level_name, predictor_names, record_columns
+from .data import NA_ACTIONS, check_columns, missing_rows, strings_as_objects
+from .design import (
+    RANK_TOL,
+    Design,
+    GroupingData,
+    _check_identifiable,
+    _check_terms,
+    _matrices,
+    used_columns,
+)
+from .groupings import _blocks, _theta_layout, factor_codes, lme4_order, term_values
+from .matrices import expression, model_matrix
+from .spec import ModelSpec
+
+#: formulaic transforms whose state (means, SDs, polynomial or spline bases) comes from
+#: the rows they see: each partition would get its own, so they are refused
+STATEFUL = ("scale", "center", "standardize", "poly", "bs", "cr", "cc", "te", "hashed")
+_STATEFUL_CALL = re.compile(r"\b(" + "|".join(STATEFUL) + r")\s*\(")
+HEAD_ROWS = 500  # complete rows the survey keeps to build the formulaic specs on
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the first pass learns: rows, missing values, observed levels, a few complete rows.
+
+    ``levels`` maps each categorical column, and each grouping factor (a tuple of
+    columns for ``a:b``), to the distinct values its complete rows hold.
+    """
+
+    rows: int
+    incomplete: int
+    missing_by_column: dict[str, int]
+    levels: dict[tuple[str, ...], pd.DataFrame]
+    head: pd.DataFrame
+    partition_rows: dict[int, int] = field(default_factory=dict)  # rows of each partition
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What every partition needs to give the same columns: the spec, what to read."""
+
+    spec: ModelSpec
+    used: tuple[str, ...]  # columns whose missing values drop a row
+    weights: str | None
+    offset: str | None
+
+    @property
+    def n_levels(self) -> list[int]:
+        return [g.n_levels for g in self.spec.groupings]
+
+
+def survey_plan(
+    formula: str, meta: pd.DataFrame, weights: Any, offset: Any
+) -> tuple[ParsedFormula, list[str], list[tuple[str, ...]]]:
+    """The parsed formula, the columns the model reads and the column sets whose levels
+    the survey collects (categorical predictors and the grouping factors), from the
+    table's columns and dtypes alone (``meta``: an empty frame)."""
+    parsed = parse_formula(formula)
+    for arg, name in ((weights, "weights"), (offset, "offset")):
+        if arg is not None and not isinstance(arg, str):
+            raise ModelError(
+                f"{name}= must be a column name when the data are partitioned (Dask or Parquet): "
+                f"an array cannot be split with the rows. Add it as a column and pass {name}='column'"
+            )
+    found = _STATEFUL_CALL.search(parsed.formula)
+    if found:
+        raise FormulaError(
+            f"{found.group(1)}() learns its state from the rows it sees, so each partition would be "
+            "transformed differently; compute the column before fitting (ddf.assign(...)) and use it",
+            parsed.formula,
+            found.span(),
+        )
+    _check_terms(parsed, None)
+    used = used_columns(parsed, meta, weights, offset)
+    meta = strings_as_objects(meta, used)
+    preds = predictor_names(parsed, set(meta.columns))
+    sets: list[tuple[str, ...]] = [(c,) for c in preds if is_categorical(meta[c])]
+    sets += list(dict.fromkeys(t.factors for t in parsed.random))
+    return parsed, used, list(dict.fromkeys(sets))
+
+
+def survey_partition(
+    df: pd.DataFrame, used: list[str], sets: list[tuple[str, ...]], *, index: int = 0
+) -> Survey:
+    """The first pass over partition number ``index``."""
+    df = strings_as_objects(df.reset_index(drop=True), used)
+    mask, per_col = missing_rows(df, used)
+    sub = df if mask.all() else df.loc[mask]
+    levels = {s: sub[list(s)].drop_duplicates().reset_index(drop=True) for s in sets}
+    head = sub[used].head(HEAD_ROWS).reset_index(drop=True)
+    return Survey(len(df), int((~mask).sum()), per_col, levels, head, {index: len(df)})
+
+
+def merge_surveys(a: Survey, b: Survey) -> Survey:
+    """Two partitions' surveys as one (the reduction of the first pass)."""
+    per_col = dict(a.missing_by_column)
+    for c, k in b.missing_by_column.items():
+        per_col[c] = per_col.get(c, 0) + k
+    levels = {
+        s: pd.concat([a.levels[s], b.levels[s]], ignore_index=True).drop_duplicates().reset_index(drop=True)
+        for s in a.levels
+    }
+    head = a.head if len(a.head) >= HEAD_ROWS else pd.concat([a.head, b.head], ignore_index=True)
+    return Survey(
+        a.rows + b.rows,
+        a.incomplete + b.incomplete,
+        per_col,
+        levels,
+        head.head(HEAD_ROWS),
+        {**a.partition_rows, **b.partition_rows},
+    )
+
+
+def _report_missing(survey: Survey, na_action: str) -> None:
+    """The in-memory fit's warning or error about incomplete rows, counted over all partitions."""
+    if na_action not in NA_ACTIONS:
+        raise DataError(f"na_action must be one of {NA_ACTIONS}, got {na_action!r}")
+    if not survey.incomplete:
+        return
+    detail = ", ".join(f"{c} ({k})" for c, k in survey.missing_by_column.items())
+    if na_action == "raise":
+        raise DataError(
+            f"{survey.incomplete} of {survey.rows} rows have missing values in columns {detail}; "
+            "remove or impute them, or pass na_action='omit' to drop them"
+        )
+    warn(
+        f"dropped {survey.incomplete} of {survey.rows} rows with missing values in columns {detail}",
+        MissingDataWarning,
+    )
+
+
+def _prototype(survey: Survey, sets: list[tuple[str, ...]]) -> pd.DataFrame:
+    """The survey's complete rows with every categorical predictor holding all its levels
+    as categories, so that formulaic's specs code every partition alike."""
+    proto = survey.head.copy()
+    for s in sets:
+        c = s[0]
+        if len(s) > 1 or not is_categorical(proto[c]) or isinstance(proto[c].dtype, pd.CategoricalDtype):
+            continue
+        cats = pd.Categorical(survey.levels[s][c].to_numpy()).categories  # sorted, as formulaic does
+        proto[c] = pd.Categorical(proto[c].to_numpy(), categories=cats)
+    return proto
+
+
+def recipe_from_survey(
+    parsed: ParsedFormula,
+    survey: Survey,
+    sets: list[tuple[str, ...]],
+    used: list[str],
+    *,
+    weights: str | None = None,
+    offset: str | None = None,
+    na_action: str = "omit",
+    data_name: str = "data",
+) -> Recipe:
+    """The frozen spec of a partitioned table (every fixed-effect column kept: the rank
+    check waits for the summed cross-products, :func:`drop_dependent_columns`)."""
+    _report_missing(survey, na_action)
+    n = survey.rows - survey.incomplete
+    if n == 0:
+        raise DataError("no complete rows left after removing missing values")
+    proto = _prototype(survey, sets)
+    _, fixed_mm, re_mats, mm_specs = _matrices(parsed, proto, proto)
+    terms = list(parsed.random)
+    levels = {t.group: factor_codes(survey.levels[t.factors], t.factors)[1] for t in terms}
+    for g, lev in levels.items():
+        if len(lev) < 2:
+            raise DataError(
+                f"grouping factor {g!r} has {len(lev)} level in the data used; "
+                "a random effect needs at least 2 levels (drop the term or check the data)"
+            )
+    order = lme4_order(terms, [len(levels[t.group]) for t in terms])
+    groupings = _blocks(parsed, proto, re_mats, [terms[i] for i in order], levels)
+    theta_map, theta_names = _theta_layout([terms[i] for i in order], groupings)
+    fam = get_family("gaussian")
+    _check_identifiable(groupings, n, fam, parsed.se is not None)
+    columns = record_columns(proto, predictor_names(parsed, set(proto.columns)), mm_specs)
+    columns = tuple(
+        replace(c, observed=tuple(level_name(v) for v in survey.levels[(c.name,)][c.name].tolist()))
+        if c.categorical and (c.name,) in survey.levels
+        else c
+        for c in columns
+    )
+    spec = ModelSpec(
+        parsed=parsed,
+        family=fam.name,
+        response=parsed.response or "",
+        fixed_spec=fixed_mm.model_spec,
+        fixed_names=tuple(str(c) for c in fixed_mm.columns),
+        dropped_fixed=(),
+        groupings=groupings,
+        theta_map=theta_map,
+        theta_names=theta_names,
+        nobs=n,
+        n_missing=survey.incomplete,
+        data_name=data_name,
+        missing_by_column=dict(survey.missing_by_column),
+        weights=weights,
+        offset=offset,
+        columns=columns,
+    )
+    return Recipe(spec=spec, used=tuple(used), weights=weights, offset=offset)
+
+
+def level_codes(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
+    """Rows' codes among known ``levels`` of the (interaction of the) ``factors``, by
+    distinct values rather than row by row; -1 for a level not among them."""
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    if len(factors) == 1:
+        codes, uniques = pd.factorize(df[factors[0]])
+        lut = np.array([lookup.get(level_name(v), -1) for v in uniques.tolist()], dtype=np.int64)
+        return lut[codes]
+    combined = np.zeros(len(df), dtype=np.int64)
+    names: list[list[str]] = []
+    for f in factors:
+        codes, uniques = pd.factorize(df[f])
+        combined = combined * max(len(uniques), 1) + codes
+        names.append([level_name(v) for v in uniques.tolist()])
+    used, inverse = np.unique(combined, return_inverse=True)
+    keys = []
+    for code in used.tolist():
+        parts = []
+        for nm in reversed(names):
+            code, r = divmod(int(code), len(nm))
+            parts.append(nm[r])
+        keys.append(":".join(reversed(parts)))
+    return np.array([lookup.get(k, -1) for k in keys], dtype=np.int64)[inverse.ravel()]
+
+
+def partition_design(recipe: Recipe, df: pd.DataFrame) -> Design | None:
+    """One partition's complete rows as a design with the recipe's columns (None: no rows)."""
+    spec = recipe.spec
+    df = strings_as_objects(df.reset_index(drop=True), recipe.used)
+    check_columns(df, recipe.used, "the model")
+    mask, _ = missing_rows(df, recipe.used)
+    if not mask.any():
+        return None
+    sub = df if mask.all() else df.loc[mask].reset_index(drop=True)
+    from .columns import conform_columns
+
+    sub = conform_columns(sub, spec.columns)
+    m = model_matrix(spec.fixed_spec, sub, spec.formula)
+    X = np.asarray(m.to_numpy(dtype=float))
+    y = expression(spec.response, sub, spec.formula)
+    groups = []
+    for g in spec.groupings:
+        vals = np.column_stack([term_values(t, sub, spec.formula) for t in g.terms])
+        groups.append(GroupingData(codes=level_codes(sub, g.factors, g.levels), values=vals))
+    w = None if recipe.weights is None else sub[recipe.weights].to_numpy(dtype=float)
+    if w is not None and np.any(w < 0):
+        raise DataError(f"weights must be non-negative; found negative values in {recipe.weights!r}")
+    off = None if recipe.offset is None else sub[recipe.offset].to_numpy(dtype=float)
+    for expr in spec.parsed.offsets:
+        o = expression(expr, sub, spec.formula)
+        off = o if off is None else off + o
+    se = None if spec.parsed.se is None else expression(spec.parsed.se, sub, spec.formula)
+    return Design(y, X, tuple(groups), w, off, se)
+
+
+def partition_crossprods(recipe: Recipe, df: pd.DataFrame) -> CrossProducts | None:
+    """The cross-products of one partition's complete rows (None: no complete rows)."""
+    d = partition_design(recipe, df)
+    return None if d is None else compute_crossprods(d, recipe.n_levels)
+
+
+def add_crossprods(a: CrossProducts | None, b: CrossProducts | None) -> CrossProducts | None:
+    """The reduction step: partitions without complete rows contribute nothing."""
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def drop_dependent_columns(spec: ModelSpec, cp: CrossProducts) -> tuple[ModelSpec, CrossProducts]:
+    """The in-memory fit's rank check on ``X'X`` instead of the rows: a column that is a
+    combination of earlier ones (relative residual norm under ``RANK_TOL``, the
+    tolerance of the in-memory QR) is dropped, with the same warning."""
+    lay = cp.layout
+    mz, p = lay.mz, lay.p
+    XtX = cp.ARR[mz : mz + p, mz : mz + p]
+    keep: list[int] = []
+    for j in range(p):
+        d = XtX[j, j]
+        if keep and d > 0:
+            v = XtX[keep, j]
+            d = d - v @ np.linalg.solve(XtX[np.ix_(keep, keep)], v)
+        if XtX[j, j] > 0 and d > (RANK_TOL**2) * XtX[j, j]:
+            keep.append(j)
+    if len(keep) == p:
+        return spec, cp
+    names = spec.fixed_names
+    dropped = [names[j] for j in range(p) if j not in keep]
+    warn(
+        f"fixed-effect design is rank deficient: dropping {len(dropped)} column"
+        f"{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}",
+        RankDeficiencyWarning,
+    )
+    idx = np.r_[np.arange(mz), mz + np.array(keep, dtype=int), mz + p]
+    A1R = cp.A1R[:, idx]
+    cp2 = replace(
+        cp,
+        layout=replace(lay, p=len(keep)),
+        A1R=sp.csr_matrix(A1R) if sp.issparse(A1R) else np.ascontiguousarray(A1R),
+        ARR=np.ascontiguousarray(cp.ARR[np.ix_(idx, idx)]),
+    )
+    spec2 = replace(spec, fixed_names=tuple(names[j] for j in keep), dropped_fixed=tuple(dropped))
+    return spec2, cp2
+
+
+class RemoteRows:
+    """Where a fit's design would be when its rows stayed on a cluster: the size of the
+    data, and a clear error for anything that needs the rows themselves."""
+
+    remote = True
+    frame = None
+
+    def __init__(self, n: int, n_input: int) -> None:
+        self._n, self.n_input = n, n_input
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ModelError(
+            f"design.{name} is not available: this model was fitted from partitioned data (Dask or "
+            "Parquet) and its rows live on the cluster; the fit keeps only their cross-products. "
+            "Residuals and fitted values are per row: compute them per partition with "
+            "fit.predict(partition) (ddf.map_partitions), or fit in memory"
+        )
