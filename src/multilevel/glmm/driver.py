@@ -27,11 +27,15 @@ def fit_glmm_result(
     nagq: int = 1,
     start: np.ndarray | None = None,
     control: FitControl | None = None,
+    laplace: str = "observed",
     result_type: type[Any],
 ) -> Any:
-    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``."""
+    """Fit a GLMM (Laplace or adaptive quadrature; ``laplace``: its curvature from the
+    observed or the expected information) and wrap the result in ``result_type``."""
     control = FitControl() if control is None else control
-    est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=control.use_compiled_kernels)
+    est = fit_glmm(
+        spec, design, family, nagq=nagq, start=start, compiled=control.use_compiled_kernels, laplace=laplace
+    )
     singular, msgs = singular_and_messages(spec, est.theta)
     offset = design.offset if design.offset is not None else np.zeros(design.n)
     sep = separation_message(family, est, offset)
@@ -67,6 +71,7 @@ def fit_glmm_result(
         design=design,
         family=family,
         nagq=nagq,
+        laplace=est.laplace,
         estimate=est,
         problem=est.problem,
         optinfo=opt,

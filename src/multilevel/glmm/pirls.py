@@ -18,14 +18,29 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ConvergenceWarning, warn
+from ..errors import ConvergenceWarning, ModelError, warn
 from ..family import Family
+from ..family.derivatives import observed_weights
 from ..linalg import numpy_backend as la
 from ..linalg.blocked import PairSchur, PairStructure
 from ..linalg.crossprod import CrossProductBuilder, CrossProducts
 from ..linalg.factor import Factor
 from ..model.design import Design
 from ..model.spec import ModelSpec
+
+#: the Laplace approximations: the log-determinant from the observed Hessian of the
+#: joint log density (glmmTMB's; the default) or from the expected (Fisher) weights (lme4's)
+LAPLACE_METHODS = ("observed", "expected")
+
+
+@dataclass(frozen=True)
+class ObservedCurvature:
+    """``M_H = Lambda'Z'H Z Lambda + I`` at the mode, ``H = -d^2 log p(y | eta) / d eta^2``
+    the observed weights: minus the Hessian of the penalized log-likelihood in u."""
+
+    weights: np.ndarray  # H
+    system: la.NumpySystem  # the cross-products of Z with weights H
+    factor: Factor | None  # None where M_H is not positive definite
 
 
 @dataclass(frozen=True)
@@ -41,11 +56,27 @@ class PirlsResult:
     sqr_u: float
     iterations: int
     converged: bool
+    # the observed-information curvature (observed Laplace, non-canonical links), else None
+    observed: ObservedCurvature | None = None
+
+    @property
+    def curvature(self) -> tuple[la.NumpySystem, Factor] | None:
+        """The system and factor of the Laplace approximation's curvature in u (the
+        observed or the expected information); None where the observed one is not
+        positive definite."""
+        if self.observed is None:
+            return self.system, self.factor
+        if self.observed.factor is None:
+            return None
+        return self.observed.system, self.observed.factor
 
     @property
     def laplace_deviance(self) -> float:
-        """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2."""
-        return -2.0 * self.loglik_cond + self.sqr_u + self.factor.logdet_z
+        """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2, ``L`` the
+        factor of the curvature (infinite where the observed one is not positive definite)."""
+        c = self.curvature
+        logdet = c[1].logdet_z if c is not None else math.inf
+        return -2.0 * self.loglik_cond + self.sqr_u + logdet
 
 
 #: use the pairwise Schur update when it has this many times fewer terms than the
@@ -73,9 +104,23 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
 class GlmmProblem:
     """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance."""
 
-    def __init__(self, spec: ModelSpec, design: Design, family: Family, *, compiled: bool = True) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        design: Design,
+        family: Family,
+        *,
+        compiled: bool = True,
+        laplace: str = "observed",
+    ) -> None:
         # ``compiled``: the row passes run through the Numba kernels (multilevel.linalg.kernels):
-        # ~1.3x faster iterations, ~0.5 s once per process to start Numba
+        # ~1.3x faster iterations, ~0.5 s once per process to start Numba.
+        # ``laplace``: one of LAPLACE_METHODS
+        if laplace not in LAPLACE_METHODS:
+            raise ModelError(f"laplace must be one of {LAPLACE_METHODS}, got {laplace!r}")
+        self.laplace = laplace
+        # for a canonical link the two informations agree: the expected one is computed
+        self.observed = laplace == "observed" and not family.canonical
         self.spec = spec
         self.design = design
         self.family = family
@@ -160,6 +205,24 @@ class GlmmProblem:
         W = self.w0 * mu_eta**2 / self.family.variance(mu, disp)
         z = eta - zshift + (self.y - mu) / mu_eta
         return W, builder.compute(z, W, log_weights=False)
+
+    def observed_curvature(
+        self, eta: np.ndarray, mu: np.ndarray, disp: float, Ts: list[np.ndarray]
+    ) -> ObservedCurvature:
+        """The observed-information factor of the random effects at eta (not positive
+        definite: ``factor`` None)."""
+        H = observed_weights(self.family, self.y, eta, mu, self.w0, disp)
+        # the response column is not used; any response outside the span of Z will do
+        cp = self.builder_u.compute(np.cos(np.arange(self.n) * 1.618), H, log_weights=False)
+        system = self._system(self.builder_u, cp)
+        try:
+            with np.errstate(invalid="ignore"):
+                f: Factor | None = la.factor(system, Ts)
+        except np.linalg.LinAlgError:
+            f = None
+        if f is not None and not (math.isfinite(f.logdet_z) and np.all(np.isfinite(f.L1))):
+            f = None
+        return ObservedCurvature(H, system, f)
 
     def _system(self, builder: CrossProductBuilder, cp: CrossProducts) -> la.NumpySystem:
         pairs = self._fixed[builder is self.builder_ub][0]
@@ -265,4 +328,5 @@ class GlmmProblem:
             sqr_u=sum(float(np.sum(x * x)) for x in u),
             iterations=it,
             converged=converged,
+            observed=self.observed_curvature(eta, mu, disp, Ts) if self.observed else None,
         )

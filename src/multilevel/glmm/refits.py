@@ -50,7 +50,13 @@ def refit(fit: Any, y: Any) -> Any:
     v = check_response(fit, _binomial_pairs(fit, y))
     design = dataclasses.replace(fit.design, y=v)
     return fit_glmm_result(
-        fit.spec, design, fit.family, nagq=fit.nagq, start=fit.theta, result_type=type(fit)
+        fit.spec,
+        design,
+        fit.family,
+        nagq=fit.nagq,
+        start=fit.theta,
+        laplace=fit.laplace,
+        result_type=type(fit),
     )
 
 
