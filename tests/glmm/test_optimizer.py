@@ -46,13 +46,16 @@ def test_start_outside_the_support_falls_back_to_bobyqa():
     # infinite and the gradient path cannot move. lme4 1.1-31 stops with "PIRLS loop
     # resulted in NaN value". BOBYQA alone stopped at 416.9476, where random steps of
     # 1e-3 found deviances 0.3 lower; BOBYQA to reach the support and the gradient
-    # path from there end at a stationary point
+    # path from there end at theta = 0 (318.2911), a stationary point in theta but a
+    # local maximum: the probe above it restarts the gradient path, which ends at 317.4060
     df = pd.read_csv(DATA / "glmm_gamma_inverse_infeasible_start.csv", dtype={"g": str})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = multilevel.fit("y ~ x + (1 | g)", df, family="Gamma", link="inverse")
         assert m.estimate.stage2.optimizer.startswith("nlopt LN_BOBYQA, then L-BFGS-B")
-        assert m.deviance < 416.9476 - 1.0
+        assert "from above a variance at 0" in m.estimate.stage2.optimizer
+        assert m.deviance < 318.2911 - 0.8
+        assert m.theta[0] > 0.1
         from multilevel.glmm.fit import deviance_function, gradient_function
 
         x = np.concatenate([m.theta, m.estimate.beta, [np.log(m.estimate.disp)]])
@@ -64,8 +67,29 @@ def test_start_outside_the_support_falls_back_to_bobyqa():
         ]
         g = gradient_function(m.problem, 1, 2, True, m.estimate.pirls.u)(x)
     assert min(v for v in probes if np.isfinite(v)) > m.deviance - 1e-8
-    # Newton decrement (theta is on its bound at 0, where the gradient is 0 too)
-    assert float(g @ np.linalg.solve(m._hessian, g)) < 1e-8
+    assert float(g @ np.linalg.solve(m._hessian, g)) < 1e-8  # Newton decrement
+
+
+def test_a_scalar_variance_stuck_at_zero_is_probed(monkeypatch):
+    # the same data: without the probe the fit stops at theta = 0, where the
+    # deviance is even in theta and its gradient exactly 0, though it falls for theta > 0
+    from multilevel.glmm import boundary
+
+    df = pd.read_csv(DATA / "glmm_gamma_inverse_infeasible_start.csv", dtype={"g": str})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(boundary, "PROBE_THETAS", ())
+        stuck = multilevel.fit("y ~ x + (1 | g)", df, family="Gamma", link="inverse")
+        monkeypatch.undo()
+        m = multilevel.fit("y ~ x + (1 | g)", df, family="Gamma", link="inverse")
+        from multilevel.glmm.fit import deviance_function
+
+        f = deviance_function(stuck.problem, 1, 1, 2, True, stuck.estimate.pirls.u)
+        x = np.concatenate([stuck.theta, stuck.estimate.beta, [np.log(stuck.estimate.disp)]])
+        above = f(x + np.array([0.03, 0, 0, 0]))
+    assert stuck.theta[0] == 0.0 and stuck.singular
+    assert above < stuck.deviance - 1e-3  # the likelihood rises above theta = 0
+    assert not m.singular and m.deviance < stuck.deviance - 0.8
 
 
 def test_which_families_take_the_gradient_path():

@@ -27,7 +27,7 @@ from ..model.spec import ModelSpec
 from ..optim.numdiff import central_jacobian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
-from .boundary import singular_vector_term, zero_scalar_probe
+from .boundary import PROBE_THETAS, singular_vector_term, zero_scalar_probe
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
 
@@ -114,7 +114,7 @@ def fit_glmm(
         )
         prob = GlmmProblem(spec, design, family, compiled=compiled, laplace="expected")
         est = _estimate(prob, nagq, start)
-    return dataclasses.replace(est, laplace=prob.laplace if prob.observed else "expected")
+    return dataclasses.replace(est, laplace=prob.laplace)
 
 
 def _estimate(prob: GlmmProblem, nagq: int, start: np.ndarray | None) -> GlmmEstimate:
@@ -146,7 +146,17 @@ def _probe_zero_scalars(est: GlmmEstimate, nagq: int, *, gradient: bool) -> Glmm
         warnings.simplefilter("ignore", ConvergenceWarning)
         r1 = prob.pirls(theta, None, est.disp, u0=est.pirls.u, beta0=est.beta)
     other = _stage2(prob, nagq, est.stage1, r1, theta, est.disp, gradient=gradient)
-    return other if other.deviance < est.deviance else est
+    if not other.deviance < est.deviance:
+        return est
+    s2, s0 = other.stage2, est.stage2
+    stage2 = dataclasses.replace(
+        s2,
+        optimizer=f"{s0.optimizer}; then, from above a variance at 0, {s2.optimizer}",
+        start=s0.start,
+        n_evals=s0.n_evals + s2.n_evals + len(PROBE_THETAS),
+        seconds=s0.seconds + s2.seconds,
+    )
+    return dataclasses.replace(other, stage2=stage2)
 
 
 def _two_stages(
