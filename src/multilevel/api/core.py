@@ -280,9 +280,7 @@ def fit(
     model = Model(
         formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action
     )
-    return model.fit(
-        reml=reml, nagq=nagq, start=start, optimizer=optimizer, control=control, laplace=laplace
-    )
+    return model.fit(reml=reml, nagq=nagq, start=start, optimizer=optimizer, control=control, laplace=laplace)
 
 
 def sample(
