@@ -27,7 +27,7 @@ from ..conftest import lme4_name
 HERE = Path(__file__).parent.parent / "data"
 REFS = json.loads((HERE / "laplace" / "laplace_refs.json").read_text())
 CASES = [k for k in REFS if k != "versions"]
-FAMILY = {"Gamma": "Gamma", "nbinom2": "negative_binomial"}
+FAMILY = {"Gamma": "Gamma", "nbinom2": "negative_binomial", "binomial": "binomial", "poisson": "poisson"}
 
 
 def _data(name: str) -> pd.DataFrame:
@@ -49,12 +49,16 @@ def _fit(case: str, laplace: str | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         return multilevel.fit(
-            ref["formula"], _data(ref["data"]), family=FAMILY[ref["family"]], link="log", laplace=laplace
+            ref["formula"],
+            _data(ref["data"]),
+            family=FAMILY[ref["family"]],
+            link=ref["link"],
+            laplace=laplace,
         )
 
 
-def _dispersion(ref: dict) -> float:
-    return float(next(iter(ref["dispersion"].values())))
+def _dispersion(ref: dict) -> float | None:
+    return float(next(iter(ref["dispersion"].values()))) if ref["dispersion"] else None
 
 
 def _sds(m) -> dict[tuple[str, str], float]:
@@ -73,14 +77,14 @@ def test_observed_laplace_reaches_glmmTMB(case):
     assert m.loglik == pytest.approx(ref["logLik"], abs=1e-5)
     assert m.dispersion == pytest.approx(_dispersion(ref), rel=1e-4)
     for name, value in m.fixef.items():
-        assert value == pytest.approx(ref["fixef"][lme4_name(name)], abs=1e-4)
+        assert value == pytest.approx(ref["fixef"][lme4_name(name)], abs=2e-4)
     for name, value in m.fixef_se.items():
         assert value == pytest.approx(ref["fixef_se"][lme4_name(name)], rel=1e-3)
     for (g, term), sd in _sds(m).items():
         assert sd == pytest.approx(ref["sd"][g][term], abs=1e-4)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if REFS[c]["family"] == "nbinom2"])
+@pytest.mark.parametrize("case", [c for c in CASES if REFS[c]["family"] != "Gamma"])
 def test_expected_laplace_reaches_lme4(case):
     ref = REFS[case]["lme4"]
     m = _fit(case, "expected")

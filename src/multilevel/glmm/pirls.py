@@ -188,7 +188,8 @@ class GlmmProblem:
         else:
             eta = base + np.einsum("ij,ij->i", self._V, b[self._idx])
         mu = self.family.link.inverse(eta)
-        ll = self.cond_loglik(mu, disp) if self.family.valid_mu(mu) else -math.inf
+        valid = self.family.valid_mu(mu) and self.family.link.valid_eta(eta)
+        ll = self.cond_loglik(mu, disp) if valid else -math.inf
         return eta, mu, ll
 
     def _weighted(
@@ -332,11 +333,16 @@ class GlmmProblem:
             u_new, beta_new = list(sol.u), (sol.beta if joint else fixed_beta)
             step = 1.0
             while True:
-                u_try = [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else u_new
+                # a first step from the starting means is taken whole, its random effects
+                # shrunk only if it leaves the family's support (a link's domain)
+                u_try = (
+                    [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else [step * b for b in u_new]
+                )
                 b_try = b_cur + step * (beta_new - b_cur) if (joint and not fresh) else beta_new
                 eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, None if joint else zshift)
                 pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
-                if fresh or (math.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * abs(pdev)) or step < 1e-4:
+                better = pdev_try <= pdev + 1e-10 * abs(pdev) or fresh
+                if (math.isfinite(pdev_try) and better) or step < 1e-4:
                     break
                 step /= 2
             fresh = False

@@ -1,6 +1,9 @@
 # Reference fits for the observed- and expected-information Laplace approximations
 # (tests/data/laplace/laplace_refs.json): simulated Gamma-log and negative-binomial-log
-# models (data written here, fixed seed, as sim_*.csv) and the public glmmTMB cases.
+# models, a binomial-probit and a Poisson-sqrt one (data written here, fixed seed, as
+# sim_*.csv) and the public glmmTMB cases. lme4's Gamma glmer optimizes another
+# criterion (Laplace weights without the dispersion, and a moment estimate of it in
+# the density), so its Gamma logLik is not the expected-information Laplace's.
 # glmmTMB's Laplace uses the observed Hessian of the joint log density, lme4's the
 # expected (Fisher) information. R 4.2, glmmTMB 1.1.5, lme4 1.1-31; run from the
 # repository root:
@@ -45,13 +48,21 @@ d6 <- sim(30, 8)
 mu6 <- exp(-0.2 + 0.4 * d6$x + rnorm(30, 0, 0.7)[as.integer(d6$g)])
 d6$y <- rnbinom(nrow(d6), size = 0.6, mu = mu6)
 
+# binomial, probit link, and Poisson, square-root link: other non-canonical links
+d7 <- sim(40, 8)
+d7$y <- rbinom(nrow(d7), 1, pnorm(0.2 + 0.5 * d7$x + rnorm(40, 0, 0.8)[as.integer(d7$g)]))
+d8 <- sim(40, 8)
+d8$y <- rpois(nrow(d8), (2 + 0.4 * d8$x + rnorm(40, 0, 0.4)[as.integer(d8$g)])^2)
+
 sims <- list(
   sim_gamma_log = list(d = d1, formula = y ~ x + (1|g), family = "Gamma"),
   sim_gamma_log_crossed = list(d = d2, formula = y ~ x + (1|g) + (1|h), family = "Gamma"),
   sim_gamma_log_slope = list(d = d3, formula = y ~ x + (1 + x|g), family = "Gamma"),
   sim_nb_log = list(d = d4, formula = y ~ x + (1|g), family = "nbinom2"),
   sim_nb_log_crossed = list(d = d5, formula = y ~ x + f + (1|g) + (1|h), family = "nbinom2"),
-  sim_nb_log_small_k = list(d = d6, formula = y ~ x + (1|g), family = "nbinom2")
+  sim_nb_log_small_k = list(d = d6, formula = y ~ x + (1|g), family = "nbinom2"),
+  sim_binomial_probit = list(d = d7, formula = y ~ x + (1|g), family = "binomial", link = "probit"),
+  sim_poisson_sqrt = list(d = d8, formula = y ~ x + (1|g), family = "poisson", link = "sqrt")
 )
 
 sal <- read.csv(file.path(shared, "Salamanders.csv"), stringsAsFactors = TRUE)
@@ -70,22 +81,27 @@ public <- list(
 )
 
 sds <- function(vc) lapply(vc, function(m) as.list(sqrt(diag(m))))
+link <- function(cs) if (is.null(cs$link)) "log" else cs$link
+family_of <- function(cs) {
+  switch(cs$family, Gamma = Gamma(link = "log"), nbinom2 = nbinom2(link = "log"),
+         binomial = binomial(link = link(cs)), poisson = poisson(link = link(cs)))
+}
 tmb <- function(cs) {
-  fam <- if (cs$family == "Gamma") Gamma(link = "log") else nbinom2(link = "log")
-  m <- glmmTMB(cs$formula, cs$d, family = fam)
-  disp <- if (cs$family == "Gamma") list(phi = sigma(m)^2) else list(nb_shape_k = sigma(m))
+  m <- glmmTMB(cs$formula, cs$d, family = family_of(cs))
+  disp <- switch(cs$family, Gamma = list(phi = sigma(m)^2), nbinom2 = list(nb_shape_k = sigma(m)),
+                 NULL)
   list(logLik = as.numeric(logLik(m)), fixef = as.list(fixef(m)$cond),
        fixef_se = as.list(sqrt(diag(vcov(m)$cond))), sd = sds(VarCorr(m)$cond),
        dispersion = disp, converged = m$sdr$pdHess && m$fit$convergence == 0)
 }
 lme <- function(cs) {
   ctl <- glmerControl(tolPwrss = 1e-13)
-  if (cs$family == "Gamma") {
-    m <- glmer(cs$formula, cs$d, family = Gamma(link = "log"), control = ctl)
-    disp <- list(phi = sigma(m)^2)
-  } else {
+  if (cs$family == "nbinom2") {
     m <- glmer.nb(cs$formula, cs$d, control = ctl)
     disp <- list(nb_shape_k = getME(m, "glmer.nb.theta"))
+  } else {
+    m <- glmer(cs$formula, cs$d, family = family_of(cs), control = ctl)
+    disp <- if (cs$family == "Gamma") list(phi = sigma(m)^2) else NULL
   }
   list(logLik = as.numeric(logLik(m)), fixef = as.list(fixef(m)), sd = sds(VarCorr(m)),
        dispersion = disp)
@@ -95,7 +111,7 @@ for (id in names(sims)) {
   cs <- sims[[id]]
   write.csv(cs$d, file.path(here, paste0(id, ".csv")), row.names = FALSE)
   out[[id]] <- list(id = id, data = id, formula = deparse(cs$formula), family = cs$family,
-                    link = "log", glmmTMB = tmb(cs), lme4 = lme(cs))
+                    link = link(cs), glmmTMB = tmb(cs), lme4 = lme(cs))
 }
 for (id in names(public)) {
   cs <- public[[id]]
