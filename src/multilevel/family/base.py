@@ -98,10 +98,6 @@ class Link(ABC):
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         """d^2 mu / d eta^2 (for the gradient of the Laplace deviance)."""
 
-    def valid_eta(self, eta: np.ndarray) -> bool:
-        """Whether every linear predictor lies in the link's domain (R's ``valideta``)."""
-        return True
-
     def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
         """d^3 mu / d eta^3 (for the gradient of the observed-information Laplace deviance).
 

@@ -126,11 +126,6 @@ class Cloglog(Link):
 class Sqrt(Link):
     name = "sqrt"
 
-    def valid_eta(self, eta: np.ndarray) -> bool:
-        # mu = eta^2 is even in eta: a negative eta is a second, spurious branch of the
-        # likelihood (conditional modes there are other, lower optima), as R's valideta says
-        return bool(np.all(eta > 0))
-
     def link(self, mu: np.ndarray) -> np.ndarray:
         return np.sqrt(mu)
 

@@ -188,8 +188,7 @@ class GlmmProblem:
         else:
             eta = base + np.einsum("ij,ij->i", self._V, b[self._idx])
         mu = self.family.link.inverse(eta)
-        valid = self.family.valid_mu(mu) and self.family.link.valid_eta(eta)
-        ll = self.cond_loglik(mu, disp) if valid else -math.inf
+        ll = self.cond_loglik(mu, disp) if self.family.valid_mu(mu) else -math.inf
         return eta, mu, ll
 
     def _weighted(
@@ -211,6 +210,33 @@ class GlmmProblem:
         z = eta - zshift + (self.y - mu) / mu_eta
         return W, builder.compute(z, W, log_weights=False)
 
+    def _halving(
+        self,
+        current: tuple[list[np.ndarray], np.ndarray],
+        proposed: tuple[list[np.ndarray], np.ndarray],
+        pdev: float,
+        fresh: bool,
+        Ts: list[np.ndarray],
+        disp: float,
+        base: np.ndarray | None,
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """The step from ``current`` (u, beta) towards ``proposed``, halved until the
+        penalized deviance does not rise; ``base``: ``offset + X beta`` (beta fixed) or
+        None (beta estimated). A first step from the starting means (``fresh``) is
+        taken whole, its random effects shrunk only if it leaves the family's support.
+        Returns u, beta, eta, mu, loglik and the penalized deviance."""
+        (u, b_cur), (u_new, beta_new) = current, proposed
+        step = 1.0
+        while True:
+            u_try = [step * b for b in u_new] if fresh else [a + step * (b - a) for a, b in zip(u, u_new)]
+            b_try = beta_new if (fresh or base is not None) else b_cur + step * (beta_new - b_cur)
+            eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, base)
+            pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
+            better = fresh or pdev_try <= pdev + 1e-10 * abs(pdev)
+            if (math.isfinite(pdev_try) and better) or step < 1e-4:
+                return u_try, b_try, eta_try, mu_try, ll_try, pdev_try
+            step /= 2
+
     def _newton(
         self,
         builder: CrossProductBuilder,
@@ -219,24 +245,30 @@ class GlmmProblem:
         zshift: np.ndarray,
         joint: bool,
         state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
-    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float]:
+        converged: bool,
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature]:
         """Newton steps (IRLS with the observed weights) from PIRLS's mode.
 
         Fisher scoring converges linearly for a non-canonical link, and its stop on
         the change of the penalized deviance leaves the mode off by ~sqrt(tol); the
         gradient of the observed-information Laplace deviance needs it exact. Steps
-        while every observed weight is positive and the penalized deviance does
-        not rise; ``state`` is (u, beta, eta, mu, loglik).
+        while no observed weight is negative and the penalized deviance does not
+        rise; ``state`` is (u, beta, eta, mu, loglik), none from a PIRLS that did not
+        converge. Returns the new state and the observed curvature there: when the
+        last step was below ``NEWTON_STEP_TOL``, that of the step (its random-effects
+        block is the curvature at the mode to that precision).
         """
         u, b_cur, eta, mu, loglik = state
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
-        for _ in range(NEWTON_STEPS):
+        for _ in range(NEWTON_STEPS if converged else 0):
             d = eta_derivatives(self.family, self.y, eta, mu, self.w0, disp)
-            if not np.all(d.hessian > 0):
+            H = d.hessian
+            if not np.all(H >= 0):
                 break
-            cp = builder.compute(eta - zshift + d.score / d.hessian, d.hessian, log_weights=False)
-            system = self._system(builder, cp)
-            sol = la.solve(system, la.factor(system, Ts))
+            step = np.divide(d.score, H, out=np.zeros_like(H), where=H > 0)
+            system = self._system(builder, builder.compute(eta - zshift + step, H, log_weights=False))
+            f = la.factor(system, Ts)
+            sol = la.solve(system, f)
             u_new, b_new = list(sol.u), (sol.beta if joint else b_cur)
             eta_new, mu_new, ll_new = self._predictor(u_new, b_new, Ts, disp, None if joint else zshift)
             pdev_new = -2 * ll_new + sum(float(np.sum(x * x)) for x in u_new)
@@ -245,8 +277,8 @@ class GlmmProblem:
             size = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(u_new, u))
             u, b_cur, eta, mu, loglik, pdev = u_new, b_new, eta_new, mu_new, ll_new, pdev_new
             if size < NEWTON_STEP_TOL:
-                break
-        return u, b_cur, eta, mu, loglik
+                return (u, b_cur, eta, mu, loglik), ObservedCurvature(H, system, f)
+        return (u, b_cur, eta, mu, loglik), self.observed_curvature(eta, mu, disp, Ts)
 
     def observed_curvature(
         self, eta: np.ndarray, mu: np.ndarray, disp: float, Ts: list[np.ndarray]
@@ -311,10 +343,13 @@ class GlmmProblem:
         relative: by default 1e-10 for canonical links, where the iterations are
         Newton's and converge quadratically, and 1e-13 for the others, where the
         expected information makes them converge linearly and a looser stop would
-        leave the mode (and the gradient of the Laplace deviance) off by ~1e-3.
+        leave the mode (and the gradient of the Laplace deviance) off by ~1e-3. The
+        observed-information Laplace of a log-concave family stops at 1e-10 too:
+        Newton steps with the observed weights then finish the mode (:meth:`_newton`).
         """
         if tol is None:
-            tol = 1e-10 if self.family.canonical else 1e-13
+            # Newton steps finish the observed Laplace's modes (log-concave families)
+            tol = 1e-10 if self.family.canonical or (self.observed and self.family.log_concave) else 1e-13
         Ts = self.spec.templates(theta)
         joint = beta is None
         builder = self.builder_ub if joint else self.builder_u
@@ -331,20 +366,9 @@ class GlmmProblem:
             system = self._system(builder, cp)
             sol = la.solve(system, la.factor(system, Ts))
             u_new, beta_new = list(sol.u), (sol.beta if joint else fixed_beta)
-            step = 1.0
-            while True:
-                # a first step from the starting means is taken whole, its random effects
-                # shrunk only if it leaves the family's support (a link's domain)
-                u_try = (
-                    [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else [step * b for b in u_new]
-                )
-                b_try = b_cur + step * (beta_new - b_cur) if (joint and not fresh) else beta_new
-                eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, None if joint else zshift)
-                pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
-                better = pdev_try <= pdev + 1e-10 * abs(pdev) or fresh
-                if (math.isfinite(pdev_try) and better) or step < 1e-4:
-                    break
-                step /= 2
+            u_try, b_try, eta_try, mu_try, ll_try, pdev_try = self._halving(
+                (u, b_cur), (u_new, beta_new), pdev, fresh, Ts, disp, None if joint else zshift
+            )
             fresh = False
             delta = abs(pdev - pdev_try)
             u, b_cur, eta, mu, pdev, loglik = u_try, b_try, eta_try, mu_try, pdev_try, ll_try
@@ -353,9 +377,11 @@ class GlmmProblem:
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
-        if self.observed and converged:
-            u, b_cur, eta, mu, loglik = self._newton(
-                builder, Ts, disp, zshift, joint, (u, b_cur, eta, mu, loglik)
+        curvature = None
+        if self.observed:  # Newton steps from a converged mode, and the curvature there
+            state = (u, b_cur, eta, mu, loglik)
+            (u, b_cur, eta, mu, loglik), curvature = self._newton(
+                builder, Ts, disp, zshift, joint, state, converged
             )
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
@@ -379,5 +405,5 @@ class GlmmProblem:
             sqr_u=sum(float(np.sum(x * x)) for x in u),
             iterations=it,
             converged=converged,
-            observed=self.observed_curvature(eta, mu, disp, Ts) if self.observed else None,
+            observed=curvature,
         )
