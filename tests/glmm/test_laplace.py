@@ -137,13 +137,13 @@ def test_canonical_links_are_the_same_in_both():
     exp = multilevel.fit(f, cbpp, family="binomial", laplace="expected")
     assert obs.deviance == exp.deviance
     assert obs.approximation == "Laplace"
-    assert "maximum likelihood (Laplace)" in obs.summary()
+    assert "fit by maximum likelihood (Laplace approximation)\n" in obs.summary()
 
 
 def test_the_summary_and_record_say_which():
     m = _fit("sim_gamma_log")
     assert m.approximation == "Laplace (observed information)"
-    assert "Laplace (observed information)" in m.summary()
+    assert "fit by maximum likelihood (Laplace approximation, observed information)" in m.summary()
     d = m.to_dict()
     assert d["laplace"] == "observed" and d["approximation"] == "Laplace (observed information)"
 

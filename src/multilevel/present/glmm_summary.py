@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 def _method(fit: GlmmFit) -> str:
     if fit.nagq == 0:
         return fit.approximation
-    return f"maximum likelihood ({fit.approximation})"
+    what = ["Laplace approximation" if fit.nagq == 1 else "adaptive Gauss-Hermite quadrature"]
+    if fit.nagq > 1:
+        what.append(f"nagq = {fit.nagq}")
+    if not fit.family.canonical:
+        what.append(f"{fit.laplace} information")
+    return f"maximum likelihood ({', '.join(what)})"
 
 
 def format_glmm_summary(fit: GlmmFit) -> str:
