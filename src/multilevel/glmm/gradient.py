@@ -21,6 +21,13 @@ observation's own levels, the same gather that gives ``h_i = x_i'y_i``; both
 come from the diagonal and first-to-rest blocks of ``M^{-1}``, which the blocked
 factor gives without forming ``M^{-1}`` whole. No ``T^{-1}`` appears, so the
 gradient holds on the boundary (a variance at 0) too.
+
+That is lme4's (expected-information) Laplace deviance. The observed-information
+one (the default for non-canonical links) has ``W = H`` in ``M``: then ``M = M_H``,
+one factor serves both, and ``dW/deta = dH/deta = -d^3 l / deta^3`` needs the
+third derivative of the log density (:mod:`multilevel.family.derivatives`). A
+family or link without it gets no analytic gradient (:func:`gradient_available`),
+so the fit differences the deviance instead.
 """
 
 from __future__ import annotations
