@@ -40,10 +40,13 @@ def _simulated(seed: int = 1, n: int = 500) -> dict:
     }
 
 
-def _check(formula, data, family, link=None, theta=None, beta_shift=0.05, disp=1.0, tol=1e-5):
+def _check(
+    formula, data, family, link=None, theta=None, beta_shift=0.05, disp=1.0, tol=1e-5, laplace="observed"
+):
     fam = get_family(family, link)
     spec, design = build_model(formula, data, family=fam)
-    prob = GlmmProblem(spec, design, fam)
+    prob = GlmmProblem(spec, design, fam, laplace=laplace)
+    assert prob.observed == (laplace == "observed" and not fam.canonical)
     k, p = spec.theta_map.size, spec.p
     if theta is None:
         theta = np.where(spec.theta_map.row == spec.theta_map.col, 0.7, 0.15)
@@ -69,15 +72,31 @@ def _check(formula, data, family, link=None, theta=None, beta_shift=0.05, disp=1
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
-@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
-def test_binomial_links(link):
-    _check(CBPP, load_dataset("cbpp"), "binomial", link)
+LAPLACE = ["observed", "expected"]
 
 
-@pytest.mark.parametrize("link", ["log", "sqrt"])
-def test_poisson_crossed_and_nested(link):
+@pytest.mark.parametrize(
+    ("link", "laplace"),
+    [
+        ("logit", "observed"),
+        ("probit", "observed"),
+        ("probit", "expected"),
+        ("cloglog", "observed"),
+        ("cloglog", "expected"),
+    ],
+)
+def test_binomial_links(link, laplace):
+    _check(CBPP, load_dataset("cbpp"), "binomial", link, laplace=laplace)
+
+
+@pytest.mark.parametrize(("link", "laplace"), [("log", "observed"), ("sqrt", "expected")])
+def test_poisson_crossed_and_nested(link, laplace):
     f = "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)"
-    _check(f, load_dataset("grouseticks"), "poisson", link)
+    _check(f, load_dataset("grouseticks"), "poisson", link, laplace=laplace)
+
+
+def test_poisson_sqrt_crossed_observed():
+    _check("count ~ x + (1 | a) + (1 | b)", _simulated(5), "poisson", "sqrt", beta_shift=0.02)
 
 
 def test_vector_random_effects_in_both_blocks():
@@ -101,13 +120,30 @@ def test_binary_crossed():
         ("inverse_gaussian", "log", 0.05),
         ("gaussian", "log", 1.5),
         ("negative_binomial", "log", 3.0),
+        ("negative_binomial", "sqrt", 3.0),
     ],
 )
-def test_dispersion_families(family, link, disp):
+@pytest.mark.parametrize("laplace", LAPLACE)
+def test_dispersion_families(family, link, disp, laplace):
     data = _simulated(3)
     response = "count" if family == "negative_binomial" else "pos"
     beta_shift = 0.05 if link == "log" else 0.01
-    _check(f"{response} ~ x + (1 | a) + (1 | b)", data, family, link, beta_shift=beta_shift, disp=disp)
+    _check(
+        f"{response} ~ x + (1 | a) + (1 | b)",
+        data,
+        family,
+        link,
+        beta_shift=beta_shift,
+        disp=disp,
+        laplace=laplace,
+    )
+
+
+def test_vector_terms_observed_information():
+    # a vector term in both blocks with a non-canonical link: the determinant's
+    # derivative needs the third derivative of the log density
+    data = _simulated(4)
+    _check("pos ~ x + (1 + x | a) + (1 | b)", data, "Gamma", "log", disp=0.25, beta_shift=0.02)
 
 
 def test_stage2_that_stops_with_a_large_gradient_is_flagged(monkeypatch):

@@ -47,14 +47,16 @@ def _comparable(fits: tuple[Any, ...], names: list[str]) -> str:
         )
     if all(lmm):
         return "ML"
-    kinds = {(f.family.name, f.family.link.name, f.nagq) for f in fits}
+    # the observed and expected information agree for a canonical link
+    kinds = {(f.family.name, f.family.link.name, f.nagq, f.family.canonical or f.laplace) for f in fits}
     if len(kinds) > 1:
         desc = "; ".join(
-            f"{n}: {f.family.name}({f.family.link.name}), nagq={f.nagq}" for n, f in zip(names, fits)
+            f"{n}: {f.family.name}({f.family.link.name}), nagq={f.nagq}, laplace={f.laplace!r}"
+            for n, f in zip(names, fits)
         )
         raise ModelError(
             "the GLMMs differ in family, link or likelihood approximation, so their log-likelihoods "
-            f"are not comparable ({desc}); fit them with the same family, link and nagq"
+            f"are not comparable ({desc}); fit them with the same family, link, nagq and laplace"
         )
     nagq = fits[0].nagq
     if nagq == 0:
@@ -62,7 +64,7 @@ def _comparable(fits: tuple[Any, ...], names: list[str]) -> str:
             "nagq=0 fits do not maximize the likelihood, so a likelihood-ratio test of them is not "
             "valid; refit with nagq=1 (Laplace) or more"
         )
-    return "Laplace" if nagq == 1 else f"adaptive Gauss-Hermite quadrature (nagq = {nagq})"
+    return str(fits[0].approximation)
 
 
 def _ml_or_reml(

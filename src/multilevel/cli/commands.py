@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _fit_control, _read_table, _run_and_report, print_warnings
+from .common import _Elapsed, _fit_control, _read_table, _run_and_report, laplace_flag, print_warnings
 
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "eight_schools": ("eight_schools", "y | se(sigma) ~ 1 + (1 | school)", {}),
@@ -63,6 +63,7 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
             f"--ml applies to linear mixed models; a --family {args.family} model is fitted by maximum "
             "likelihood already (Laplace, or quadrature with --nagq): drop --ml"
         )
+    laplace = laplace_flag(args, linear)
     control = _fit_control()
     return lambda: fit(
         args.formula,
@@ -74,6 +75,7 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
         weights=getattr(args, "weights", None),
         na_action=args.na_action,
         control=control,
+        laplace=laplace,
     )
 
 

@@ -124,6 +124,30 @@ def _fit_control() -> Any:
     return FitControl(compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False)
 
 
+def add_laplace_option(p: Any) -> None:
+    """``--laplace {observed,expected}``: the curvature of a GLMM's Laplace approximation."""
+    p.add_argument(
+        "--laplace",
+        choices=["observed", "expected"],
+        default=None,
+        help="GLMMs: the Laplace approximation's curvature: observed information (default, as "
+        "glmmTMB) or expected information (as lme4's glmer); they agree for canonical links",
+    )
+
+
+def laplace_flag(args: Any, linear: bool) -> str | None:
+    """The ``laplace=`` of a fit from ``--laplace``; an error for a linear mixed model."""
+    value = getattr(args, "laplace", None)
+    if linear and value is not None:
+        from ..errors import ModelError
+
+        raise ModelError(
+            f"--laplace {value} applies to generalized models (--family binomial, poisson, ...); "
+            "a linear mixed model's likelihood is exact, with no Laplace approximation: drop --laplace"
+        )
+    return None if linear else value
+
+
 def _named(df: Any, name: str) -> Any:
     df.attrs["name"] = name  # the summary's Data: line
     return df

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .common import _Elapsed, _fit_control, _read_table, print_warnings
+from .common import _Elapsed, _fit_control, _read_table, add_laplace_option, laplace_flag, print_warnings
 
 
 def add_boot_options(p: Any, nsim: int) -> None:
@@ -98,6 +98,7 @@ def _cmd_anova(args: argparse.Namespace) -> int:
     linear = is_linear_model(args.family, args.link)
     if linear and args.nagq is not None and args.nagq != 1:
         raise ModelError(f"--nagq {args.nagq} applies to generalized models (--family binomial, ...)")
+    laplace = laplace_flag(args, linear)
     check_nsim(args)
     if args.test != "PB" and args.seed is not None:
         raise ModelError("--seed seeds the bootstrap simulations of --test PB; add --test PB or drop --seed")
@@ -114,6 +115,7 @@ def _cmd_anova(args: argparse.Namespace) -> int:
                 nagq=None if linear else args.nagq,
                 na_action=args.na_action,
                 control=control,
+                laplace=laplace,
             )
             for f in args.formulas
         ]
@@ -152,6 +154,7 @@ def add_anova(sub: Any, family_help: str, epilog: str) -> None:
     p.add_argument(
         "--nagq", type=int, default=None, help="GLMMs: 1 = Laplace (default), up to 25 = quadrature"
     )
+    add_laplace_option(p)
     p.add_argument(
         "--no-refit",
         action="store_true",

@@ -98,6 +98,14 @@ class Link(ABC):
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         """d^2 mu / d eta^2 (for the gradient of the Laplace deviance)."""
 
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        """d^3 mu / d eta^3 (for the gradient of the observed-information Laplace deviance).
+
+        A link without it is still fitted by the observed-information Laplace, with a
+        numerical gradient.
+        """
+        raise NotImplementedError(f"the {self.name} link does not give d^3 mu / d eta^3")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -141,8 +149,16 @@ class Family(ABC):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         """d variance / d mu."""
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        """d^2 variance / d mu^2 (the third derivative of the log density needs it)."""
+        raise NotImplementedError(f"the {self.name} family does not give d^2 variance / d mu^2")
+
     def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
         """d variance / d dispersion (families with a dispersion or shape)."""
+        raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
+
+    def d2variance_dmu_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        """d^2 variance / (d mu d dispersion) (families with a dispersion or shape)."""
         raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
 
     def dlogpdf_ddisp(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
@@ -172,6 +188,43 @@ class Family(ABC):
     def valid_mu(self, mu: np.ndarray) -> bool:
         """Whether every mean lies inside the family's mean space."""
         return bool(np.all(np.isfinite(mu)))
+
+    def dlogpdf_dmu(
+        self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, order: int = 2
+    ) -> tuple[np.ndarray, ...]:
+        """The first ``order`` (1 to 3) derivatives of ``logpdf`` in mu, per observation.
+
+        From the score ``w (y - mu) / V(mu)``, exact for the exponential-dispersion
+        families and the negative binomial (``V`` is :meth:`variance`, with the
+        dispersion in it); a family whose score has another form overrides this.
+        The third derivative needs :meth:`d2variance`.
+        """
+        r = y - mu
+        V = self.variance(mu, disp)
+        d1 = w * r / V
+        if order == 1:
+            return (d1,)
+        dV = self.dvariance(mu, disp)
+        d2 = -(w + d1 * dV) / V
+        if order == 2:
+            return d1, d2
+        d2V = self.d2variance(mu, disp)
+        d3 = (2.0 * w * dV - d1 * (V * d2V - 2.0 * dV * dV)) / (V * V)
+        return d1, d2, d3
+
+    def dlogpdf_dmu_ddisp(
+        self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """d / d dispersion of the first two derivatives of ``logpdf`` in mu (the
+        families with a dispersion or shape; the same score form as :meth:`dlogpdf_dmu`)."""
+        r = y - mu
+        V = self.variance(mu, disp)
+        dV = self.dvariance(mu, disp)
+        Vd = self.dvariance_ddisp(mu, disp)
+        dVd = self.d2variance_dmu_ddisp(mu, disp)
+        d1d = -w * r * Vd / (V * V)
+        d2d = w * (Vd + r * (2.0 * dV * Vd / V - dVd)) / (V * V)
+        return d1d, d2d
 
     def logpdf_constant(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         """The part of ``logpdf`` that depends on neither mu nor the dispersion."""

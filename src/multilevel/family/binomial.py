@@ -31,6 +31,9 @@ class Binomial(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return 1.0 - 2.0 * mu
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.full_like(mu, -2.0, dtype=float)
+
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         k = w * y
         return (

@@ -33,6 +33,12 @@ class Gamma(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return 2.0 * disp * mu
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.full_like(mu, 2.0 * disp, dtype=float)
+
+    def d2variance_dmu_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 2.0 * mu
+
     def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu * mu
 

@@ -38,6 +38,12 @@ class Gaussian(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return np.zeros_like(mu)
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.zeros_like(mu, dtype=float)
+
+    def d2variance_dmu_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.zeros_like(mu, dtype=float)
+
     def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return np.ones_like(mu)
 

@@ -31,6 +31,12 @@ class InverseGaussian(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return 3.0 * disp * mu * mu
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 6.0 * disp * mu
+
+    def d2variance_dmu_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return 3.0 * mu * mu
+
     def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return mu**3
 

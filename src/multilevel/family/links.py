@@ -35,6 +35,9 @@ class Identity(Link):
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         return np.zeros_like(eta, dtype=float)
 
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        return np.zeros_like(eta, dtype=float)
+
 
 class Log(Link):
     name = "log"
@@ -49,6 +52,9 @@ class Log(Link):
         return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
 
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        return self.mu_eta(eta)
+
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
         return self.mu_eta(eta)
 
 
@@ -69,6 +75,10 @@ class Logit(Link):
         p = special.expit(eta)
         return p * (1 - p) * (1 - 2 * p)
 
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        p = special.expit(eta)
+        return p * (1 - p) * (1 - 6 * p * (1 - p))
+
 
 class Probit(Link):
     name = "probit"
@@ -84,6 +94,9 @@ class Probit(Link):
 
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         return -eta * _norm_pdf(eta)
+
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        return (np.asarray(eta) ** 2 - 1.0) * _norm_pdf(eta)
 
 
 class Cloglog(Link):
@@ -104,6 +117,11 @@ class Cloglog(Link):
         e = np.exp(eta)
         return np.exp(eta - e) * (1.0 - e)
 
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        eta = np.minimum(eta, 700.0)
+        e = np.exp(eta)
+        return np.exp(eta - e) * ((1.0 - e) ** 2 - e)
+
 
 class Sqrt(Link):
     name = "sqrt"
@@ -119,6 +137,9 @@ class Sqrt(Link):
 
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         return np.full_like(eta, 2.0, dtype=float)
+
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        return np.zeros_like(eta, dtype=float)
 
 
 class Inverse(Link):
@@ -136,6 +157,9 @@ class Inverse(Link):
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         return 2.0 / eta**3
 
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        return -6.0 / eta**4
+
 
 class InverseSquared(Link):
     name = "1/mu^2"
@@ -151,6 +175,9 @@ class InverseSquared(Link):
 
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
         return 0.75 / eta**2.5
+
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        return -1.875 / eta**3.5
 
 
 for _cls in (Identity, Log, Logit, Probit, Cloglog, Sqrt, Inverse, InverseSquared):

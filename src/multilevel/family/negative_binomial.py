@@ -34,6 +34,12 @@ class NegativeBinomial(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return 1.0 + 2.0 * mu / disp
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.full_like(mu, 2.0 / disp, dtype=float)
+
+    def d2variance_dmu_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return -2.0 * mu / disp**2
+
     def dvariance_ddisp(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return -mu * mu / disp**2
 

@@ -28,6 +28,9 @@ class Poisson(Family):
     def dvariance(self, mu: np.ndarray, disp: float) -> np.ndarray:
         return np.ones_like(mu)
 
+    def d2variance(self, mu: np.ndarray, disp: float) -> np.ndarray:
+        return np.zeros_like(mu, dtype=float)
+
     def logpdf(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float, ops: ArrayOps = NUMPY) -> Any:
         return w * (ops.special.xlogy(y, mu) - mu - ops.special.gammaln(y + 1))
 

@@ -3,8 +3,10 @@
 Groups are independent given beta, so the marginal likelihood is a product of
 q-dimensional integrals, one per level. Each is taken on a product grid of
 ``nagq`` Gauss-Hermite nodes per dimension, centred at the conditional mode and
-scaled by the Cholesky factor of the conditional precision (both from PIRLS).
-With one node this is the Laplace approximation. lme4 allows scalar random
+scaled by the Cholesky factor of the curvature there (both from PIRLS): the
+observed information (minus the Hessian of the log density in u; the default) or
+the expected one (``laplace="expected"``, lme4's scaling). With one node this is
+the Laplace approximation of the same kind. lme4 allows scalar random
 effects only; vector random effects up to q = 3 are handled here.
 """
 
@@ -60,7 +62,10 @@ def agq_deviance(
     q = g.q
     T = prob.spec.templates(theta)[0]
     codes, vals = prob.groups[0]
-    L = r.factor.L1  # (n_levels, q, q): conditional precision of u = L L'
+    curvature = r.curvature
+    if curvature is None:
+        return math.inf  # the observed information is not positive definite: no Laplace scale
+    L = curvature[1].L1  # (n_levels, q, q): the curvature of the log density in u = L L'
     uhat = r.u[0]  # (n_levels, q)
     LinvT = np.linalg.inv(np.swapaxes(L, 1, 2))  # L^{-T}
     nodes, logw = hermite_grid(nagq, q)

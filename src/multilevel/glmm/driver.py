@@ -40,10 +40,12 @@ def fit_glmm_result(
     nagq: int = 1,
     start: np.ndarray | None = None,
     control: FitControl | None = None,
+    laplace: str = "observed",
     result_type: type[Any],
     standard_errors: bool = True,
 ) -> Any:
-    """Fit a GLMM (Laplace or adaptive quadrature) and wrap the result in ``result_type``;
+    """Fit a GLMM (Laplace or adaptive quadrature; ``laplace``: its curvature from the
+    observed or the expected information) and wrap the result in ``result_type``;
     ``standard_errors``: whether the convergence verdict checks them (see
     :func:`~multilevel.model.verdict.finite_verdict`)."""
     control = FitControl() if control is None else control
@@ -51,7 +53,7 @@ def fit_glmm_result(
     compiled = control.use_compiled_kernels
     try:
         with time_limit(limit):
-            est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=compiled)
+            est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=compiled, laplace=laplace)
     except Exception as exc:
         if not is_numerical_failure(exc):
             raise
@@ -100,6 +102,7 @@ def fit_glmm_result(
         design=design,
         family=family,
         nagq=nagq,
+        laplace=est.laplace,
         estimate=est,
         problem=est.problem,
         optinfo=opt,

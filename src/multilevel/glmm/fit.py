@@ -9,6 +9,7 @@ vector of both stages.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -26,6 +27,7 @@ from ..model.spec import ModelSpec
 from ..optim.numdiff import central_jacobian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
+from .boundary import PROBE_THETAS, singular_vector_term, zero_scalar_probe
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
 
@@ -40,6 +42,7 @@ class GlmmEstimate:
     stage1: OptSummary
     stage2: OptSummary
     problem: GlmmProblem
+    laplace: str = "observed"  # the curvature of the Laplace / quadrature deviance used
 
 
 def _split(x: np.ndarray, k: int, p: int, has_disp: bool) -> tuple[np.ndarray, np.ndarray, float]:
@@ -74,6 +77,7 @@ def fit_glmm(
     nagq: int = 1,
     start: np.ndarray | None = None,
     compiled: bool = True,
+    laplace: str = "observed",
 ) -> GlmmEstimate:
     """Maximum (Laplace / quadrature) likelihood estimates of a GLMM.
 
@@ -86,27 +90,73 @@ def fit_glmm(
     family's support (a mean the link cannot give), BOBYQA finds the support and
     the gradient path finishes from there. ``compiled``: PIRLS's row passes run
     through the Numba kernels.
+
+    ``laplace``: ``"observed"`` (default) takes the Laplace approximation's
+    log-determinant (and the scale of adaptive quadrature) from the observed
+    Hessian of the joint log density at the conditional modes, as glmmTMB does;
+    ``"expected"`` from the expected (Fisher) weights, as lme4 does. The two agree
+    for canonical links. Where the observed information is not positive definite
+    at the optimum, the fit is repeated with the expected one, with a warning.
+    A scalar variance estimated at 0 is probed from above (see :func:`_probe_zero_scalars`).
     """
     if nagq < 0:
         raise ModelError("nagq must be 0 (PIRLS-only estimates), 1 (Laplace) or a number of quadrature nodes")
     if nagq > 1:
         check_agq(spec, nagq)
-    prob = GlmmProblem(spec, design, family, compiled=compiled)
-    tm = spec.theta_map
-    theta0 = tm.initial() if start is None else np.asarray(start, dtype=float)
-    fast = nagq == 1 and gradient_available(prob) and family.log_concave
+    prob = GlmmProblem(spec, design, family, compiled=compiled, laplace=laplace)
+    est = _estimate(prob, nagq, start)
+    if prob.observed and not math.isfinite(est.deviance):
+        warn(
+            "the observed information of the random effects is not positive definite at the "
+            "optimum, so the observed-information Laplace approximation does not exist there; "
+            "refitted with the expected information (laplace='expected', as lme4)",
+            ConvergenceWarning,
+        )
+        prob = GlmmProblem(spec, design, family, compiled=compiled, laplace="expected")
+        est = _estimate(prob, nagq, start)
+    return dataclasses.replace(est, laplace=prob.laplace)
+
+
+def _estimate(prob: GlmmProblem, nagq: int, start: np.ndarray | None) -> GlmmEstimate:
+    """The two stages, the boundary retries, and the scalar boundary probe."""
+    spec = prob.spec
+    theta0 = spec.theta_map.initial() if start is None else np.asarray(start, dtype=float)
+    fast = nagq == 1 and gradient_available(prob) and prob.family.log_concave
     est = _two_stages(prob, nagq, theta0, quick_stage1=fast, gradient=fast)
-    if fast and _singular_vector_term(spec, est.theta):
+    if fast and singular_vector_term(spec, est.theta):
         other = _two_stages(prob, nagq, theta0, quick_stage1=False, gradient=True)
         if other.deviance < est.deviance - 1e-9 * abs(est.deviance):
             est = other
+    if nagq >= 1:
+        est = _probe_zero_scalars(est, nagq, gradient=fast)
     return est
 
 
-def _singular_vector_term(spec: ModelSpec, theta: np.ndarray) -> bool:
-    tm = spec.theta_map
-    diag = tm.row == tm.col
-    return any(spec.groupings[b].q > 1 and theta[i] < SINGULAR_TOL for i, b in enumerate(tm.block) if diag[i])
+def _probe_zero_scalars(est: GlmmEstimate, nagq: int, *, gradient: bool) -> GlmmEstimate:
+    """Stage 2 again from above a scalar variance estimated at 0, where the deviance is
+    lower there (:func:`~multilevel.glmm.boundary.zero_scalar_probe`); the better optimum kept."""
+    prob = est.problem
+    dev2 = _Stage2Deviance(prob, nagq, est.pirls.u)
+    theta = zero_scalar_probe(
+        prob.spec, est.theta, est.deviance, lambda th: dev2.at(th, est.beta, est.disp)[0]
+    )
+    if theta is None:
+        return est
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r1 = prob.pirls(theta, None, est.disp, u0=est.pirls.u, beta0=est.beta)
+    other = _stage2(prob, nagq, est.stage1, r1, theta, est.disp, gradient=gradient)
+    if not other.deviance < est.deviance:
+        return est
+    s2, s0 = other.stage2, est.stage2
+    stage2 = dataclasses.replace(
+        s2,
+        optimizer=f"{s0.optimizer}; then, from above a variance at 0, {s2.optimizer}",
+        start=s0.start,
+        n_evals=s0.n_evals + s2.n_evals + len(PROBE_THETAS),
+        seconds=s0.seconds + s2.seconds,
+    )
+    return dataclasses.replace(other, stage2=stage2)
 
 
 def _two_stages(

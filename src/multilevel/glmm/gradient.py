@@ -21,6 +21,13 @@ observation's own levels, the same gather that gives ``h_i = x_i'y_i``; both
 come from the diagonal and first-to-rest blocks of ``M^{-1}``, which the blocked
 factor gives without forming ``M^{-1}`` whole. No ``T^{-1}`` appears, so the
 gradient holds on the boundary (a variance at 0) too.
+
+That is lme4's (expected-information) Laplace deviance. The observed-information
+one (the default for non-canonical links) has ``W = H`` in ``M``: then ``M = M_H``,
+one factor serves both, and ``dW/deta = dH/deta = -d^3 l / deta^3`` needs the
+third derivative of the log density (:mod:`multilevel.family.derivatives`). A
+family or link without it gets no analytic gradient (:func:`gradient_available`),
+so the fit differences the deviance instead.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
+from ..family.derivatives import eta_derivatives, eta_derivatives_ddisp, has_third_derivatives
 from ..linalg import numpy_backend as la
 from ..linalg.crossprod import as_dense
 from ..linalg.factor import Factor
@@ -42,8 +50,12 @@ MAX_CROSS_ENTRIES = 20_000_000
 
 
 def gradient_available(prob: GlmmProblem) -> bool:
-    """Whether the analytic gradient applies to this model's size."""
+    """Whether the analytic gradient applies to this model's size (and, for the
+    observed-information Laplace, whether the family and link give the third
+    derivative of the log density it needs)."""
     lay = prob.builder_u.layout
+    if prob.observed and not has_third_derivatives(prob.family):
+        return False
     return lay.n1 * lay.q1 * max(lay.mz, 1) <= MAX_CROSS_ENTRIES
 
 
@@ -169,42 +181,56 @@ def _per_level(codes: np.ndarray, values: np.ndarray, weights: np.ndarray, n_lev
 class _RowTerms:
     """Per-observation derivatives of the conditional log-likelihood at the mode."""
 
-    mu_eta: np.ndarray
-    var: np.ndarray
-    resid: np.ndarray
-    W: np.ndarray  # working (expected) weights
+    W: np.ndarray  # the weights of the log-determinant: expected, or observed (= H)
     score: np.ndarray  # dl / deta
-    H: np.ndarray  # -d^2 l / deta^2 (observed)
+    H: np.ndarray  # -d^2 l / deta^2 (observed): the mode's sensitivity
     dW: np.ndarray  # dW / deta
-    canonical: bool  # H == W
+    same: bool  # W == H: one factor serves the determinant and the mode
+    dW_disp: np.ndarray | None  # d W / d dispersion at fixed eta
+    dscore_disp: np.ndarray | None  # d score / d dispersion at fixed eta
 
 
 def _row_terms(prob: GlmmProblem, r: PirlsResult, disp: float) -> _RowTerms:
-    fam, link = prob.family, prob.family.link
-    w0, mu = prob.w0, r.mu
-    mu_eta = link.mu_eta(r.eta)
-    mu_eta2 = link.mu_eta2(r.eta)
+    fam = prob.family
+    y, w0, eta, mu = prob.y, prob.w0, r.eta, r.mu
+    d = eta_derivatives(fam, y, eta, mu, w0, disp, third=prob.observed)
+    dW_disp = dscore_disp = None
+    if prob.observed:
+        # observed Laplace: the determinant's weights are the observed ones
+        assert d.dhessian is not None
+        if fam.has_dispersion:
+            dscore_disp, dW_disp = eta_derivatives_ddisp(fam, y, eta, mu, w0, disp)
+        return _RowTerms(d.hessian, d.score, d.hessian, d.dhessian, True, dW_disp, dscore_disp)
+    link = fam.link
+    mu_eta, mu_eta2 = d.mu_eta, link.mu_eta2(eta)
     var = fam.variance(mu, disp)
-    dvar = fam.dvariance(mu, disp)
-    resid = prob.y - mu
     w_var = w0 / var
     W = w_var * mu_eta**2
-    bend = mu_eta**2 * dvar / var  # the variance's change along eta, per mu_eta'
+    bend = mu_eta**2 * fam.dvariance(mu, disp) / var  # the variance's change along eta, per mu_eta'
     dW = w_var * mu_eta * (2.0 * mu_eta2 - bend)
+    if fam.has_dispersion:
+        dvd = fam.dvariance_ddisp(mu, disp)
+        dW_disp = -w0 * mu_eta**2 * dvd / var**2
+        dscore_disp = -w0 * (y - mu) * mu_eta * dvd / var**2
     if fam.canonical:
         # d theta / d eta is constant: observed and expected information agree
-        H, canonical = W, True
-    else:
-        H = W - w_var * resid * (mu_eta2 - bend)
-        canonical = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
-    return _RowTerms(mu_eta, var, resid, W, w_var * resid * mu_eta, H, dW, canonical)
+        return _RowTerms(W, d.score, W, dW, True, dW_disp, dscore_disp)
+    H = d.hessian
+    same = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
+    return _RowTerms(W, d.score, H, dW, same, dW_disp, dscore_disp)
+
+
+def _curvature_blocks(r: PirlsResult) -> _Blocks:
+    """Blocks of the factor of the Laplace approximation's curvature."""
+    c = r.curvature
+    if c is None:
+        raise np.linalg.LinAlgError("the observed information is not positive definite")
+    return _blocks(*c)
 
 
 def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray) -> _Blocks:
     """Blocks of the factor with the observed information H as weights (the
     Hessian of the penalized log-likelihood in u)."""
-    if t.canonical:
-        return _blocks(r.system, r.factor)
     # the response column is not used; any response outside the span of Z will do
     cpH = prob.builder_u.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
     systemH = la.system(cpH)
@@ -223,11 +249,10 @@ def _laplace_gradient(
 ) -> np.ndarray:
     fam = prob.family
     spec, design = prob.spec, prob.design
-    y, w0, mu = prob.y, prob.w0, r.mu
     Ts = spec.templates(theta)
-    mu_eta, var, resid, W, score, H, dW = t.mu_eta, t.var, t.resid, t.W, t.score, t.H, t.dW
+    W, score, H, dW = t.W, t.score, t.H, t.dW
 
-    B = _blocks(r.system, r.factor)
+    B = _curvature_blocks(r)
     gat = _Gathers(prob, B, Ts)
     h = gat.leverages()
     v = h * dW
@@ -236,7 +261,7 @@ def _laplace_gradient(
     groups = design.groups
     c = [_per_level(gd.codes, gd.values, v, g.n_levels) @ T for g, T, gd in zip(spec.groupings, Ts, groups)]
     cR = np.concatenate([x.ravel() for x in c[1:]]) if len(c) > 1 else np.zeros(0)
-    BH = B if t.canonical else _h_blocks(prob, r, t, theta)
+    BH = B if t.same else _h_blocks(prob, r, t, theta)
     a1, aR = _solve(BH, c[0], cR)
     a = [a1, *_split_rest(prob, aR)]
     zla = z_times_b(design, [ak @ T.T for ak, T in zip(a, Ts)])
@@ -253,10 +278,8 @@ def _laplace_gradient(
     grad_theta = np.array([per_block[b][i, j] for b, i, j in zip(tm.block, tm.row, tm.col)])
     out = [grad_theta, grad_beta]
     if fam.has_dispersion:
-        dvd = fam.dvariance_ddisp(mu, disp)
-        dW_disp = -w0 * mu_eta**2 * dvd / var**2
-        dscore_disp = -w0 * resid * mu_eta * dvd / var**2
-        dl = float(np.sum(fam.dlogpdf_ddisp(y, mu, w0, disp)))
-        d_disp = -2.0 * dl + float(h @ dW_disp) + float(zla @ dscore_disp)
+        assert t.dW_disp is not None and t.dscore_disp is not None
+        dl = float(np.sum(fam.dlogpdf_ddisp(prob.y, r.mu, prob.w0, disp)))
+        d_disp = -2.0 * dl + float(h @ t.dW_disp) + float(zla @ t.dscore_disp)
         out.append(np.array([d_disp * disp]))
     return np.concatenate(out)

@@ -18,14 +18,29 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ConvergenceWarning, warn
+from ..errors import ConvergenceWarning, ModelError, warn
 from ..family import Family
+from ..family.derivatives import eta_derivatives, observed_weights
 from ..linalg import numpy_backend as la
 from ..linalg.blocked import PairSchur, PairStructure
 from ..linalg.crossprod import CrossProductBuilder, CrossProducts
 from ..linalg.factor import Factor
 from ..model.design import Design
 from ..model.spec import ModelSpec
+
+#: the Laplace approximations: the log-determinant from the observed Hessian of the
+#: joint log density (glmmTMB's; the default) or from the expected (Fisher) weights (lme4's)
+LAPLACE_METHODS = ("observed", "expected")
+
+
+@dataclass(frozen=True)
+class ObservedCurvature:
+    """``M_H = Lambda'Z'H Z Lambda + I`` at the mode, ``H = -d^2 log p(y | eta) / d eta^2``
+    the observed weights: minus the Hessian of the penalized log-likelihood in u."""
+
+    weights: np.ndarray  # H
+    system: la.NumpySystem  # the cross-products of Z with weights H
+    factor: Factor | None  # None where M_H is not positive definite
 
 
 @dataclass(frozen=True)
@@ -41,12 +56,32 @@ class PirlsResult:
     sqr_u: float
     iterations: int
     converged: bool
+    # the observed-information curvature (observed Laplace, non-canonical links), else None
+    observed: ObservedCurvature | None = None
+
+    @property
+    def curvature(self) -> tuple[la.NumpySystem, Factor] | None:
+        """The system and factor of the Laplace approximation's curvature in u (the
+        observed or the expected information); None where the observed one is not
+        positive definite."""
+        if self.observed is None:
+            return self.system, self.factor
+        if self.observed.factor is None:
+            return None
+        return self.observed.system, self.observed.factor
 
     @property
     def laplace_deviance(self) -> float:
-        """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2."""
-        return -2.0 * self.loglik_cond + self.sqr_u + self.factor.logdet_z
+        """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2, ``L`` the
+        factor of the curvature (infinite where the observed one is not positive definite)."""
+        c = self.curvature
+        logdet = c[1].logdet_z if c is not None else math.inf
+        return -2.0 * self.loglik_cond + self.sqr_u + logdet
 
+
+#: most Newton steps after PIRLS (observed Laplace), and the change in u that ends them
+NEWTON_STEPS = 4
+NEWTON_STEP_TOL = 1e-10
 
 #: use the pairwise Schur update when it has this many times fewer terms than the
 #: dense product (a pair costs a gather and a bincount, a dense term a BLAS flop)
@@ -73,9 +108,23 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
 class GlmmProblem:
     """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance."""
 
-    def __init__(self, spec: ModelSpec, design: Design, family: Family, *, compiled: bool = True) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        design: Design,
+        family: Family,
+        *,
+        compiled: bool = True,
+        laplace: str = "observed",
+    ) -> None:
         # ``compiled``: the row passes run through the Numba kernels (multilevel.linalg.kernels):
-        # ~1.3x faster iterations, ~0.5 s once per process to start Numba
+        # ~1.3x faster iterations, ~0.5 s once per process to start Numba.
+        # ``laplace``: one of LAPLACE_METHODS
+        if laplace not in LAPLACE_METHODS:
+            raise ModelError(f"laplace must be one of {LAPLACE_METHODS}, got {laplace!r}")
+        self.laplace = laplace
+        # for a canonical link the two informations agree: the expected one is computed
+        self.observed = laplace == "observed" and not family.canonical
         self.spec = spec
         self.design = design
         self.family = family
@@ -161,6 +210,94 @@ class GlmmProblem:
         z = eta - zshift + (self.y - mu) / mu_eta
         return W, builder.compute(z, W, log_weights=False)
 
+    def _halving(
+        self,
+        current: tuple[list[np.ndarray], np.ndarray],
+        proposed: tuple[list[np.ndarray], np.ndarray],
+        pdev: float,
+        fresh: bool,
+        Ts: list[np.ndarray],
+        disp: float,
+        base: np.ndarray | None,
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """The step from ``current`` (u, beta) towards ``proposed``, halved until the
+        penalized deviance does not rise; ``base``: ``offset + X beta`` (beta fixed) or
+        None (beta estimated). A first step from the starting means (``fresh``) is
+        taken whole, its random effects shrunk only if it leaves the family's support.
+        Returns u, beta, eta, mu, loglik and the penalized deviance."""
+        (u, b_cur), (u_new, beta_new) = current, proposed
+        step = 1.0
+        while True:
+            u_try = [step * b for b in u_new] if fresh else [a + step * (b - a) for a, b in zip(u, u_new)]
+            b_try = beta_new if (fresh or base is not None) else b_cur + step * (beta_new - b_cur)
+            eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, base)
+            pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
+            better = fresh or pdev_try <= pdev + 1e-10 * abs(pdev)
+            if (math.isfinite(pdev_try) and better) or step < 1e-4:
+                return u_try, b_try, eta_try, mu_try, ll_try, pdev_try
+            step /= 2
+
+    def _newton(
+        self,
+        builder: CrossProductBuilder,
+        Ts: list[np.ndarray],
+        disp: float,
+        zshift: np.ndarray,
+        joint: bool,
+        state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
+        converged: bool,
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature]:
+        """Newton steps (IRLS with the observed weights) from PIRLS's mode.
+
+        Fisher scoring converges linearly for a non-canonical link, and its stop on
+        the change of the penalized deviance leaves the mode off by ~sqrt(tol); the
+        gradient of the observed-information Laplace deviance needs it exact. Steps
+        while no observed weight is negative and the penalized deviance does not
+        rise; ``state`` is (u, beta, eta, mu, loglik), none from a PIRLS that did not
+        converge. Returns the new state and the observed curvature there: when the
+        last step was below ``NEWTON_STEP_TOL``, that of the step (its random-effects
+        block is the curvature at the mode to that precision).
+        """
+        u, b_cur, eta, mu, loglik = state
+        pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
+        for _ in range(NEWTON_STEPS if converged else 0):
+            d = eta_derivatives(self.family, self.y, eta, mu, self.w0, disp)
+            H = d.hessian
+            if not np.all(H >= 0):
+                break
+            step = np.divide(d.score, H, out=np.zeros_like(H), where=H > 0)
+            system = self._system(builder, builder.compute(eta - zshift + step, H, log_weights=False))
+            f = la.factor(system, Ts)
+            sol = la.solve(system, f)
+            u_new, b_new = list(sol.u), (sol.beta if joint else b_cur)
+            eta_new, mu_new, ll_new = self._predictor(u_new, b_new, Ts, disp, None if joint else zshift)
+            pdev_new = -2 * ll_new + sum(float(np.sum(x * x)) for x in u_new)
+            if not (math.isfinite(pdev_new) and pdev_new <= pdev + 1e-12 * abs(pdev)):
+                break
+            size = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(u_new, u))
+            u, b_cur, eta, mu, loglik, pdev = u_new, b_new, eta_new, mu_new, ll_new, pdev_new
+            if size < NEWTON_STEP_TOL:
+                return (u, b_cur, eta, mu, loglik), ObservedCurvature(H, system, f)
+        return (u, b_cur, eta, mu, loglik), self.observed_curvature(eta, mu, disp, Ts)
+
+    def observed_curvature(
+        self, eta: np.ndarray, mu: np.ndarray, disp: float, Ts: list[np.ndarray]
+    ) -> ObservedCurvature:
+        """The observed-information factor of the random effects at eta (not positive
+        definite: ``factor`` None)."""
+        H = observed_weights(self.family, self.y, eta, mu, self.w0, disp)
+        # the response column is not used; any response outside the span of Z will do
+        cp = self.builder_u.compute(np.cos(np.arange(self.n) * 1.618), H, log_weights=False)
+        system = self._system(self.builder_u, cp)
+        try:
+            with np.errstate(invalid="ignore"):
+                f: Factor | None = la.factor(system, Ts)
+        except np.linalg.LinAlgError:
+            f = None
+        if f is not None and not (math.isfinite(f.logdet_z) and np.all(np.isfinite(f.L1))):
+            f = None
+        return ObservedCurvature(H, system, f)
+
     def _system(self, builder: CrossProductBuilder, cp: CrossProducts) -> la.NumpySystem:
         pairs = self._fixed[builder is self.builder_ub][0]
         if pairs is None:
@@ -206,10 +343,13 @@ class GlmmProblem:
         relative: by default 1e-10 for canonical links, where the iterations are
         Newton's and converge quadratically, and 1e-13 for the others, where the
         expected information makes them converge linearly and a looser stop would
-        leave the mode (and the gradient of the Laplace deviance) off by ~1e-3.
+        leave the mode (and the gradient of the Laplace deviance) off by ~1e-3. The
+        observed-information Laplace of a log-concave family stops at 1e-10 too:
+        Newton steps with the observed weights then finish the mode (:meth:`_newton`).
         """
         if tol is None:
-            tol = 1e-10 if self.family.canonical else 1e-13
+            # Newton steps finish the observed Laplace's modes (log-concave families)
+            tol = 1e-10 if self.family.canonical or (self.observed and self.family.log_concave) else 1e-13
         Ts = self.spec.templates(theta)
         joint = beta is None
         builder = self.builder_ub if joint else self.builder_u
@@ -226,15 +366,9 @@ class GlmmProblem:
             system = self._system(builder, cp)
             sol = la.solve(system, la.factor(system, Ts))
             u_new, beta_new = list(sol.u), (sol.beta if joint else fixed_beta)
-            step = 1.0
-            while True:
-                u_try = [a + step * (b - a) for a, b in zip(u, u_new)] if not fresh else u_new
-                b_try = b_cur + step * (beta_new - b_cur) if (joint and not fresh) else beta_new
-                eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, None if joint else zshift)
-                pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
-                if fresh or (math.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * abs(pdev)) or step < 1e-4:
-                    break
-                step /= 2
+            u_try, b_try, eta_try, mu_try, ll_try, pdev_try = self._halving(
+                (u, b_cur), (u_new, beta_new), pdev, fresh, Ts, disp, None if joint else zshift
+            )
             fresh = False
             delta = abs(pdev - pdev_try)
             u, b_cur, eta, mu, pdev, loglik = u_try, b_try, eta_try, mu_try, pdev_try, ll_try
@@ -243,6 +377,12 @@ class GlmmProblem:
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
+        curvature = None
+        if self.observed:  # Newton steps from a converged mode, and the curvature there
+            state = (u, b_cur, eta, mu, loglik)
+            (u, b_cur, eta, mu, loglik), curvature = self._newton(
+                builder, Ts, disp, zshift, joint, state, converged
+            )
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
         result_system = self._system(builder, cp)
@@ -265,4 +405,5 @@ class GlmmProblem:
             sqr_u=sum(float(np.sum(x * x)) for x in u),
             iterations=it,
             converged=converged,
+            observed=curvature,
         )

@@ -57,6 +57,7 @@ def refit(fit: Any, y: Any, *, standard_errors: bool = True) -> Any:
         fit.family,
         nagq=fit.nagq,
         start=fit.theta,
+        laplace=fit.laplace,
         result_type=type(fit),
         standard_errors=standard_errors,
     )

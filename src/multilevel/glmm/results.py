@@ -48,6 +48,21 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
     problem: GlmmProblem = field(repr=False)
     optinfo: OptSummary
     messages: tuple[str, ...] = ()
+    #: the curvature of the Laplace / quadrature deviance: "observed" (glmmTMB's) or
+    #: "expected" (lme4's) information; the two agree for canonical links
+    laplace: str = "observed"
+
+    @property
+    def approximation(self) -> str:
+        """The likelihood approximation, in words: ``"Laplace (observed information)"``,
+        ``"adaptive Gauss-Hermite quadrature (nagq = 25, expected information)"``; a
+        canonical link, where the two informations agree, names none."""
+        if self.nagq == 0:
+            return "penalized IRLS only (nagq = 0)"
+        info = [] if self.family.canonical else [f"{self.laplace} information"]
+        if self.nagq == 1:
+            return "Laplace" + (f" ({info[0]})" if info else "")
+        return f"adaptive Gauss-Hermite quadrature ({', '.join([f'nagq = {self.nagq}', *info])})"
 
     # ---- parameters ---------------------------------------------------
     @property

@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 
 def _method(fit: GlmmFit) -> str:
     if fit.nagq == 0:
-        return "penalized IRLS only (nagq = 0)"
-    if fit.nagq == 1:
-        return "maximum likelihood (Laplace approximation)"
-    return f"maximum likelihood (adaptive Gauss-Hermite quadrature, nagq = {fit.nagq})"
+        return fit.approximation
+    what = ["Laplace approximation" if fit.nagq == 1 else "adaptive Gauss-Hermite quadrature"]
+    if fit.nagq > 1:
+        what.append(f"nagq = {fit.nagq}")
+    if not fit.family.canonical:
+        what.append(f"{fit.laplace} information")
+    return f"maximum likelihood ({', '.join(what)})"
 
 
 def format_glmm_summary(fit: GlmmFit) -> str:
@@ -82,6 +85,8 @@ def glmm_to_dict(fit: GlmmFit) -> dict:
         "family": fit.family.name,
         "link": fit.family.link.name,
         "method": "Laplace" if fit.nagq == 1 else f"AGQ({fit.nagq})" if fit.nagq > 1 else "PIRLS",
+        "approximation": fit.approximation,
+        "laplace": fit.laplace,
     }
     out.update(common_dict(fit))
     out["fixef"] = {
