@@ -353,3 +353,14 @@ def test_dates_in_the_formula_are_named():
     )
     with pytest.raises(multilevel.errors.FormulaError, match="'t' holds dates"):
         multilevel.fit("y ~ t + (1|g)", d)
+
+
+def test_gee_stops_at_the_time_limit():
+    from multilevel.errors import ConvergenceWarning
+    from multilevel.optim.optimize import time_limit
+
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({"y": rng.poisson(2, 40), "x": rng.normal(size=40), "g": np.repeat(np.arange(8), 5)})
+    with time_limit(1e-9), pytest.warns(ConvergenceWarning, match="the time limit"):
+        m = multilevel.gee("y ~ x", d, "g", family="poisson")
+    assert not m.estimate.converged

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, warn
 from ..family import Family
+from ..optim.optimize import seconds_left
 from .correlation import WorkingCorrelation
 
 
@@ -107,11 +108,19 @@ def gee_fit(
         if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))):
             converged = True
             break
+        left = seconds_left()
+        if left is not None and left <= 0:
+            break
     if converged:
         # scale and alpha at the final beta (geepack reports these)
         r = _pearson(y, mu, w, fam)
         phi = float(r @ r) / N
         corr.alpha = corr.estimate([r[s] for s in slices], clusters.times, phi, p)
     else:
-        warn(f"GEE did not converge in {maxit} iterations", ConvergenceWarning)
+        stopped = f"{it} iterations (the time limit)" if it < maxit else f"{maxit} iterations"
+        warn(
+            f"GEE did not converge in {stopped}; the estimates are where it stopped. Try fewer "
+            "predictors, the canonical link or corstr='independence'",
+            ConvergenceWarning,
+        )
     return GeeEstimate(beta, corr.alpha.copy(), phi, mu, eta, it, converged)

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from ..control import SMALL_MODEL_ROWS, SMALL_MODEL_SECONDS
 from ..errors import DataError, ModelError
 from ..family import get_family
 from ..model.data import check_columns, to_pandas
 from ..model.design import Design, build_model
 from ..model.verdict import is_numerical_failure, numerical_failure
+from ..optim.optimize import time_limit
 from .correlation import make_correlation
 from .estimate import Clusters, gee_fit
 from .results import GeeResult, choose_se
@@ -112,10 +114,12 @@ def _estimate(
         raise ModelError(
             f"{formula!r} has no fixed effects; GEE estimates a mean model: add an intercept or a predictor"
         )
+    limit = SMALL_MODEL_SECONDS if y.size < SMALL_MODEL_ROWS else None
     try:
-        est = gee_fit(y, X, w, offv, clusters, fam, corr)
+        with time_limit(limit):
+            est = gee_fit(y, X, w, offv, clusters, fam, corr)
+            indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
         covs = covariances(X, y, w, clusters, fam, corr, est)
-        indep = gee_fit(y, X, w, offv, clusters, fam, make_correlation("independence", 1))
     except Exception as exc:
         if not is_numerical_failure(exc):
             raise
