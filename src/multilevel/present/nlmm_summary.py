@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .text import _pval, _stars, _table, clean
+from .text import _pval, _stars, _table, clean, ranef_dict
 
 if TYPE_CHECKING:
     from .nlmm_fit import NlmmFit
@@ -105,13 +105,6 @@ def nlmm_to_dict(fit: NlmmFit) -> dict:
         "converged": fit.converged,
         "singular": fit.singular,
         "optimizer": fit.optinfo.to_dict(),
-        "ranef": {
-            name: {
-                "levels": [str(i) for i in df.index],
-                "terms": list(df.columns),
-                "condval": df.to_numpy().tolist(),
-            }
-            for name, df in fit.ranef.items()
-        },
+        "ranef": ranef_dict(fit),
     }
     return out

@@ -103,14 +103,19 @@ def common_dict(fit: Any) -> dict:
         "singular": fit.singular,
         "messages": list(fit.messages),
         "optimizer": fit.optinfo.to_dict(),
-        "ranef": {
-            name: {
-                "levels": [str(i) for i in df.index],
-                "terms": list(df.columns),
-                "condval": df.to_numpy().tolist(),
-            }
-            for name, df in fit.ranef.items()
-        },
+        "ranef": ranef_dict(fit),
+    }
+
+
+def ranef_dict(fit: Any) -> dict:
+    """The conditional modes by grouping factor: levels, terms and values."""
+    return {
+        name: {
+            "levels": [str(i) for i in df.index],
+            "terms": list(df.columns),
+            "condval": df.to_numpy().tolist(),
+        }
+        for name, df in fit.ranef.items()
     }
 
 
