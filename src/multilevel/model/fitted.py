@@ -21,7 +21,22 @@ if TYPE_CHECKING:
     from .spec import ModelSpec
 
 
-class MixedFitMixin:
+class InformationCriteria:
+    """AIC and BIC from a fit's ``loglik``, ``n_params`` and ``nobs`` (which the fit
+    class supplies)."""
+
+    @property
+    def aic(self) -> float:
+        fit: Any = self
+        return -2 * fit.loglik + 2 * fit.n_params
+
+    @property
+    def bic(self) -> float:
+        fit: Any = self
+        return -2 * fit.loglik + math.log(fit.nobs) * fit.n_params
+
+
+class MixedFitMixin(InformationCriteria):
     spec: ModelSpec
     optinfo: Any  # multilevel.optim.optimize.OptSummary
 
@@ -137,14 +152,6 @@ class MixedFitMixin:
     @property
     def nobs(self) -> int:
         return self.spec.nobs
-
-    @property
-    def aic(self) -> float:
-        return -2 * self.loglik + 2 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2 * self.loglik + math.log(self.nobs) * self.n_params
 
     @property
     def converged(self) -> bool:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..model.data import to_pandas
+from ..model.fitted import InformationCriteria
 from ..model.newdata import design_for
 from ..model.pvalues import two_sided_z
 from ..optim.optimize import OptSummary
@@ -26,7 +27,7 @@ from .problem import NlmmProblem
 
 
 @dataclass(frozen=True)
-class NlmmResult:
+class NlmmResult(InformationCriteria):
     """A fitted nonlinear mixed model (Laplace for ``nagq = 1``, adaptive quadrature
     for ``nagq > 1``)."""
 
@@ -110,14 +111,6 @@ class NlmmResult:
     @property
     def n_params(self) -> int:
         return self.problem.p + self.problem.n_theta + 1
-
-    @property
-    def aic(self) -> float:
-        return self.deviance + 2 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return self.deviance + math.log(self.nobs) * self.n_params
 
     @property
     def converged(self) -> bool:
