@@ -164,3 +164,26 @@ def test_known_standard_errors(client):
 def test_no_parquet_files(tmp_path):
     with pytest.raises(multilevel.errors.DataError, match="no Parquet data found"):
         multilevel.fit("y ~ x + (1 | g)", str(tmp_path / "*.parquet"))
+
+
+def test_command_line_partitioned_parquet(client, tmp_path, capsys):
+    # through the real entry point, on the scheduler of the test's cluster
+    from multilevel.cli import main
+
+    df = multilevel.load_dataset("sleepstudy")
+    for i in range(3):
+        df.iloc[60 * i : 60 * (i + 1)].to_parquet(tmp_path / f"part{i}.parquet")
+    glob = str(tmp_path / "*.parquet")
+    f = "Reaction ~ Days + (Days | Subject)"
+    argv = ["fit", glob, f, "--partitioned", "--scheduler", client.scheduler.address, "--json", "--progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    import json
+
+    d = json.loads(out.out)
+    assert d["reml_criterion"] == pytest.approx(multilevel.fit(f, df).reml_criterion, rel=1e-10)
+    assert "evaluations" in out.err
+    assert main(["fit", glob, f, "--partitioned", "--factors", "Days"]) != 0
+    assert "--factors reads columns in this process" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "part0.parquet"), f, "--scheduler", "tcp://x:1"]) != 0
+    assert "--scheduler applies with --partitioned" in capsys.readouterr().err

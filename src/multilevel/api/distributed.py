@@ -207,3 +207,24 @@ def fit_partitioned(
             )
     finally:
         report.close()
+
+
+@contextlib.contextmanager
+def connected(address: str) -> Iterator[Any]:
+    """A ``dask.distributed`` client of the scheduler at ``address`` for the block (the
+    partitioned fits inside use it as the active client)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ModelError(
+            "a Dask scheduler needs dask.distributed: pip install 'dask[dataframe,distributed]' "
+            "pyarrow (or multilevel[scale])"
+        ) from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise ModelError(f"cannot reach the Dask scheduler at {address!r} ({exc})") from exc
+    try:
+        yield client
+    finally:
+        client.close()

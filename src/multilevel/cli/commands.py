@@ -65,6 +65,11 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
         )
     laplace = laplace_flag(args, linear)
     control = _fit_control()
+    progress = bool(getattr(args, "progress", False))
+    if progress and not linear:
+        raise ModelError(
+            f"--progress applies to linear mixed models for now: drop it for --family {args.family}"
+        )
     return lambda: fit(
         args.formula,
         data,
@@ -76,10 +81,42 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
         na_action=args.na_action,
         control=control,
         laplace=laplace,
+        progress=progress,
     )
 
 
+def _partitioned_data(args: argparse.Namespace) -> str:
+    """``--partitioned``: the Parquet path or glob, handed to the Dask path unread."""
+    from ..errors import ModelError
+
+    if getattr(args, "factors", None):
+        raise ModelError(
+            "--factors reads columns in this process; with --partitioned store those columns as "
+            "strings or categories in the Parquet files instead"
+        )
+    if getattr(args, "confint", None) is not None:
+        raise ModelError("--confint needs the rows in memory; drop --partitioned or --confint")
+    return str(args.data)
+
+
+def _fit_partitioned(args: argparse.Namespace) -> int:
+    data = _partitioned_data(args)
+    fitter = _fitter(args, data)
+    if args.scheduler is None:
+        return _run_and_report(fitter, args.json)
+    from ..api.distributed import connected
+
+    with connected(args.scheduler):
+        return _run_and_report(fitter, args.json)
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    if getattr(args, "partitioned", False):
+        return _fit_partitioned(args)
+    if getattr(args, "scheduler", None) is not None:
+        from ..errors import ModelError
+
+        raise ModelError("--scheduler applies with --partitioned (Parquet data on a Dask cluster)")
     if getattr(args, "confint", None) is not None:
         from .inference import _check_confint, fit_with_confint
 

@@ -90,6 +90,24 @@ def _add_fit(sub: Any) -> None:
         help="prior weights; binomial: the numbers of trials of a proportion response",
     )
     p_fit.add_argument("--level", default="0.95", help="confidence level of --confint (default 0.95)")
+    p_fit.add_argument(
+        "--partitioned",
+        action="store_true",
+        help="linear mixed models: DATA is Parquet (a file, a directory or a quoted glob such as "
+        "'data/*.parquet') read on a Dask cluster, never into this process (needs multilevel[scale])",
+    )
+    p_fit.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --partitioned: the dask.distributed scheduler to use (default: a local cluster "
+        "started for the fit)",
+    )
+    p_fit.add_argument(
+        "--progress",
+        action="store_true",
+        help="linear mixed models: show the rows read and the optimizer's evaluations on stderr",
+    )
     add_boot_options(p_fit, nsim=500)
     p_fit.set_defaults(func=_cmd_fit)
     add_anova_option(p_fit)
