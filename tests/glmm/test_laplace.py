@@ -240,3 +240,22 @@ def test_the_command_line_flag():
     assert bad.returncode != 0
     assert "--laplace expected applies to generalized models" in bad.stderr
     assert "drop --laplace" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("laplace", ["observed", "expected"])
+def test_conditional_sds_follow_the_approximation(laplace):
+    # Gamma-log, one scalar term: the conditional precision of group j's effect is
+    # sum_i H_i + 1 / sd^2, with H_i = y_i / (mu_i phi) (observed) or 1 / phi (expected)
+    d = _data("sim_gamma_log")
+    m = _fit("sim_gamma_log", laplace)
+    phi = m.estimate.disp
+    b = m.ranef["g"].iloc[:, 0]
+    b.index = b.index.astype(str)
+    g = d["g"].astype(str)
+    mu = np.exp(m.fixef["Intercept"] + m.fixef["x"] * d["x"] + b.reindex(g).to_numpy())
+    h = d["y"] / (mu * phi) if laplace == "observed" else pd.Series(1.0 / phi, index=d.index)
+    sd_b = float(m.varcorr.iloc[0]["sd_or_corr"])
+    closed = 1.0 / np.sqrt(h.groupby(g).sum() + 1.0 / sd_b**2)
+    ours = m.ranef_sd["g"].iloc[:, 0]
+    ours.index = ours.index.astype(str)
+    np.testing.assert_allclose(ours.reindex(closed.index).to_numpy(), closed.to_numpy(), rtol=1e-10)

@@ -152,8 +152,11 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
         return [u @ T.T for u, T in zip(self.estimate.pirls.u, self._templates)]
 
     def _condvar_blocks(self) -> list[np.ndarray]:
+        # the curvature the Laplace approximation used: the observed information where
+        # that is the approximation (and positive definite), else the expected
         r = self.estimate.pirls
-        return la.conditional_variances(r.system, r.factor, 1.0)
+        system, factor = r.curvature or (r.system, r.factor)
+        return la.conditional_variances(system, factor, 1.0)
 
     @property
     def _residual_row(self) -> tuple[float, float] | None:
