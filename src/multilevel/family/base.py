@@ -106,6 +106,11 @@ class Link(ABC):
         """
         raise NotImplementedError(f"the {self.name} link does not give d^3 mu / d eta^3")
 
+    def valid_eta(self, eta: np.ndarray) -> np.ndarray | None:
+        """Where the link is a one-to-one map of ``eta`` onto the means (R's
+        ``valideta``); None where every ``eta`` is (the default)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

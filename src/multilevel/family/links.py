@@ -141,6 +141,10 @@ class Sqrt(Link):
     def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
         return np.zeros_like(eta, dtype=float)
 
+    def valid_eta(self, eta: np.ndarray) -> np.ndarray | None:
+        # mu = eta^2 is even: a negative eta is the mirror of a positive one
+        return np.asarray(eta) >= 0
+
 
 class Inverse(Link):
     name = "inverse"
