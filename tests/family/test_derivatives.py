@@ -107,3 +107,29 @@ def test_a_family_without_third_derivatives_is_reported():
 
     fam = NoThird(get_family("Gamma", "log").link)
     assert not has_third_derivatives(fam)
+
+
+@pytest.mark.parametrize(
+    ("family", "link"), [("Gamma", "log"), ("inverse_gaussian", "log"), ("gaussian", "log")]
+)
+def test_lme4_aic_is_minus_twice_the_loglik_at_the_deviance_dispersion_plus_two(family, link):
+    # lme4's glmFamily::aic (R's family()$aic): the dispersion replaced by deviance / n
+    fam = get_family(family, link)
+    rng = np.random.default_rng(3)
+    y, mu, w = rng.gamma(2.0, 1.0, 40), rng.gamma(2.0, 1.0, 40), np.ones(40)
+    dev = float(np.sum(fam.unit_deviance(y, mu, w, 1.0)))
+    ll = float(np.sum(fam.logpdf(y, mu, w, dev / y.size)))
+    assert fam.has_lme4_aic
+    assert fam.lme4_aic(y, mu, w, dev) == pytest.approx(-2.0 * ll + 2.0, rel=1e-12)
+
+
+def test_lme4_aic_weights_multiply_the_gamma_log_density():
+    from scipy import stats
+
+    fam = get_family("Gamma", "log")
+    y, mu, w = np.array([0.5, 1.5, 2.0, 3.0]), np.array([1.0, 1.2, 2.5, 2.0]), np.array([1.0, 2.0, 0.5, 3.0])
+    dev = float(np.sum(fam.unit_deviance(y, mu, w, 1.0)))
+    d = dev / w.sum()
+    ref = -2.0 * float(np.sum(w * stats.gamma.logpdf(y, 1.0 / d, scale=mu * d))) + 2.0
+    assert fam.lme4_aic(y, mu, w, dev) == pytest.approx(ref, rel=1e-12)
+    assert not get_family("poisson", "log").has_lme4_aic

@@ -17,7 +17,7 @@ import pytest
 from multilevel.datasets import load_dataset
 from multilevel.errors import ConvergenceWarning
 from multilevel.family import get_family
-from multilevel.glmm.gradient import laplace_gradient
+from multilevel.glmm.gradient import gradient_available, laplace_gradient
 from multilevel.glmm.pirls import GlmmProblem
 from multilevel.model.design import build_model
 from multilevel.optim.numdiff import central_jacobian
@@ -46,6 +46,13 @@ def _check(
     fam = get_family(family, link)
     spec, design = build_model(formula, data, family=fam)
     prob = GlmmProblem(spec, design, fam, laplace=laplace)
+    if prob.lme4_criterion:
+        # a scale dispersion's laplace="expected" is lme4's glmer criterion, which has no
+        # analytic gradient; the gradient's expected-information Laplace of the
+        # likelihood is what such a problem computes for quadrature (nagq > 1)
+        assert not gradient_available(prob)
+        prob = GlmmProblem(spec, design, fam, laplace=laplace, nagq=2)
+        assert not prob.lme4_criterion
     assert prob.observed == (laplace == "observed" and not fam.canonical)
     k, p = spec.theta_map.size, spec.p
     if theta is None:

@@ -5,7 +5,9 @@ of the joint log density at the conditional modes (multilevel's default,
 ``laplace="observed"``), lme4's from the expected (Fisher) weights
 (``laplace="expected"``). References: ``tests/data/laplace/laplace_refs.json``, made
 by ``laplace_refs.R`` next to it (simulated Gamma-log and negative-binomial-log
-models, and the public glmmTMB cases).
+models, and the public glmmTMB cases), and ``lme4_dispersion_refs.json`` (inverse
+Gaussian and Gaussian-log glmer fits). For a family with a scale dispersion lme4's
+glmer optimizes its own criterion, which ``laplace="expected"`` reproduces there.
 """
 
 from __future__ import annotations
@@ -112,14 +114,91 @@ def test_poisson_sqrt_at_the_reference_estimates(laplace, peer):
     assert -0.5 * f(x) == pytest.approx(ref["logLik"], abs=1e-4)
 
 
-def test_expected_laplace_of_a_gamma_model_is_unchanged():
-    # lme4's Gamma glmer is another criterion (the Laplace weights without the
-    # dispersion, a moment estimate of it in the density), so its logLik (-743.03)
-    # is not this one's; pinned to the expected-information fit before the observed
-    # one became the default
-    m = _fit("gamma_sim_log", "expected")
-    assert m.loglik == pytest.approx(-752.318876, abs=1e-5)
-    assert m.approximation == "Laplace (expected information)"
+GAMMA = [k for k in CASES if REFS[k]["family"] == "Gamma"]
+
+
+@pytest.mark.parametrize("case", GAMMA)
+def test_expected_is_lme4s_criterion_for_gamma(case):
+    # lme4's Gamma glmer optimizes its own criterion (modes and weights at phi = 1,
+    # the aic with phi = deviance / n), not the Laplace likelihood with phi estimated:
+    # laplace="expected" is that criterion, its logLik lme4's, sigma^2 lme4's
+    ref = REFS[case]["lme4"]
+    m = _fit(case, "expected")
+    assert m.laplace == "expected" and m.converged and m.problem.lme4_criterion
+    assert m.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    phi = _dispersion(ref)
+    assert m.dispersion == pytest.approx(phi, rel=1e-4)
+    for name, value in m.fixef.items():
+        assert value == pytest.approx(ref["fixef"][lme4_name(name)], abs=1e-4)
+    # lme4's VarCorr prints theta x sigma; the random effects' SDs are theta
+    for (g, term), sd in _sds(m).items():
+        assert sd == pytest.approx(ref["sd"][g][term] / np.sqrt(phi), rel=1e-3)
+    assert m.n_params == m.theta.size + m.spec.p + 1  # lme4's df counts sigma
+
+
+DISPERSION_REFS = json.loads((HERE / "laplace" / "lme4_dispersion_refs.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("case", "family"), [("sim_invgauss_log", "inverse_gaussian"), ("sim_gaussian_log", "gaussian")]
+)
+def test_expected_is_lme4s_criterion_for_the_other_dispersion_families(case, family):
+    # lme4_dispersion_refs.R: glmer's criterion for inverse Gaussian and Gaussian-log
+    ref = DISPERSION_REFS[case]
+    df = pd.read_csv(HERE / "laplace" / f"{case}.csv", dtype={"g": str})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = multilevel.fit(ref["formula"], df, family=family, link="log", laplace="expected")
+    assert m.converged and m.problem.lme4_criterion
+    assert m.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-4)
+    assert m.theta[0] == pytest.approx(ref["theta"]["g.(Intercept)"], rel=1e-3)
+    for name, value in m.fixef.items():
+        assert value == pytest.approx(ref["fixef"][lme4_name(name)], abs=1e-4)
+
+
+def test_lme4s_gamma_criterion_at_its_estimates():
+    from multilevel.glmm.fit import deviance_function
+
+    ref = REFS["gamma_sim_log"]["lme4"]
+    model = multilevel.Model("y ~ x + (1 | g)", _data("gamma_sim"), family="Gamma", link="log")
+    from multilevel.glmm.pirls import GlmmProblem
+
+    prob = GlmmProblem(model.spec, model.design, model.family, laplace="expected")
+    theta = ref["sd"]["g"]["(Intercept)"] / np.sqrt(_dispersion(ref))
+    x = np.array([theta, ref["fixef"]["(Intercept)"], ref["fixef"]["x"]])
+    f = deviance_function(prob, 1, 1, 2, False, [np.zeros((prob.spec.groupings[0].n_levels, 1))])
+    assert -0.5 * f(x) == pytest.approx(ref["logLik"], abs=1e-5)
+
+
+def test_lme4s_gamma_criterion_from_its_parts():
+    from scipy import stats
+
+    m = _fit("sim_gamma_log", "expected")
+    r, y = m.estimate.pirls, m.problem.y
+    mu = r.mu
+    d = float(np.sum(2 * (-np.log(y / mu) + (y - mu) / mu))) / y.size  # deviance / n
+    aic = -2 * float(np.sum(stats.gamma.logpdf(y, 1 / d, scale=mu * d))) + 2
+    M = m.problem.pirls(m.theta, m.estimate.beta, 1.0).factor.logdet_z
+    assert m.deviance == pytest.approx(M + r.sqr_u + aic, abs=1e-8)
+    # the modes are those of phi = 1, whatever dispersion is passed
+    r7 = m.problem.pirls(m.theta, m.estimate.beta, 7.0)
+    assert r7.laplace_deviance == pytest.approx(m.deviance, abs=1e-8)
+    pearson = float(np.sum(((y - mu) / mu) ** 2))
+    assert m.dispersion == pytest.approx((pearson + r.sqr_u) / y.size, rel=1e-12)
+
+
+def test_lme4s_criterion_has_no_analytic_gradient_or_profile():
+    from multilevel.glmm.gradient import gradient_available
+
+    m = _fit("sim_gamma_log", "expected")
+    assert not gradient_available(m.problem)
+    assert "BOBYQA" in m.optinfo.optimizer
+    with pytest.raises(ModelError, match="lme4's glmer criterion"):
+        m.profile()
+    # the observed Laplace (the default) is the likelihood, dispersion a parameter
+    o = _fit("sim_gamma_log")
+    assert not o.problem.lme4_criterion and o.problem.estimates_dispersion
 
 
 def test_the_two_optima_differ_for_non_canonical_links():
@@ -187,7 +266,9 @@ def test_quadrature_is_scaled_by_the_same_curvature(case, family):
     th, beta, disp = m.theta, m.fixef.to_numpy(), m.dispersion
     dev = {}
     for laplace in ("observed", "expected"):
-        prob = GlmmProblem(m.spec, m.design, m.family, laplace=laplace)
+        # nagq > 1: the expected scaling of the likelihood's quadrature (for the Gamma,
+        # not lme4's criterion, which is the Laplace fits' only)
+        prob = GlmmProblem(m.spec, m.design, m.family, laplace=laplace, nagq=25)
         r = prob.pirls(th, beta, disp)
         # one node is the Laplace approximation of the same kind
         assert agq_deviance(prob, r, th, beta, disp, 1) == pytest.approx(r.laplace_deviance, abs=1e-9)

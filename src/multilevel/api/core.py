@@ -288,7 +288,15 @@ def fit(
         density at the conditional modes, as glmmTMB, the closer approximation for
         non-canonical links (Gamma or negative binomial with a log link, probit, ...);
         ``"expected"``: the expected (Fisher) information, as lme4's ``glmer``. The two
-        agree for canonical links (binomial logit, Poisson log).
+        agree for canonical links (binomial logit, Poisson log). For a family with a
+        dispersion (Gamma, inverse Gaussian, Gaussian with a non-identity link) and
+        ``nagq`` 0 or 1, ``"expected"`` is lme4's ``glmer`` criterion, not a Laplace
+        approximation of the likelihood with the dispersion estimated: modes and
+        weights at dispersion 1, ``log|L|^2 + |u|^2`` plus the family's R ``aic``
+        with the dispersion set to deviance / n; the log-likelihood is lme4's
+        ``logLik`` (-criterion / 2), the dispersion lme4's ``sigma()^2``
+        ((Pearson sum + |u|^2) / n); the random-effect SDs are theta (lme4's
+        ``VarCorr`` prints theta x sigma).
 
     Examples
     --------

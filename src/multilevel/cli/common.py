@@ -131,7 +131,9 @@ def add_laplace_option(p: Any) -> None:
         choices=["observed", "expected"],
         default=None,
         help="GLMMs: the Laplace approximation's curvature: observed information (default, as "
-        "glmmTMB) or expected information (as lme4's glmer); they agree for canonical links",
+        "glmmTMB) or expected information (as lme4's glmer); they agree for canonical links. "
+        "For Gamma, inverse Gaussian and Gaussian with a non-identity link, expected is lme4's "
+        "glmer criterion (the dispersion out of the Laplace part), not the Laplace likelihood",
     )
 
 

@@ -243,6 +243,22 @@ class Family(ABC):
         """A moment estimate of the dispersion at means ``mu`` (the optimizer's start)."""
         return 1.0
 
+    def lme4_aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+        """R's ``family()$aic(y, n, mu, wt, dev)`` as lme4's compiled ``glmFamily::aic``
+        evaluates it: -2 log-likelihood at means ``mu`` with the dispersion replaced by
+        ``dev / sum(w)`` (``dev`` the sum of the deviance residuals), plus 2. It is the
+        last term of lme4's ``glmer`` criterion for a family with a scale dispersion
+        (see :attr:`~multilevel.glmm.pirls.GlmmProblem.lme4_criterion`); families
+        without one do not need it."""
+        raise NotImplementedError(f"lme4's aic is not defined here for the {self.name} family")
+
+    @property
+    def has_lme4_aic(self) -> bool:
+        """Whether the family defines :meth:`lme4_aic` (a registered family with a
+        scale dispersion but without it gets the expected-information Laplace
+        approximation of the likelihood under ``laplace="expected"``)."""
+        return type(self).lme4_aic is not Family.lme4_aic
+
     # ---- the dispersion, as reported and as sampled -------------------------
     @property
     def has_dispersion(self) -> bool:

@@ -60,6 +60,14 @@ class Gamma(Family):
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return 2 * w * (-np.log(y / mu) + (y - mu) / mu)
 
+    def lme4_aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+        """``-2 sum w log dgamma(y; shape 1/d, scale mu d) + 2``, ``d = dev / sum(w)``
+        (R's ``Gamma()$aic``: the prior weights multiply the log density, not the shape)."""
+        d = dev / float(np.sum(w))
+        a = 1.0 / d
+        logf = -a * np.log(mu * d) - special.gammaln(a) + (a - 1.0) * np.log(y) - y / (mu * d)
+        return -2.0 * float(np.sum(w * logf)) + 2.0
+
     def check(self, y: np.ndarray, w: np.ndarray) -> None:
         check_positive(y, "Gamma")
 

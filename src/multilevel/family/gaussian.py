@@ -59,6 +59,12 @@ class Gaussian(Family):
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return w * (y - mu) ** 2
 
+    def lme4_aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+        """``n (log(2 pi dev / n) + 1) + 2 - sum(log w)``, ``n`` the number of
+        observations (R's ``gaussian()$aic``)."""
+        n = y.size
+        return n * (float(np.log(2.0 * np.pi * dev / n)) + 1.0) + 2.0 - float(np.sum(np.log(w)))
+
     def check(self, y: np.ndarray, w: np.ndarray) -> None:
         return None
 

@@ -55,6 +55,12 @@ class InverseGaussian(Family):
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, disp: float) -> np.ndarray:
         return w * (y - mu) ** 2 / (mu * mu * y)
 
+    def lme4_aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+        """``sum(w) (log(2 pi dev / sum(w)) + 1) + 3 sum(w log y) + 2`` (R's
+        ``inverse.gaussian()$aic``; free of mu but through ``dev``)."""
+        ws = float(np.sum(w))
+        return ws * (np.log(2.0 * np.pi * dev / ws) + 1.0) + 3.0 * float(np.sum(w * np.log(y))) + 2.0
+
     def check(self, y: np.ndarray, w: np.ndarray) -> None:
         check_positive(y, "inverse Gaussian")
 

@@ -97,23 +97,32 @@ def fit_glmm(
     ``"expected"`` from the expected (Fisher) weights, as lme4 does. The two agree
     for canonical links. Where the observed information is not positive definite
     at the optimum, the fit is repeated with the expected one, with a warning.
+    For a family with a scale dispersion (Gamma, inverse Gaussian, Gaussian with a
+    non-identity link) ``"expected"`` is lme4's ``glmer`` criterion instead
+    (:class:`~multilevel.glmm.pirls.GlmmProblem`, ``lme4_criterion``; ``nagq`` 0 or
+    1): theta and beta only, by BOBYQA (no analytic gradient), the dispersion lme4's
+    ``sigma^2`` after. Its log-likelihood is lme4's ``logLik``, not a Laplace
+    approximation of the likelihood.
     A scalar variance estimated at 0 is probed from above (see :func:`_probe_zero_scalars`).
     """
     if nagq < 0:
         raise ModelError("nagq must be 0 (PIRLS-only estimates), 1 (Laplace) or a number of quadrature nodes")
     if nagq > 1:
         check_agq(spec, nagq)
-    prob = GlmmProblem(spec, design, family, compiled=compiled, laplace=laplace)
+    prob = GlmmProblem(spec, design, family, compiled=compiled, laplace=laplace, nagq=nagq)
     est = _estimate(prob, nagq, start)
     if prob.observed and not math.isfinite(est.deviance):
+        prob = GlmmProblem(spec, design, family, compiled=compiled, laplace="expected", nagq=nagq)
+        lme4 = "; for this family that is lme4's glmer criterion" if prob.lme4_criterion else ""
         warn(
             "the observed information of the random effects is not positive definite at the "
             "optimum, so the observed-information Laplace approximation does not exist there; "
-            "refitted with the expected information (laplace='expected', as lme4)",
+            f"refitted with the expected information (laplace='expected', as lme4){lme4}",
             ConvergenceWarning,
         )
-        prob = GlmmProblem(spec, design, family, compiled=compiled, laplace="expected")
         est = _estimate(prob, nagq, start)
+    if prob.lme4_criterion:  # the dispersion lme4 reports with its criterion
+        est = dataclasses.replace(est, disp=prob.lme4_dispersion(est.pirls))
     return dataclasses.replace(est, laplace=prob.laplace)
 
 
@@ -216,7 +225,7 @@ def _stage1(
     family, spec = prob.family, prob.spec
     tm = spec.theta_map
     k = tm.size
-    has_disp = family.has_dispersion
+    has_disp = prob.estimates_dispersion
     mu_bar = np.full_like(prob.y, np.average(prob.y, weights=prob.w0))
     disp0 = max(family.default_dispersion(prob.y, mu_bar, prob.w0), 1e-8) if has_disp else 1.0
 
@@ -261,7 +270,7 @@ class _Stage2Deviance:
     def __init__(self, prob: GlmmProblem, nagq: int, u0: list[np.ndarray]) -> None:
         self.prob, self.nagq = prob, nagq
         self.k, self.p = prob.spec.theta_map.size, len(prob.spec.fixed_names)
-        self.has_disp = prob.family.has_dispersion
+        self.has_disp = prob.estimates_dispersion
         self.u = u0
         # the lowest deviance evaluated with the gradient, its point and PIRLS result
         self.best: list[tuple[float, np.ndarray, PirlsResult]] = []
@@ -311,11 +320,11 @@ def _stage2(
 ) -> GlmmEstimate:
     """Stage 2: theta, beta (and log dispersion) on the Laplace / AGQ deviance, by
     L-BFGS-B on the analytic gradient where available, else BOBYQA."""
-    family, spec = prob.family, prob.spec
+    spec = prob.spec
     tm = spec.theta_map
     k = tm.size
     p = len(spec.fixed_names)
-    has_disp = family.has_dispersion
+    has_disp = prob.estimates_dispersion
     beta1 = r1.beta
     dev2 = _Stage2Deviance(prob, nagq, r1.u)
     deviance, f2, fg2, best = dev2.at, dev2.value, dev2.value_and_gradient, dev2.best

@@ -52,9 +52,13 @@ MAX_CROSS_ENTRIES = 20_000_000
 def gradient_available(prob: GlmmProblem) -> bool:
     """Whether the analytic gradient applies to this model's size (and, for the
     observed-information Laplace, whether the family and link give the third
-    derivative of the log density it needs)."""
+    derivative of the log density it needs). Not for lme4's criterion of a family
+    with a scale dispersion (``prob.lme4_criterion``): its fits use BOBYQA and
+    Hessians from differences of the criterion."""
     lay = prob.builder_u.layout
     if prob.observed and not has_third_derivatives(prob.family):
+        return False
+    if prob.lme4_criterion:  # lme4's criterion is not this module's deviance
         return False
     return lay.n1 * lay.q1 * max(lay.mz, 1) <= MAX_CROSS_ENTRIES
 

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, ModelError, warn
-from ..family import Family
+from ..family import Dispersion, Family
 from ..family.derivatives import eta_derivatives, observed_weights
 from ..linalg import numpy_backend as la
 from ..linalg.blocked import PairSchur, PairStructure
@@ -58,6 +58,8 @@ class PirlsResult:
     converged: bool
     # the observed-information curvature (observed Laplace, non-canonical links), else None
     observed: ObservedCurvature | None = None
+    # lme4's aic term (GlmmProblem.lme4_criterion), which replaces -2 sum log p(y|u)
+    lme4_aic: float | None = None
 
     @property
     def curvature(self) -> tuple[la.NumpySystem, Factor] | None:
@@ -73,9 +75,13 @@ class PirlsResult:
     @property
     def laplace_deviance(self) -> float:
         """-2 x Laplace log-likelihood: -2 sum log p(y|u) + |u|^2 + log|L|^2, ``L`` the
-        factor of the curvature (infinite where the observed one is not positive definite)."""
+        factor of the curvature (infinite where the observed one is not positive definite).
+        Under lme4's criterion (``lme4_aic`` set): ``log|L|^2 + |u|^2 + lme4_aic``, which is
+        lme4's ``glmResp::Laplace`` (see :attr:`GlmmProblem.lme4_criterion`)."""
         c = self.curvature
         logdet = c[1].logdet_z if c is not None else math.inf
+        if self.lme4_aic is not None:
+            return logdet + self.sqr_u + self.lme4_aic
         return -2.0 * self.loglik_cond + self.sqr_u + logdet
 
 
@@ -106,7 +112,21 @@ def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
 
 
 class GlmmProblem:
-    """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance."""
+    """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance.
+
+    ``lme4_criterion`` (``laplace="expected"`` with a scale dispersion: Gamma, inverse
+    Gaussian, Gaussian with a non-identity link; ``nagq`` 0 or 1): the deviance is the criterion lme4's
+    ``glmer`` optimizes and reports (``logLik = -criterion / 2``), not a Laplace
+    approximation with the dispersion as a parameter. lme4's PIRLS minimizes
+    ``sum of deviance residuals + |u|^2`` and weights ``w mu_eta^2 / V(mu)``, both at
+    phi = 1; its criterion (``glmResp::Laplace``) is ``log|L|^2 + |u|^2 + aic``, ``L``
+    the factor of ``Lambda'Z'WZ Lambda + I`` with those weights and ``aic`` the
+    family's R ``aic`` at the modes' means, which puts ``phi = deviance / sum(w)`` into
+    the log density and adds 2 (:meth:`~multilevel.family.base.Family.lme4_aic`). The
+    dispersion is no parameter of it; lme4 reports ``sigma^2`` = (Pearson sum + |u|^2) / n
+    (:meth:`lme4_dispersion`). With ``nagq > 1`` ``"expected"`` only scales the
+    quadrature of the likelihood (the dispersion a parameter), as for other families.
+    """
 
     def __init__(
         self,
@@ -116,15 +136,23 @@ class GlmmProblem:
         *,
         compiled: bool = True,
         laplace: str = "observed",
+        nagq: int = 1,
     ) -> None:
         # ``compiled``: the row passes run through the Numba kernels (multilevel.linalg.kernels):
         # ~1.3x faster iterations, ~0.5 s once per process to start Numba.
-        # ``laplace``: one of LAPLACE_METHODS
+        # ``laplace``: one of LAPLACE_METHODS; ``nagq``: the fit's quadrature nodes
+        # (lme4's criterion is the Laplace one's, nagq <= 1)
         if laplace not in LAPLACE_METHODS:
             raise ModelError(f"laplace must be one of {LAPLACE_METHODS}, got {laplace!r}")
         self.laplace = laplace
         # for a canonical link the two informations agree: the expected one is computed
         self.observed = laplace == "observed" and not family.canonical
+        self.lme4_criterion = (
+            laplace == "expected"
+            and family.dispersion is Dispersion.SCALE
+            and family.has_lme4_aic
+            and nagq <= 1
+        )
         self.spec = spec
         self.design = design
         self.family = family
@@ -159,6 +187,18 @@ class GlmmProblem:
 
                 xx = x_outer(builder.X)
             self._fixed[joint] = (_pair_structure(builder), xx)
+
+    @property
+    def estimates_dispersion(self) -> bool:
+        """Whether the dispersion is a parameter of the deviance optimized (not under
+        :attr:`lme4_criterion`, which is free of it)."""
+        return self.family.has_dispersion and not self.lme4_criterion
+
+    def lme4_dispersion(self, r: PirlsResult) -> float:
+        """The dispersion lme4 reports with its criterion (``sigma(m)^2``):
+        ``(sum w (y - mu)^2 / V(mu) + |u|^2) / n``, the penalized Pearson sum over n."""
+        pearson = float(np.sum(self.w0 * (self.y - r.mu) ** 2 / self.family.variance(r.mu, 1.0)))
+        return (pearson + r.sqr_u) / self.n
 
     # ---- helpers -----------------------------------------------------
     def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
@@ -347,6 +387,7 @@ class GlmmProblem:
         observed-information Laplace of a log-concave family stops at 1e-10 too:
         Newton steps with the observed weights then finish the mode (:meth:`_newton`).
         """
+        disp = 1.0 if self.lme4_criterion else disp  # lme4's: modes and weights at phi = 1
         if tol is None:
             # Newton steps finish the observed Laplace's modes (log-concave families)
             tol = 1e-10 if self.family.canonical or (self.observed and self.family.log_concave) else 1e-13
@@ -377,12 +418,9 @@ class GlmmProblem:
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
-        curvature = None
-        if self.observed:  # Newton steps from a converged mode, and the curvature there
-            state = (u, b_cur, eta, mu, loglik)
-            (u, b_cur, eta, mu, loglik), curvature = self._newton(
-                builder, Ts, disp, zshift, joint, state, converged
-            )
+        (u, b_cur, eta, mu, loglik), curvature = self._finish_mode(
+            builder, Ts, disp, zshift, joint, (u, b_cur, eta, mu, loglik), converged
+        )
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
         result_system = self._system(builder, cp)
@@ -406,4 +444,30 @@ class GlmmProblem:
             iterations=it,
             converged=converged,
             observed=curvature,
+            lme4_aic=self._lme4_aic(mu) if self.lme4_criterion else None,
         )
+
+    def _finish_mode(
+        self,
+        builder: CrossProductBuilder,
+        Ts: list[np.ndarray],
+        disp: float,
+        zshift: np.ndarray,
+        joint: bool,
+        state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
+        converged: bool,
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature | None]:
+        """Newton steps from PIRLS's mode (:meth:`_newton`), and the observed curvature
+        there for the observed Laplace. lme4's criterion is not stationary in u, so its
+        modes are finished the same way (else it is noisy at ~1e-6 and BOBYQA stops
+        short), the curvature dropped; the steps stop where an observed weight is
+        negative or the penalized deviance rises. Other fits: ``state`` as it is."""
+        if not (self.observed or self.lme4_criterion):
+            return state, None
+        state, curvature = self._newton(builder, Ts, disp, zshift, joint, state, converged)
+        return state, (curvature if self.observed else None)
+
+    def _lme4_aic(self, mu: np.ndarray) -> float:
+        """The family's aic at ``mu`` with lme4's dispersion: the deviance over sum(w)."""
+        dev = float(np.sum(self.family.unit_deviance(self.y, mu, self.w0, 1.0)))
+        return self.family.lme4_aic(self.y, mu, self.w0, dev)

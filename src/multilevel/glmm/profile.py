@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, ModelError
 from ..family import Family
 from ..family.base import Dispersion
 from ..model.spec import ModelSpec
@@ -80,6 +80,12 @@ class GlmmProfiler:
         se: np.ndarray,
         u0: list[np.ndarray],
     ) -> None:
+        if prob.lme4_criterion:
+            raise ModelError(
+                "profiles are not available for lme4's glmer criterion (laplace='expected' with a "
+                "dispersion family): it has no dispersion parameter to profile; refit with "
+                "laplace='observed' for a profile of the Laplace likelihood"
+            )
         self.prob, self.nagq = prob, nagq
         fam = prob.family
         self.vp = VarParams.of(prob.spec)

@@ -90,7 +90,7 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
         differences of the analytic gradient for Laplace fits, Richardson-extrapolated
         differences of the deviance for quadrature fits."""
         k, p = self.theta.size, self.spec.p
-        has_disp = self.family.has_dispersion
+        has_disp = self.problem.estimates_dispersion
         x = np.concatenate(
             [self.theta, self.estimate.beta, [math.log(self.estimate.disp)] if has_disp else []]
         )
