@@ -14,10 +14,13 @@ Two cases stop a gradient method at a boundary point that is not the optimum:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ..errors import ConvergenceWarning, ModelError, warn
 from ..model.spec import ModelSpec
 from ..optim.optimize import SINGULAR_TOL
 
@@ -59,3 +62,41 @@ def zero_scalar_probe(
         if low < best - 1e-9 * abs(best):
             out[i], best = at, low
     return None if np.array_equal(out, theta) else out
+
+
+#: where a fit's modes leave the link's domain, the fit is redone from these fractions of the start
+LINK_RETRIES = (0.5, 0.25, 0.1)
+
+
+def outside_link(est: Any) -> int:
+    """Rows whose linear predictor at the modes is outside the link's domain."""
+    ok = est.problem.family.link.valid_eta(est.pirls.eta)
+    return 0 if ok is None else int(np.size(ok) - np.count_nonzero(ok))
+
+
+def inside_the_link(est: Any, refit: Callable[[float], Any]) -> Any:
+    """A fit whose modes put some rows outside the link's domain (a sqrt link with a
+    negative linear predictor: the mirror branch of mu = eta^2, where the optimizer
+    can stop at a poor optimum) is repeated by ``refit(shrink)`` from smaller starting
+    variances; the lowest deviance is kept, with a warning if it is still outside."""
+    if not outside_link(est):
+        return est
+    for shrink in LINK_RETRIES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                other = refit(shrink)
+            except (ModelError, np.linalg.LinAlgError, FloatingPointError):
+                continue
+        if other.deviance < est.deviance - 1e-9 * abs(est.deviance):
+            est = other
+        if not outside_link(est):
+            return est
+    link = est.problem.family.link.name
+    warn(
+        f"at the optimum {outside_link(est)} rows have a linear predictor outside the {link} link's "
+        "domain (the mirror branch of the inverse link); the fit may be a poor local optimum: "
+        "try another start= or a one-to-one link (e.g. link='log')",
+        ConvergenceWarning,
+    )
+    return est

@@ -27,7 +27,7 @@ from ..model.spec import ModelSpec
 from ..optim.numdiff import central_jacobian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa, lbfgsb
 from .agq import agq_deviance, check_agq
-from .boundary import PROBE_THETAS, singular_vector_term, zero_scalar_probe
+from .boundary import PROBE_THETAS, inside_the_link, singular_vector_term, zero_scalar_probe
 from .gradient import gradient_available, laplace_gradient
 from .pirls import GlmmProblem, PirlsResult
 
@@ -138,45 +138,9 @@ def _estimate(prob: GlmmProblem, nagq: int, start: np.ndarray | None) -> GlmmEst
             est = other
     if nagq >= 1:
         est = _probe_zero_scalars(est, nagq, gradient=fast)
-    return _inside_the_link(est, nagq, theta0, fast)
-
-
-#: where a fit's modes leave the link's domain, the fit is redone from these fractions of the start
-LINK_RETRIES = (0.5, 0.25, 0.1)
-
-
-def _outside(est: GlmmEstimate) -> int:
-    """Rows whose linear predictor at the modes is outside the link's domain."""
-    ok = est.problem.family.link.valid_eta(est.pirls.eta)
-    return 0 if ok is None else int(np.size(ok) - np.count_nonzero(ok))
-
-
-def _inside_the_link(est: GlmmEstimate, nagq: int, theta0: np.ndarray, fast: bool) -> GlmmEstimate:
-    """A fit whose modes put some rows outside the link's domain (a sqrt link with a
-    negative linear predictor: the mirror branch of mu = eta^2, where the optimizer
-    can stop at a poor optimum) is repeated from smaller variances; the lowest
-    deviance is kept, with a warning if it is still outside."""
-    if not _outside(est):
-        return est
-    for shrink in LINK_RETRIES:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            try:
-                other = _two_stages(est.problem, nagq, theta0 * shrink, quick_stage1=fast, gradient=fast)
-            except (ModelError, np.linalg.LinAlgError, FloatingPointError):
-                continue
-        if other.deviance < est.deviance - 1e-9 * abs(est.deviance):
-            est = other
-        if not _outside(est):
-            return est
-    link = est.problem.family.link.name
-    warn(
-        f"at the optimum {_outside(est)} rows have a linear predictor outside the {link} link's "
-        "domain (the mirror branch of the inverse link); the fit may be a poor local optimum: "
-        "try another start= or a one-to-one link (e.g. link='log')",
-        ConvergenceWarning,
+    return inside_the_link(
+        est, lambda shrink: _two_stages(prob, nagq, theta0 * shrink, quick_stage1=fast, gradient=fast)
     )
-    return est
 
 
 def _probe_zero_scalars(est: GlmmEstimate, nagq: int, *, gradient: bool) -> GlmmEstimate:
