@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, warn
 from ..model.spec import ModelSpec
-from ..optim.optimize import SINGULAR_TOL
+from ..optim.optimize import MAXTIME, SINGULAR_TOL
 
 #: where a scalar variance ends at 0, the relative covariance factors probed above it
 PROBE_THETAS = (0.01, 0.03, 0.1)
@@ -81,6 +81,8 @@ def inside_the_link(est: Any, refit: Callable[[float], Any]) -> Any:
     variances; the lowest deviance is kept, with a warning if it is still outside."""
     if not outside_link(est):
         return est
+    if MAXTIME in est.stage1.return_code or MAXTIME in est.stage2.return_code:
+        return est  # out of time: the fit is reported not converged as it is
     for shrink in LINK_RETRIES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
