@@ -31,7 +31,7 @@ REFS = json.loads((HERE / "laplace" / "laplace_refs.json").read_text())
 CASES = [k for k in REFS if k != "versions"]
 # every case, the Poisson-sqrt one too: its mean eta^2 is even in eta, and a fit whose
 # modes land on the branch of negative linear predictors (-707.21) is redone from
-# smaller variances (glmm.fit._inside_the_link)
+# smaller variances (glmm.boundary.inside_the_link)
 FITTED = CASES
 FAMILY = {"Gamma": "Gamma", "nbinom2": "negative_binomial", "binomial": "binomial", "poisson": "poisson"}
 
@@ -343,3 +343,52 @@ def test_conditional_sds_follow_the_approximation(laplace):
     ours = m.ranef_sd["g"].iloc[:, 0]
     ours.index = ours.index.astype(str)
     np.testing.assert_allclose(ours.reindex(closed.index).to_numpy(), closed.to_numpy(), rtol=1e-10)
+
+
+def test_batched_refits_probe_a_variance_at_zero_as_the_fit_does():
+    # a simulated cbpp response whose batched Newton stopped at theta = 0, below the
+    # likelihood's optimum at theta = 0.343 (the single fit's scalar boundary probe)
+    from multilevel.glmm.refits import refit
+    from multilevel.model.replicates import refit_columns
+
+    cb = load_dataset("cbpp")
+    cb["herd"] = cb.herd.astype(str)
+    f = multilevel.fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cb, family="binomial")
+    codes, n = pd.factorize(cb.herd)[0], cb["size"].to_numpy()
+    r = np.random.default_rng(10)
+    k = r.binomial(n, 1 / (1 + np.exp(-(-2.046 + 0.812 * r.standard_normal(15)[codes]))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = refit(f, k / n)
+    many = refit_columns(f, (k / n)[:, None], 1)
+    assert one.theta[0] > 0.3
+    assert many.theta[0, 0] == pytest.approx(one.theta[0], rel=1e-4)
+
+
+def test_link_retries_cut_by_the_time_limit_are_not_converged():
+    from multilevel import FitControl
+
+    gt = load_dataset("grouseticks")
+    for c in ("BROOD", "INDEX", "LOCATION", "YEAR"):
+        gt[c] = gt[c].astype(str)
+    f = "TICKS ~ YEAR + cHEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)"
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m = multilevel.fit(f, gt, family="poisson", link="sqrt", control=FitControl(max_seconds=1.0))
+    if m.converged:  # a machine fast enough to finish every retry in the second
+        assert m.loglik == pytest.approx(-939.2052, abs=1e-3)
+    else:
+        assert any("time limit" in str(x.message) for x in w)
+
+
+def test_lme4_criterion_outside_the_mean_space_is_a_failed_fit_not_nan():
+    # Gamma with the inverse link on sleepstudy: lme4's criterion walks to negative means
+    s = load_dataset("sleepstudy")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m = multilevel.fit("Reaction ~ Days + (1 | Subject)", s, family="Gamma", laplace="expected")
+    assert not any(issubclass(x.category, RuntimeWarning) for x in w)
+    if not m.converged:
+        assert any("fit failed" in str(x.message) or "converge" in str(x.message) for x in w)
+    else:
+        assert np.isfinite(m.loglik)

@@ -154,3 +154,52 @@ def test_polish_lowers_a_criterion_inside_the_box():
     theta, value, ok = _polish(q, np.array([0.2, 0.0]), np.eye(2) * 4.0, box)
     assert ok and value < 0.05 and q(np.array([0.2, 0.0])) > 1
     assert 0.0 <= theta[0] <= 1.0
+
+
+def test_collinear_statistics_count_once_in_the_j_test(normal_data):
+    r = multilevel.indirect(
+        _normal,
+        lambda d: [d["y"].mean(), d["y"].mean(), d["y"].std()],
+        normal_data,
+        {"mu": 0.0, "sigma": 1.0},
+        n_omega=40,
+        bounds={"sigma": (1e-6, None)},
+    )
+    assert r.J_df == 0 and np.isnan(r.J_p)
+
+
+def test_bad_inputs_name_the_problem(normal_data):
+    start = {"mu": 0.0, "sigma": 1.0}
+    with pytest.raises(ModelError, match="must be numbers or None"):
+        multilevel.indirect(_normal, _mean_sd, normal_data, start, bounds={"sigma": ("a", 2)})
+    with pytest.raises(ModelError, match="bounds must be a dict"):
+        multilevel.indirect(_normal, _mean_sd, normal_data, start, bounds=[(0, 1)])
+    with pytest.raises(ModelError, match="keys must be parameter names"):
+        multilevel.indirect(_normal, _mean_sd, normal_data, {1: 0.0})
+    with pytest.raises(ModelError, match="finite"):
+        multilevel.indirect(_normal, _mean_sd, normal_data, {"mu": np.nan, "sigma": 1.0})
+    with pytest.raises(ModelError, match="tol must be"):
+        multilevel.indirect(_normal, _mean_sd, normal_data, start, tol=-1)
+    with pytest.raises(ModelError, match="must return numbers"):
+        multilevel.indirect(_normal, lambda d: "abc", normal_data, start)
+    calls = []
+
+    def changing(d):
+        calls.append(1)
+        return [d["y"].mean(), d["y"].std()] + ([] if len(calls) == 1 else [0.0])
+
+    with pytest.raises(ModelError, match="same statistics every time"):
+        multilevel.indirect(_normal, changing, normal_data, start, n_omega=20)
+
+
+def test_binomial_counts_from_the_simulator_are_explained():
+    cb = multilevel.load_dataset("cbpp")
+    fit = multilevel.fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cb, family="binomial")
+    codes, size = pd.factorize(cb["herd"])[0], cb["size"].to_numpy()
+
+    def counts(p, d, rng):
+        u = p["tau"] * rng.standard_normal(codes.max() + 1)
+        return rng.binomial(size, 1 / (1 + np.exp(-(p["b0"] + u[codes]))))
+
+    with pytest.raises(ModelError, match="proportions of the trials"):
+        multilevel.indirect(counts, fit, cb, {"b0": -1.0, "tau": 0.5}, n_sim=2, n_omega=10)

@@ -103,3 +103,9 @@ def test_covariate_in_a_parameter_formula_gives_several_coefficients(orange):
     pred = fit.predict(d, conditional=False)
     late = d["age"] == d["age"].max()
     assert np.ptp(pred[late.to_numpy()]) > 1.0
+
+
+def test_the_response_in_its_own_mean_is_refused():
+    d = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "x": [1.0, 2.0, 3.0, 4.0], "g": list("aabb")})
+    with pytest.raises(FormulaError, match="appears in its own mean"):
+        multilevel.nlfit("y ~ a * y / (x + 1)", d, {"a": "1 + (1 | g)"}, start={"a": 1.0})

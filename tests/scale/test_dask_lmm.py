@@ -187,3 +187,15 @@ def test_command_line_partitioned_parquet(client, tmp_path, capsys):
     assert "--factors reads columns in this process" in capsys.readouterr().err
     assert main(["fit", str(tmp_path / "part0.parquet"), f, "--scheduler", "tcp://x:1"]) != 0
     assert "--scheduler applies with --partitioned" in capsys.readouterr().err
+
+
+def test_categorical_levels_differing_by_partition(client):
+    # a categorical with unknown categories whose partitions hold different levels
+    df = multilevel.load_dataset("sleepstudy")
+    df["f"] = np.where(df.index < 90, "a", "b")
+    f = "Reaction ~ Days + f + (1 | Subject)"
+    ref = multilevel.fit(f, df)
+    d = dd.from_pandas(df, npartitions=3, sort=False)
+    d = d.assign(f=d.f.astype("category"))
+    for data in (d, d.assign(f=d.f.cat.as_known())):
+        _same_fit(multilevel.fit(f, data), ref)

@@ -59,7 +59,12 @@ def _callable_auxiliary(fn: Callable[[Any], Any], data: Any) -> Any:
         return arr
 
     first = fn(data)
-    obs = values(first)
+    try:
+        obs = values(first)
+    except (TypeError, ValueError):
+        raise ModelError(
+            f"the auxiliary function must return numbers (a vector, Series or dict), got {first!r:.80}"
+        ) from None
     if not np.all(np.isfinite(obs)):
         raise ModelError("the auxiliary function returned non-finite statistics on the observed data")
     names = (
@@ -77,8 +82,12 @@ def _callable_auxiliary(fn: Callable[[Any], Any], data: Any) -> Any:
                 v = values(fn(sim))
             except (ModelError, ValueError, np.linalg.LinAlgError, FloatingPointError):
                 continue
-            if v.size == obs.size:
-                out[i] = v
+            if v.size != obs.size:
+                raise ModelError(
+                    f"the auxiliary function returned {v.size} statistics for a simulated data set and "
+                    f"{obs.size} for the observed data; it must return the same statistics every time"
+                )
+            out[i] = v
         return out
 
     return Auxiliary(names, obs, estimate, getattr(fn, "__name__", "auxiliary function"))
@@ -172,11 +181,17 @@ def indirect(
         )
     if not isinstance(start, Mapping) or not start:
         raise ModelError("start must be a dict {parameter name: starting value}")
+    if not all(isinstance(k, str) for k in start):
+        raise ModelError(f"start's keys must be parameter names (strings), got {list(start)!r}")
+    names = list(start)
     try:
-        names = [str(k) for k in start]
-        [float(v) for v in start.values()]
+        values = [float(v) for v in start.values()]
     except (TypeError, ValueError):
         raise ModelError(f"start must map parameter names to numbers, got {dict(start)!r}") from None
+    if not all(np.isfinite(values)):
+        raise ModelError(f"start must be finite numbers, got {dict(start)!r}")
+    if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
+        raise ModelError(f"tol must be a positive number, got {tol!r}")
     n_sim = _positive_int(n_sim, "n_sim")
     aux = _auxiliary(auxiliary, data, family, workers)
     n_omega = _positive_int(n_omega, "n_omega", least=len(aux.names) + 2)

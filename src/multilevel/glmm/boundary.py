@@ -13,6 +13,7 @@ Two cases stop a gradient method at a boundary point that is not the optimum:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -92,6 +93,10 @@ def inside_the_link(est: Any, refit: Callable[[float], Any]) -> Any:
                 continue
         if other.deviance < est.deviance - 1e-9 * abs(est.deviance):
             est = other
+        if MAXTIME in other.stage1.return_code or MAXTIME in other.stage2.return_code:
+            # out of time before the retries ended: the best so far, reported as stopped by
+            # the time limit (not converged), so the answer never depends silently on speed
+            return dataclasses.replace(est, stage2=dataclasses.replace(est.stage2, return_code=MAXTIME))
         if not outside_link(est):
             return est
     link = est.problem.family.link.name

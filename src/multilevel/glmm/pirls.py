@@ -468,6 +468,11 @@ class GlmmProblem:
         return state, (curvature if self.observed else None)
 
     def _lme4_aic(self, mu: np.ndarray) -> float:
-        """The family's aic at ``mu`` with lme4's dispersion: the deviance over sum(w)."""
-        dev = float(np.sum(self.family.unit_deviance(self.y, mu, self.w0, 1.0)))
-        return self.family.lme4_aic(self.y, mu, self.w0, dev)
+        """The family's aic at ``mu`` with lme4's dispersion: the deviance over sum(w);
+        infinite where a mean leaves the family's mean space (the optimizer avoids it)."""
+        if not self.family.valid_mu(mu):
+            return math.inf
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            dev = float(np.sum(self.family.unit_deviance(self.y, mu, self.w0, 1.0)))
+            aic = self.family.lme4_aic(self.y, mu, self.w0, dev)
+        return aic if math.isfinite(aic) else math.inf

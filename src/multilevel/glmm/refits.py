@@ -19,7 +19,9 @@ import numpy as np
 from ..errors import ModelError
 from ..model.replicates import ReplicateFits, check_response, singular_rows
 from ..optim import newton
+from ..optim.optimize import SINGULAR_TOL
 from .batch import BatchLaplace, batchable
+from .boundary import PROBE_THETAS
 
 
 def _binomial_pairs(fit: Any, y: Any) -> Any:
@@ -77,8 +79,9 @@ def fit_responses(fit: Any, Y: np.ndarray) -> ReplicateFits:
         x0 = np.r_[fit.theta, fit.fixef.to_numpy()]
         lower = np.r_[fit.spec.theta_map.lower_bounds, np.full(p, -np.inf)]
         res = newton.minimize(bl, np.repeat(x0[None], R, axis=0), lower)
-        ok = res.converged & np.isfinite(res.fval)
-        theta[ok], beta[ok], crit[ok] = res.x[ok, :k], res.x[ok, k:], res.fval[ok]
+        x, fval = _probe_zero(bl, res.x.copy(), res.fval.copy(), res.converged, lower)
+        ok = res.converged & np.isfinite(fval)
+        theta[ok], beta[ok], crit[ok] = x[ok, :k], x[ok, k:], fval[ok]
         sigma[ok], conv[ok] = 1.0, True
     batched = int(conv.sum())
     for r in np.flatnonzero(~conv):
@@ -100,3 +103,30 @@ def fit_responses(fit: Any, Y: np.ndarray) -> ReplicateFits:
         batched=batched,
         re_scale=np.ones(R),
     )
+
+
+def _probe_zero(
+    bl: BatchLaplace, x: np.ndarray, fval: np.ndarray, converged: np.ndarray, lower: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The full fit's scalar boundary probe, batched: a response whose theta stopped at
+    0 is probed at ``PROBE_THETAS`` (beta kept); where one is lower, Newton restarts
+    there and the lower optimum is kept (as :func:`~multilevel.glmm.boundary.zero_scalar_probe`
+    and the restart in the single fit)."""
+    idx = np.flatnonzero(converged & (x[:, 0] < SINGULAR_TOL) & np.isfinite(fval))
+    if idx.size == 0:
+        return x, fval
+    best, start = fval[idx].copy(), x[idx].copy()
+    for t in PROBE_THETAS:
+        pts = x[idx].copy()
+        pts[:, 0] = t
+        d = bl(pts, idx)
+        lower_there = d < best - 1e-9 * np.abs(best)
+        best[lower_there], start[lower_there] = d[lower_there], pts[lower_there]
+    moved = np.flatnonzero(best < fval[idx] - 1e-9 * np.abs(fval[idx]))
+    if moved.size == 0:
+        return x, fval
+    rows = idx[moved]
+    res = newton.minimize(lambda P, w: bl(P, rows[w]), start[moved], lower)
+    better = res.converged & (res.fval < fval[rows])
+    x[rows[better]], fval[rows[better]] = res.x[better], res.fval[better]
+    return x, fval

@@ -21,6 +21,8 @@ from .result import IndirectResult
 def bounds_of(names: tuple[str, ...], start: np.ndarray, bounds: Mapping[str, tuple] | None) -> Bounds:
     """Box bounds from ``{name: (lower, upper)}`` (None for no bound)."""
     lower, upper = np.full(len(names), -np.inf), np.full(len(names), np.inf)
+    if bounds is not None and not isinstance(bounds, Mapping):
+        raise ModelError(f"bounds must be a dict {{name: (lower, upper)}}, got {type(bounds).__name__}")
     for key, pair in (bounds or {}).items():
         if key not in names:
             raise ModelError(
@@ -31,8 +33,11 @@ def bounds_of(names: tuple[str, ...], start: np.ndarray, bounds: Mapping[str, tu
         except (TypeError, ValueError):
             raise ModelError(f"bounds[{key!r}] must be a pair (lower, upper), got {pair!r}") from None
         i = names.index(key)
-        lower[i] = -np.inf if lo is None else float(lo)
-        upper[i] = np.inf if hi is None else float(hi)
+        try:
+            lower[i] = -np.inf if lo is None else float(lo)
+            upper[i] = np.inf if hi is None else float(hi)
+        except (TypeError, ValueError):
+            raise ModelError(f"bounds[{key!r}] = {pair!r}: the bounds must be numbers or None") from None
         if not lower[i] < upper[i]:
             raise ModelError(f"bounds[{key!r}] = {pair!r}: the lower bound must be below the upper")
         if not lower[i] <= start[i] <= upper[i]:

@@ -231,6 +231,13 @@ def omega(binding: Binding, theta: np.ndarray, n: int) -> np.ndarray:
     """The covariance of the auxiliary estimates at ``theta`` from ``n`` simulations."""
     values = binding.omega_statistics(theta, n)
     ok = np.all(np.isfinite(values), axis=1)
+    if ok.sum() == 0:
+        raise ModelError(
+            "the auxiliary model failed on every simulated data set: check that the simulator returns "
+            "what the auxiliary takes (for a fitted or formula auxiliary the response on the fit's "
+            "scale, e.g. a binomial fit's proportions of the trials, not counts) and that its values "
+            "are finite"
+        )
     if ok.sum() <= binding.k:
         raise ModelError(
             f"only {int(ok.sum())} of {n} covariance simulations gave auxiliary estimates, fewer than "
@@ -268,7 +275,10 @@ def covariance(est: Estimate, W: np.ndarray, Omega: np.ndarray, n_sim: int) -> n
 def j_test(est: Estimate, Omega: np.ndarray, W: np.ndarray, n_sim: int, d: int) -> tuple[float, int, float]:
     """Hansen's J for the overidentifying moments: statistic, df and p-value."""
     live = np.diag(W) > 0
-    df = int(live.sum()) - d
+    sd = np.sqrt(np.diag(Omega)[live])
+    ev = np.linalg.eigvalsh(Omega[np.ix_(live, live)] / np.outer(sd, sd))
+    rank = int(np.sum(ev > 1e-10 * max(float(ev[-1]), 1e-300)))  # collinear statistics count once
+    df = rank - d
     if df <= 0:
         return 0.0, 0, math.nan
     r = est.residual[live]

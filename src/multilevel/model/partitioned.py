@@ -129,7 +129,7 @@ def merge_surveys(a: Survey, b: Survey) -> Survey:
         s: pd.concat([a.levels[s], b.levels[s]], ignore_index=True).drop_duplicates().reset_index(drop=True)
         for s in a.levels
     }
-    head = a.head if len(a.head) >= HEAD_ROWS else pd.concat([a.head, b.head], ignore_index=True)
+    head = a.head if len(a.head) >= HEAD_ROWS else _concat_heads(a.head, b.head)
     return Survey(
         a.rows + b.rows,
         a.incomplete + b.incomplete,
@@ -138,6 +138,30 @@ def merge_surveys(a: Survey, b: Survey) -> Survey:
         head.head(HEAD_ROWS),
         {**a.partition_rows, **b.partition_rows},
     )
+
+
+#: what Dask puts in the categories of a categorical whose levels it does not know
+UNKNOWN = "__UNKNOWN_CATEGORIES__"
+
+
+def _concat_heads(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two partitions' sample rows as one table, a categorical column staying categorical
+    (pandas turns categoricals with different categories into plain strings). Equal
+    categories keep their order; different ones (Dask's unknown categories) become their
+    sorted union, the order an in-memory fit of the strings would give, whatever order
+    the partitions finish in."""
+    a, b = a.copy(), b.copy()
+    for c in a.columns:
+        ca, cb = isinstance(a[c].dtype, pd.CategoricalDtype), isinstance(b[c].dtype, pd.CategoricalDtype)
+        if not (ca or cb) or (ca and cb and a[c].cat.categories.equals(b[c].cat.categories)):
+            continue
+        va = a[c].cat.categories if ca else a[c].dropna()
+        vb = b[c].cat.categories if cb else b[c].dropna()
+        values = [*va, *vb]
+        cats = sorted({v for v in values if v != UNKNOWN}, key=str)
+        a[c] = pd.Categorical(a[c].astype(object), categories=cats)
+        b[c] = pd.Categorical(b[c].astype(object), categories=cats)
+    return pd.concat([a, b], ignore_index=True)
 
 
 def _report_missing(survey: Survey, na_action: str) -> None:
@@ -164,7 +188,13 @@ def _prototype(survey: Survey, sets: list[tuple[str, ...]]) -> pd.DataFrame:
     proto = survey.head.copy()
     for s in sets:
         c = s[0]
-        if len(s) > 1 or not is_categorical(proto[c]) or isinstance(proto[c].dtype, pd.CategoricalDtype):
+        if isinstance(proto[c].dtype, pd.CategoricalDtype) and UNKNOWN in proto[c].cat.categories:
+            proto[c] = proto[c].cat.remove_categories([UNKNOWN])  # Dask's placeholder, not a level
+        # strings of any dtype (object, or pandas' str when partitions' categoricals with
+        # different categories were concatenated) are categorical; numbers stay numbers
+        if len(s) > 1 or isinstance(proto[c].dtype, pd.CategoricalDtype):
+            continue
+        if not (is_categorical(proto[c]) or pd.api.types.is_string_dtype(proto[c])):
             continue
         cats = pd.Categorical(survey.levels[s][c].to_numpy()).categories  # sorted, as formulaic does
         proto[c] = pd.Categorical(proto[c].to_numpy(), categories=cats)

@@ -146,6 +146,14 @@ def _param_formulas(
                 mean.formula,
                 (0, len(mean.formula)),
             )
+    if mean.response in mean.names:
+        at = mean.formula.find(mean.response, mean.formula.index("~"))
+        raise FormulaError(
+            f"the response {mean.response!r} appears in its own mean expression; the mean must be a "
+            "function of the parameters and the covariates only",
+            mean.formula,
+            (at, at + len(mean.response)),
+        )
     unknown = [nm for nm in mean.names if nm not in given and nm not in columns]
     if unknown:
         nm = unknown[0]

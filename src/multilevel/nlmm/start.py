@@ -44,7 +44,13 @@ def _coefficients(problem: NlmmProblem, k: int, value: Any) -> np.ndarray:
     model without intercept) or one value per coefficient."""
     sl = problem.beta_slices[k]
     names = problem.specs[k].fixed_names
-    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    try:
+        arr = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        name = problem.param_names[k]
+        raise ModelError(f"start[{name!r}] must be a number or numbers, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ModelError(f"start[{problem.param_names[k]!r}] must be finite, got {value!r}")
     if arr.size == sl.stop - sl.start:
         return arr
     if arr.size != 1:
