@@ -68,7 +68,6 @@ def test_repr_is_one_line():
 
     m = multilevel.fit("Reaction ~ Days + (Days | Subject)", multilevel.load_dataset("sleepstudy"))
     want = (
-        "<LmmFit: Reaction ~ Days + (Days | Subject); 180 observations; REML criterion 1743.6283; "
-        "converged>"
+        "<LmmFit: Reaction ~ Days + (Days | Subject); 180 observations; REML criterion 1743.6283; converged>"
     )
     assert repr(m) == want

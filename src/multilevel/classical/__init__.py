@@ -23,4 +23,3 @@ from .result import AovResult
 from .text import format_aov
 
 __all__ = ["AovFormula", "AovResult", "aov", "aov_data", "format_aov", "is_balanced", "parse_aov"]
-

@@ -122,9 +122,7 @@ def _frame(names: list[str], ci: np.ndarray, level: float, method: str) -> pd.Da
     return df
 
 
-def boot_table(
-    ci: pd.DataFrame, names: tuple[str, ...], n_var: int, parm: Any, level: float
-) -> pd.DataFrame:
+def boot_table(ci: pd.DataFrame, names: tuple[str, ...], n_var: int, parm: Any, level: float) -> pd.DataFrame:
     """Bootstrap intervals (indexed by statistic) in the order and names of ``names``."""
     idx = resolve_parm(parm, names, n_var)
     rows = [names[i] for i in idx]
