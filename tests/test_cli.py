@@ -292,3 +292,16 @@ def test_crt_analyze_reports_dropped_rows_on_one_line(tmp_path):
     by_arm = d.loc[[0, 40], "arm"].value_counts()
     assert f"missing covariate (arm 0: {by_arm.get(0, 0)}, arm 1: {by_arm.get(1, 0)})" in r.stdout
     assert r.stderr.strip() == "warning: dropped 2 of 323 rows with missing values in columns x (2)"
+
+
+def test_time_limit_and_quadrature_limits_speak_flags(capsys):
+    from multilevel.cli import main
+
+    data = Path(__file__).parent.parent / "src" / "multilevel" / "datasets"
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    assert main(["fit", str(data / "cbpp.csv"), f, "--family", "binomial", "--nagq", "30"]) != 0
+    assert "--nagq 30 is more quadrature nodes than the 25" in capsys.readouterr().err
+    sleep = str(data / "sleepstudy.csv")
+    assert main(["fit", sleep, "Reaction ~ Days + (Days | Subject)", "--max-seconds", "0.001"]) == 0
+    err = capsys.readouterr().err
+    assert "--max-seconds SECONDS" in err and "FitControl" not in err

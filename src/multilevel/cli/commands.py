@@ -64,7 +64,7 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
             "likelihood already (Laplace, or quadrature with --nagq): drop --ml"
         )
     laplace = laplace_flag(args, linear)
-    control = _fit_control()
+    control = _fit_control(getattr(args, "max_seconds", None))
     progress = bool(getattr(args, "progress", False))
     if progress and not linear:
         raise ModelError(

@@ -66,6 +66,8 @@ def in_cli_terms(text: str) -> str:
             return flags[name] + (" " if glued else "")
         return f"{flags[name]} {value}"
 
+    if "max_seconds" in flags:
+        text = text.replace("control=FitControl(max_seconds=...)", "--max-seconds SECONDS")
     text = _ARG.sub(flag, text)
     for call, command in _CALLS.items():
         text = text.replace(call, command)
@@ -116,12 +118,27 @@ def _read_file(path: str) -> Any:
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
 
 
-def _fit_control() -> Any:
+def _fit_control(max_seconds: float | None = None) -> Any:
     """The command line fits once per process: Numba's start-up (~0.5 s) would cost more
-    than its kernels save, so they are off unless ``MULTILEVEL_NUMBA`` asks for them."""
+    than its kernels save, so they are off unless ``MULTILEVEL_NUMBA`` asks for them.
+    ``max_seconds``: ``--max-seconds``, the optimizers' time limit."""
     from ..control import FitControl
 
-    return FitControl(compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False)
+    return FitControl(
+        compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False, max_seconds=max_seconds
+    )
+
+
+def add_time_limit_option(p: Any) -> None:
+    """``--max-seconds``: the optimizers' time limit (default 6 s under 1,000 rows, else none)."""
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the optimizers after this long (converged=False, with a warning); default: "
+        "6 s for models under 1,000 rows, no limit for larger ones",
+    )
 
 
 def add_laplace_option(p: Any) -> None:

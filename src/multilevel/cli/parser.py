@@ -7,7 +7,7 @@ from typing import Any
 
 from .aov import add_aov
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
-from .common import add_laplace_option
+from .common import add_laplace_option, add_time_limit_option
 from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .deconv import add_deconvolve
 from .ftests import add_anova_option, add_emmeans
@@ -70,6 +70,7 @@ def _add_fit(sub: Any) -> None:
         help="GLMMs: 1 = Laplace (default), up to 25 = adaptive quadrature, 0 = PIRLS only",
     )
     add_laplace_option(p_fit)
+    add_time_limit_option(p_fit)
     p_fit.add_argument(
         "--na-action",
         choices=["omit", "raise"],
@@ -195,6 +196,7 @@ def _add_report(sub: Any) -> None:
         "--nagq", type=int, default=None, help="GLMMs: 1 = Laplace (default), up to 25 = quadrature"
     )
     add_laplace_option(p_rep)
+    add_time_limit_option(p_rep)
     p_rep.add_argument("--ml", action="store_true")
     p_rep.add_argument("--bayes", action="store_true", help="sample the posterior and report it instead")
     _add_sampling_options(p_rep)

@@ -45,7 +45,10 @@ def check_agq(spec: ModelSpec, nagq: int) -> None:
             f"adaptive quadrature supports up to {MAX_Q} random effects per group; this model has {q}"
         )
     if nagq > MAX_NODES:
-        raise ModelError(f"nagq must be at most {MAX_NODES}")
+        raise ModelError(
+            f"nagq={nagq} is more quadrature nodes than the {MAX_NODES} supported: use nagq= of at "
+            f"most {MAX_NODES}"
+        )
     if nagq**q > MAX_GRID:
         most = math.floor(MAX_GRID ** (1.0 / q) + 1e-9)
         raise ModelError(
