@@ -129,3 +129,12 @@ class SampleControl:
         ta = self.target_accept
         if isinstance(ta, bool) or not isinstance(ta, (int, float)) or not 0 < ta < 1:
             raise ModelError(f"target_accept must be in (0, 1), got {ta!r}")
+
+
+def time_limit_message(seconds: float | None, tips: str = "a simpler random-effects structure, ") -> str:
+    """The warning of a fit whose optimizer stopped at its time limit: what stopped and
+    what to try (``tips``, each ending in ", "), then a longer limit."""
+    return (
+        f"the optimizer stopped at the fit's time limit ({seconds:g} s) before it converged; the "
+        f"estimates are where it stopped. Try {tips}or a longer limit (control=FitControl(max_seconds=...))"
+    )

@@ -28,6 +28,10 @@ _SWITCHES = {
     ("refit", "False"): ("no_refit", "--no-refit"),
     ("refit", "True"): ("no_refit", "no --no-refit"),
 }
+# library phrases the command line says with one of its flags: phrase -> (dest, what to print)
+_PHRASES = {
+    "control=FitControl(max_seconds=...)": ("max_seconds", "--max-seconds SECONDS"),
+}
 _CALLS = {
     "multilevel.sample": "multilevel sample",
     "multilevel.fit": "multilevel fit",
@@ -66,8 +70,9 @@ def in_cli_terms(text: str) -> str:
             return flags[name] + (" " if glued else "")
         return f"{flags[name]} {value}"
 
-    if "max_seconds" in flags:
-        text = text.replace("control=FitControl(max_seconds=...)", "--max-seconds SECONDS")
+    for phrase, (dest, said) in _PHRASES.items():
+        if dest in flags:
+            text = text.replace(phrase, said)
     text = _ARG.sub(flag, text)
     for call, command in _CALLS.items():
         text = text.replace(call, command)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..control import FitControl
+from ..control import FitControl, time_limit_message
 from ..errors import ConvergenceWarning, SeparationWarning, warn
 from ..model.verdict import finite_verdict, is_numerical_failure, numerical_failure
 from ..optim.optimize import MAXTIME, OptSummary, time_limit
@@ -25,11 +25,7 @@ def time_message(limit: float | None, nagq: int) -> str:
     tips = "a simpler random-effects structure, rescaled predictors, "
     if nagq > 1:
         tips += "fewer quadrature nodes (nagq=1, Laplace), "
-    return (
-        f"the optimizer stopped at the fit's time limit ({limit:g} s) before it converged; the "
-        f"estimates are where it stopped. Try {tips}or a longer limit "
-        "(control=FitControl(max_seconds=...))"
-    )
+    return time_limit_message(limit, tips)
 
 
 def fit_glmm_result(

@@ -83,6 +83,8 @@ def jacobian(
     if np.any(down + up == 0):
         bad = int(np.flatnonzero(down + up == 0)[0])
         raise ModelError(f"the bounds of parameter {binding.names[bad]!r} leave no room to vary it")
+    # the centre goes with the shifted points, though the accepted trial step has just
+    # evaluated it: a replicate whose fit fails anywhere is then left out at every point
     pts = [theta]
     for j in range(d):
         e = np.zeros(d)

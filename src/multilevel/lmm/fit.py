@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..control import FitControl
+from ..control import FitControl, time_limit_message
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning, warn
 from ..model.verdict import finite_verdict, is_numerical_failure, numerical_failure
 from ..optim.optimize import MAXTIME, OptSummary, bobyqa, lbfgsb, time_limit
@@ -115,12 +115,7 @@ def optimize(
     ok = code not in ("NLOPT_MAXEVAL_REACHED", MAXTIME) and check.converged
     messages = check.messages
     if code == MAXTIME:
-        messages = (
-            *messages,
-            f"the optimizer stopped at the fit's time limit ({control.time_limit(obj.cp.n):g} s) before "
-            "it converged; try a simpler random-effects structure or a longer limit "
-            "(control=FitControl(max_seconds=...))",
-        )
+        messages = (*messages, time_limit_message(control.time_limit(obj.cp.n)))
     opt = OptSummary(
         optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",
         start=tuple(float(v) for v in x0),
