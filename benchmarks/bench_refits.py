@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,12 +57,42 @@ from refits_report import get, jsonable, report
 
 import multilevel
 
+TIER_SCRIPT = """
+import json, time, warnings, pandas as pd, multilevel
+warnings.simplefilter("ignore")
+d = pd.read_csv({path!r})
+ts = []
+for _ in range(20):
+    t0 = time.perf_counter(); multilevel.fit({formula!r}, d); ts.append(time.perf_counter() - t0)
+print(json.dumps(ts))
+"""
+
 
 def ml_warm(reps: int) -> dict:
+    """Warm fits in the steady state (after the one-block kernels' tier-up), in the
+    interpreted tier (a process's first fits), and the first 20 fits of a fresh process."""
+    from multilevel.control import FitControl
+    from multilevel.linalg.one_block_compiled import HOT_FITS
+
     d = multilevel.load_dataset("sleepstudy")
-    quiet(multilevel.fit, SLEEP, d)
+    for _ in range(HOT_FITS + 1):
+        quiet(multilevel.fit, SLEEP, d)
     t, m = timed(lambda: quiet(multilevel.fit, SLEEP, d), reps)
-    return {"seconds": t, "criterion": float(m.reml_criterion)}
+    numpy_tier = FitControl(compiled_kernels=False)
+    t_np, _ = timed(lambda: quiet(multilevel.fit, SLEEP, d, control=numpy_tier), reps)
+    path = Path(multilevel.__file__).parent / "datasets" / "sleepstudy.csv"
+    script = TIER_SCRIPT.format(path=str(path), formula=SLEEP)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    first = json.loads(run.stdout)
+    return {
+        "seconds": t,
+        "criterion": float(m.reml_criterion),
+        "optimizer": m.optinfo.optimizer,
+        "n_evals": m.optinfo.n_evals,
+        "numpy_tier_seconds": t_np,
+        "hot_fits": HOT_FITS,
+        "fresh_process_first_20": first,
+    }
 
 
 def ml_refit(reps: int, refs: dict) -> dict:

@@ -57,8 +57,11 @@ def test_optimizer_and_control(sleep):
         multilevel.fit(SLEEP, sleep, control={"optimizer": "lbfgsb"})
     a = multilevel.fit(SLEEP, sleep, control=FitControl(optimizer="lbfgsb"))
     b = multilevel.fit(SLEEP, sleep)
-    assert a.optinfo.optimizer.startswith("scipy") and b.optinfo.optimizer.startswith("nlopt")
+    c = multilevel.fit(SLEEP, sleep, optimizer="bobyqa")
+    assert a.optinfo.optimizer.startswith("scipy") and c.optinfo.optimizer.startswith("nlopt")
+    assert b.optinfo.optimizer.startswith("BFGS")  # "auto": one grouping block
     assert a.reml_criterion == pytest.approx(b.reml_criterion, rel=1e-8)
+    assert c.reml_criterion == pytest.approx(b.reml_criterion, rel=1e-10)
 
 
 def test_start_is_checked(sleep):

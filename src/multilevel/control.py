@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import ModelError
 
-OPTIMIZERS = ("bobyqa", "lbfgsb")
+OPTIMIZERS = ("auto", "bobyqa", "lbfgsb")
 
 
 def _check_bool(name: str, value: object, *, optional: bool = False) -> None:
@@ -38,8 +38,10 @@ class FitControl:
     Parameters
     ----------
     optimizer:
-        Linear mixed models: ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's
-        default) or ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
+        Linear mixed models: ``"auto"`` (default: BFGS on the analytic gradient
+        for a model with one grouping block, BOBYQA otherwise), ``"bobyqa"``
+        (NLopt's BOBYQA, derivative free, lme4's default) or ``"lbfgsb"`` (SciPy's
+        L-BFGS-B on the analytic gradient).
         GLMMs choose their optimizer themselves (BOBYQA, then the gradient path).
     compiled_kernels:
         GLMMs: run the row passes of penalized IRLS through the Numba kernels
@@ -52,7 +54,7 @@ class FitControl:
         models of fewer than 1,000 rows, unlimited for larger ones.
     """
 
-    optimizer: str = "bobyqa"
+    optimizer: str = "auto"
     compiled_kernels: bool | None = None
     max_seconds: float | None = None
 

@@ -276,8 +276,9 @@ def fit(
         ``"omit"`` drops incomplete rows with a warning that counts them;
         ``"raise"`` makes them an error.
     optimizer:
-        LMMs: ``"bobyqa"`` (default) or ``"lbfgsb"`` (analytic gradient); the same as
-        ``control=FitControl(optimizer=...)``.
+        LMMs: ``"auto"`` (default: BFGS on the analytic gradient for one grouping
+        block, BOBYQA otherwise), ``"bobyqa"`` or ``"lbfgsb"`` (analytic gradient);
+        the same as ``control=FitControl(optimizer=...)``.
     control:
         A :class:`multilevel.control.FitControl`.
     progress:

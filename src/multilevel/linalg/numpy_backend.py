@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import lapack, solve_triangular
 
 from .blocked import (
     DenseSchur,
@@ -162,7 +162,11 @@ def solve(
 def vcov_beta(system: NumpySystem, f: Factor, sigma: float) -> np.ndarray:
     """``sigma^2 (L_XX L_XX')^{-1}``: covariance of the fixed effects given the templates."""
     mz, p = system.layout.mz, system.layout.p
-    Rinv = solve_triangular(f.LS[mz : mz + p, mz : mz + p], np.eye(p), lower=True)
+    if p == 0:
+        return np.zeros((0, 0))
+    Rinv, info = lapack.dtrtri(np.tril(f.LS[mz : mz + p, mz : mz + p]), lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("the fixed-effect factor is singular")
     return sigma**2 * (Rinv.T @ Rinv)
 
 

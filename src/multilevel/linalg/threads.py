@@ -21,6 +21,9 @@ from contextlib import contextmanager
 from typing import Any
 
 SMALL_DENSE = 500
+#: below this size BLAS runs on one thread by itself (OpenBLAS threads a product only
+#: past 64^3 multiply-adds), and setting the limit would cost more than the fit's BLAS
+TINY_DENSE = 64
 #: readings of the runnable-task count (1 ms apart) before a large block picks its threads
 SAMPLES = 5
 
@@ -79,6 +82,9 @@ def idle_cores() -> int | None:
 def blas_threads(dense_size: int) -> Iterator[None]:
     """One BLAS thread inside the block when ``dense_size`` is small; for a large block
     as many as there are idle cores (BLAS's own setting if that is unknown)."""
+    if dense_size < TINY_DENSE:
+        yield
+        return
     if dense_size >= SMALL_DENSE:
         free = idle_cores()
         if free is None:

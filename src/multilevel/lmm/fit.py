@@ -17,6 +17,7 @@ from ..control import FitControl, time_limit_message
 from ..errors import ConvergenceWarning, ModelError, SingularFitWarning, warn
 from ..model.verdict import finite_verdict, is_numerical_failure, numerical_failure
 from ..optim.optimize import MAXTIME, OptSummary, bobyqa, lbfgsb, time_limit
+from . import one_block
 from .gradient import criterion_and_gradient
 from .inference import check_convergence
 from .objective import LmmObjective
@@ -90,8 +91,10 @@ def optimize(
     """Optimize a prepared objective: theta at the optimum, the optimizer's summary
     (with the convergence verdict) and the messages, each also warned.
 
-    ``control.optimizer``: ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's
-    default) or ``"lbfgsb"`` (SciPy's L-BFGS-B on the analytic gradient).
+    ``control.optimizer``: ``"auto"`` (BFGS on the analytic gradient for a model
+    with one grouping block, :mod:`multilevel.lmm.one_block`, else BOBYQA),
+    ``"bobyqa"`` (NLopt's BOBYQA, derivative free, lme4's default) or ``"lbfgsb"``
+    (SciPy's L-BFGS-B on the analytic gradient).
     ``progress(evaluations, best criterion)`` is called after every evaluation.
     """
     control = FitControl() if control is None else control
@@ -99,8 +102,14 @@ def optimize(
     lower = obj.spec.theta_map.lower_bounds
     x0 = _start(obj, start)
     history: list[tuple[np.ndarray, float]] = []
+    if optimizer == "auto" and one_block.applies(obj):
+        done = one_block.fit(obj, x0, control)
+        if done is not None:
+            if progress is not None:
+                progress(done.n_evals, done.fval)
+            return _one_block_summary(obj, x0, done)
     with time_limit(control.time_limit(obj.cp.n)):
-        if optimizer == "bobyqa":
+        if optimizer in ("bobyqa", "auto"):
             step = 0.1 * np.maximum(np.abs(x0), 0.1)
             theta, fval, n_evals, code, seconds = bobyqa(
                 _reporting(obj, progress), x0, lower, initial_step=step, history=history
@@ -111,13 +120,13 @@ def optimize(
             )
     theta = np.where(np.isfinite(lower), np.maximum(theta, lower), theta)
     theta, fval = _snap_to_boundary(obj, theta, float(fval), lower)
-    check = check_convergence(obj, theta, lower, history=history if optimizer == "bobyqa" else None)
+    check = check_convergence(obj, theta, lower, history=history if optimizer != "lbfgsb" else None)
     ok = code not in ("NLOPT_MAXEVAL_REACHED", MAXTIME) and check.converged
     messages = check.messages
     if code == MAXTIME:
         messages = (*messages, time_limit_message(control.time_limit(obj.cp.n)))
     opt = OptSummary(
-        optimizer="nlopt LN_BOBYQA" if optimizer == "bobyqa" else "scipy L-BFGS-B (analytic gradient)",
+        optimizer="scipy L-BFGS-B (analytic gradient)" if optimizer == "lbfgsb" else "nlopt LN_BOBYQA",
         start=tuple(float(v) for v in x0),
         end=tuple(float(v) for v in theta),
         fval=float(fval),
@@ -128,10 +137,37 @@ def optimize(
         singular=check.singular,
         messages=messages,
     )
+    _warn_all(messages)
+    return theta, opt, messages
+
+
+def _warn_all(messages: tuple[str, ...]) -> None:
     for msg in messages:
         cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
         warn(msg, cls)
-    return theta, opt, messages
+
+
+def _one_block_summary(
+    obj: LmmObjective, x0: np.ndarray, done: one_block.OneBlockFit
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...]]:
+    """:func:`optimize`'s answer from the one-block BFGS fit."""
+    lower = obj.spec.theta_map.lower_bounds
+    theta, fval = _snap_to_boundary(obj, done.theta, done.fval, lower)
+    check = done.check
+    opt = OptSummary(
+        optimizer="BFGS, analytic gradient (" + ("compiled" if done.compiled else "NumPy") + ")",
+        start=tuple(float(v) for v in x0),
+        end=tuple(float(v) for v in theta),
+        fval=float(fval),
+        n_evals=done.n_evals,
+        seconds=done.seconds,
+        return_code="CONVERGED",
+        converged=check.converged and bool(np.isfinite(fval)),
+        singular=check.singular,
+        messages=check.messages,
+    )
+    _warn_all(check.messages)
+    return theta, opt, check.messages
 
 
 def fit_objective(

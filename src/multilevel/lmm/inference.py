@@ -116,6 +116,14 @@ def check_convergence(
             x[i] += h
             H[:, i] = (criterion_and_gradient(obj, x)[1] - g) / h
         H = 0.5 * (H + H.T)
+    return convergence_verdict(theta, g, H, lower, tol)
+
+
+def convergence_verdict(
+    theta: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray, tol: float = 1e-3
+) -> ConvergenceCheck:
+    """:func:`check_convergence`'s verdict from a gradient and Hessian at ``theta``."""
+    k = theta.size
     diag = np.isfinite(lower)
     at_bound = diag & (theta <= lower + 1e-6)
     singular = bool(np.any(theta[diag] < SINGULAR_TOL))

@@ -62,14 +62,30 @@ class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
         return pd.Series(self.solution.beta, index=list(self.spec.fixed_names), name="Estimate")
 
     @cached_property
+    def _vcov_array(self) -> np.ndarray:
+        return np.asarray(vcov_beta(self.objective, self.factor, self.sigma))
+
+    @cached_property
     def vcov(self) -> pd.DataFrame:
         names = list(self.spec.fixed_names)
-        C = vcov_beta(self.objective, self.factor, self.sigma)
-        return pd.DataFrame(C, index=names, columns=names)
+        return pd.DataFrame(self._vcov_array, index=names, columns=names)
 
     @property
     def fixef_se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index, name="Std. Error")
+        return pd.Series(
+            np.sqrt(np.diag(self._vcov_array)), index=list(self.spec.fixed_names), name="Std. Error"
+        )
+
+    def finite_numbers(self) -> dict[str, Any]:
+        """What :func:`multilevel.model.verdict.finite_verdict` checks, as arrays."""
+        return {
+            "log-likelihood": self.loglik,
+            "fixed effects": self.solution.beta,
+            "variance parameters (theta)": self.theta,
+            "residual scale": self.sigma,
+            "random effects": [np.ravel(b) for b in self.solution.b],
+            "standard errors": lambda: np.sqrt(np.diag(self._vcov_array)),
+        }
 
     @cached_property
     def df(self) -> pd.Series:

@@ -12,7 +12,7 @@ the fit never saw, naming the column, the values and the known levels.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,12 @@ def _contrasts(name: str, mm_specs: Iterable[Any]) -> str | None:
     return None
 
 
-def record_columns(df: pd.DataFrame, names: Iterable[str], mm_specs: Iterable[Any]) -> tuple[ColumnSpec, ...]:
+def record_columns(
+    df: pd.DataFrame,
+    names: Iterable[str],
+    mm_specs: Iterable[Any],
+    cols: Mapping[str, pd.Series] | None = None,
+) -> tuple[ColumnSpec, ...]:
     """The kind and levels of each predictor column in the rows used for the fit.
 
     ``mm_specs`` are formulaic's specs of the fixed and random-term designs; they
@@ -78,7 +83,7 @@ def record_columns(df: pd.DataFrame, names: Iterable[str], mm_specs: Iterable[An
     specs = list(mm_specs)
     out = []
     for name in names:
-        col = df[name]
+        col = cols[name] if cols is not None else df[name]
         if not is_categorical(col):
             out.append(ColumnSpec(name=name, categorical=False, dtype=str(col.dtype)))
             continue

@@ -14,6 +14,25 @@ from ..errors import DataError, MissingDataWarning, warn
 NA_ACTIONS = ("omit", "raise")
 
 
+class Columns(dict):
+    """The columns of one frame by name, each read once: pandas builds a new Series
+    on every ``df[name]`` (microseconds each, which a small model's materializer
+    would otherwise pay a dozen times)."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        super().__init__()
+        self.df = df
+
+    def __missing__(self, name: str) -> pd.Series:
+        col = self[name] = self.df[name]
+        return col
+
+
+def columns_of(df: pd.DataFrame, cols: Columns | None) -> Columns:
+    """``cols`` when it reads ``df``, else a new :class:`Columns` of ``df``."""
+    return cols if cols is not None and cols.df is df else Columns(df)
+
+
 def to_pandas(data: Any) -> pd.DataFrame:
     """Convert a supported table to a pandas DataFrame without copying where possible.
 
@@ -66,13 +85,20 @@ def check_columns(df: pd.DataFrame, names: Iterable[str], what: str = "the formu
     )
 
 
-def missing_rows(df: pd.DataFrame, columns: Iterable[str]) -> tuple[np.ndarray, dict[str, int]]:
+def missing_rows(
+    df: pd.DataFrame, columns: Iterable[str], cols: Columns | None = None
+) -> tuple[np.ndarray, dict[str, int]]:
     """Boolean mask of the rows with no missing value in ``columns``, and the count per column."""
+    cols = columns_of(df, cols)
     # column by column: a DataFrame of the used columns costs more than the test
     mask = np.ones(len(df), dtype=bool)
     per_col: dict[str, int] = {}
     for c in dict.fromkeys(columns):
-        na = df[c].isna().to_numpy()
+        col = cols[c]
+        kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"
+        if kind in "iub":  # NumPy integers and booleans hold no missing values
+            continue
+        na = np.isnan(col.to_numpy()) if kind == "f" else col.isna().to_numpy()
         if na.any():
             per_col[c] = int(na.sum())
             mask &= ~na
@@ -80,7 +106,7 @@ def missing_rows(df: pd.DataFrame, columns: Iterable[str]) -> tuple[np.ndarray, 
 
 
 def complete_rows(
-    df: pd.DataFrame, columns: Iterable[str], na_action: str
+    df: pd.DataFrame, columns: Iterable[str], na_action: str, cols: Columns | None = None
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Boolean mask of rows with no missing value in ``columns``.
 
@@ -89,7 +115,7 @@ def complete_rows(
     """
     if na_action not in NA_ACTIONS:
         raise DataError(f"na_action must be one of {NA_ACTIONS}, got {na_action!r}")
-    mask, per_col = missing_rows(df, columns)
+    mask, per_col = missing_rows(df, columns, cols)
     n_drop = int((~mask).sum())
     if n_drop:
         detail = ", ".join(f"{c} ({k})" for c, k in per_col.items())
@@ -105,20 +131,23 @@ def complete_rows(
     return mask, per_col
 
 
-def strings_as_objects(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+def strings_as_objects(df: pd.DataFrame, columns: Iterable[str], cols: Columns | None = None) -> pd.DataFrame:
     """``df`` with the string columns among ``columns`` as object columns.
 
     formulaic treats object (and pandas' default ``str``) columns as categorical but
     nullable ``string`` and Arrow string columns as numbers; as objects every table
     type's strings are the same categorical variable.
     """
+    cols = columns_of(df, cols)
     fix = {}
     for c in dict.fromkeys(columns):
-        dtype = df[c].dtype
+        dtype = cols[c].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iufb":
+            continue
         if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
             continue
         if pd.api.types.is_string_dtype(dtype) and dtype != "str":
-            fix[c] = df[c].astype(object)
+            fix[c] = cols[c].astype(object)
     return df.assign(**fix) if fix else df
 
 

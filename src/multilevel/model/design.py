@@ -25,7 +25,16 @@ from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning,
 from ..family import Dispersion, Family, get_family
 from ..formula import ParsedFormula, parse_formula
 from .columns import names_in, predictor_names, record_columns
-from .data import check_columns, check_finite, complete_rows, row_vector, strings_as_objects, to_pandas
+from .data import (
+    Columns,
+    check_columns,
+    check_finite,
+    columns_of,
+    complete_rows,
+    row_vector,
+    strings_as_objects,
+    to_pandas,
+)
 from .fast_design import fast_matrices
 from .groupings import factor_codes, grouping_blocks, term_values
 from .matrices import expression, model_matrix
@@ -220,14 +229,14 @@ def _check_cluster(df: pd.DataFrame, cluster: str) -> None:
 
 
 def _matrices(
-    parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame
+    parsed: ParsedFormula, sub: pd.DataFrame, df: pd.DataFrame, cols: Columns | None = None
 ) -> tuple[Any, Any, dict[str, Any], list[Any]]:
     """formulaic's response, fixed-effect and random-term matrices, built in one pass
     (by NumPy for plain formulas), and what names the contrasts of coded columns."""
     re_exprs = list(dict.fromkeys(t.expr for t in parsed.random if t.expr != "1"))
     lhs_expr = parsed.response if parsed.response is not None else parsed.cbind[0]  # type: ignore[index]
     joined = f"{lhs_expr} ~ {parsed.fixed}" + "".join(f" | {e}" for e in re_exprs)
-    fast = fast_matrices(parsed, sub, joined, re_exprs)
+    fast = fast_matrices(parsed, sub, joined, re_exprs, cols)
     if fast is not None:
         return fast[0], fast[1], fast[2], [fast[3]]
     try:
@@ -301,12 +310,16 @@ def _known_parts(
 
 
 def _random_part(
-    parsed: ParsedFormula, sub: pd.DataFrame, re_mats: dict[str, Any], cluster: str | None
+    parsed: ParsedFormula,
+    sub: pd.DataFrame,
+    re_mats: dict[str, Any],
+    cluster: str | None,
+    cols: Columns | None = None,
 ) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...], tuple[GroupingData, ...]]:
     """The grouping blocks, theta layout and names, and the blocks' numbers (none for GEE)."""
     if cluster is not None:
         return (), ThetaMap(*(np.zeros(0, dtype=np.int64) for _ in range(3))), (), ()
-    groupings, theta_map, theta_names, codes = grouping_blocks(parsed, sub, re_mats)
+    groupings, theta_map, theta_names, codes = grouping_blocks(parsed, sub, re_mats, cols)
     group_data = tuple(
         GroupingData(
             codes=codes[g.name],
@@ -325,6 +338,25 @@ def _cluster_codes(sub: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray |
     if len(levels) < 2:
         raise DataError(f"GEE needs at least 2 clusters; {cluster!r} has {len(levels)}")
     return codes, GroupingSpec(name=cluster, factors=(cluster,), levels=levels, terms=())
+
+
+def _complete_frame(
+    df: pd.DataFrame, used: list[str], needed: list[str], na_action: str
+) -> tuple[np.ndarray, dict[str, int], pd.DataFrame, Columns]:
+    """The complete rows (mask and counts per column), renumbered, with strings as
+    objects, and their columns (each read once)."""
+    cols = Columns(df)
+    mask, per_col = complete_rows(df, needed, na_action, cols)
+    sub = strings_as_objects(_renumbered(df if mask.all() else df.loc[mask]), used, cols)
+    return mask, per_col, sub, columns_of(sub, cols)
+
+
+def _renumbered(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with rows numbered 0 to n - 1 (as is when they already are)."""
+    idx = df.index
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
+        return df
+    return df.reset_index(drop=True)
 
 
 def _source(arg: Any) -> str | None:
@@ -374,16 +406,17 @@ def build_model(
     used = used_columns(parsed, df, weights, offset)
     if cluster is not None:
         _check_cluster(df, cluster)
-    mask, per_col = complete_rows(df, [*used, *([cluster] if cluster else []), *also_complete], na_action)
-    sub = strings_as_objects((df if mask.all() else df.loc[mask]).reset_index(drop=True), used)
+    mask, per_col, sub, cols = _complete_frame(
+        df, used, [*used, *([cluster] if cluster else []), *also_complete], na_action
+    )
     if len(sub) == 0:
         raise DataError("no complete rows left after removing missing values")
     clusters, cluster_spec = _cluster_codes(sub, cluster)
     fam = get_family(family)
-    lhs, fixed_mm, re_mats, mm_specs = _matrices(parsed, sub, df)
+    lhs, fixed_mm, re_mats, mm_specs = _matrices(parsed, sub, df, cols)
     y, trials = _response(parsed, sub, lhs, fam)
     X, names, dropped = _fixed_design(fixed_mm)
-    groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster)
+    groupings, theta_map, theta_names, group_data = _random_part(parsed, sub, re_mats, cluster, cols)
     w, off, se = _known_parts(parsed, sub, df, mask, weights, offset)
     w = _prior_weights(parsed, fam, y, trials, w)
     _check_identifiable(groupings, len(y), fam, se is not None)
@@ -403,7 +436,7 @@ def build_model(
         missing_by_column=per_col,
         weights=_source(weights),
         offset=_source(offset),
-        columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs),
+        columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs, cols),
         cluster=cluster_spec,
     )
     predictors = tuple(c.name for c in spec.columns)

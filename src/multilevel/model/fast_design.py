@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..formula import ParsedFormula
 from .columns import is_categorical
+from .data import Columns, columns_of
 from .matrices import DeferredSpec, FormulaicParts
 
 Term = tuple[str, ...]  # the variables multiplied, in formulaic's order; () is the intercept
@@ -94,7 +95,7 @@ def _levels(col: pd.Series) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _columns(
-    intercept: bool, terms: list[Term], df: pd.DataFrame
+    intercept: bool, terms: list[Term], df: pd.DataFrame, frame: Columns
 ) -> tuple[list[np.ndarray], list[str]] | None:
     """The columns of the terms and their names (None: a case left to formulaic)."""
     n = len(df)
@@ -102,7 +103,7 @@ def _columns(
     for t in terms:
         if any(v not in df.columns or v == "Intercept" for v in t):
             return None
-        cols = [df[v] for v in t]
+        cols = [frame[v] for v in t]
         if all(_numeric(c) for c in cols):
             prod = cols[0].to_numpy(dtype=float)
             for c in cols[1:]:
@@ -127,7 +128,7 @@ def _dense(values: list[np.ndarray], n: int) -> np.ndarray:
 
 
 def fast_matrices(
-    parsed: ParsedFormula, sub: pd.DataFrame, joined: str, re_exprs: list[str]
+    parsed: ParsedFormula, sub: pd.DataFrame, joined: str, re_exprs: list[str], cols: Columns | None = None
 ) -> tuple[DenseMatrix, DenseMatrix, dict[str, DenseMatrix], dict[str, str]] | None:
     """formulaic's response, fixed-effect and random-term matrices of ``joined`` (the
     response, the fixed part and the random-term expressions, ``|``-separated), or
@@ -137,21 +138,22 @@ def fast_matrices(
     """
     if parsed.response is None or parsed.offsets or parsed.se is not None:
         return None
+    frame = columns_of(sub, cols)
     resp = parsed.response.strip()
-    if not resp.isidentifier() or resp not in sub.columns or not _numeric(sub[resp]):
+    if not resp.isidentifier() or resp not in sub.columns or not _numeric(frame[resp]):
         return None
     specs, parts = [], []
     for rhs in [parsed.fixed, *re_exprs]:
         spec = _terms(rhs)
-        built = None if spec is None else _columns(*spec, sub)
+        built = None if spec is None else _columns(*spec, sub, frame)
         if spec is None or built is None:
             return None
         specs.append(spec)
         parts.append(built)
-    coded = {v: "treatment" for _, terms in specs for t in terms for v in t if not _numeric(sub[v])}
+    coded = {v: "treatment" for _, terms in specs for t in terms for v in t if not _numeric(frame[v])}
     source = FormulaicParts(joined, sub, parsed.formula)
     n = len(sub)
-    lhs = DenseMatrix(sub[resp].to_numpy(dtype=float).reshape(n, 1), (resp,), None)
+    lhs = DenseMatrix(frame[resp].to_numpy(dtype=float).reshape(n, 1), (resp,), None)
     mats = [
         DenseMatrix(_dense(vals, n), tuple(names), DeferredSpec(source, i))
         for i, (vals, names) in enumerate(parts)

@@ -16,25 +16,33 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, RandomTerm
 from .columns import level_name
-from .data import check_finite
+from .data import Columns, check_finite, columns_of
 from .matrices import model_matrix
 from .spec import GroupingSpec, TermSpec, ThetaMap
 
 
-def factor_codes(df: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+def factor_codes(
+    df: pd.DataFrame, factors: tuple[str, ...], cols: Columns | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes and level names of the (interaction of the) grouping columns.
 
     Categorical columns keep their level order; others are sorted (as R's
     ``factor()`` does). Unused levels are dropped; interaction levels are
     named ``"a:b"`` with the first factor varying slowest.
     """
+    cols = columns_of(df, cols)
     combined = np.zeros(len(df), dtype=np.int64)
     level_lists: list[list[str]] = []
     for name in factors:
-        col = df[name]
+        col = cols[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
             codes = col.cat.codes.to_numpy().astype(np.int64)
             levels = [level_name(v) for v in col.cat.categories.tolist()]
+        elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
+            # NumPy integers: the sorted distinct values, as pandas' factorize(sort=True)
+            uniques, codes = np.unique(col.to_numpy(), return_inverse=True)
+            codes = codes.astype(np.int64)
+            levels = [level_name(v) for v in uniques.tolist()]
         else:
             codes, uniques = pd.factorize(col, sort=True)
             codes = codes.astype(np.int64)
@@ -89,7 +97,7 @@ def term_values(
 
 
 def grouping_blocks(
-    parsed: ParsedFormula, df: pd.DataFrame, re_mats: dict[str, Any]
+    parsed: ParsedFormula, df: pd.DataFrame, re_mats: dict[str, Any], cols: Columns | None = None
 ) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...], dict[str, np.ndarray]]:
     """The grouping blocks of the random terms, the theta layout and names, and each
     factor's row codes. ``re_mats`` holds the model matrices already built per term
@@ -99,7 +107,7 @@ def grouping_blocks(
     codes_by_group = {}
     for t in terms:
         if t.group not in levels:
-            codes_by_group[t.group], levels[t.group] = factor_codes(df, t.factors)
+            codes_by_group[t.group], levels[t.group] = factor_codes(df, t.factors, cols)
         if len(levels[t.group]) < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has {len(levels[t.group])} level in the data used; "

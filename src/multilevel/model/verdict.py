@@ -34,26 +34,35 @@ def numerical_failure(what: str, exc: BaseException, advice: str) -> ModelError:
     return ModelError(f"{what} failed numerically ({type(exc).__name__}: {detail}); {advice}")
 
 
-def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
-    bad = []
-    numbers = {
+def _numbers(result: Any) -> dict[str, Any]:
+    """The result's numbers by name: arrays, lists of arrays, or callables giving them."""
+    if hasattr(result, "finite_numbers"):
+        return result.finite_numbers()
+    return {
         "log-likelihood": lambda: result.loglik,
         "fixed effects": lambda: result.fixef.to_numpy(),
         "variance parameters (theta)": lambda: result.theta,
         "residual scale": lambda: result.sigma,
-        "random effects": lambda: np.concatenate([np.ravel(b) for b in result._b] or [np.zeros(0)]),
+        "random effects": lambda: [np.ravel(b) for b in result._b],
+        "standard errors": lambda: result.fixef_se.to_numpy(),
     }
-    if standard_errors:
-        numbers["standard errors"] = lambda: result.fixef_se.to_numpy()
-    for name, get in numbers.items():
+
+
+def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
+    bad = []
+    for name, get in _numbers(result).items():
+        if name == "standard errors" and not standard_errors:
+            continue
         try:
-            value = np.asarray(get(), dtype=float)
+            value = get() if callable(get) else get
+            if isinstance(value, list):
+                value = np.concatenate(value) if value else np.zeros(0)
+            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
         except Exception as exc:
             if not is_numerical_failure(exc):
                 raise
-            bad.append(name)
-            continue
-        if not np.all(np.isfinite(value)):
+            finite = False
+        if not finite:
             bad.append(name)
     return bad
 

@@ -1,0 +1,494 @@
+"""The profiled criterion of a one-block LMM, its analytic gradient, and the optimizer.
+
+Most small LMMs have one grouping block (``(Days | Subject)``, ``(1 | Batch)``, a
+bootstrap replicate of either). For them the whole fit can run on the per-level
+cross-products ``A11[l] = Z_l'WZ_l`` and ``A1R[l] = Z_l'W[X y]`` and on ``ARR``:
+with the template ``T`` (``Lambda = I (x) T``), ``M_l = T'A11[l]T + I = L_l L_l'``,
+``E_l = L_l^{-1} T'A11[l]`` and ``C_l = L_l^{-1} T'A1R[l]``, the Schur complement of
+``[X y]`` is ``ARR - sum_l C_l'C_l``, whose factor gives ``log|R_X|^2``, ``beta``
+and the penalized RSS ``r2`` (Bates et al. 2015). In the marginal form
+``H = I + Z T T'Z'`` the gradient needs no inverse of ``T`` (so it holds on the
+boundary too): with ``A_l = Z_l'H^{-1}Z_l = A11[l] - E_l'E_l``,
+``B_l = Z_l'H^{-1}X_l``, ``s_l = Z_l'H^{-1}(y_l - X_l beta)`` and
+``C = X'H^{-1}X``,
+
+    d criterion / d T[a, b] = 2 [G T]_{ab},
+    G = sum_l A_l - [REML] sum_l B_l C^{-1} B_l' - (nu / r2) sum_l s_l s_l'.
+
+The criterion depends on ``T`` only through ``T T'``, so it is unchanged when a
+column of ``T`` changes sign: the optimizer (BFGS with a backtracking line
+search) runs without bounds, and the columns are turned to non-negative
+diagonals at the end, which is the bounded problem solved exactly.
+
+Plain Python over NumPy arrays: :mod:`multilevel.linalg.one_block_compiled`
+compiles this same file with Numba (:func:`evaluate` is then the loops of
+:func:`evaluate_loops`; interpreted, the batched NumPy of :func:`evaluate_batched`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+#: set to Numba's ``njit`` by :mod:`multilevel.linalg.one_block_compiled` before it
+#: executes this file as its own module; the identity here
+kernel: Any = globals().get("_KERNEL_DECORATOR") or (lambda f: f)
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+#: return codes of :func:`minimize`
+CONVERGED, MAX_ITERATIONS, LINE_SEARCH_FAILED, NOT_FINITE = 0, 1, 2, 3
+
+#: relative size of the criterion's rounding: a step predicted to gain less ends the search
+NOISE = 1e-14
+
+
+@kernel
+def _cholesky(M: np.ndarray) -> bool:  # pragma: no cover - also compiled
+    """Lower Cholesky factor of a small SPD matrix, in place; False if not PD."""
+    q = M.shape[0]
+    for j in range(q):
+        d = M[j, j]
+        for k in range(j):
+            d -= M[j, k] * M[j, k]
+        if not d > 0.0:
+            return False
+        d = math.sqrt(d)
+        M[j, j] = d
+        for i in range(j + 1, q):
+            s = M[i, j]
+            for k in range(j):
+                s -= M[i, k] * M[j, k]
+            M[i, j] = s / d
+        for i in range(j):
+            M[i, j] = 0.0
+    return True
+
+
+@kernel
+def _forward(L: np.ndarray, B: np.ndarray) -> None:  # pragma: no cover - also compiled
+    """``B <- L^{-1} B`` for lower-triangular ``L`` (q x q) and ``B`` (q x c)."""
+    q, c = B.shape
+    for j in range(c):
+        for i in range(q):
+            s = B[i, j]
+            for k in range(i):
+                s -= L[i, k] * B[k, j]
+            B[i, j] = s / L[i, i]
+
+
+@kernel
+def _level_pass(
+    T: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    S: np.ndarray,
+    G: np.ndarray,
+    E: np.ndarray,
+    C: np.ndarray,
+    M: np.ndarray,
+) -> float:  # pragma: no cover - also compiled
+    """Per level: factor ``M_l``, store ``E_l`` and ``C_l``, subtract ``C_l'C_l`` from
+    ``S`` and add ``A_l`` to ``G``; the return is ``log|M|`` (NaN if one is not PD)."""
+    n1, q, _ = A11.shape
+    m = A1R.shape[2]
+    logdet = 0.0
+    for lev in range(n1):
+        A = A11[lev]
+        for i in range(q):
+            for j in range(q):
+                s = 0.0
+                for a in range(q):
+                    for b in range(q):
+                        s += T[a, i] * A[a, b] * T[b, j]
+                M[i, j] = s + (1.0 if i == j else 0.0)
+        if not _cholesky(M):
+            return math.nan
+        for i in range(q):
+            logdet += 2.0 * math.log(M[i, i])
+            for j in range(q):  # E = L^{-1} T'A
+                s = 0.0
+                for a in range(q):
+                    s += T[a, i] * A[a, j]
+                E[lev, i, j] = s
+            for j in range(m):  # C = L^{-1} T'A1R
+                s = 0.0
+                for a in range(q):
+                    s += T[a, i] * A1R[lev, a, j]
+                C[lev, i, j] = s
+        _forward(M, E[lev])
+        _forward(M, C[lev])
+        for i in range(m):
+            for j in range(m):
+                s = 0.0
+                for a in range(q):
+                    s += C[lev, a, i] * C[lev, a, j]
+                S[i, j] -= s
+        for i in range(q):
+            for j in range(q):
+                s = 0.0
+                for a in range(q):
+                    s += E[lev, a, i] * E[lev, a, j]
+                G[i, j] += A[i, j] - s
+    return logdet
+
+
+@kernel
+def _fixed_part(
+    S: np.ndarray, p: int, beta: np.ndarray, Cinv: np.ndarray, LX: np.ndarray, c: np.ndarray, Linv: np.ndarray
+) -> tuple[float, float]:  # pragma: no cover - also compiled
+    """Factor the Schur complement ``S`` of ``[X y]``: ``beta``, ``C^{-1} =
+    (X'H^{-1}X)^{-1}``, and ``(log|R_X|^2, r2)``; r2 NaN if not PD. ``LX``, ``c``
+    and ``Linv`` are work space."""
+    LX[:, :] = S[:p, :p]
+    if not _cholesky(LX):
+        return 0.0, math.nan
+    c[:, 0] = S[:p, p]
+    _forward(LX, c)
+    r2 = S[p, p]
+    logdet = 0.0
+    for i in range(p):
+        r2 -= c[i, 0] * c[i, 0]
+        logdet += 2.0 * math.log(LX[i, i])
+    for i in range(p - 1, -1, -1):  # beta = LX^{-T} c
+        s = c[i, 0]
+        for k in range(i + 1, p):
+            s -= LX[k, i] * beta[k]
+        beta[i] = s / LX[i, i]
+    Linv[:, :] = 0.0
+    for i in range(p):
+        Linv[i, i] = 1.0
+    _forward(LX, Linv)
+    for i in range(p):
+        for j in range(p):
+            s = 0.0
+            for k in range(p):
+                s += Linv[k, i] * Linv[k, j]
+            Cinv[i, j] = s
+    return logdet, r2
+
+
+@kernel
+def _gradient_terms(
+    A1R: np.ndarray,
+    E: np.ndarray,
+    C: np.ndarray,
+    beta: np.ndarray,
+    Cinv: np.ndarray,
+    w_r2: float,
+    reml: bool,
+    G: np.ndarray,
+    B: np.ndarray,
+    t: np.ndarray,
+    zr: np.ndarray,
+) -> None:  # pragma: no cover - also compiled
+    """Subtract the REML term ``B_l C^{-1} B_l'`` and ``(nu / r2) s_l s_l'`` from ``G``
+    (``B``, ``t``, ``zr``: work space)."""
+    n1, q, m = C.shape
+    p = m - 1
+    for lev in range(n1):
+        for i in range(q):
+            zr[i] = A1R[lev, i, p]
+            t[i] = C[lev, i, p]
+            for j in range(p):
+                zr[i] -= A1R[lev, i, j] * beta[j]
+                t[i] -= C[lev, i, j] * beta[j]
+        for i in range(q):
+            s_i = zr[i]
+            for a in range(q):
+                s_i -= E[lev, a, i] * t[a]
+            zr[i] = s_i  # now s_l
+            for j in range(p):
+                s = A1R[lev, i, j]
+                for a in range(q):
+                    s -= E[lev, a, i] * C[lev, a, j]
+                B[i, j] = s
+        for i in range(q):
+            for j in range(q):
+                G[i, j] -= w_r2 * zr[i] * zr[j]
+                if reml:
+                    s = 0.0
+                    for a in range(p):
+                        for b in range(p):
+                            s += B[i, a] * Cinv[a, b] * B[j, b]
+                    G[i, j] -= s
+
+
+@kernel
+def workspace(n1: int, q: int, p: int) -> Any:  # pragma: no cover - also compiled
+    """The arrays one evaluation writes, allocated once per search."""
+    m = p + 1
+    T, S, G, M = np.zeros((q, q)), np.empty((m, m)), np.empty((q, q)), np.empty((q, q))
+    E, C, beta, Cinv = np.empty((n1, q, q)), np.empty((n1, q, m)), np.empty(p), np.empty((p, p))
+    LX, c, Linv, B = np.empty((p, p)), np.empty((p, 1)), np.empty((p, p)), np.empty((q, p))
+    return (T, S, G, E, C, beta, Cinv, M, LX, c, Linv, B, np.empty(q), np.empty(q))
+
+
+@kernel
+def evaluate_loops(
+    theta: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    reml: bool,
+    slw: float,
+    grad: np.ndarray,
+    ws: Any,
+) -> float:  # pragma: no cover - also compiled
+    """The profiled criterion at ``theta`` (inf where a factor is not PD), its
+    gradient written to ``grad``. ``A1R`` is ``(n1, q, p + 1)``; ``ws`` is
+    :func:`workspace`'s. Loops over levels: what the compiled module runs."""
+    T, S, G, E, C, beta, Cinv, M, LX, c, Linv, B, t, zr = ws
+    q = A11.shape[1]
+    p = ARR.shape[0] - 1
+    T[:, :] = 0.0
+    for i in range(theta.size):
+        T[rows[i], cols[i]] = theta[i]
+    S[:, :] = ARR
+    G[:, :] = 0.0
+    logdet_z = _level_pass(T, A11, A1R, S, G, E, C, M)
+    logdet_x, r2 = (0.0, math.nan)
+    if not math.isnan(logdet_z):
+        logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
+    if not r2 > 0.0:
+        grad[:] = 0.0
+        return math.inf
+    nu = n - p if reml else n
+    f = logdet_z + nu * (1.0 + LOG_2PI + math.log(r2 / nu)) - slw
+    if reml:
+        f += logdet_x
+    _gradient_terms(A1R, E, C, beta, Cinv, nu / r2, reml, G, B, t, zr)
+    for k in range(theta.size):
+        s = 0.0
+        for j in range(q):
+            s += G[rows[k], j] * T[j, cols[k]]
+        grad[k] = 2.0 * s
+    return f
+
+
+def evaluate_batched(
+    theta: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    reml: bool,
+    slw: float,
+    grad: np.ndarray,
+    ws: Any,
+) -> float:
+    """:func:`evaluate_loops` as batched NumPy operations over the levels (what the
+    interpreted module runs: a few dozen array operations per evaluation)."""
+    q = A11.shape[1]
+    p = ARR.shape[0] - 1
+    T = np.zeros((q, q))
+    T[rows, cols] = theta
+    TA = np.matmul(T.T, A11)
+    try:
+        L = np.linalg.cholesky(np.matmul(TA, T) + np.eye(q))
+    except np.linalg.LinAlgError:
+        grad[:] = 0.0
+        return math.inf
+    E = np.linalg.solve(L, TA)
+    C = np.linalg.solve(L, np.matmul(T.T, A1R))
+    S = ARR - np.einsum("lai,laj->ij", C, C)
+    diag = np.diagonal(L, axis1=1, axis2=2)
+    logdet_z = 2.0 * float(np.log(diag).sum())
+    beta, Cinv, LX, c, Linv = ws[5], ws[6], ws[8], ws[9], ws[10]
+    logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
+    if not r2 > 0.0:
+        grad[:] = 0.0
+        return math.inf
+    nu = n - p if reml else n
+    f = logdet_z + nu * (1.0 + LOG_2PI + math.log(r2 / nu)) - slw
+    if reml:
+        f += logdet_x
+    ET = np.swapaxes(E, 1, 2)
+    s = A1R[:, :, p] - A1R[:, :, :p] @ beta
+    s -= np.einsum("lia,la->li", ET, C[:, :, p] - C[:, :, :p] @ beta)
+    G = A11.sum(axis=0) - np.einsum("lai,laj->ij", E, E) - (nu / r2) * (s.T @ s)
+    if reml and p:
+        B = A1R[:, :, :p] - np.matmul(ET, C[:, :, :p])
+        G -= np.einsum("lia,ab,ljb->ij", B, Cinv, B)
+    grad[:] = 2.0 * (G @ T)[rows, cols]
+    return f
+
+
+#: the interpreted module evaluates in batched NumPy, the compiled one in loops
+evaluate = evaluate_loops if "_KERNEL_DECORATOR" in globals() else evaluate_batched
+
+
+@kernel
+def _bfgs_update(Hi: np.ndarray, s: np.ndarray, y: np.ndarray, sy: float) -> None:  # pragma: no cover
+    """Inverse-Hessian BFGS update ``(I - rho s y') Hi (I - rho y s') + rho s s'``."""
+    k = s.size
+    rho = 1.0 / sy
+    Hy = Hi @ y
+    yHy = y @ Hy
+    for i in range(k):
+        for j in range(k):
+            Hi[i, j] += rho * ((1.0 + rho * yHy) * s[i] * s[j] - Hy[i] * s[j] - s[i] * Hy[j])
+
+
+@kernel
+def _normalize_columns(theta: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:  # pragma: no cover
+    """Turn every template column with a negative diagonal (the same ``T T'``)."""
+    for c in range(theta.size):
+        if rows[c] == cols[c] and theta[c] < 0.0:
+            for i in range(theta.size):
+                if cols[i] == cols[c]:
+                    theta[i] = -theta[i]
+
+
+@kernel
+def _fd_hessian(
+    x: np.ndarray,
+    g: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    reml: bool,
+    slw: float,
+    ws: Any,
+    H: np.ndarray,
+) -> bool:  # pragma: no cover - also compiled
+    """Forward differences of the analytic gradient ``g`` (at ``x``), symmetrized, into
+    ``H``; False if a step leaves the region where the criterion is finite."""
+    k = x.size
+    gp = np.empty(k)
+    xt = x.copy()
+    for i in range(k):
+        h = 1e-4 * max(abs(x[i]), 1e-2)
+        xt[i] = x[i] + h
+        f = evaluate(xt, rows, cols, A11, A1R, ARR, n, reml, slw, gp, ws)
+        xt[i] = x[i]
+        if not math.isfinite(f):
+            return False
+        for j in range(k):
+            H[j, i] = (gp[j] - g[j]) / h
+    for i in range(k):
+        for j in range(i):
+            v = 0.5 * (H[i, j] + H[j, i])
+            H[i, j] = v
+            H[j, i] = v
+    return True
+
+
+@kernel
+def _spd_inverse(H: np.ndarray, out: np.ndarray) -> bool:  # pragma: no cover - also compiled
+    """``out = H^{-1}`` for symmetric positive-definite ``H``; False if it is not."""
+    k = H.shape[0]
+    L = H.copy()
+    if not _cholesky(L):
+        return False
+    Linv = np.eye(k)
+    _forward(L, Linv)
+    for i in range(k):
+        for j in range(k):
+            s = 0.0
+            for a in range(k):
+                s += Linv[a, i] * Linv[a, j]
+            out[i, j] = s
+    return True
+
+
+@kernel
+def minimize(
+    x: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    reml: bool,
+    slw: float,
+    gtol: float,
+    max_iter: int,
+    g: np.ndarray,
+    H: np.ndarray,
+) -> tuple[float, int, int]:  # pragma: no cover - also compiled
+    """BFGS from ``x`` (overwritten by the optimum, columns normalized; ``g`` and ``H``:
+    the gradient and the finite-difference Hessian there): ``(criterion, evaluations,
+    return code)``. The inverse Hessian starts from finite differences at ``x``.
+
+    Why this is long: the line search and the update share the iteration's state.
+    """
+    k = x.size
+    ws = workspace(A11.shape[0], A11.shape[1], ARR.shape[0] - 1)
+    f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+    evals = 1
+    if not math.isfinite(f):
+        return f, evals, NOT_FINITE
+    Hi = np.eye(k)
+    evals += k
+    if not (_fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H) and _spd_inverse(H, Hi)):
+        Hi = np.eye(k)
+    scaled = not np.all(Hi == np.eye(k))
+    gn = np.empty(k)
+    xn = np.empty(k)
+    code = MAX_ITERATIONS
+    for _ in range(max_iter):
+        gmax = np.max(np.abs(g))
+        if gmax <= gtol:
+            code = CONVERGED
+            break
+        d = -(Hi @ g)
+        if not scaled:  # an identity start: at most 0.5 in any coordinate
+            d *= min(1.0, 0.5 / max(np.max(np.abs(d)), 1e-300))
+        slope = g @ d
+        if not slope < 0.0:  # not a descent direction: restart from the gradient
+            Hi = np.eye(k)
+            scaled = False
+            d = -g * min(1.0, 0.5 / gmax)
+            slope = g @ d
+        if -slope <= NOISE * (1.0 + abs(f)):  # the predicted decrease is below rounding
+            code = CONVERGED
+            break
+        t, fn, accepted = 1.0, math.inf, False
+        for _ in range(60):
+            xn[:] = x + t * d
+            fn = evaluate(xn, rows, cols, A11, A1R, ARR, n, reml, slw, gn, ws)
+            evals += 1
+            if fn <= f + 1e-4 * t * slope:
+                accepted = True
+                break
+            if math.isfinite(fn):  # minimum of the quadratic through f, slope and fn
+                t_q = -slope * t * t / (2.0 * (fn - f - slope * t))
+                t = min(max(t_q, 0.1 * t), 0.5 * t)
+            else:
+                t *= 0.25
+        if not accepted:
+            code = CONVERGED if gmax <= 1e3 * gtol else LINE_SEARCH_FAILED
+            break
+        s = xn - x
+        yv = gn - g
+        sy = s @ yv
+        if not scaled and sy > 0.0:
+            Hi = np.eye(k) * (sy / (yv @ yv))
+            scaled = True
+        if sy > 1e-12 * math.sqrt((s @ s) * (yv @ yv)):
+            _bfgs_update(Hi, s, yv, sy)
+        decrease = f - fn
+        x[:] = xn
+        g[:] = gn
+        f = fn
+        if decrease <= 1e-15 * (1.0 + abs(f)) and np.max(np.abs(s)) <= 1e-12 * (1.0 + np.max(np.abs(x))):
+            code = CONVERGED
+            break
+    _normalize_columns(x, rows, cols)
+    f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+    evals += 1
+    if not _fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H):
+        H[:, :] = math.nan
+    return f, evals + k, code
