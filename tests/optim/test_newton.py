@@ -49,3 +49,16 @@ def test_undefined_regions_are_avoided():
 def test_central_stencil_has_four_points_per_pair():
     pts, pairs = stencil(np.zeros((2, 3)), np.full((2, 3), 0.1), central=True)
     assert pairs == [(0, 1), (0, 2), (1, 2)] and pts.shape == (2, 6 + 12, 3)
+
+
+def test_bobyqa_refuses_a_non_finite_start_as_a_numerical_failure():
+    # NLopt would raise its own invalid_argument; the fits turn a FloatingPointError
+    # into a ModelError naming the fit (found by the robustness fuzzer: a GLMM stage-2
+    # start whose step came from a non-finite factor)
+    from multilevel.model.verdict import is_numerical_failure
+    from multilevel.optim.optimize import bobyqa
+
+    for x0, step in (([np.nan, 1.0], None), ([1.0, 1.0], [np.nan, 0.1])):
+        with pytest.raises(FloatingPointError) as info:
+            bobyqa(lambda x: float(x @ x), np.array(x0), np.array([-np.inf, -np.inf]), initial_step=step)
+        assert is_numerical_failure(info.value)

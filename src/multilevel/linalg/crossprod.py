@@ -293,4 +293,38 @@ def compute_crossprods(design: RowData, n_levels: list[int], rows: slice | None 
     rw = design.residual_weights
     w = rw[sel] if rw is not None else None
     groups = [(g.codes[sel], g.values[sel]) for g in design.groups]
+    if len(groups) == 1:
+        one = _one_block_pass(groups[0], n_levels[0], design.X[sel], y, w)
+        if one is not None:
+            return one
     return CrossProductBuilder(groups, n_levels, design.X[sel]).compute(y, w)
+
+
+def _one_block_pass(
+    group: tuple[np.ndarray, np.ndarray], n1: int, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
+) -> CrossProducts | None:
+    """One grouping block's cross-products in one compiled pass over the rows, where
+    this process has the compiled one-block kernels (:mod:`.one_block_compiled`)."""
+    from .one_block_compiled import loaded
+
+    kernels = loaded()
+    codes, V = group
+    lay = layout_of([(n1, V.shape[1])], X.shape[1])
+    if kernels is None or lay.n1 * lay.q1 * lay.m > DENSE_A1R_MAX:
+        return None
+    q, m = lay.q1, lay.m
+    A11, A1R, ARR = np.empty((n1, q, q)), np.empty((n1 * q, m)), np.empty((m, m))
+    c = np.ascontiguousarray
+    ww = np.ones(len(y)) if w is None else c(w, dtype=float)
+    kernels.crossproducts(
+        c(codes, dtype=np.int64),
+        c(V, dtype=float),
+        c(X, dtype=float),
+        c(y, dtype=float),
+        ww,
+        A11,
+        A1R.reshape(n1, q, m),
+        ARR,
+    )
+    slw = float(np.sum(np.log(ww[ww > 0]))) if w is not None else 0.0
+    return CrossProducts(layout=lay, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)

@@ -164,7 +164,10 @@ def vcov_beta(system: NumpySystem, f: Factor, sigma: float) -> np.ndarray:
     mz, p = system.layout.mz, system.layout.p
     if p == 0:
         return np.zeros((0, 0))
-    Rinv, info = lapack.dtrtri(np.tril(f.LS[mz : mz + p, mz : mz + p]), lower=1)
+    LXX = np.tril(f.LS[mz : mz + p, mz : mz + p])
+    if not np.isfinite(LXX).all():
+        raise np.linalg.LinAlgError("the fixed-effect factor is not finite")
+    Rinv, info = lapack.dtrtri(LXX, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError("the fixed-effect factor is singular")
     return sigma**2 * (Rinv.T @ Rinv)

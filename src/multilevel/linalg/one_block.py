@@ -23,6 +23,11 @@ diagonals at the end, which is the bounded problem solved exactly.
 Plain Python over NumPy arrays: :mod:`multilevel.linalg.one_block_compiled`
 compiles this same file with Numba (:func:`evaluate` is then the loops of
 :func:`evaluate_loops`; interpreted, the batched NumPy of :func:`evaluate_batched`).
+The one-pass cross-products, the start and the final factor are here too, for the
+compiled fits.
+
+Why this is long: Numba compiles the file as one module, and its kernels call
+each other (a split would need a second compiled module importing the first).
 """
 
 from __future__ import annotations
@@ -71,12 +76,13 @@ def _cholesky(M: np.ndarray) -> bool:  # pragma: no cover - also compiled
 def _forward(L: np.ndarray, B: np.ndarray) -> None:  # pragma: no cover - also compiled
     """``B <- L^{-1} B`` for lower-triangular ``L`` (q x q) and ``B`` (q x c)."""
     q, c = B.shape
-    for j in range(c):
-        for i in range(q):
+    for i in range(q):
+        r = 1.0 / L[i, i]
+        for j in range(c):
             s = B[i, j]
             for k in range(i):
                 s -= L[i, k] * B[k, j]
-            B[i, j] = s / L[i, i]
+            B[i, j] = s * r
 
 
 @kernel
@@ -88,50 +94,57 @@ def _level_pass(
     G: np.ndarray,
     E: np.ndarray,
     C: np.ndarray,
-    M: np.ndarray,
+    L1: np.ndarray,
 ) -> float:  # pragma: no cover - also compiled
-    """Per level: factor ``M_l``, store ``E_l`` and ``C_l``, subtract ``C_l'C_l`` from
-    ``S`` and add ``A_l`` to ``G``; the return is ``log|M|`` (NaN if one is not PD)."""
+    """Per level: factor ``M_l = L1[l] L1[l]'``, store ``E_l`` and ``C_l``, subtract
+    ``C_l'C_l`` from ``S`` and add ``A_l`` to ``G``; the return is ``log|M|`` (NaN if
+    one is not PD)."""
     n1, q, _ = A11.shape
     m = A1R.shape[2]
     logdet = 0.0
     for lev in range(n1):
-        A = A11[lev]
-        for i in range(q):
+        A, L, El, Cl = A11[lev], L1[lev], E[lev], C[lev]
+        for i in range(q):  # E_l = T'A (then L^{-1} of it), C_l = T'A1R
             for j in range(q):
-                s = 0.0
-                for a in range(q):
-                    for b in range(q):
-                        s += T[a, i] * A[a, b] * T[b, j]
-                M[i, j] = s + (1.0 if i == j else 0.0)
-        if not _cholesky(M):
-            return math.nan
-        for i in range(q):
-            logdet += 2.0 * math.log(M[i, i])
-            for j in range(q):  # E = L^{-1} T'A
                 s = 0.0
                 for a in range(q):
                     s += T[a, i] * A[a, j]
-                E[lev, i, j] = s
-            for j in range(m):  # C = L^{-1} T'A1R
-                s = 0.0
-                for a in range(q):
-                    s += T[a, i] * A1R[lev, a, j]
-                C[lev, i, j] = s
-        _forward(M, E[lev])
-        _forward(M, C[lev])
-        for i in range(m):
+                El[i, j] = s
             for j in range(m):
                 s = 0.0
                 for a in range(q):
-                    s += C[lev, a, i] * C[lev, a, j]
-                S[i, j] -= s
+                    s += T[a, i] * A1R[lev, a, j]
+                Cl[i, j] = s
+        for i in range(q):  # M = (T'A) T + I
+            for j in range(i + 1):
+                s = 1.0 if i == j else 0.0
+                for a in range(q):
+                    s += El[i, a] * T[a, j]
+                L[i, j] = s
+        if not _cholesky(L):
+            return math.nan
         for i in range(q):
-            for j in range(q):
+            logdet += 2.0 * math.log(L[i, i])
+        _forward(L, El)
+        _forward(L, Cl)
+        for i in range(m):  # lower triangles only; mirrored by the caller
+            for j in range(i + 1):
                 s = 0.0
                 for a in range(q):
-                    s += E[lev, a, i] * E[lev, a, j]
+                    s += Cl[a, i] * Cl[a, j]
+                S[i, j] -= s
+        for i in range(q):
+            for j in range(i + 1):
+                s = 0.0
+                for a in range(q):
+                    s += El[a, i] * El[a, j]
                 G[i, j] += A[i, j] - s
+    for i in range(m):
+        for j in range(i):
+            S[j, i] = S[i, j]
+    for i in range(q):
+        for j in range(i):
+            G[j, i] = G[i, j]
     return logdet
 
 
@@ -220,10 +233,10 @@ def _gradient_terms(
 def workspace(n1: int, q: int, p: int) -> Any:  # pragma: no cover - also compiled
     """The arrays one evaluation writes, allocated once per search."""
     m = p + 1
-    T, S, G, M = np.zeros((q, q)), np.empty((m, m)), np.empty((q, q)), np.empty((q, q))
+    T, S, G, L1 = np.zeros((q, q)), np.empty((m, m)), np.empty((q, q)), np.empty((n1, q, q))
     E, C, beta, Cinv = np.empty((n1, q, q)), np.empty((n1, q, m)), np.empty(p), np.empty((p, p))
     LX, c, Linv, B = np.empty((p, p)), np.empty((p, 1)), np.empty((p, p)), np.empty((q, p))
-    return (T, S, G, E, C, beta, Cinv, M, LX, c, Linv, B, np.empty(q), np.empty(q))
+    return (T, S, G, E, C, beta, Cinv, L1, LX, c, Linv, B, np.empty(q), np.empty(q))
 
 
 @kernel
@@ -243,7 +256,7 @@ def evaluate_loops(
     """The profiled criterion at ``theta`` (inf where a factor is not PD), its
     gradient written to ``grad``. ``A1R`` is ``(n1, q, p + 1)``; ``ws`` is
     :func:`workspace`'s. Loops over levels: what the compiled module runs."""
-    T, S, G, E, C, beta, Cinv, M, LX, c, Linv, B, t, zr = ws
+    T, S, G, E, C, beta, Cinv, L1, LX, c, Linv, B, t, zr = ws
     q = A11.shape[1]
     p = ARR.shape[0] - 1
     T[:, :] = 0.0
@@ -251,7 +264,7 @@ def evaluate_loops(
         T[rows[i], cols[i]] = theta[i]
     S[:, :] = ARR
     G[:, :] = 0.0
-    logdet_z = _level_pass(T, A11, A1R, S, G, E, C, M)
+    logdet_z = _level_pass(T, A11, A1R, S, G, E, C, L1)
     logdet_x, r2 = (0.0, math.nan)
     if not math.isnan(logdet_z):
         logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
@@ -492,3 +505,148 @@ def minimize(
     if not _fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H):
         H[:, :] = math.nan
     return f, evals + k, code
+
+
+@kernel
+def final_state(
+    x: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    reml: bool,
+    slw: float,
+    L1: np.ndarray,
+    LS: np.ndarray,
+    beta: np.ndarray,
+    u: np.ndarray,
+) -> tuple[float, float, float]:  # pragma: no cover - also compiled
+    """The blocked factor and the solution at ``x``: the levels' factors ``L1``, the
+    bordered dense factor ``LS = [[L_XX, 0], [c_X', sqrt(r2)]]``, ``beta`` and the
+    spherical effects ``u`` (``L_l' u_l = C_l (e_y - beta)``); returns ``(log|L_Z|^2,
+    log|L_XX|^2, r2)`` (the layout of :class:`multilevel.linalg.factor.Factor`)."""
+    n1, q, _ = A11.shape
+    p = ARR.shape[0] - 1
+    ws = workspace(n1, q, p)
+    g = np.empty(x.size)
+    evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+    S, C, b, L, LX, c = ws[1], ws[4], ws[5], ws[7], ws[8], ws[9]
+    L1[:, :, :] = L
+    logdet_z = 0.0
+    for lev in range(n1):
+        for i in range(q):
+            logdet_z += 2.0 * math.log(L[lev, i, i])
+    r2 = S[p, p]
+    logdet_x = 0.0
+    LS[:, :] = 0.0
+    for i in range(p):
+        beta[i] = b[i]
+        r2 -= c[i, 0] * c[i, 0]
+        logdet_x += 2.0 * math.log(LX[i, i])
+        LS[p, i] = c[i, 0]
+        for j in range(i + 1):
+            LS[i, j] = LX[i, j]
+    LS[p, p] = math.sqrt(r2)
+    for lev in range(n1):  # back substitution L_l' u_l = C_l[:, p] - C_l[:, :p] beta
+        for i in range(q - 1, -1, -1):
+            s = C[lev, i, p]
+            for j in range(p):
+                s -= C[lev, i, j] * b[j]
+            for k in range(i + 1, q):
+                s -= L[lev, k, i] * u[lev, k]
+            u[lev, i] = s / L[lev, i, i]
+    return logdet_z, logdet_x, r2
+
+
+@kernel
+def crossproducts(
+    codes: np.ndarray,
+    V: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+) -> None:  # pragma: no cover - also compiled
+    """One pass over the rows: ``A11[l] = sum w v v'``, ``A1R[l] = sum w v [x y]'`` and
+    ``ARR = sum w [x y][x y]'`` (``v``: the row's term values, ``l``: its level)."""
+    n, q = V.shape
+    p = X.shape[1]
+    A11[:, :, :] = 0.0
+    A1R[:, :, :] = 0.0
+    ARR[:, :] = 0.0
+    d = np.empty(p + 1)
+    for r in range(n):
+        lev, wr = codes[r], w[r]
+        for j in range(p):
+            d[j] = X[r, j]
+        d[p] = y[r]
+        for a in range(q):
+            va = wr * V[r, a]
+            for b in range(q):
+                A11[lev, a, b] += va * V[r, b]
+            for j in range(p + 1):
+                A1R[lev, a, j] += va * d[j]
+        for j in range(p + 1):
+            dj = wr * d[j]
+            for k in range(j + 1):
+                ARR[j, k] += dj * d[k]
+    for j in range(p + 1):
+        for k in range(j):
+            ARR[k, j] = ARR[j, k]
+
+
+@kernel
+def moment_start(
+    x: np.ndarray,
+    k: int,
+    a: int,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    ARR: np.ndarray,
+    n: float,
+    lo: float,
+    hi: float,
+) -> None:  # pragma: no cover - also compiled
+    """``x[k]`` (the template diagonal of the intercept, column ``a``) from one-way
+    ANOVA moments on the residuals of the fixed-effect fit, clipped to ``[lo, hi]``:
+    :func:`multilevel.lmm.start.moment_start` on one block. ``x`` stays where the
+    moments do not apply."""
+    n1 = A11.shape[0]
+    p = ARR.shape[0] - 1
+    LX = ARR[:p, :p].copy()
+    if not _cholesky(LX):
+        return
+    c = ARR[:p, p:].copy()
+    _forward(LX, c)
+    beta = np.empty(p)
+    for i in range(p - 1, -1, -1):
+        s = c[i, 0]
+        for j in range(i + 1, p):
+            s -= LX[j, i] * beta[j]
+        beta[i] = s / LX[i, i]
+    rss = ARR[p, p]
+    for i in range(p):
+        rss -= beta[i] * ARR[i, p]
+    if not (math.isfinite(rss) and rss > 0.0):
+        return
+    used, ssb, sq = 0, 0.0, 0.0
+    for lev in range(n1):
+        cnt = A11[lev, a, a]
+        if cnt > 0.0:
+            s = A1R[lev, a, p]
+            for j in range(p):
+                s -= A1R[lev, a, j] * beta[j]
+            used += 1
+            ssb += s * s / cnt
+            sq += cnt * cnt
+    if used < 2 or n <= used:
+        return
+    msw = max(rss - ssb, 0.0) / (n - used)
+    n0 = (n - sq / n) / (used - 1)
+    between = max((ssb / (used - 1) - msw) / n0, 0.0)
+    resid = max(rss / n - between, 0.1 * rss / n)
+    x[k] = min(max(math.sqrt(between / resid), lo), hi)

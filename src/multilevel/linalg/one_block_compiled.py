@@ -43,6 +43,11 @@ def compiled() -> ModuleType:
     return _COMPILED[0]
 
 
+def loaded() -> ModuleType | None:
+    """The compiled kernels if this process has them already, else None."""
+    return _COMPILED[0] if _COMPILED else None
+
+
 def kernels(work: int, compile: bool | None = None) -> ModuleType:
     """The kernels for one fit of ``work`` (levels x q^3): compiled or interpreted.
 

@@ -97,17 +97,25 @@ def optimize(
     (SciPy's L-BFGS-B on the analytic gradient).
     ``progress(evaluations, best criterion)`` is called after every evaluation.
     """
-    control = FitControl() if control is None else control
+    theta, opt, messages, _ = _optimize(obj, start, FitControl() if control is None else control, progress)
+    return theta, opt, messages
+
+
+def _optimize(
+    obj: LmmObjective, start: Any, control: FitControl, progress: Progress | None
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any] | None]:
+    """:func:`optimize`, and the factor and solution at the optimum where the compiled
+    one-block kernels computed them (else None)."""
     optimizer = control.optimizer
     lower = obj.spec.theta_map.lower_bounds
-    x0 = _start(obj, start)
-    history: list[tuple[np.ndarray, float]] = []
     if optimizer == "auto" and one_block.applies(obj):
-        done = one_block.fit(obj, x0, control)
+        done = one_block.fit(obj, None if start is None else _start(obj, start), control)
         if done is not None:
             if progress is not None:
                 progress(done.n_evals, done.fval)
-            return _one_block_summary(obj, x0, done)
+            return _one_block_summary(obj, done)
+    x0 = _start(obj, start)
+    history: list[tuple[np.ndarray, float]] = []
     with time_limit(control.time_limit(obj.cp.n)):
         if optimizer in ("bobyqa", "auto"):
             step = 0.1 * np.maximum(np.abs(x0), 0.1)
@@ -138,7 +146,7 @@ def optimize(
         messages=messages,
     )
     _warn_all(messages)
-    return theta, opt, messages
+    return theta, opt, messages, None
 
 
 def _warn_all(messages: tuple[str, ...]) -> None:
@@ -148,15 +156,16 @@ def _warn_all(messages: tuple[str, ...]) -> None:
 
 
 def _one_block_summary(
-    obj: LmmObjective, x0: np.ndarray, done: one_block.OneBlockFit
-) -> tuple[np.ndarray, OptSummary, tuple[str, ...]]:
-    """:func:`optimize`'s answer from the one-block BFGS fit."""
+    obj: LmmObjective, done: one_block.OneBlockFit
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any] | None]:
+    """:func:`_optimize`'s answer from the one-block BFGS fit."""
     lower = obj.spec.theta_map.lower_bounds
     theta, fval = _snap_to_boundary(obj, done.theta, done.fval, lower)
+    final = done.final if theta is done.theta else None  # snapped: the caller refactors
     check = done.check
     opt = OptSummary(
         optimizer="BFGS, analytic gradient (" + ("compiled" if done.compiled else "NumPy") + ")",
-        start=tuple(float(v) for v in x0),
+        start=tuple(float(v) for v in done.start),
         end=tuple(float(v) for v in theta),
         fval=float(fval),
         n_evals=done.n_evals,
@@ -167,7 +176,7 @@ def _one_block_summary(
         messages=check.messages,
     )
     _warn_all(check.messages)
-    return theta, opt, check.messages
+    return theta, opt, check.messages, final
 
 
 def fit_objective(
@@ -182,9 +191,9 @@ def fit_objective(
     """Optimize a prepared objective (:func:`optimize`) and wrap the result in
     ``result_type`` (:class:`~multilevel.lmm.results.LmmResult` or a subclass)."""
     try:
-        theta, opt, messages = optimize(obj, start=start, control=control, progress=progress)
-        factor = obj.factor(theta)
-        sol = solve(obj, factor)
+        control = FitControl() if control is None else control
+        theta, opt, messages, final = _optimize(obj, start, control, progress)
+        factor, sol = final if final is not None else (f := obj.factor(theta), solve(obj, f))
     except Exception as exc:
         if not is_numerical_failure(exc):
             raise

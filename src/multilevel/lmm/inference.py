@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ..errors import ConvergenceWarning, warn
 from ..model.verdict import is_numerical_failure
@@ -123,7 +124,6 @@ def convergence_verdict(
     theta: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray, tol: float = 1e-3
 ) -> ConvergenceCheck:
     """:func:`check_convergence`'s verdict from a gradient and Hessian at ``theta``."""
-    k = theta.size
     diag = np.isfinite(lower)
     at_bound = diag & (theta <= lower + 1e-6)
     singular = bool(np.any(theta[diag] < SINGULAR_TOL))
@@ -133,15 +133,15 @@ def convergence_verdict(
     if np.any(free):
         Hf = H[np.ix_(free, free)]
         gf = g[free]
-        eig = np.linalg.eigvalsh(Hf) if k else np.zeros(0)
-        if eig.size and eig.min() <= 0:
+        chol, info = lapack.dpotrf(Hf, lower=1)
+        if info != 0 or not np.all(np.isfinite(chol)):
             converged = False
             messages.append(
                 "Hessian of the criterion is not positive definite at the optimum: the fit "
                 "may be at a saddle point or flat ridge; rescale variables or simplify the model"
             )
         else:
-            step = np.linalg.solve(Hf, gf)
+            step = lapack.dpotrs(chol, gf, lower=1)[0]
             if np.max(np.abs(step)) > tol:
                 converged = False
                 messages.append(

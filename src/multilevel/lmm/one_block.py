@@ -14,15 +14,18 @@ does not converge is handed to BOBYQA by the caller.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..control import FitControl
 from ..linalg import one_block, one_block_compiled
 from ..linalg.crossprod import DENSE_A1R_MAX, as_dense
+from ..linalg.factor import Factor
 from .inference import ConvergenceCheck, convergence_verdict
 from .objective import LmmObjective
+from .solution import Solution
+from .start import MAX_START, MIN_START, moment_start
 
 #: gradient size (criterion units) below which the search has converged
 GTOL = 1e-6
@@ -36,6 +39,9 @@ class OneBlockFit(NamedTuple):
     seconds: float
     compiled: bool
     check: ConvergenceCheck
+    start: np.ndarray
+    # the compiled kernels' factor and solution at the optimum (None: the caller's NumPy)
+    final: tuple[Factor, Solution] | None
 
 
 def applies(obj: LmmObjective) -> bool:
@@ -52,20 +58,51 @@ def applies(obj: LmmObjective) -> bool:
     )
 
 
-def fit(obj: LmmObjective, x0: np.ndarray, control: FitControl) -> OneBlockFit | None:
-    """BFGS from ``x0``; None when the search fails (not finite, no convergence)."""
-    cp = obj.cp
-    lay = cp.layout
-    tm = obj.spec.theta_map
-    work = lay.n1 * lay.q1**3
+def _kernels(obj: LmmObjective, control: FitControl) -> Any:
+    lay = obj.cp.layout
     use = control.compiled_kernels
     if use is None and not control.use_compiled_kernels:
         use = False  # MULTILEVEL_NUMBA=0
-    kernels = one_block_compiled.kernels(work, use)
+    return one_block_compiled.kernels(lay.n1 * lay.q1**3, use)
+
+
+def _start(obj: LmmObjective, kernels: Any, args: tuple) -> np.ndarray:
+    """:func:`multilevel.lmm.start.moment_start` (compiled: the kernel's, on one block)."""
+    spec = obj.spec
+    if kernels is one_block:
+        return moment_start(spec, obj.cp)
+    tm = spec.theta_map
+    x0 = tm.initial()
+    g = spec.groupings[0]
+    if "Intercept" in g.columns:
+        a = g.columns.index("Intercept")
+        k = int(np.flatnonzero((tm.row == a) & (tm.col == a))[0])
+        kernels.moment_start(x0, k, a, *args[2:6], MIN_START, MAX_START)
+    return x0
+
+
+def _final(obj: LmmObjective, kernels: Any, theta: np.ndarray, args: tuple) -> tuple[Factor, Solution]:
+    """The factor and solution at ``theta`` from the compiled kernels."""
+    lay = obj.cp.layout
+    n1, q, p = lay.n1, lay.q1, lay.p
+    L1, LS, beta, u = np.empty((n1, q, q)), np.empty((p + 1, p + 1)), np.empty(p), np.empty((n1, q))
+    logdet_z, logdet_x, r2 = kernels.final_state(theta, *args, L1, LS, beta, u)
+    T = obj.spec.templates(theta)[0]
+    f = Factor((T,), L1, LS, logdet_z, logdet_x, r2)
+    return f, Solution(beta=beta, u=[u], b=[u @ T.T], sigma=obj.sigma(f))
+
+
+def fit(obj: LmmObjective, x0: np.ndarray | None, control: FitControl) -> OneBlockFit | None:
+    """BFGS from ``x0`` (None: the moment start); None when the search fails (not
+    finite, no convergence)."""
+    cp = obj.cp
+    lay = cp.layout
+    tm = obj.spec.theta_map
+    kernels = _kernels(obj, control)
     compiled = kernels is not one_block
     args = (
-        tm.row.astype(np.int64),
-        tm.col.astype(np.int64),
+        tm.row,
+        tm.col,
         cp.A11,
         as_dense(cp.A1R).reshape(lay.n1, lay.q1, lay.p + 1),
         cp.ARR,
@@ -74,7 +111,8 @@ def fit(obj: LmmObjective, x0: np.ndarray, control: FitControl) -> OneBlockFit |
         float(cp.sum_log_weights),
     )
     t0 = time.perf_counter()
-    theta = np.array(x0, dtype=float)
+    start = _start(obj, kernels, args) if x0 is None else np.asarray(x0, dtype=float)
+    theta = start.copy()
     g = np.empty(theta.size)
     H = np.empty((theta.size, theta.size))
     fval, n_evals, code = kernels.minimize(theta, *args, GTOL, MAX_ITER, g, H)
@@ -82,4 +120,5 @@ def fit(obj: LmmObjective, x0: np.ndarray, control: FitControl) -> OneBlockFit |
         return None
     seconds = time.perf_counter() - t0
     check = convergence_verdict(theta, g, H, tm.lower_bounds)
-    return OneBlockFit(theta, float(fval), int(n_evals), seconds, compiled, check)
+    final = _final(obj, kernels, theta, args) if compiled else None
+    return OneBlockFit(theta, float(fval), int(n_evals), seconds, compiled, check, start, final)

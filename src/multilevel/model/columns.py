@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ _IDENT = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
 _SHOWN = 10  # levels listed in an error message
 
 
-def names_in(expr: str, columns: set[str]) -> list[str]:
+def names_in(expr: str, columns: AbstractSet[str]) -> list[str]:
     """The column names that appear in a formula expression, in order (repeats kept)."""
     out = []
     for m in _IDENT.finditer(expr):
@@ -43,7 +44,7 @@ def level_name(v: Any) -> str:
     return str(v)
 
 
-def predictor_names(parsed: ParsedFormula, columns: set[str]) -> list[str]:
+def predictor_names(parsed: ParsedFormula, columns: AbstractSet[str]) -> list[str]:
     """Columns evaluated by the fixed part, the random-term expressions and ``offset()`` terms."""
     exprs = [parsed.fixed, *(t.expr for t in parsed.random), *parsed.offsets]
     return list(dict.fromkeys(n for e in exprs for n in names_in(e, columns)))

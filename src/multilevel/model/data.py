@@ -183,3 +183,36 @@ def row_vector(arg: Any, df: pd.DataFrame, mask: np.ndarray, what: str) -> np.nd
     values = np.asarray(values, dtype=float)
     check_finite(what, values)
     return values
+
+
+def complete_frame(
+    df: pd.DataFrame, used: list[str], needed: list[str], na_action: str
+) -> tuple[np.ndarray, dict[str, int], pd.DataFrame, Columns]:
+    """The complete rows (mask and counts per column), renumbered, with strings as
+    objects, and their columns (each read once)."""
+    cols = Columns(df)
+    mask, per_col = complete_rows(df, needed, na_action, cols)
+    sub = strings_as_objects(_renumbered(df if mask.all() else df.loc[mask]), used, cols)
+    return mask, per_col, sub, columns_of(sub, cols)
+
+
+def _renumbered(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with rows numbered 0 to n - 1 (as is when they already are)."""
+    idx = df.index
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
+        return df
+    return df.reset_index(drop=True)
+
+
+_NAMES: list[tuple[pd.Index, frozenset[str]]] = []  # the last table's column names
+
+
+def column_names(df: pd.DataFrame) -> frozenset[str]:
+    """The table's column names as strings (the last table's remembered: an Index is
+    immutable, and listing an Arrow-backed one costs more than a small fit's design)."""
+    index = df.columns
+    if _NAMES and _NAMES[0][0] is index:
+        return _NAMES[0][1]
+    names = frozenset(map(str, index.tolist()))
+    _NAMES[:] = [(index, names)]
+    return names

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning, warn
 from ..family import Dispersion, Family, get_family
@@ -29,10 +30,9 @@ from .data import (
     Columns,
     check_columns,
     check_finite,
-    columns_of,
-    complete_rows,
+    column_names,
+    complete_frame,
     row_vector,
-    strings_as_objects,
     to_pandas,
 )
 from .fast_design import fast_matrices
@@ -125,15 +125,18 @@ def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     # earlier ones is the one dropped (as R's dqrdc2, used by lme4). The columns are
     # scaled to unit length first: rank is a property of directions, and a column of
     # values near 1e300 or 1e-300 would otherwise over- or underflow in the QR.
-    peak = np.max(np.abs(X), axis=0)
+    peak = np.abs(X).max(axis=0)
     Xs = X / np.where(peak > 0, peak, 1.0)
-    norms = np.linalg.norm(Xs, axis=0)
-    Xs = Xs / np.where(norms > 0, norms, 1.0)
-    R = np.linalg.qr(Xs, mode="r")
+    norms = np.sqrt(np.einsum("ij,ij->j", Xs, Xs))
+    Xs /= np.where(norms > 0, norms, 1.0)
+    R = lapack.dgeqrf(Xs)[0]  # R in the upper triangle (LAPACK's QR, as numpy.linalg.qr)
     d = np.zeros(X.shape[1])  # columns past the number of rows depend on the earlier ones
-    d[: min(X.shape)] = np.abs(np.diag(R))
-    keep = np.flatnonzero((d > RANK_TOL) & (norms > 0))
-    dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
+    d[: min(X.shape)] = np.abs(np.diagonal(R))
+    good = (d > RANK_TOL) & (norms > 0)
+    if good.all():
+        return X, names, []
+    keep = np.flatnonzero(good)
+    dropped = [names[i] for i in range(len(names)) if not good[i]]
     if dropped:
         warn(
             f"fixed-effect design is rank deficient: dropping {len(dropped)} column"
@@ -200,10 +203,15 @@ def _check_terms(parsed: ParsedFormula, cluster: str | None, random_required: bo
 
 
 def used_columns(
-    parsed: ParsedFormula, df: pd.DataFrame, weights: Any = None, offset: Any = None
+    parsed: ParsedFormula,
+    df: pd.DataFrame,
+    weights: Any = None,
+    offset: Any = None,
+    names: frozenset[str] | None = None,
 ) -> list[str]:
-    """Every column the model reads, checked to exist; missing values in them drop a row."""
-    cols = {str(c) for c in df.columns}
+    """Every column the model reads, checked to exist; missing values in them drop a row
+    (``names``: the table's column names as strings, if known)."""
+    cols = column_names(df) if names is None else names
     exprs = [parsed.response or "", parsed.fixed, *parsed.offsets, parsed.se or "", *(parsed.cbind or ())]
     used = [n for e in exprs for n in names_in(e, cols)]
     for t in parsed.random:
@@ -340,25 +348,6 @@ def _cluster_codes(sub: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray |
     return codes, GroupingSpec(name=cluster, factors=(cluster,), levels=levels, terms=())
 
 
-def _complete_frame(
-    df: pd.DataFrame, used: list[str], needed: list[str], na_action: str
-) -> tuple[np.ndarray, dict[str, int], pd.DataFrame, Columns]:
-    """The complete rows (mask and counts per column), renumbered, with strings as
-    objects, and their columns (each read once)."""
-    cols = Columns(df)
-    mask, per_col = complete_rows(df, needed, na_action, cols)
-    sub = strings_as_objects(_renumbered(df if mask.all() else df.loc[mask]), used, cols)
-    return mask, per_col, sub, columns_of(sub, cols)
-
-
-def _renumbered(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with rows numbered 0 to n - 1 (as is when they already are)."""
-    idx = df.index
-    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
-        return df
-    return df.reset_index(drop=True)
-
-
 def _source(arg: Any) -> str | None:
     """What the spec records of a per-row argument: its column, ARRAY_ARG or None."""
     return arg if isinstance(arg, str) or arg is None else ARRAY_ARG
@@ -403,10 +392,11 @@ def build_model(
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     _check_terms(parsed, cluster, random_required)
     df = to_pandas(data)
-    used = used_columns(parsed, df, weights, offset)
+    colnames = column_names(df)
+    used = used_columns(parsed, df, weights, offset, colnames)
     if cluster is not None:
         _check_cluster(df, cluster)
-    mask, per_col, sub, cols = _complete_frame(
+    mask, per_col, sub, cols = complete_frame(
         df, used, [*used, *([cluster] if cluster else []), *also_complete], na_action
     )
     if len(sub) == 0:
@@ -436,7 +426,7 @@ def build_model(
         missing_by_column=per_col,
         weights=_source(weights),
         offset=_source(offset),
-        columns=record_columns(sub, predictor_names(parsed, set(sub.columns)), mm_specs, cols),
+        columns=record_columns(sub, predictor_names(parsed, colnames), mm_specs, cols),
         cluster=cluster_spec,
     )
     predictors = tuple(c.name for c in spec.columns)

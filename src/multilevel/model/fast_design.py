@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,8 @@ def _product(left: list[Term], right: list[Term]) -> list[Term]:
     return left + right + cross
 
 
-def _terms(rhs: str) -> tuple[bool, list[Term]] | None:
+@lru_cache(maxsize=256)
+def _terms(rhs: str) -> tuple[bool, tuple[Term, ...]] | None:
     """(intercept, terms) of a sum of ``1``, ``0``, names and their ``:`` / ``*``
     products, in formulaic's order (first occurrences, stable by degree); None for
     anything else."""
@@ -78,7 +80,7 @@ def _terms(rhs: str) -> tuple[bool, list[Term]] | None:
     unique: dict[frozenset[str], Term] = {}
     for t in terms:
         unique.setdefault(frozenset(t), t)
-    return intercept, sorted(unique.values(), key=len)
+    return intercept, tuple(sorted(unique.values(), key=len))
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -95,7 +97,7 @@ def _levels(col: pd.Series) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _columns(
-    intercept: bool, terms: list[Term], df: pd.DataFrame, frame: Columns
+    intercept: bool, terms: tuple[Term, ...], df: pd.DataFrame, frame: Columns
 ) -> tuple[list[np.ndarray], list[str]] | None:
     """The columns of the terms and their names (None: a case left to formulaic)."""
     n = len(df)

@@ -49,6 +49,7 @@ def _numbers(result: Any) -> dict[str, Any]:
 
 
 def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
+    values: dict[str, np.ndarray] = {}
     bad = []
     for name, get in _numbers(result).items():
         if name == "standard errors" and not standard_errors:
@@ -57,14 +58,14 @@ def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
             value = get() if callable(get) else get
             if isinstance(value, list):
                 value = np.concatenate(value) if value else np.zeros(0)
-            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+            values[name] = np.ravel(np.asarray(value, dtype=float))
         except Exception as exc:
             if not is_numerical_failure(exc):
                 raise
-            finite = False
-        if not finite:
             bad.append(name)
-    return bad
+    if np.isfinite(np.concatenate(list(values.values()))).all():  # one test for the usual case
+        return bad
+    return bad + [name for name, v in values.items() if not np.isfinite(v).all()]
 
 
 def finite_verdict(result: Any, *, standard_errors: bool = True) -> Any:

@@ -142,6 +142,9 @@ def bobyqa(
         6: "NLOPT_MAXTIME_REACHED",
     }
     start = np.clip(x0, lb, None)
+    if not np.all(np.isfinite(start)) or (initial_step is not None and not np.all(np.isfinite(initial_step))):
+        # NLopt refuses these with invalid_argument; a fit reports it as a numerical failure
+        raise FloatingPointError(f"BOBYQA was given a non-finite start {start} or step {initial_step}")
     try:
         opt.optimize(start)
         code = code_names.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
