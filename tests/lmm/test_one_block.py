@@ -116,3 +116,44 @@ def test_non_finite_data_do_not_reach_a_converged_answer():
     d["y"] = 1e140 * (d["x"] + rng.standard_normal(50))
     fit = _quiet_fit("y ~ x + (1 | g)", d)
     assert not fit.converged or np.isfinite(fit.reml_criterion)
+
+
+@pytest.mark.parametrize(("formula", "data", "kw"), CASES)
+def test_the_kernels_final_state_is_the_numpy_factor_and_solution(formula, data, kw, compiled):
+    from multilevel.lmm.solution import solve, vcov_beta
+
+    fit = _quiet_fit(formula, load_dataset(data), control=FitControl(compiled_kernels=True), **kw)
+    f = fit.objective.factor(fit.theta)
+    sol = solve(fit.objective, f)
+    np.testing.assert_allclose(np.tril(fit.factor.LS), np.tril(f.LS), rtol=1e-9, atol=1e-9)
+    for a, b in zip(np.tril(fit.factor.L1), np.tril(f.L1)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    for name in ("logdet_z", "logdet_x", "r2"):
+        assert getattr(fit.factor, name) == pytest.approx(getattr(f, name), rel=1e-10)
+    np.testing.assert_allclose(fit.solution.beta, sol.beta, rtol=1e-9)
+    np.testing.assert_allclose(fit.solution.u[0], sol.u[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(fit.solution.b[0], sol.b[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(fit._vcov_array, vcov_beta(fit.objective, f, fit.sigma), rtol=1e-9)
+
+
+def test_compiled_cross_products_equal_numpys(compiled):
+    from multilevel.linalg.crossprod import CrossProductBuilder, _one_block_pass
+
+    d = load_dataset("sleepstudy").assign(w=lambda x: 1.0 + (x["Days"] % 3))
+    m = multilevel.Model("Reaction ~ Days + (Days | Subject)", d, weights="w")
+    g = m.design.groups[0]
+    n1 = m.spec.groupings[0].n_levels
+    fast = _one_block_pass((g.codes, g.values), n1, m.design.X, m.design.y, m.design.weights)
+    ref = CrossProductBuilder([(g.codes, g.values)], [n1], m.design.X).compute(m.design.y, m.design.weights)
+    for name in ("A11", "A1R", "ARR"):
+        np.testing.assert_allclose(getattr(fast, name), np.asarray(getattr(ref, name)), rtol=1e-12)
+    assert fast.sum_log_weights == pytest.approx(ref.sum_log_weights, rel=1e-12)
+
+
+@pytest.mark.parametrize(("formula", "data", "kw"), CASES)
+def test_the_kernels_moment_start_is_numpys(formula, data, kw, compiled):
+    from multilevel.lmm.start import moment_start
+
+    fit = _quiet_fit(formula, load_dataset(data), **kw)
+    x0 = lmm_one_block._start(fit.objective, compiled, _args(fit))
+    np.testing.assert_allclose(x0, moment_start(fit.spec, fit.objective.cp), rtol=1e-10)

@@ -149,6 +149,64 @@ def _level_pass(
 
 
 @kernel
+def _level_pass2(
+    T: np.ndarray,
+    A11: np.ndarray,
+    A1R: np.ndarray,
+    S: np.ndarray,
+    G: np.ndarray,
+    E: np.ndarray,
+    C: np.ndarray,
+    L1: np.ndarray,
+) -> float:  # pragma: no cover - also compiled
+    """:func:`_level_pass` for two columns per level (a random intercept and slope),
+    written out: the same operations without the loops over the columns."""
+    n1 = A11.shape[0]
+    m = A1R.shape[2]
+    t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
+    logdet = 0.0
+    for lev in range(n1):
+        a00, a10, a11 = A11[lev, 0, 0], A11[lev, 1, 0], A11[lev, 1, 1]
+        # K = T'A (rows of E before the solve); M = K T + I
+        k00, k01 = t00 * a00 + t10 * a10, t00 * a10 + t10 * a11
+        k10, k11 = t11 * a10, t11 * a11
+        m00 = k00 * t00 + k01 * t10 + 1.0
+        m10 = k10 * t00 + k11 * t10
+        m11 = k11 * t11 + 1.0
+        if not m00 > 0.0:
+            return math.nan
+        l00 = math.sqrt(m00)
+        l10 = m10 / l00
+        d = m11 - l10 * l10
+        if not d > 0.0:
+            return math.nan
+        l11 = math.sqrt(d)
+        L1[lev, 0, 0], L1[lev, 0, 1], L1[lev, 1, 0], L1[lev, 1, 1] = l00, 0.0, l10, l11
+        logdet += 2.0 * (math.log(l00) + math.log(l11))
+        r0, r1 = 1.0 / l00, 1.0 / l11
+        e00, e01 = k00 * r0, k01 * r0
+        e10, e11 = (k10 - l10 * e00) * r1, (k11 - l10 * e01) * r1
+        E[lev, 0, 0], E[lev, 0, 1], E[lev, 1, 0], E[lev, 1, 1] = e00, e01, e10, e11
+        for j in range(m):
+            b0, b1 = A1R[lev, 0, j], A1R[lev, 1, j]
+            c0 = (t00 * b0 + t10 * b1) * r0
+            C[lev, 0, j] = c0
+            C[lev, 1, j] = (t11 * b1 - l10 * c0) * r1
+        for i in range(m):
+            ci0, ci1 = C[lev, 0, i], C[lev, 1, i]
+            for j in range(i + 1):
+                S[i, j] -= ci0 * C[lev, 0, j] + ci1 * C[lev, 1, j]
+        G[0, 0] += a00 - (e00 * e00 + e10 * e10)
+        G[1, 0] += a10 - (e01 * e00 + e11 * e10)
+        G[1, 1] += a11 - (e01 * e01 + e11 * e11)
+    for i in range(m):
+        for j in range(i):
+            S[j, i] = S[i, j]
+    G[0, 1] = G[1, 0]
+    return logdet
+
+
+@kernel
 def _fixed_part(
     S: np.ndarray, p: int, beta: np.ndarray, Cinv: np.ndarray, LX: np.ndarray, c: np.ndarray, Linv: np.ndarray
 ) -> tuple[float, float]:  # pragma: no cover - also compiled
@@ -264,7 +322,10 @@ def evaluate_loops(
         T[rows[i], cols[i]] = theta[i]
     S[:, :] = ARR
     G[:, :] = 0.0
-    logdet_z = _level_pass(T, A11, A1R, S, G, E, C, L1)
+    if q == 2:
+        logdet_z = _level_pass2(T, A11, A1R, S, G, E, C, L1)
+    else:
+        logdet_z = _level_pass(T, A11, A1R, S, G, E, C, L1)
     logdet_x, r2 = (0.0, math.nan)
     if not math.isnan(logdet_z):
         logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
@@ -351,13 +412,17 @@ def _bfgs_update(Hi: np.ndarray, s: np.ndarray, y: np.ndarray, sy: float) -> Non
 
 
 @kernel
-def _normalize_columns(theta: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:  # pragma: no cover
-    """Turn every template column with a negative diagonal (the same ``T T'``)."""
+def _normalize_columns(theta: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> bool:  # pragma: no cover
+    """Turn every template column with a negative diagonal (the same ``T T'``); True if
+    one was."""
+    turned = False
     for c in range(theta.size):
         if rows[c] == cols[c] and theta[c] < 0.0:
+            turned = True
             for i in range(theta.size):
                 if cols[i] == cols[c]:
                     theta[i] = -theta[i]
+    return turned
 
 
 @kernel
@@ -430,10 +495,20 @@ def minimize(
     max_iter: int,
     g: np.ndarray,
     H: np.ndarray,
+    final: bool,
+    L1: np.ndarray,
+    LS: np.ndarray,
+    beta: np.ndarray,
+    u: np.ndarray,
+    Cinv: np.ndarray,
+    stats: np.ndarray,
 ) -> tuple[float, int, int]:  # pragma: no cover - also compiled
     """BFGS from ``x`` (overwritten by the optimum, columns normalized; ``g`` and ``H``:
     the gradient and the finite-difference Hessian there): ``(criterion, evaluations,
     return code)``. The inverse Hessian starts from finite differences at ``x``.
+    ``stats[3]`` is the Newton step of :func:`_newton_step`; with ``final`` (the
+    compiled loops) the factor and solution at the optimum go to ``L1`` ... ``stats``
+    (:func:`_final_into`).
 
     Why this is long: the line search and the update share the iteration's state.
     """
@@ -451,6 +526,7 @@ def minimize(
     gn = np.empty(k)
     xn = np.empty(k)
     code = MAX_ITERATIONS
+    stale = True  # the work space holds a point other than x (a difference, a rejected trial)
     for _ in range(max_iter):
         gmax = np.max(np.abs(g))
         if gmax <= gtol:
@@ -483,7 +559,9 @@ def minimize(
                 t *= 0.25
         if not accepted:
             code = CONVERGED if gmax <= 1e3 * gtol else LINE_SEARCH_FAILED
+            stale = True
             break
+        stale = False
         s = xn - x
         yv = gn - g
         sy = s @ yv
@@ -499,41 +577,38 @@ def minimize(
         if decrease <= 1e-15 * (1.0 + abs(f)) and np.max(np.abs(s)) <= 1e-12 * (1.0 + np.max(np.abs(x))):
             code = CONVERGED
             break
-    _normalize_columns(x, rows, cols)
-    f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
-    evals += 1
+    # the state at x (the work space may hold a rejected trial's, the columns may turn)
+    if _normalize_columns(x, rows, cols) or stale:
+        f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+        evals += 1
+    if final and math.isfinite(f):
+        _final_into(ws, L1, LS, beta, u, Cinv, stats)
     if not _fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H):
         H[:, :] = math.nan
+    stats[3] = _newton_step(x, rows, cols, g, H)
     return f, evals + k, code
 
 
 @kernel
-def final_state(
-    x: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    ARR: np.ndarray,
-    n: float,
-    reml: bool,
-    slw: float,
+def _final_into(
+    ws: Any,
     L1: np.ndarray,
     LS: np.ndarray,
     beta: np.ndarray,
     u: np.ndarray,
-) -> tuple[float, float, float]:  # pragma: no cover - also compiled
-    """The blocked factor and the solution at ``x``: the levels' factors ``L1``, the
-    bordered dense factor ``LS = [[L_XX, 0], [c_X', sqrt(r2)]]``, ``beta`` and the
-    spherical effects ``u`` (``L_l' u_l = C_l (e_y - beta)``); returns ``(log|L_Z|^2,
-    log|L_XX|^2, r2)`` (the layout of :class:`multilevel.linalg.factor.Factor`)."""
-    n1, q, _ = A11.shape
-    p = ARR.shape[0] - 1
-    ws = workspace(n1, q, p)
-    g = np.empty(x.size)
-    evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
-    S, C, b, L, LX, c = ws[1], ws[4], ws[5], ws[7], ws[8], ws[9]
+    Cinv: np.ndarray,
+    stats: np.ndarray,
+) -> None:  # pragma: no cover - also compiled
+    """From the work space of :func:`evaluate_loops` at the optimum: the levels'
+    factors ``L1``, the bordered dense factor ``LS = [[L_XX, 0], [c_X', sqrt(r2)]]``,
+    ``beta``, the spherical effects ``u`` (``L_l' u_l = C_l (e_y - beta)``),
+    ``C^{-1}`` and ``stats[:3] = (log|L_Z|^2, log|L_XX|^2, r2)`` (the layout of
+    :class:`multilevel.linalg.factor.Factor`)."""
+    S, C, b, L, LX, c, Ci = ws[1], ws[4], ws[5], ws[7], ws[8], ws[9], ws[6]
+    n1, q, _ = L.shape
+    p = b.size
     L1[:, :, :] = L
+    Cinv[:, :] = Ci
     logdet_z = 0.0
     for lev in range(n1):
         for i in range(q):
@@ -557,7 +632,42 @@ def final_state(
             for k in range(i + 1, q):
                 s -= L[lev, k, i] * u[lev, k]
             u[lev, i] = s / L[lev, i, i]
-    return logdet_z, logdet_x, r2
+    stats[0], stats[1], stats[2] = logdet_z, logdet_x, r2
+
+
+@kernel
+def _newton_step(
+    x: np.ndarray, rows: np.ndarray, cols: np.ndarray, g: np.ndarray, H: np.ndarray
+) -> float:  # pragma: no cover
+    """``max |H_ff^{-1} g_f|`` over the parameters not on their bound (a template
+    diagonal at 0): inf where ``H_ff`` is not positive definite, 0 if none is free
+    (what :func:`multilevel.lmm.inference.convergence_verdict` judges)."""
+    k = x.size
+    free = np.empty(k, np.int64)
+    nf = 0
+    for i in range(k):
+        if not (rows[i] == cols[i] and x[i] <= 1e-6):
+            free[nf] = i
+            nf += 1
+    if nf == 0:
+        return 0.0
+    Hf = np.empty((nf, nf))
+    step = np.empty((nf, 1))
+    for a in range(nf):
+        step[a, 0] = g[free[a]]
+        for b in range(nf):
+            Hf[a, b] = H[free[a], free[b]]
+    if not _cholesky(Hf):
+        return math.inf
+    _forward(Hf, step)
+    worst = 0.0
+    for i in range(nf - 1, -1, -1):  # L' step = L^{-1} g
+        s = step[i, 0]
+        for j in range(i + 1, nf):
+            s -= Hf[j, i] * step[j, 0]
+        step[i, 0] = s / Hf[i, i]
+        worst = max(worst, abs(step[i, 0]))
+    return worst
 
 
 @kernel

@@ -36,9 +36,9 @@ def _snap_to_boundary(
     (``1e-8`` instead of 0); the exact boundary value is the estimate and makes a
     singular fit read as one.
     """
+    if not any(0.0 < abs(t - lo) < SNAP_TOL for t, lo in zip(theta.tolist(), lower.tolist())):
+        return theta, fval  # (a few numbers: quicker in Python than as array operations)
     near = np.isfinite(lower) & (np.abs(theta - lower) > 0) & (np.abs(theta - lower) < SNAP_TOL)
-    if not near.any():
-        return theta, fval
     trial = np.where(near, lower, theta)
     f = obj(trial)
     if f <= fval + 1e-10 * max(1.0, abs(fval)):
@@ -103,7 +103,7 @@ def optimize(
 
 def _optimize(
     obj: LmmObjective, start: Any, control: FitControl, progress: Progress | None
-) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any] | None]:
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any, Any] | None]:
     """:func:`optimize`, and the factor and solution at the optimum where the compiled
     one-block kernels computed them (else None)."""
     optimizer = control.optimizer
@@ -157,7 +157,7 @@ def _warn_all(messages: tuple[str, ...]) -> None:
 
 def _one_block_summary(
     obj: LmmObjective, done: one_block.OneBlockFit
-) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any] | None]:
+) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any, Any] | None]:
     """:func:`_optimize`'s answer from the one-block BFGS fit."""
     lower = obj.spec.theta_map.lower_bounds
     theta, fval = _snap_to_boundary(obj, done.theta, done.fval, lower)
@@ -165,8 +165,8 @@ def _one_block_summary(
     check = done.check
     opt = OptSummary(
         optimizer="BFGS, analytic gradient (" + ("compiled" if done.compiled else "NumPy") + ")",
-        start=tuple(float(v) for v in done.start),
-        end=tuple(float(v) for v in theta),
+        start=tuple(done.start.tolist()),
+        end=tuple(theta.tolist()),
         fval=float(fval),
         n_evals=done.n_evals,
         seconds=done.seconds,
@@ -193,7 +193,12 @@ def fit_objective(
     try:
         control = FitControl() if control is None else control
         theta, opt, messages, final = _optimize(obj, start, control, progress)
-        factor, sol = final if final is not None else (f := obj.factor(theta), solve(obj, f))
+        vcov = None
+        if final is not None:
+            factor, sol, vcov = final
+        else:
+            factor = obj.factor(theta)
+            sol = solve(obj, factor)
     except Exception as exc:
         if not is_numerical_failure(exc):
             raise
@@ -213,4 +218,6 @@ def fit_objective(
         optinfo=opt,
         messages=messages,
     )
+    if vcov is not None:  # the kernels' (X'H^{-1}X)^{-1}: the result's cached vcov(beta)
+        result.__dict__["_vcov_array"] = vcov
     return finite_verdict(result)

@@ -7,6 +7,7 @@ varpar, ``df = 2 Var(L'beta)^2 / (g' A g)`` (Kuznetsova et al. 2017).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,35 +121,44 @@ def check_convergence(
     return convergence_verdict(theta, g, H, lower, tol)
 
 
+def _newton_step(theta: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray) -> float:
+    """``max |H_ff^{-1} g_f|`` over the parameters off their bound; inf where ``H_ff`` is
+    not positive definite, 0 if none is free."""
+    free = ~(np.isfinite(lower) & (theta <= lower + 1e-6))
+    if not np.any(free):
+        return 0.0
+    chol, info = lapack.dpotrf(H[np.ix_(free, free)], lower=1)
+    if info != 0 or not np.all(np.isfinite(chol)):
+        return math.inf
+    return float(np.max(np.abs(lapack.dpotrs(chol, g[free], lower=1)[0])))
+
+
 def convergence_verdict(
-    theta: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray, tol: float = 1e-3
+    theta: np.ndarray,
+    g: np.ndarray,
+    H: np.ndarray,
+    lower: np.ndarray,
+    tol: float = 1e-3,
+    newton_step: float | None = None,
 ) -> ConvergenceCheck:
-    """:func:`check_convergence`'s verdict from a gradient and Hessian at ``theta``."""
-    diag = np.isfinite(lower)
-    at_bound = diag & (theta <= lower + 1e-6)
-    singular = bool(np.any(theta[diag] < SINGULAR_TOL))
-    free = ~at_bound
+    """:func:`check_convergence`'s verdict from a gradient and Hessian at ``theta``
+    (``newton_step``: :func:`_newton_step`'s number, when the caller has it already)."""
+    step = _newton_step(theta, g, H, lower) if newton_step is None else newton_step
+    singular = bool(np.min(theta, where=np.isfinite(lower), initial=np.inf) < SINGULAR_TOL)
     messages = []
     converged = True
-    if np.any(free):
-        Hf = H[np.ix_(free, free)]
-        gf = g[free]
-        chol, info = lapack.dpotrf(Hf, lower=1)
-        if info != 0 or not np.all(np.isfinite(chol)):
-            converged = False
-            messages.append(
-                "Hessian of the criterion is not positive definite at the optimum: the fit "
-                "may be at a saddle point or flat ridge; rescale variables or simplify the model"
-            )
-        else:
-            step = lapack.dpotrs(chol, gf, lower=1)[0]
-            if np.max(np.abs(step)) > tol:
-                converged = False
-                messages.append(
-                    f"optimizer stopped with a relative gradient of {np.max(np.abs(step)):.2g} "
-                    f"(> {tol:g}); the estimates may be off. Rescale variables or refit from the "
-                    "final theta"
-                )
+    if math.isinf(step):
+        converged = False
+        messages.append(
+            "Hessian of the criterion is not positive definite at the optimum: the fit "
+            "may be at a saddle point or flat ridge; rescale variables or simplify the model"
+        )
+    elif step > tol:
+        converged = False
+        messages.append(
+            f"optimizer stopped with a relative gradient of {step:.2g} (> {tol:g}); the estimates "
+            "may be off. Rescale variables or refit from the final theta"
+        )
     if singular:
         messages.append(
             "boundary (singular) fit: a variance is estimated as 0 or a correlation as +-1; "

@@ -41,7 +41,7 @@ class OneBlockFit(NamedTuple):
     check: ConvergenceCheck
     start: np.ndarray
     # the compiled kernels' factor and solution at the optimum (None: the caller's NumPy)
-    final: tuple[Factor, Solution] | None
+    final: tuple[Factor, Solution, np.ndarray] | None
 
 
 def applies(obj: LmmObjective) -> bool:
@@ -81,15 +81,14 @@ def _start(obj: LmmObjective, kernels: Any, args: tuple) -> np.ndarray:
     return x0
 
 
-def _final(obj: LmmObjective, kernels: Any, theta: np.ndarray, args: tuple) -> tuple[Factor, Solution]:
-    """The factor and solution at ``theta`` from the compiled kernels."""
-    lay = obj.cp.layout
-    n1, q, p = lay.n1, lay.q1, lay.p
-    L1, LS, beta, u = np.empty((n1, q, q)), np.empty((p + 1, p + 1)), np.empty(p), np.empty((n1, q))
-    logdet_z, logdet_x, r2 = kernels.final_state(theta, *args, L1, LS, beta, u)
+def _final(obj: LmmObjective, theta: np.ndarray, out: tuple) -> tuple[Factor, Solution, np.ndarray]:
+    """The factor, the solution and ``vcov(beta)`` at ``theta`` from the compiled kernels'
+    outputs."""
+    L1, LS, beta, u, Cinv, stats = out
     T = obj.spec.templates(theta)[0]
-    f = Factor((T,), L1, LS, logdet_z, logdet_x, r2)
-    return f, Solution(beta=beta, u=[u], b=[u @ T.T], sigma=obj.sigma(f))
+    f = Factor((T,), L1, LS, float(stats[0]), float(stats[1]), float(stats[2]))
+    sol = Solution(beta=beta, u=[u], b=[u @ T.T], sigma=obj.sigma(f))
+    return f, sol, sol.sigma**2 * Cinv
 
 
 def fit(obj: LmmObjective, x0: np.ndarray | None, control: FitControl) -> OneBlockFit | None:
@@ -113,12 +112,20 @@ def fit(obj: LmmObjective, x0: np.ndarray | None, control: FitControl) -> OneBlo
     t0 = time.perf_counter()
     start = _start(obj, kernels, args) if x0 is None else np.asarray(x0, dtype=float)
     theta = start.copy()
-    g = np.empty(theta.size)
-    H = np.empty((theta.size, theta.size))
-    fval, n_evals, code = kernels.minimize(theta, *args, GTOL, MAX_ITER, g, H)
+    k, n1, q, p = theta.size, lay.n1, lay.q1, lay.p
+    g, H = np.empty(k), np.empty((k, k))
+    out = (
+        np.empty((n1, q, q)),
+        np.empty((p + 1, p + 1)),
+        np.empty(p),
+        np.empty((n1, q)),
+        np.empty((p, p)),
+        np.zeros(4),
+    )
+    fval, n_evals, code = kernels.minimize(theta, *args, GTOL, MAX_ITER, g, H, compiled, *out)
     if code != one_block.CONVERGED or not np.isfinite(fval) or not np.all(np.isfinite(H)):
         return None
     seconds = time.perf_counter() - t0
-    check = convergence_verdict(theta, g, H, tm.lower_bounds)
-    final = _final(obj, kernels, theta, args) if compiled else None
+    check = convergence_verdict(theta, g, H, tm.lower_bounds, newton_step=float(out[-1][3]))
+    final = _final(obj, theta, out) if compiled else None
     return OneBlockFit(theta, float(fval), int(n_evals), seconds, compiled, check, start, final)

@@ -79,10 +79,10 @@ class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
     def finite_numbers(self) -> dict[str, Any]:
         """What :func:`multilevel.model.verdict.finite_verdict` checks, as arrays."""
         return {
-            "log-likelihood": self.loglik,
+            "log-likelihood": float(self.loglik),
             "fixed effects": self.solution.beta,
-            "variance parameters (theta)": self.theta,
-            "residual scale": self.sigma,
+            "variance parameters (theta)": tuple(self.optinfo.end),
+            "residual scale": float(self.sigma),
             "random effects": [np.ravel(b) for b in self.solution.b],
             "standard errors": lambda: np.sqrt(np.diag(self._vcov_array)),
         }

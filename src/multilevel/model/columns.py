@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,18 @@ _SHOWN = 10  # levels listed in an error message
 
 def names_in(expr: str, columns: AbstractSet[str]) -> list[str]:
     """The column names that appear in a formula expression, in order (repeats kept)."""
+    if isinstance(columns, frozenset):
+        return list(_names_in_table(expr, columns))
+    return _scan(expr, columns)
+
+
+@lru_cache(maxsize=1024)
+def _names_in_table(expr: str, columns: frozenset[str]) -> tuple[str, ...]:
+    """:func:`names_in` remembered for a table's (frozen) column names."""
+    return tuple(_scan(expr, columns))
+
+
+def _scan(expr: str, columns: AbstractSet[str]) -> list[str]:
     out = []
     for m in _IDENT.finditer(expr):
         name = m.group(1) or m.group(2)
@@ -53,6 +66,8 @@ def predictor_names(parsed: ParsedFormula, columns: AbstractSet[str]) -> list[st
 def is_categorical(col: pd.Series) -> bool:
     """formulaic's test for pandas columns (after :func:`~.data.strings_as_objects`)."""
     dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufcbmM":
+        return False
     return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype) or dtype == "str"
 
 
@@ -86,7 +101,7 @@ def record_columns(
     for name in names:
         col = cols[name] if cols is not None else df[name]
         if not is_categorical(col):
-            out.append(ColumnSpec(name=name, categorical=False, dtype=str(col.dtype)))
+            out.append(ColumnSpec(name=name, categorical=False, dtype=_dtype_name(col.dtype)))
             continue
         cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
         levels = tuple(cat.cat.categories.tolist())  # formulaic's categories, in its order
@@ -102,6 +117,22 @@ def record_columns(
             )
         )
     return tuple(out)
+
+
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``str(dtype)``, remembered (NumPy builds the name in Python on every call)."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):
+        name = str(dtype)
+    try:
+        _DTYPE_NAMES[dtype] = name
+    except TypeError:
+        pass
+    return name
 
 
 def _shown(values: list[str]) -> str:

@@ -14,17 +14,59 @@ from ..errors import DataError, MissingDataWarning, warn
 NA_ACTIONS = ("omit", "raise")
 
 
+class ArrayColumn:
+    """A frame's NumPy-typed column (integers, floats, booleans) as its read-only
+    values, with the part of the Series interface the materializer reads (``dtype``,
+    ``to_numpy``, ``isna``): building the Series costs more than a small fit's design."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = values.view()
+        values.flags.writeable = False
+        self.values = values
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        return self.values if dtype is None else self.values.astype(dtype, copy=False)
+
+    def isna(self) -> pd.Series:
+        return pd.Series(
+            np.isnan(self.values) if self.values.dtype.kind == "f" else np.zeros(len(self), bool)
+        )
+
+
+def _column(df: pd.DataFrame, name: str) -> Any:
+    """``df[name]``, or its values as an :class:`ArrayColumn` where pandas gives them
+    directly (a unique name, a NumPy dtype)."""
+    get = getattr(df, "_get_column_array", None)  # pandas' own accessor of a column's values
+    if get is not None:
+        i = df.columns.get_loc(name)
+        if isinstance(i, int):
+            values = get(i)
+            if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iufb":
+                return ArrayColumn(values)
+    return df[name]
+
+
 class Columns(dict):
     """The columns of one frame by name, each read once: pandas builds a new Series
     on every ``df[name]`` (microseconds each, which a small model's materializer
-    would otherwise pay a dozen times)."""
+    would otherwise pay a dozen times). NumPy-typed columns come as
+    :class:`ArrayColumn`; the rest as Series."""
 
     def __init__(self, df: pd.DataFrame) -> None:
         super().__init__()
         self.df = df
 
-    def __missing__(self, name: str) -> pd.Series:
-        col = self[name] = self.df[name]
+    def __missing__(self, name: str) -> Any:
+        col = self[name] = _column(self.df, name)
         return col
 
 

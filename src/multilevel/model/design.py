@@ -13,6 +13,7 @@ rebuilds the arrays of new data from it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -118,14 +119,19 @@ def z_times_b(design: Design, b: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+def _drop_rank_deficient(
+    X: np.ndarray, names: list[str], peak: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """The columns kept and their names, and the names dropped (``peak``: each column's
+    largest magnitude, if known)."""
     if X.shape[1] == 0:
         return X, names, []
+    if peak is None:
+        peak = np.abs(X).max(axis=0)
     # Unpivoted QR keeps the column order, so a column that is a combination of
     # earlier ones is the one dropped (as R's dqrdc2, used by lme4). The columns are
     # scaled to unit length first: rank is a property of directions, and a column of
     # values near 1e300 or 1e-300 would otherwise over- or underflow in the QR.
-    peak = np.abs(X).max(axis=0)
     Xs = X / np.where(peak > 0, peak, 1.0)
     norms = np.sqrt(np.einsum("ij,ij->j", Xs, Xs))
     Xs /= np.where(norms > 0, norms, 1.0)
@@ -150,9 +156,11 @@ def _fixed_design(fixed_mm: Any) -> tuple[np.ndarray, list[str], list[str]]:
     """The fixed-effect columns kept (finite, of full rank, of a magnitude that squares),
     their names and the names of those dropped."""
     X_full = np.asarray(fixed_mm.to_numpy(dtype=float))
-    check_finite("the fixed-effect design", X_full)
-    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns))
-    _check_column_scale(X, names)
+    peak = np.abs(X_full).max(axis=0) if X_full.size else np.zeros(X_full.shape[1])
+    if not np.isfinite(peak).all():  # the largest magnitude is NaN or inf exactly where a value is
+        check_finite("the fixed-effect design", X_full)
+    X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns), peak)
+    _check_column_scale(names, np.abs(X).max(axis=0) if dropped and X.size else peak[: len(names)])
     return X, names, dropped
 
 
@@ -169,10 +177,10 @@ def _prior_weights(
     return w
 
 
-def _check_column_scale(X: np.ndarray, names: list[str]) -> None:
+def _check_column_scale(names: list[str], peak: np.ndarray) -> None:
     """Refuse a fixed-effect column whose magnitude cross-products cannot hold (as the
-    response's): its squares would over- or underflow in double precision."""
-    peak = np.max(np.abs(X), axis=0) if X.size else np.zeros(0)
+    response's): its squares would over- or underflow in double precision (``peak``:
+    each column's largest magnitude)."""
     bad = [(n, p) for n, p in zip(names, peak) if p > 0 and not (1e-150 < p < 1e150)]
     if bad:
         name, p = bad[0]
@@ -279,14 +287,16 @@ def _response(parsed: ParsedFormula, sub: pd.DataFrame, lhs: Any, fam: Family) -
                 "model needs one numeric response column"
             )
         y = np.asarray(lhs.to_numpy(dtype=float)).ravel()
-    check_finite(f"response {parsed.response!r}", y)
-    if np.ptp(y) == 0:
+    lo, hi = float(y.min()), float(y.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # min and max are finite only if every value is
+        check_finite(f"response {parsed.response!r}", y)
+    if hi == lo:
         raise DataError(
             f"the response {parsed.response or parsed.cbind} is constant ({y[0]:g}); there is nothing "
             "to model (for a binary response: every outcome is the same)"
         )
-    spread = float(np.ptp(y))
-    if not (1e-150 < spread < 1e150) or not (float(np.max(np.abs(y))) < 1e150):
+    spread = hi - lo
+    if not (1e-150 < spread < 1e150) or not max(abs(lo), abs(hi)) < 1e150:
         # sums of squares of such values under- or overflow in double precision
         raise DataError(
             f"the response {parsed.response or parsed.cbind} spans {spread:.3g} (largest magnitude "

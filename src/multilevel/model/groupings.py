@@ -36,13 +36,13 @@ def factor_codes(
     for name in factors:
         col = cols[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
-            codes = col.cat.codes.to_numpy().astype(np.int64)
-            levels = [level_name(v) for v in col.cat.categories.tolist()]
+            codes = np.asarray(col.array.codes, dtype=np.int64)  # the Categorical's own codes
+            levels = [level_name(v) for v in col.dtype.categories.tolist()]
         elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
             # NumPy integers: the sorted distinct values, as pandas' factorize(sort=True)
             uniques, codes = np.unique(col.to_numpy(), return_inverse=True)
             codes = codes.astype(np.int64)
-            levels = [level_name(v) for v in uniques.tolist()]
+            levels = list(map(str, uniques.tolist()))  # integers (and booleans) name themselves
         else:
             codes, uniques = pd.factorize(col, sort=True)
             codes = codes.astype(np.int64)

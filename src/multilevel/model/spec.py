@@ -105,9 +105,12 @@ class ThetaMap:
     def size(self) -> int:
         return int(self.block.size)
 
-    @property
+    @cached_property
     def lower_bounds(self) -> np.ndarray:
-        return np.where(self.row == self.col, 0.0, -np.inf)
+        """0 for the template diagonals, -inf for the rest (read-only: shared by every fit)."""
+        lower = np.where(self.row == self.col, 0.0, -np.inf)
+        lower.flags.writeable = False
+        return lower
 
     def initial(self) -> np.ndarray:
         """lme4's start: identity templates (diagonal 1, off-diagonal 0)."""

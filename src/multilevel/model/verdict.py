@@ -11,6 +11,7 @@ inside a fit become one :class:`~multilevel.errors.ModelError` through
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,10 @@ def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
             continue
         try:
             value = get() if callable(get) else get
+            if isinstance(value, (float, tuple)):  # Python numbers: no array needed
+                if not all(map(math.isfinite, value if isinstance(value, tuple) else (value,))):
+                    bad.append(name)
+                continue
             if isinstance(value, list):
                 value = np.concatenate(value) if value else np.zeros(0)
             values[name] = np.ravel(np.asarray(value, dtype=float))
@@ -63,7 +68,7 @@ def _nonfinite(result: Any, standard_errors: bool) -> list[str]:
             if not is_numerical_failure(exc):
                 raise
             bad.append(name)
-    if np.isfinite(np.concatenate(list(values.values()))).all():  # one test for the usual case
+    if not values or np.isfinite(np.concatenate(list(values.values()))).all():  # the usual case
         return bad
     return bad + [name for name, v in values.items() if not np.isfinite(v).all()]
 
