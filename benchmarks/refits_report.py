@@ -154,7 +154,16 @@ def report(results: dict, refs: dict, n: dict) -> None:
             1e3 * g["warm_fit"] if g else None,
             1e3 * r["warm_fit"]["seconds"] if r else None,
             False,
-            f"median of {n['warm_reps']} ({4 * n['warm_reps']} for glmm), after the kernels' tier-up",
+            f"median of {n['warm_reps']} each (lme4 51), integer Subject as read from the CSV; after the "
+            "kernels' tier-up",
+        ),
+        (
+            "warm fit, sleepstudy, categorical Subject (ms)",
+            1e3 * ml["warm"]["seconds_categorical"] if "seconds_categorical" in ml["warm"] else None,
+            1e3 * g["warm_fit_categorical"] if g and "warm_fit_categorical" in g else None,
+            None,
+            False,
+            f"median of {n['warm_reps']} each: Subject a pandas categorical of strings",
         ),
         (
             "warm fit, sleepstudy, interpreted tier (ms)",

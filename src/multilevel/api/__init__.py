@@ -9,7 +9,8 @@ is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata
 :mod:`~multilevel.api.nonlinear` fits nonlinear mixed models (``nlfit``).
 """
 
-from ..classical.fit import aov
+from typing import Any
+
 from .compare import anova
 from .core import Model, fit, gee, is_linear_model, sample
 from .deconv import deconvolve
@@ -31,3 +32,13 @@ __all__ = [
     "nlfit",
     "sample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # aov on first use: the classical package's imports (SciPy's distributions for its
+    # F tests) stay off every other fit's path
+    if name == "aov":
+        from ..classical.fit import aov
+
+        return aov
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -140,7 +140,12 @@ def missing_rows(
         kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"
         if kind in "iub":  # NumPy integers and booleans hold no missing values
             continue
-        na = np.isnan(col.to_numpy()) if kind == "f" else col.isna().to_numpy()
+        if kind == "f":
+            na = np.isnan(col.to_numpy())
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            na = np.asarray(col.array.codes) < 0  # a categorical's missing values are code -1
+        else:
+            na = col.isna().to_numpy()
         if na.any():
             per_col[c] = int(na.sum())
             mask &= ~na

@@ -37,7 +37,7 @@ def factor_codes(
         col = cols[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
             codes = np.asarray(col.array.codes, dtype=np.int64)  # the Categorical's own codes
-            levels = [level_name(v) for v in col.dtype.categories.tolist()]
+            levels = [level_name(v) for v in col.dtype.categories.to_numpy(dtype=object).tolist()]
         elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
             # NumPy integers: the sorted distinct values, as pandas' factorize(sort=True)
             uniques, codes = np.unique(col.to_numpy(), return_inverse=True)
