@@ -160,7 +160,7 @@ class Model:
         obj = self.objective(reml)
         report = Progress(progress)
         try:
-            with blas_threads(obj.layout.m):
+            with blas_threads(obj.layout.m, tiny_as_is=True):
                 return fit_objective(
                     obj,
                     self.design,

@@ -21,8 +21,10 @@ from contextlib import contextmanager
 from typing import Any
 
 SMALL_DENSE = 500
-#: below this size BLAS runs on one thread by itself (OpenBLAS threads a product only
-#: past 64^3 multiply-adds), and setting the limit would cost more than the fit's BLAS
+#: below this size one fit's BLAS calls run on one thread by themselves (OpenBLAS
+#: threads a product only past 64^3 multiply-adds): a single fit does not set the
+#: limit there (``tiny_as_is``), which costs more than such a fit's BLAS. Batched work
+#: (many replicates in one product) still asks for one thread.
 TINY_DENSE = 64
 #: readings of the runnable-task count (1 ms apart) before a large block picks its threads
 SAMPLES = 5
@@ -79,10 +81,10 @@ def idle_cores() -> int | None:
 
 
 @contextmanager
-def blas_threads(dense_size: int) -> Iterator[None]:
+def blas_threads(dense_size: int, *, tiny_as_is: bool = False) -> Iterator[None]:
     """One BLAS thread inside the block when ``dense_size`` is small; for a large block
     as many as there are idle cores (BLAS's own setting if that is unknown)."""
-    if dense_size < TINY_DENSE:
+    if tiny_as_is and dense_size < TINY_DENSE:
         yield
         return
     if dense_size >= SMALL_DENSE:
