@@ -42,9 +42,53 @@ class ArrayColumn:
         )
 
 
+class _Codes:
+    """A categorical's codes as the Series of ``.cat.codes`` is read (``to_numpy``)."""
+
+    __slots__ = ("codes",)
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = codes
+
+    def to_numpy(self) -> np.ndarray:
+        return self.codes
+
+
+class CategoricalColumn:
+    """A frame's categorical column as its ``Categorical``, with what the materializer
+    reads of the Series (``dtype``, ``array``, ``cat.categories``, ``cat.codes``)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, values: pd.Categorical) -> None:
+        self.array = values
+
+    @property
+    def dtype(self) -> Any:
+        return self.array.dtype
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @property
+    def cat(self) -> CategoricalColumn:
+        return self
+
+    @property
+    def categories(self) -> pd.Index:
+        return self.array.categories
+
+    @property
+    def codes(self) -> _Codes:
+        return _Codes(np.asarray(self.array.codes))
+
+    def isna(self) -> pd.Series:
+        return pd.Series(np.asarray(self.array.codes) < 0)
+
+
 def _column(df: pd.DataFrame, name: str) -> Any:
-    """``df[name]``, or its values as an :class:`ArrayColumn` where pandas gives them
-    directly (a unique name, a NumPy dtype)."""
+    """``df[name]``, or its values as an :class:`ArrayColumn` (a NumPy dtype) or a
+    :class:`CategoricalColumn` where pandas gives them directly (a unique name)."""
     get = getattr(df, "_get_column_array", None)  # pandas' own accessor of a column's values
     if get is not None:
         i = df.columns.get_loc(name)
@@ -52,6 +96,8 @@ def _column(df: pd.DataFrame, name: str) -> Any:
             values = get(i)
             if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iufb":
                 return ArrayColumn(values)
+            if isinstance(values, pd.Categorical):
+                return CategoricalColumn(values)
     return df[name]
 
 
