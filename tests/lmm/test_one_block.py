@@ -57,7 +57,7 @@ def test_criterion_and_gradient_equal_the_general_objective(formula, data, kw, c
         for module in (one_block, compiled):
             ws = one_block.workspace(args[2].shape[0], args[2].shape[1], args[4].shape[0] - 1)
             g = np.empty(theta.size)
-            f = module.evaluate(theta, *args, g, ws)
+            f = module.evaluate(theta, args, g, ws)
             assert f == pytest.approx(f_ref, rel=1e-12)
             np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-7 * np.abs(g_ref).max())
 

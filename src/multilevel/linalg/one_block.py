@@ -288,6 +288,16 @@ def _gradient_terms(
 
 
 @kernel
+def _criterion(
+    logdet_z: float, logdet_x: float, r2: float, nu: float, reml: bool, slw: float
+) -> float:  # pragma: no cover
+    """The profiled REML criterion or -2 log-likelihood
+    (:func:`multilevel.linalg.criteria.profiled_deviance`)."""
+    f = logdet_z + nu * (1.0 + LOG_2PI + math.log(r2 / nu)) - slw
+    return f + logdet_x if reml else f
+
+
+@kernel
 def workspace(n1: int, q: int, p: int) -> Any:  # pragma: no cover - also compiled
     """The arrays one evaluation writes, allocated once per search."""
     m = p + 1
@@ -299,21 +309,13 @@ def workspace(n1: int, q: int, p: int) -> Any:  # pragma: no cover - also compil
 
 @kernel
 def evaluate_loops(
-    theta: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    ARR: np.ndarray,
-    n: float,
-    reml: bool,
-    slw: float,
-    grad: np.ndarray,
-    ws: Any,
+    theta: np.ndarray, data: Any, grad: np.ndarray, ws: Any
 ) -> float:  # pragma: no cover - also compiled
     """The profiled criterion at ``theta`` (inf where a factor is not PD), its
-    gradient written to ``grad``. ``A1R`` is ``(n1, q, p + 1)``; ``ws`` is
-    :func:`workspace`'s. Loops over levels: what the compiled module runs."""
+    gradient written to ``grad``. ``data`` is ``(rows, cols, A11, A1R, ARR, n, reml,
+    sum log w)`` (``A1R``: ``(n1, q, p + 1)``); ``ws`` is :func:`workspace`'s. Loops
+    over levels: what the compiled module runs."""
+    rows, cols, A11, A1R, ARR, n, reml, slw = data
     T, S, G, E, C, beta, Cinv, L1, LX, c, Linv, B, t, zr = ws
     q = A11.shape[1]
     p = ARR.shape[0] - 1
@@ -333,9 +335,7 @@ def evaluate_loops(
         grad[:] = 0.0
         return math.inf
     nu = n - p if reml else n
-    f = logdet_z + nu * (1.0 + LOG_2PI + math.log(r2 / nu)) - slw
-    if reml:
-        f += logdet_x
+    f = _criterion(logdet_z, logdet_x, r2, nu, reml, slw)
     _gradient_terms(A1R, E, C, beta, Cinv, nu / r2, reml, G, B, t, zr)
     for k in range(theta.size):
         s = 0.0
@@ -345,21 +345,10 @@ def evaluate_loops(
     return f
 
 
-def evaluate_batched(
-    theta: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    ARR: np.ndarray,
-    n: float,
-    reml: bool,
-    slw: float,
-    grad: np.ndarray,
-    ws: Any,
-) -> float:
+def evaluate_batched(theta: np.ndarray, data: Any, grad: np.ndarray, ws: Any) -> float:
     """:func:`evaluate_loops` as batched NumPy operations over the levels (what the
     interpreted module runs: a few dozen array operations per evaluation)."""
+    rows, cols, A11, A1R, ARR, n, reml, slw = data
     q = A11.shape[1]
     p = ARR.shape[0] - 1
     T = np.zeros((q, q))
@@ -381,9 +370,7 @@ def evaluate_batched(
         grad[:] = 0.0
         return math.inf
     nu = n - p if reml else n
-    f = logdet_z + nu * (1.0 + LOG_2PI + math.log(r2 / nu)) - slw
-    if reml:
-        f += logdet_x
+    f = _criterion(logdet_z, logdet_x, r2, nu, reml, slw)
     ET = np.swapaxes(E, 1, 2)
     s = A1R[:, :, p] - A1R[:, :, :p] @ beta
     s -= np.einsum("lia,la->li", ET, C[:, :, p] - C[:, :, :p] @ beta)
@@ -427,18 +414,7 @@ def _normalize_columns(theta: np.ndarray, rows: np.ndarray, cols: np.ndarray) ->
 
 @kernel
 def _fd_hessian(
-    x: np.ndarray,
-    g: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    ARR: np.ndarray,
-    n: float,
-    reml: bool,
-    slw: float,
-    ws: Any,
-    H: np.ndarray,
+    x: np.ndarray, g: np.ndarray, data: Any, ws: Any, H: np.ndarray
 ) -> bool:  # pragma: no cover - also compiled
     """Forward differences of the analytic gradient ``g`` (at ``x``), symmetrized, into
     ``H``; False if a step leaves the region where the criterion is finite."""
@@ -448,7 +424,7 @@ def _fd_hessian(
     for i in range(k):
         h = 1e-4 * max(abs(x[i]), 1e-2)
         xt[i] = x[i] + h
-        f = evaluate(xt, rows, cols, A11, A1R, ARR, n, reml, slw, gp, ws)
+        f = evaluate(xt, data, gp, ws)
         xt[i] = x[i]
         if not math.isfinite(f):
             return False
@@ -483,14 +459,7 @@ def _spd_inverse(H: np.ndarray, out: np.ndarray) -> bool:  # pragma: no cover - 
 @kernel
 def minimize(
     x: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    ARR: np.ndarray,
-    n: float,
-    reml: bool,
-    slw: float,
+    data: Any,
     gtol: float,
     max_iter: int,
     g: np.ndarray,
@@ -506,21 +475,22 @@ def minimize(
     """BFGS from ``x`` (overwritten by the optimum, columns normalized; ``g`` and ``H``:
     the gradient and the finite-difference Hessian there): ``(criterion, evaluations,
     return code)``. The inverse Hessian starts from finite differences at ``x``.
-    ``stats[3]`` is the Newton step of :func:`_newton_step`; with ``final`` (the
-    compiled loops) the factor and solution at the optimum go to ``L1`` ... ``stats``
-    (:func:`_final_into`).
+    ``data`` is :func:`evaluate_loops`'s. ``stats[3]`` is the Newton step of
+    :func:`_newton_step`; with ``final`` (the compiled loops) the factor and solution
+    at the optimum go to ``L1`` ... ``stats`` (:func:`_final_into`).
 
     Why this is long: the line search and the update share the iteration's state.
     """
     k = x.size
-    ws = workspace(A11.shape[0], A11.shape[1], ARR.shape[0] - 1)
-    f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+    rows, cols, A11 = data[0], data[1], data[2]
+    ws = workspace(A11.shape[0], A11.shape[1], data[4].shape[0] - 1)
+    f = evaluate(x, data, g, ws)
     evals = 1
     if not math.isfinite(f):
         return f, evals, NOT_FINITE
     Hi = np.eye(k)
     evals += k
-    if not (_fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H) and _spd_inverse(H, Hi)):
+    if not (_fd_hessian(x, g, data, ws, H) and _spd_inverse(H, Hi)):
         Hi = np.eye(k)
     scaled = not np.all(Hi == np.eye(k))
     gn = np.empty(k)
@@ -547,7 +517,7 @@ def minimize(
         t, fn, accepted = 1.0, math.inf, False
         for _ in range(60):
             xn[:] = x + t * d
-            fn = evaluate(xn, rows, cols, A11, A1R, ARR, n, reml, slw, gn, ws)
+            fn = evaluate(xn, data, gn, ws)
             evals += 1
             if fn <= f + 1e-4 * t * slope:
                 accepted = True
@@ -579,11 +549,11 @@ def minimize(
             break
     # the state at x (the work space may hold a rejected trial's, the columns may turn)
     if _normalize_columns(x, rows, cols) or stale:
-        f = evaluate(x, rows, cols, A11, A1R, ARR, n, reml, slw, g, ws)
+        f = evaluate(x, data, g, ws)
         evals += 1
     if final and math.isfinite(f):
         _final_into(ws, L1, LS, beta, u, Cinv, stats)
-    if not _fd_hessian(x, g, rows, cols, A11, A1R, ARR, n, reml, slw, ws, H):
+    if not _fd_hessian(x, g, data, ws, H):
         H[:, :] = math.nan
     stats[3] = _newton_step(x, rows, cols, g, H)
     return f, evals + k, code

@@ -122,7 +122,7 @@ def fit(obj: LmmObjective, x0: np.ndarray | None, control: FitControl) -> OneBlo
         np.empty((p, p)),
         np.zeros(4),
     )
-    fval, n_evals, code = kernels.minimize(theta, *args, GTOL, MAX_ITER, g, H, compiled, *out)
+    fval, n_evals, code = kernels.minimize(theta, args, GTOL, MAX_ITER, g, H, compiled, *out)
     if code != one_block.CONVERGED or not np.isfinite(fval) or not np.all(np.isfinite(H)):
         return None
     seconds = time.perf_counter() - t0
