@@ -86,19 +86,19 @@ def _forward(L: np.ndarray, B: np.ndarray) -> None:  # pragma: no cover - also c
 
 
 @kernel
-def _level_pass(
-    T: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    S: np.ndarray,
-    G: np.ndarray,
-    E: np.ndarray,
-    C: np.ndarray,
-    L1: np.ndarray,
-) -> float:  # pragma: no cover - also compiled
+def _mirror(M: np.ndarray) -> None:  # pragma: no cover - also compiled
+    """Copy the lower triangle of a square matrix to the upper."""
+    for i in range(M.shape[0]):
+        for j in range(i):
+            M[j, i] = M[i, j]
+
+
+@kernel
+def _level_pass(T: np.ndarray, A11: np.ndarray, A1R: np.ndarray, ws: Any) -> float:  # pragma: no cover
     """Per level: factor ``M_l = L1[l] L1[l]'``, store ``E_l`` and ``C_l``, subtract
-    ``C_l'C_l`` from ``S`` and add ``A_l`` to ``G``; the return is ``log|M|`` (NaN if
-    one is not PD)."""
+    ``C_l'C_l`` from ``S`` and add ``A_l`` to ``G`` (lower triangles; the arrays of the
+    work space ``ws``); the return is ``log|M|`` (NaN if one is not PD)."""
+    S, G, E, C, L1 = ws[1], ws[2], ws[3], ws[4], ws[7]
     n1, q, _ = A11.shape
     m = A1R.shape[2]
     logdet = 0.0
@@ -127,7 +127,7 @@ def _level_pass(
             logdet += 2.0 * math.log(L[i, i])
         _forward(L, El)
         _forward(L, Cl)
-        for i in range(m):  # lower triangles only; mirrored by the caller
+        for i in range(m):
             for j in range(i + 1):
                 s = 0.0
                 for a in range(q):
@@ -139,28 +139,14 @@ def _level_pass(
                 for a in range(q):
                     s += El[a, i] * El[a, j]
                 G[i, j] += A[i, j] - s
-    for i in range(m):
-        for j in range(i):
-            S[j, i] = S[i, j]
-    for i in range(q):
-        for j in range(i):
-            G[j, i] = G[i, j]
     return logdet
 
 
 @kernel
-def _level_pass2(
-    T: np.ndarray,
-    A11: np.ndarray,
-    A1R: np.ndarray,
-    S: np.ndarray,
-    G: np.ndarray,
-    E: np.ndarray,
-    C: np.ndarray,
-    L1: np.ndarray,
-) -> float:  # pragma: no cover - also compiled
+def _level_pass2(T: np.ndarray, A11: np.ndarray, A1R: np.ndarray, ws: Any) -> float:  # pragma: no cover
     """:func:`_level_pass` for two columns per level (a random intercept and slope),
     written out: the same operations without the loops over the columns."""
+    S, G, E, C, L1 = ws[1], ws[2], ws[3], ws[4], ws[7]
     n1 = A11.shape[0]
     m = A1R.shape[2]
     t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
@@ -199,10 +185,6 @@ def _level_pass2(
         G[0, 0] += a00 - (e00 * e00 + e10 * e10)
         G[1, 0] += a10 - (e01 * e00 + e11 * e10)
         G[1, 1] += a11 - (e01 * e01 + e11 * e11)
-    for i in range(m):
-        for j in range(i):
-            S[j, i] = S[i, j]
-    G[0, 1] = G[1, 0]
     return logdet
 
 
@@ -316,7 +298,7 @@ def evaluate_loops(
     sum log w)`` (``A1R``: ``(n1, q, p + 1)``); ``ws`` is :func:`workspace`'s. Loops
     over levels: what the compiled module runs."""
     rows, cols, A11, A1R, ARR, n, reml, slw = data
-    T, S, G, E, C, beta, Cinv, L1, LX, c, Linv, B, t, zr = ws
+    T, S, G, E, C, beta, Cinv, _, LX, c, Linv, B, t, zr = ws
     q = A11.shape[1]
     p = ARR.shape[0] - 1
     T[:, :] = 0.0
@@ -324,10 +306,9 @@ def evaluate_loops(
         T[rows[i], cols[i]] = theta[i]
     S[:, :] = ARR
     G[:, :] = 0.0
-    if q == 2:
-        logdet_z = _level_pass2(T, A11, A1R, S, G, E, C, L1)
-    else:
-        logdet_z = _level_pass(T, A11, A1R, S, G, E, C, L1)
+    logdet_z = _level_pass2(T, A11, A1R, ws) if q == 2 else _level_pass(T, A11, A1R, ws)
+    _mirror(S)
+    _mirror(G)
     logdet_x, r2 = (0.0, math.nan)
     if not math.isnan(logdet_z):
         logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
