@@ -157,3 +157,15 @@ def test_the_kernels_moment_start_is_numpys(formula, data, kw, compiled):
     fit = _quiet_fit(formula, load_dataset(data), **kw)
     x0 = lmm_one_block._start(fit.objective, compiled, _args(fit))
     np.testing.assert_allclose(x0, moment_start(fit.spec, fit.objective.cp), rtol=1e-10)
+
+
+def test_float_and_boolean_grouping_columns():
+    # found by the generator: a float grouping column read as its values (ArrayColumn)
+    d = load_dataset("sleepstudy")
+    ref = _quiet_fit("Reaction ~ Days + (Days | Subject)", d)
+    for g in (d["Subject"].astype(str).astype(float), d["Subject"].astype(str).astype(int) % 2 == 0):
+        fit = _quiet_fit("Reaction ~ Days + (1 | g)", d.assign(g=g))
+        assert fit.converged and fit.ngroups["g"] == g.nunique()
+    as_float = _quiet_fit("Reaction ~ Days + (Days | g)", d.assign(g=d["Subject"].astype(str).astype(float)))
+    assert as_float.reml_criterion == pytest.approx(ref.reml_criterion, rel=1e-10)
+    assert list(as_float.ranef["g"].index) == [str(int(float(s))) for s in d["Subject"].cat.categories]

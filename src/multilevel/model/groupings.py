@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, RandomTerm
 from .columns import level_name
-from .data import Columns, check_finite, columns_of
+from .data import ArrayColumn, Columns, check_finite, columns_of
 from .matrices import model_matrix
 from .spec import GroupingSpec, TermSpec, ThetaMap
 
@@ -44,7 +44,7 @@ def factor_codes(
             codes = codes.astype(np.int64)
             levels = list(map(str, uniques.tolist()))  # integers (and booleans) name themselves
         else:
-            codes, uniques = pd.factorize(col, sort=True)
+            codes, uniques = pd.factorize(col.to_numpy() if isinstance(col, ArrayColumn) else col, sort=True)
             codes = codes.astype(np.int64)
             levels = [level_name(v) for v in uniques.tolist()]
         combined = combined * len(levels) + codes
