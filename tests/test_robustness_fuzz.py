@@ -77,11 +77,15 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
     for g in ("g1", "g2"):
         k = draw(st.integers(1, n))
         codes = draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
-        kind = draw(st.sampled_from(["str", "int", "category"]))
+        kind = draw(st.sampled_from(["str", "int", "category", "float", "bool"]))
         if kind == "str":
             d[g] = np.array([f"l{c}" for c in codes], dtype=object)
         elif kind == "int":
             d[g] = np.asarray(codes)
+        elif kind == "float":  # read as its values by the materializer, as int and bool are
+            d[g] = np.asarray(codes, dtype=float) + 0.5
+        elif kind == "bool":
+            d[g] = np.asarray(codes) % 2 == 0
         else:
             d[g] = pd.Categorical([f"c{c}" for c in codes])
     y = np.asarray(draw(st.lists(st.floats(-5, 5, allow_nan=False), min_size=n, max_size=n)))
