@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from . import one_block_compiled
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -305,9 +307,7 @@ def _one_block_pass(
 ) -> CrossProducts | None:
     """One grouping block's cross-products in one compiled pass over the rows, where
     this process has the compiled one-block kernels (:mod:`.one_block_compiled`)."""
-    from .one_block_compiled import loaded
-
-    kernels = loaded()
+    kernels = one_block_compiled.loaded()
     codes, V = group
     lay = layout_of([(n1, V.shape[1])], X.shape[1])
     if kernels is None or lay.n1 * lay.q1 * lay.m > DENSE_A1R_MAX:

@@ -210,17 +210,24 @@ def _fixed_part(
         for k in range(i + 1, p):
             s -= LX[k, i] * beta[k]
         beta[i] = s / LX[i, i]
-    Linv[:, :] = 0.0
-    for i in range(p):
-        Linv[i, i] = 1.0
-    _forward(LX, Linv)
-    for i in range(p):
-        for j in range(p):
-            s = 0.0
-            for k in range(p):
-                s += Linv[k, i] * Linv[k, j]
-            Cinv[i, j] = s
+    _inverse_from_factor(LX, Linv, Cinv)
     return logdet, r2
+
+
+@kernel
+def _inverse_from_factor(L: np.ndarray, Linv: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """``out = (L L')^{-1}`` from the lower Cholesky factor ``L`` (``Linv``: work space)."""
+    k = L.shape[0]
+    Linv[:, :] = 0.0
+    for i in range(k):
+        Linv[i, i] = 1.0
+    _forward(L, Linv)
+    for i in range(k):
+        for j in range(k):
+            s = 0.0
+            for a in range(k):
+                s += Linv[a, i] * Linv[a, j]
+            out[i, j] = s
 
 
 @kernel
@@ -422,18 +429,10 @@ def _fd_hessian(
 @kernel
 def _spd_inverse(H: np.ndarray, out: np.ndarray) -> bool:  # pragma: no cover - also compiled
     """``out = H^{-1}`` for symmetric positive-definite ``H``; False if it is not."""
-    k = H.shape[0]
     L = H.copy()
     if not _cholesky(L):
         return False
-    Linv = np.eye(k)
-    _forward(L, Linv)
-    for i in range(k):
-        for j in range(k):
-            s = 0.0
-            for a in range(k):
-                s += Linv[a, i] * Linv[a, j]
-            out[i, j] = s
+    _inverse_from_factor(L, np.empty_like(L), out)
     return True
 
 

@@ -104,8 +104,8 @@ def optimize(
 def _optimize(
     obj: LmmObjective, start: Any, control: FitControl, progress: Progress | None
 ) -> tuple[np.ndarray, OptSummary, tuple[str, ...], tuple[Any, Any, Any] | None]:
-    """:func:`optimize`, and the factor and solution at the optimum where the compiled
-    one-block kernels computed them (else None)."""
+    """:func:`optimize`, and the factor, solution and vcov(beta) at the optimum where
+    the compiled one-block kernels computed them (else None)."""
     optimizer = control.optimizer
     lower = obj.spec.theta_map.lower_bounds
     if optimizer == "auto" and one_block.applies(obj):
@@ -217,7 +217,6 @@ def fit_objective(
         reml=obj.reml,
         optinfo=opt,
         messages=messages,
+        known_vcov=vcov,
     )
-    if vcov is not None:  # the kernels' (X'H^{-1}X)^{-1}: the result's cached vcov(beta)
-        result.__dict__["_vcov_array"] = vcov
     return finite_verdict(result)

@@ -47,6 +47,8 @@ class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
     reml: bool
     optinfo: OptSummary
     messages: tuple[str, ...] = ()
+    # vcov(beta) where the fit has it already (the compiled one-block kernels), else None
+    known_vcov: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     # ---- parameters -------------------------------------------------
     @property
@@ -63,6 +65,8 @@ class LmmResult(MixedFitMixin, ProfileMethods, LmmInferenceMixin):
 
     @cached_property
     def _vcov_array(self) -> np.ndarray:
+        if self.known_vcov is not None:
+            return self.known_vcov
         return np.asarray(vcov_beta(self.objective, self.factor, self.sigma))
 
     @cached_property

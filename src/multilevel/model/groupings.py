@@ -102,12 +102,23 @@ def grouping_blocks(
     """The grouping blocks of the random terms, the theta layout and names, and each
     factor's row codes. ``re_mats`` holds the model matrices already built per term
     expression."""
-    terms = list(parsed.random)
     levels: dict[str, tuple[str, ...]] = {}
     codes_by_group = {}
-    for t in terms:
+    for t in parsed.random:
         if t.group not in levels:
             codes_by_group[t.group], levels[t.group] = factor_codes(df, t.factors, cols)
+    blocks, tm, names = blocks_for_levels(parsed, df, re_mats, levels)
+    return blocks, tm, names, codes_by_group
+
+
+def blocks_for_levels(
+    parsed: ParsedFormula, df: pd.DataFrame, re_mats: dict[str, Any], levels: dict[str, tuple[str, ...]]
+) -> tuple[tuple[GroupingSpec, ...], ThetaMap, tuple[str, ...]]:
+    """The grouping blocks in lme4's order and the theta layout and names, from each
+    factor's levels (the data's, or a partitioned table's first pass); a factor with
+    fewer than 2 levels is an error."""
+    terms = list(parsed.random)
+    for t in terms:
         if len(levels[t.group]) < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has {len(levels[t.group])} level in the data used; "
@@ -116,7 +127,7 @@ def grouping_blocks(
     order = lme4_order(terms, [len(levels[t.group]) for t in terms])
     blocks = _blocks(parsed, df, re_mats, [terms[i] for i in order], levels)
     tm, names = _theta_layout([terms[i] for i in order], blocks)
-    return blocks, tm, names, codes_by_group
+    return blocks, tm, names
 
 
 def _blocks(

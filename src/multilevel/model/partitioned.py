@@ -37,7 +37,7 @@ from .design import (
     _matrices,
     used_columns,
 )
-from .groupings import _blocks, _theta_layout, factor_codes, lme4_order, term_values
+from .groupings import blocks_for_levels, factor_codes, term_values
 from .matrices import expression, model_matrix
 from .spec import ModelSpec
 
@@ -220,17 +220,8 @@ def recipe_from_survey(
         raise DataError("no complete rows left after removing missing values")
     proto = _prototype(survey, sets)
     _, fixed_mm, re_mats, mm_specs = _matrices(parsed, proto, proto)
-    terms = list(parsed.random)
-    levels = {t.group: factor_codes(survey.levels[t.factors], t.factors)[1] for t in terms}
-    for g, lev in levels.items():
-        if len(lev) < 2:
-            raise DataError(
-                f"grouping factor {g!r} has {len(lev)} level in the data used; "
-                "a random effect needs at least 2 levels (drop the term or check the data)"
-            )
-    order = lme4_order(terms, [len(levels[t.group]) for t in terms])
-    groupings = _blocks(parsed, proto, re_mats, [terms[i] for i in order], levels)
-    theta_map, theta_names = _theta_layout([terms[i] for i in order], groupings)
+    levels = {t.group: factor_codes(survey.levels[t.factors], t.factors)[1] for t in parsed.random}
+    groupings, theta_map, theta_names = blocks_for_levels(parsed, proto, re_mats, levels)
     fam = get_family("gaussian")
     _check_identifiable(groupings, n, fam, parsed.se is not None)
     columns = record_columns(proto, predictor_names(parsed, set(proto.columns)), mm_specs)
