@@ -418,16 +418,9 @@ class GlmmProblem:
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
-        # Newton steps from the mode, and the observed curvature there for the observed
-        # Laplace. lme4's criterion is not stationary in u, so its modes are finished
-        # the same way (else it is noisy at ~1e-6 and BOBYQA stops short), the
-        # curvature dropped. Other fits keep PIRLS's mode.
-        curvature = None
-        if self.observed or self.lme4_criterion:
-            (u, b_cur, eta, mu, loglik), newton_curvature = self._newton(
-                builder, Ts, disp, zshift, joint, (u, b_cur, eta, mu, loglik), converged
-            )
-            curvature = newton_curvature if self.observed else None
+        (u, b_cur, eta, mu, loglik), curvature = self._finish_mode(
+            builder, Ts, disp, zshift, joint, (u, b_cur, eta, mu, loglik), converged
+        )
         # factor with the working weights at the mode (for log|L|)
         W, cp = self._weighted(builder, eta, mu, zshift, disp)
         result_system = self._system(builder, cp)
@@ -453,6 +446,26 @@ class GlmmProblem:
             observed=curvature,
             lme4_aic=self._lme4_aic(mu) if self.lme4_criterion else None,
         )
+
+    def _finish_mode(
+        self,
+        builder: CrossProductBuilder,
+        Ts: list[np.ndarray],
+        disp: float,
+        zshift: np.ndarray,
+        joint: bool,
+        state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
+        converged: bool,
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature | None]:
+        """Newton steps from PIRLS's mode (:meth:`_newton`), and the observed curvature
+        there for the observed Laplace. lme4's criterion is not stationary in u, so its
+        modes are finished the same way (else it is noisy at ~1e-6 and BOBYQA stops
+        short), the curvature dropped; the steps stop where an observed weight is
+        negative or the penalized deviance rises. Other fits: ``state`` as it is."""
+        if not (self.observed or self.lme4_criterion):
+            return state, None
+        state, curvature = self._newton(builder, Ts, disp, zshift, joint, state, converged)
+        return state, (curvature if self.observed else None)
 
     def _lme4_aic(self, mu: np.ndarray) -> float:
         """The family's aic at ``mu`` with lme4's dispersion: the deviance over sum(w);
