@@ -277,6 +277,23 @@ def _gradient_terms(
 
 
 @kernel
+def _fixed_criterion(
+    S: np.ndarray, logdet_z: float, ws: Any, n: float, reml: bool, slw: float
+) -> tuple[float, float, float]:  # pragma: no cover - also compiled
+    """From the Schur complement ``S`` of ``[X y]``: ``(criterion, nu, r2)``, the
+    criterion inf where a factor is not positive definite (``logdet_z`` NaN or ``S``
+    not PD); ``beta`` and ``C^{-1}`` go to the work space."""
+    p = S.shape[0] - 1
+    if math.isnan(logdet_z):
+        return math.inf, 0.0, math.nan
+    logdet_x, r2 = _fixed_part(S, p, ws[5], ws[6], ws[8], ws[9], ws[10])
+    if not r2 > 0.0:
+        return math.inf, 0.0, r2
+    nu = n - p if reml else n
+    return _criterion(logdet_z, logdet_x, r2, nu, reml, slw), nu, r2
+
+
+@kernel
 def _criterion(
     logdet_z: float, logdet_x: float, r2: float, nu: float, reml: bool, slw: float
 ) -> float:  # pragma: no cover
@@ -305,9 +322,19 @@ def evaluate_loops(
     sum log w)`` (``A1R``: ``(n1, q, p + 1)``); ``ws`` is :func:`workspace`'s. Loops
     over levels: what the compiled module runs."""
     rows, cols, A11, A1R, ARR, n, reml, slw = data
-    T, S, G, E, C, beta, Cinv, _, LX, c, Linv, B, t, zr = ws
+    T, S, G, E, C, beta, Cinv, B, t, zr = (
+        ws[0],
+        ws[1],
+        ws[2],
+        ws[3],
+        ws[4],
+        ws[5],
+        ws[6],
+        ws[11],
+        ws[12],
+        ws[13],
+    )
     q = A11.shape[1]
-    p = ARR.shape[0] - 1
     T[:, :] = 0.0
     for i in range(theta.size):
         T[rows[i], cols[i]] = theta[i]
@@ -316,14 +343,10 @@ def evaluate_loops(
     logdet_z = _level_pass2(T, A11, A1R, ws) if q == 2 else _level_pass(T, A11, A1R, ws)
     _mirror(S)
     _mirror(G)
-    logdet_x, r2 = (0.0, math.nan)
-    if not math.isnan(logdet_z):
-        logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
-    if not r2 > 0.0:
+    f, nu, r2 = _fixed_criterion(S, logdet_z, ws, n, reml, slw)
+    if not f < math.inf:
         grad[:] = 0.0
         return math.inf
-    nu = n - p if reml else n
-    f = _criterion(logdet_z, logdet_x, r2, nu, reml, slw)
     _gradient_terms(A1R, E, C, beta, Cinv, nu / r2, reml, G, B, t, zr)
     for k in range(theta.size):
         s = 0.0
@@ -352,13 +375,11 @@ def evaluate_batched(theta: np.ndarray, data: Any, grad: np.ndarray, ws: Any) ->
     S = ARR - np.einsum("lai,laj->ij", C, C)
     diag = np.diagonal(L, axis1=1, axis2=2)
     logdet_z = 2.0 * float(np.log(diag).sum())
-    beta, Cinv, LX, c, Linv = ws[5], ws[6], ws[8], ws[9], ws[10]
-    logdet_x, r2 = _fixed_part(S, p, beta, Cinv, LX, c, Linv)
-    if not r2 > 0.0:
+    f, nu, r2 = _fixed_criterion(S, logdet_z, ws, n, reml, slw)
+    if not f < math.inf:
         grad[:] = 0.0
         return math.inf
-    nu = n - p if reml else n
-    f = _criterion(logdet_z, logdet_x, r2, nu, reml, slw)
+    beta, Cinv = ws[5], ws[6]
     ET = np.swapaxes(E, 1, 2)
     s = A1R[:, :, p] - A1R[:, :, :p] @ beta
     s -= np.einsum("lia,la->li", ET, C[:, :, p] - C[:, :, :p] @ beta)
