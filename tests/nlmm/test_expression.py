@@ -6,9 +6,9 @@ import pytest
 
 import multilevel
 from multilevel.errors import FormulaError, ModelError
-from multilevel.nlmm.expression import evaluate, parse_mean
-from multilevel.nlmm.problem import build_problem
-from multilevel.nlmm.selfstart import SELF_START
+from multilevel.formula.expression import evaluate, parse_mean
+from multilevel.formula.selfstart import SELF_START
+from multilevel.model.nonlinear import build_problem
 
 DATA = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "x": [1.0, 2, 3, 4, 5, 6], "g": list("aabbcc")})
 

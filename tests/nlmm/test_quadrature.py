@@ -7,7 +7,7 @@ import pytest
 
 import multilevel
 from multilevel.errors import ModelError
-from multilevel.nlmm.expression import evaluate
+from multilevel.formula.expression import evaluate
 from multilevel.nlmm.laplace import NlmmObjective
 
 PARAMS = {"lKe": "1", "lKa": "1 + (1 | Subject)", "lCl": "1 + (1 | Subject)"}

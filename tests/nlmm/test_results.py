@@ -9,8 +9,8 @@ import pytest
 
 import multilevel
 from multilevel.errors import DataError, MissingDataWarning
-from multilevel.nlmm.problem import build_problem
-from multilevel.nlmm.selfstart import SELF_START
+from multilevel.formula.selfstart import SELF_START
+from multilevel.model.nonlinear import build_problem
 from multilevel.nlmm.start import initial_beta, population_start
 
 FORMULA = "circumference ~ SSlogis(age, Asym, xmid, scal)"
@@ -119,7 +119,7 @@ def test_self_start_recovers_the_population_parameters(call, truth, x):
     groups = np.repeat(np.arange(4), x.size)
     xs = np.tile(x, 4)
     env = {"x": xs, "input": xs, "Dose": np.full(xs.size, 4.0), **truth}
-    from multilevel.nlmm.expression import evaluate, parse_expression
+    from multilevel.formula.expression import evaluate, parse_expression
 
     y = evaluate(parse_expression(model.text)[0], env, np) * (
         1 + 0.001 * np.random.default_rng(0).normal(size=xs.size)

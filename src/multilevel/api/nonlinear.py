@@ -60,8 +60,8 @@ def nlfit(
     >>> m.converged, list(m.fixef.index)
     (True, ['Asym', 'xmid', 'scal'])
     """
+    from ..model.nonlinear import build_problem
     from ..nlmm.fit import fit_problem
-    from ..nlmm.problem import build_problem
     from ..present.nlmm_fit import NlmmFit
 
     problem = build_problem(formula, data, params, na_action=na_action)

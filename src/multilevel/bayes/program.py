@@ -309,10 +309,13 @@ def site_supports(struct: Structure, priors: dict[str, Prior]) -> dict[str, tupl
 
 def make_unconstrain(struct: Structure, priors: dict[str, Prior]) -> Any:
     """Jitted map from constrained site values to NumPyro's unconstrained space (leading chain axis)."""
+    return unconstrain_sites(site_supports(struct, priors))
+
+
+def unconstrain_sites(supports: dict[str, tuple[Any, tuple[int, ...]]]) -> Any:
+    """:func:`make_unconstrain` for any table of sites ``{site: (support, event shape)}``."""
     import jax
     from numpyro.distributions.transforms import biject_to
-
-    supports = site_supports(struct, priors)
 
     def unconstrain(values: dict[str, Any]) -> dict[str, Any]:
         return {k: biject_to(supports[k][0]).inv(v) for k, v in values.items()}
@@ -322,11 +325,14 @@ def make_unconstrain(struct: Structure, priors: dict[str, Prior]) -> Any:
 
 def make_constrain(struct: Structure, priors: dict[str, Prior]) -> Any:
     """``u -> (values, log|J|)``: unconstrained site values to parameter values by name."""
+    names = {site_name(p): p.name for p in struct.params}
+    return constrain_sites(site_supports(struct, priors), names)
+
+
+def constrain_sites(supports: dict[str, tuple[Any, tuple[int, ...]]], names: dict[str, str]) -> Any:
+    """:func:`make_constrain` for any table of sites; ``names`` renames sites to parameters."""
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
-
-    supports = site_supports(struct, priors)
-    names = {site_name(p): p.name for p in struct.params}
 
     def constrain(u: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         values: dict[str, Any] = {}
@@ -368,8 +374,11 @@ class NutsSettings:
 def potential_generator(struct: Structure, priors: dict[str, Prior]) -> Any:
     """``data -> (u -> potential energy)``: minus the log joint density at unconstrained
     values, with the log-Jacobian of the transforms (NumPyro's ``potential_fn_gen``)."""
-    log_joint = make_log_joint(struct, priors)
-    constrain = make_constrain(struct, priors)
+    return potential_from(make_log_joint(struct, priors), make_constrain(struct, priors))
+
+
+def potential_from(log_joint: Any, constrain: Any) -> Any:
+    """The potential generator of a ``log_joint(data, values)`` and a ``constrain(u)``."""
 
     def potential_gen(data: dict[str, Any]) -> Any:
         def potential(u: dict[str, Any]) -> Any:
@@ -382,14 +391,14 @@ def potential_generator(struct: Structure, priors: dict[str, Prior]) -> Any:
 
 
 def make_runner(
-    struct: Structure,
-    priors: dict[str, Prior],
+    potential_gen: Any,
     settings: NutsSettings,
     *,
     progress: Any = None,
     postprocess: Any = None,
 ) -> Any:
-    """One compiled program ``run(data, init_u, key)`` for NumPyro's NUTS kernel on all chains.
+    """One compiled program ``run(data, init_u, key)`` for NumPyro's NUTS kernel on all chains,
+    on the potential of ``potential_gen`` (:func:`potential_generator`, :func:`potential_from`).
 
     NumPyro's ``hmc(algo="NUTS")`` kernel is driven here by one ``lax.scan`` per
     chain over warmup and kept iterations, the chains one after another in the
@@ -407,7 +416,7 @@ def make_runner(
     import jax.numpy as jnp
     from numpyro.infer.hmc import hmc
 
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_generator(struct, priors), algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
     chains, draws, warmup = settings.chains, settings.draws, settings.warmup
     total = warmup + draws
     every = max(total * chains // 100, 1)

@@ -29,6 +29,7 @@ from .program import (
     make_runner,
     make_unconstrain,
     marginal_data,
+    potential_generator,
     row_data,
     sd_name,
     uncentre,
@@ -112,8 +113,7 @@ def get_program(
     n_iter = settings.chains * (settings.warmup + settings.draws)
     bar = _Progress(n_iter, f"sampling {settings.chains} chains") if progress else None
     runner = make_runner(
-        struct,
-        priors,
+        potential_generator(struct, priors),
         settings,
         progress=bar,
         postprocess=_postprocess_fn(struct, make_constrain(struct, priors)),

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, warn
+from ..model.nonlinear import NlmmProblem
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
 from .laplace import NlmmObjective
-from .problem import NlmmProblem
 from .quadrature import check_agq
 from .start import initial_beta, population_start
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .expression import evaluate
-from .problem import NlmmProblem
+from ..formula.expression import evaluate
+from ..model.nonlinear import NlmmProblem
 
 MAX_ITER = 300
 MAX_HALVINGS = 20

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..linalg.quadrature import hermite_grid
-from .problem import NlmmProblem
+from ..model.nonlinear import NlmmProblem
 
 if TYPE_CHECKING:
     from .laplace import Kernels, NlmmObjective

@@ -20,10 +20,10 @@ from ..errors import DataError
 from ..model.data import to_pandas
 from ..model.fitted import InformationCriteria
 from ..model.newdata import design_for
+from ..model.nonlinear import NlmmProblem
 from ..model.pvalues import two_sided_z
 from ..optim.optimize import OptSummary
 from .fit import NlmmEstimate
-from .problem import NlmmProblem
 
 
 @dataclass(frozen=True)

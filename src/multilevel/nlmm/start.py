@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .expression import Name, evaluate, names_of
-from .problem import NlmmProblem
-from .selfstart import SELF_START
+from ..formula.expression import Name, evaluate, names_of
+from ..formula.selfstart import SELF_START
+from ..model.nonlinear import NlmmProblem
 
 
 def selfstart_values(problem: NlmmProblem) -> dict[str, float]:

@@ -21,11 +21,11 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse_formula
-from ..model.data import check_finite, complete_rows, to_pandas
-from ..model.design import Design, build_model, data_name, used_columns
-from ..model.spec import ModelSpec
-from .expression import MeanExpression, evaluate, parse_mean
-from .selfstart import SELF_START
+from ..formula.expression import MeanExpression, evaluate, parse_mean
+from ..formula.selfstart import SELF_START
+from .data import check_finite, complete_rows, to_pandas
+from .design import Design, build_model, data_name, used_columns
+from .spec import ModelSpec
 
 
 @dataclass(frozen=True)

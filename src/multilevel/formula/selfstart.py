@@ -2,7 +2,7 @@
 ``SSfol`` and ``SSbiexp``.
 
 Each model is an expression (expanded into the formula by
-:mod:`multilevel.nlmm.expression`) and an initial-value routine like R's
+:mod:`multilevel.formula.expression`) and an initial-value routine like R's
 ``getInitial``: the parameters that enter nonlinearly are searched on a grid, the
 ones that enter linearly are solved by least squares at every grid point (a
 partially linear fit, as R's ``plinear`` algorithm), and the best point is then
@@ -24,7 +24,7 @@ from ..errors import ModelError
 @dataclass(frozen=True)
 class SelfStartModel:
     """A self-starting model: argument roles, which are parameters, the mean's text
-    (parsed by :mod:`multilevel.nlmm.expression`) and the start routine
+    (parsed by :mod:`multilevel.formula.expression`) and the start routine
     ``initial(covariates, y) -> {role: value}``."""
 
     name: str
