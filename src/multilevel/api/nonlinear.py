@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 
 def nlfit(
     formula: str,
@@ -67,3 +69,43 @@ def nlfit(
     problem = build_problem(formula, data, params, na_action=na_action)
     estimate, info = fit_problem(problem, nagq=nagq, start=start, maxeval=maxeval)
     return NlmmFit(problem, estimate, nagq, info)
+
+
+def sample_nonlinear(
+    formula: str,
+    data: Any,
+    params: Mapping[str, str] | None,
+    *,
+    start: Mapping[str, Any] | None,
+    priors: dict[str, Any] | None,
+    control: Any,
+    na_action: str,
+) -> Any:
+    """:func:`multilevel.sample` for a nonlinear formula: the chains start near the
+    Laplace fit of :func:`nlfit` (its warnings kept on the result, not shown)."""
+    import warnings
+
+    from ..bayes.nonlinear import sample_problem
+    from ..model.nonlinear import build_problem
+    from ..nlmm.fit import fit_problem
+    from ..present.nlmm_fit import NlmmFit
+    from ..present.nlmm_posterior import NlPosterior
+
+    problem = build_problem(formula, data, params, na_action=na_action)
+    fitted: dict[str, Any] = {"fit": None, "messages": ()}
+
+    def estimate() -> dict[str, Any] | None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                est, info = fit_problem(problem, nagq=1, start=start, maxeval=20_000)
+                fit = NlmmFit(problem, est, 1, info)
+            except Exception as exc:  # the sampler does not need it; say why it is missing
+                fitted["messages"] = (f"likelihood fit failed ({exc}); chains start from NumPyro's default",)
+                return None
+        fitted["fit"], fitted["messages"] = fit, tuple(str(w.message) for w in caught)
+        se = np.sqrt(np.maximum(np.diag(est.vcov), 0.0)) if est.vcov.size else np.zeros(0)
+        return {"beta": est.beta, "se": se, "theta": est.theta, "sigma": est.sigma, "b": est.b}
+
+    out = sample_problem(problem, estimate=estimate, priors=priors, control=control)
+    return NlPosterior(problem, out, fit=fitted["fit"], fit_messages=fitted["messages"])

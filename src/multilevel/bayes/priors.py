@@ -218,10 +218,13 @@ class ParamInfo:
     cls: str  # "Intercept", "b", "sd", "cor", "sigma", "shape"
     group: str | None = None  # grouping factor of sd / cor parameters
     dim: int | None = None  # correlation matrix size for cor
+    keys: tuple[str, ...] = ()  # the keys that address it, most specific first (else by class)
 
 
 def _keys_for(p: ParamInfo) -> list[str]:
     """Keys a user may address this parameter by, most specific first."""
+    if p.keys:
+        return list(p.keys)
     if p.cls == "b":
         return [p.name, f"b_{p.name}", "b"]
     if p.cls == "Intercept":

@@ -16,6 +16,33 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.3g}"
 
 
+def posterior_tables(post: Any, summ: Any, sections: list[tuple[str, list[str]]]) -> list[str]:
+    """The priors, then a table per section (title, parameter names), then the diagnostics."""
+    lo_col, hi_col = summ.columns[3], summ.columns[4]
+    lines = ["", "Priors:"]
+    width = max([*(len(k) for k in post.priors), *(len(n) for _, names in sections for n in names)])
+    for k, p in post.priors.items():
+        lines.append(f"  {k:<{width}}  {p.text}{'' if p.source == 'user' else '  (default)'}")
+    header = (
+        f"{'':<{width}}  {'mean':>9} {'sd':>8} {lo_col:>9} {hi_col:>9} "
+        f"{'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}"
+    )
+    for title, names in sections:
+        lines += ["", title, header]
+        for n in names:
+            r = summ.loc[n]
+            lines.append(
+                f"  {n:<{width}}{_fmt(r['mean']):>9} {_fmt(r['sd']):>8} {_fmt(r[lo_col]):>9} "
+                f"{_fmt(r[hi_col]):>9} {r['r_hat']:>6.3f} {r['ess_bulk']:>8.0f} {r['ess_tail']:>8.0f}"
+            )
+    lines += [
+        "",
+        f"Divergent transitions: {post.divergences}; E-BFMI: {', '.join(f'{b:.2f}' for b in post.bfmi)}",
+    ]
+    lines += [f"warning: {m}" for m in post.messages]
+    return lines
+
+
 class Posterior(PosteriorResult):
     """Posterior draws of a mixed model, as :func:`multilevel.sample` returns them.
 
@@ -69,7 +96,6 @@ class Posterior(PosteriorResult):
         st = self.structure
         s = self.settings
         summ = self.summary(group_effects=False, prob=prob)
-        lo_col, hi_col = summ.columns[3], summ.columns[4]
         lines = [
             f"Family: {st.family.name} (link: {st.family.link.name})",
             f"Formula: {self.spec.formula}",
@@ -78,39 +104,18 @@ class Posterior(PosteriorResult):
             f"Draws: {s['chains']} chains, each with {s['warmup']} warmup and {s['draws']} kept draws; "
             f"NUTS{' (random effects integrated out)' if st.marginal else ' (non-centred)'}; "
             f"{s['seconds']:.1f} s",
-            "",
-            "Priors:",
         ]
-        width = max(len(k) for k in self.priors)
-        for k, p in self.priors.items():
-            lines.append(f"  {k:<{width}}  {p.text}{'' if p.source == 'user' else '  (default)'}")
-        header = (
-            f"{'':<{width}}  {'mean':>9} {'sd':>8} {lo_col:>9} {hi_col:>9} "
-            f"{'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}"
-        )
-
-        def rows(names: list[str]) -> list[str]:
-            out = []
-            for n in names:
-                r = summ.loc[n]
-                out.append(
-                    f"  {n:<{width}}{_fmt(r['mean']):>9} {_fmt(r['sd']):>8} {_fmt(r[lo_col]):>9} "
-                    f"{_fmt(r[hi_col]):>9} {r['r_hat']:>6.3f} {r['ess_bulk']:>8.0f} {r['ess_tail']:>8.0f}"
-                )
-            return out
-
-        for g in st.groups:
-            lines += ["", f"Group-level effects: ~{g.name} ({g.n_levels} levels)", header]
-            lines += rows([n for n in summ.index if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__"))])
-        lines += ["", "Population-level effects:", header, *rows(list(st.fixed_names))]
+        sections = [
+            (
+                f"Group-level effects: ~{g.name} ({g.n_levels} levels)",
+                [n for n in summ.index if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__"))],
+            )
+            for g in st.groups
+        ]
+        sections.append(("Population-level effects:", list(st.fixed_names)))
         if st.dispersion:
-            lines += ["", "Family-specific parameters:", header, *rows([st.dispersion])]
-        lines += [
-            "",
-            f"Divergent transitions: {self.divergences}; E-BFMI: {', '.join(f'{b:.2f}' for b in self.bfmi)}",
-        ]
-        lines += [f"warning: {m}" for m in self.messages]
-        return "\n".join(lines)
+            sections.append(("Family-specific parameters:", [st.dispersion]))
+        return "\n".join(lines + posterior_tables(self, summ, sections))
 
     def __str__(self) -> str:
         return self.summary_text()

@@ -1,0 +1,268 @@
+"""The posterior of a nonlinear mixed model: draws under brms's names, diagnostics,
+ArviZ output, predictions (see :mod:`multilevel.bayes.nonlinear` for the model)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, ModelError, SamplingWarning, warn
+from ..model.data import to_pandas
+from ..model.nonlinear import NlmmProblem
+from .draws import PosteriorDraws
+from .nonlinear import NlStructure
+
+
+class NonlinearPosterior(PosteriorDraws):
+    """NUTS draws of a nonlinear mixed model, as :func:`multilevel.sample` returns them
+    for a nonlinear formula (``params=``)."""
+
+    def __init__(
+        self,
+        problem: NlmmProblem,
+        out: dict[str, Any],
+        *,
+        fit: Any = None,
+        fit_messages: tuple[str, ...] = (),
+    ) -> None:
+        self.problem = problem
+        self.structure: NlStructure = out["structure"]
+        self.priors = out["priors"]
+        self.values = out["values"]  # constrained parameters, (chains, draws, ...)
+        self.group_effects = out["effects"]  # per block (chains, draws, levels, q)
+        self.sample_stats = out["sample_stats"]
+        self.settings = out["settings"]
+        self.fit = fit
+        self.fit_messages = fit_messages
+        self._summaries: dict[tuple[bool, float], pd.DataFrame] = {}
+        self.messages = self._check()
+        for m in self.messages:
+            warn(m, SamplingWarning)
+
+    @property
+    def formula(self) -> str:
+        return self.problem.mean.formula
+
+    @property
+    def nobs(self) -> int:
+        return self.problem.n
+
+    # ---- draws under brms names --------------------------------------
+    def _cor_draws(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for b in self.structure.blocks:
+            for t in b.terms:
+                if not t.cor:
+                    continue
+                L = self.values[t.cor]
+                R = L @ np.swapaxes(L, -1, -2)
+                base = f"cor_{b.grouping}__"
+                for i in range(len(t.columns)):
+                    for j in range(i):
+                        name = f"{base}{b.param_name}_{t.columns[j]}__{b.param_name}_{t.columns[i]}"
+                        out[name] = R[..., i, j]
+        return out
+
+    @cached_property
+    def _population(self) -> dict[str, np.ndarray]:
+        st = self.structure
+        out = {nm: self.values[nm] for nm in st.beta_names}
+        for b in st.blocks:
+            out.update({nm: self.values[nm] for nm in b.sd_names()})
+        out.update(self._cor_draws())
+        out["sigma"] = self.values["sigma"]
+        return out
+
+    def draws(self, group_effects: bool = True) -> dict[str, np.ndarray]:
+        """Every parameter's draws as (chains, draws) arrays, keyed by brms name."""
+        out = dict(self._population)
+        if group_effects:
+            for b, r in zip(self.structure.blocks, self.group_effects):
+                for li, lev in enumerate(b.levels):
+                    for j, col in enumerate(b.columns):
+                        out[f"r_{b.grouping}__{b.param_name}[{lev},{col}]"] = r[:, :, li, j]
+        return out
+
+    # ---- ArviZ -------------------------------------------------------
+    @cached_property
+    def inference_data(self) -> Any:
+        """ArviZ ``InferenceData``: population parameters and group effects, sample stats,
+        observed data and the posterior predictive."""
+        import arviz as az
+
+        post: dict[str, np.ndarray] = dict(self._population)
+        coords: dict[str, list[str]] = {"obs": [str(i) for i in range(self.nobs)]}
+        dims: dict[str, list[str]] = {"y": ["obs"]}
+        for b, r in zip(self.structure.blocks, self.group_effects):
+            name = f"r_{b.grouping}__{b.param_name}"
+            coords[f"{name}__level"] = list(b.levels)
+            coords[f"{name}__term"] = list(b.columns)
+            post[name] = r
+            dims[name] = [f"{name}__level", f"{name}__term"]
+        stats = {
+            "diverging": self.sample_stats["diverging"],
+            "energy": self.sample_stats["energy"],
+            "n_steps": self.sample_stats["num_steps"],
+            "acceptance_rate": self.sample_stats["accept_prob"],
+        }
+        ppc = None
+        if self.nobs * self.chains * self.ndraws <= 50_000_000:
+            ppc = {"y": self.predict_draws(kind="response").reshape(self.chains, self.ndraws, self.nobs)}
+        return az.from_dict(
+            posterior=post,
+            sample_stats=stats,
+            posterior_predictive=ppc,
+            observed_data={"y": self.problem.y},
+            coords=coords,
+            dims=dims,
+            attrs={"formula": self.formula, "family": "gaussian", "inference_library": "multilevel"},
+        )
+
+    # ---- prediction --------------------------------------------------
+    def _phi_draws(
+        self, newdata: Any, re: bool, new_levels: str, rng: np.random.Generator
+    ) -> tuple[Any, ...]:
+        """Parameters per draw and row (draws, n, K) and the covariates of the rows."""
+        from ..model.newdata import design_for
+
+        pr, st = self.problem, self.structure
+        S_total = self.chains * self.ndraws
+        beta = np.stack([self.values[nm].reshape(S_total) for nm in st.beta_names], axis=1)
+        if newdata is None:
+            df, covs = None, pr.covariates
+        else:
+            df = to_pandas(newdata)
+            missing = [c for c in pr.covariates if c not in df.columns]
+            if missing:
+                raise DataError(
+                    f"newdata lacks the covariate column(s) {', '.join(missing)} of the nonlinear formula"
+                )
+            covs = {c: df[c].to_numpy(dtype=float) for c in pr.covariates}
+        n = pr.n if df is None else len(df)
+        phi = np.zeros((S_total, n, len(pr.param_names)))
+        for k, spec in enumerate(pr.specs):
+            design = None if df is None else design_for(spec, df, groups=re and bool(spec.groupings))
+            X = pr.X[k] if design is None else design.X
+            sl = pr.beta_slices[k]
+            phi[:, :, k] = beta[:, sl] @ X[:, sl].T if design is None else beta[:, sl] @ X.T
+            if not re:
+                continue
+            for bi, b in enumerate(st.blocks):
+                if b.param != k:
+                    continue
+                phi[:, :, k] += self._block_part(bi, design, rng, new_levels)
+        return phi, covs
+
+    def _block_part(self, bi: int, design: Any, rng: np.random.Generator, new_levels: str) -> np.ndarray:
+        """``Z b`` of one block for every draw (draws, rows); unseen levels drawn or zero."""
+        pr, b = self.problem, self.structure.blocks[bi]
+        blk = pr.blocks[bi]
+        S_total = self.chains * self.ndraws
+        r = self.group_effects[bi].reshape(S_total, len(b.levels), b.q)
+        if design is None:
+            codes = blk.codes
+            cols = blk.offset + codes[:, None] * blk.q + np.arange(blk.q)[None, :]
+            vals = np.take_along_axis(pr.Z[blk.param], cols, axis=1)
+        else:
+            g = design.groups[[x for x in self.structure.blocks if x.param == b.param].index(b)]
+            codes, vals = g.codes, g.values
+        unseen = codes < 0
+        if unseen.any():
+            if new_levels == "error":
+                raise DataError(
+                    f"newdata has {int(unseen.sum())} row(s) with levels of {b.grouping!r} not in the "
+                    "data; pass new_levels='sample' (draw their effects) or 'population' (set them to 0)"
+                )
+            n_new = int(-codes.min())
+            new = np.zeros((S_total, n_new, b.q))
+            if new_levels == "sample":
+                sd = np.stack([self.values[nm].reshape(S_total) for nm in b.sd_names()], axis=1)
+                new = rng.standard_normal(new.shape) * sd[:, None, :]  # the terms' correlations aside
+                for t in b.terms:
+                    if t.cor:
+                        q = len(t.columns)
+                        sl = slice(t.start, t.start + q)
+                        L = self.values[t.cor].reshape(S_total, q, q)
+                        z = rng.standard_normal((S_total, n_new, q))
+                        new[:, :, sl] = np.einsum("snj,sij->sni", z, L) * sd[:, None, sl]
+            r = np.concatenate([r, new], axis=1)
+            codes = np.where(unseen, len(b.levels) - 1 - codes, codes)
+        return np.einsum("snj,nj->sn", r[:, codes], vals)
+
+    def predict_draws(
+        self,
+        newdata: Any = None,
+        *,
+        kind: str = "mean",
+        re: bool = True,
+        new_levels: str = "sample",
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Draws (chains x draws, rows) of the mean (``kind="mean"``) or of new observations
+        (``"response"``); ``re=False`` at the population level; levels not in the data
+        drawn from each draw's distribution (``new_levels="sample"``), set to 0
+        (``"population"``) or refused (``"error"``)."""
+        if kind not in ("mean", "response"):
+            raise ModelError(f"kind must be 'mean' or 'response', got {kind!r}")
+        if new_levels not in ("sample", "population", "error"):
+            raise ModelError(f"new_levels must be 'sample', 'population' or 'error', got {new_levels!r}")
+        rng = np.random.default_rng(seed)
+        phi, covs = self._phi_draws(newdata, re, new_levels, rng)
+        S_total, n, _ = phi.shape
+        mu = np.stack([self.problem.mean_numpy(phi[s], covs) for s in range(S_total)])
+        if kind == "mean":
+            return mu
+        sigma = self.values["sigma"].reshape(S_total, 1)
+        return mu + sigma * rng.standard_normal((S_total, n))
+
+    def predict(
+        self,
+        newdata: Any = None,
+        *,
+        kind: str = "mean",
+        re: bool = True,
+        new_levels: str = "sample",
+        prob: float = 0.95,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Posterior mean, SD and central interval of the prediction per row."""
+        dr = self.predict_draws(newdata, kind=kind, re=re, new_levels=new_levels, seed=seed)
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        return pd.DataFrame(
+            {
+                "mean": dr.mean(axis=0),
+                "sd": dr.std(axis=0, ddof=1),
+                f"q{100 * lo:g}": np.quantile(dr, lo, axis=0),
+                f"q{100 * hi:g}": np.quantile(dr, hi, axis=0),
+            }
+        )
+
+    # ---- text --------------------------------------------------------
+    def prior_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [(k, p.text, p.source) for k, p in self.priors.items()], columns=["parameter", "prior", "source"]
+        ).set_index("parameter")
+
+    def to_dict(self, group_effects: bool = False) -> dict[str, Any]:
+        """JSON-ready record: model, settings, priors, summary table, diagnostics, warnings."""
+        summ = self.summary(group_effects=group_effects)
+        return {
+            "model": "bayes-nonlinear",
+            "formula": self.formula,
+            "params": dict(zip(self.problem.param_names, self.problem.param_formulas)),
+            "family": "gaussian",
+            "nobs": self.nobs,
+            "n_missing": self.problem.n_missing,
+            "sampler": "NUTS (non-centred)",
+            "settings": {k: (float(v) if isinstance(v, float) else v) for k, v in self.settings.items()},
+            "priors": {k: {"prior": p.text, "source": p.source} for k, p in self.priors.items()},
+            "summary": {
+                name: {col: float(v) for col, v in row.items()} for name, row in summ.to_dict("index").items()
+            },
+            "divergences": self.divergences,
+            "bfmi": [float(b) for b in self.bfmi],
+            "messages": list(self.messages),
+        }
