@@ -12,11 +12,12 @@ is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata
 from typing import Any
 
 from .compare import anova
-from .core import Model, fit, gee, is_linear_model, sample
+from .core import Model, fit, gee, is_linear_model
 from .deconv import deconvolve
 from .indirect import indirect
 from .nonlinear import nlfit
 from .refits import bootstrap, fit_many
+from .sampling import sample
 
 __all__ = [
     "Model",

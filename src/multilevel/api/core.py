@@ -26,7 +26,7 @@ from ..linalg.threads import blas_threads
 from ..model.design import Design, build_model
 from ..model.spec import ModelSpec
 
-__all__ = ["Model", "fit", "gee", "is_linear_model", "sample"]
+__all__ = ["Model", "fit", "gee", "is_linear_model"]
 
 
 def _control(control: FitControl | None, optimizer: str | None) -> FitControl:
@@ -69,17 +69,31 @@ class Model:
         weights: Any = None,
         offset: Any = None,
         na_action: str = "omit",
+        mi: dict[str, str] | None = None,
     ) -> None:
         from ..family import get_family
+        from ..model.latent import finish, prepare
 
         self.formula = formula
         self.family = get_family(family, link)
         self.is_lmm = self.family.is_lmm
         self.spec: ModelSpec
         self.design: Design
+        # me() / mi() terms: the design on their columns as observed (mi's holes filled),
+        # the latent parts beside it (multilevel.model.latent)
+        setup = prepare(formula, data, mi) if isinstance(formula, str) else None
         self.spec, self.design = build_model(
-            formula, data, family=self.family, weights=weights, offset=offset, na_action=na_action
+            formula if setup is None else setup.rewritten,
+            data if setup is None else setup.filled,
+            family=self.family,
+            weights=weights,
+            offset=offset,
+            na_action=na_action,
+            also_complete=() if setup is None else setup.also_complete,
         )
+        self.latent_info: tuple[Any, ...] = ()
+        if setup is not None:
+            self.latent_info, self.latent_data, self.latent_rows = finish(setup, self.spec, self.design)
 
     def graph(self) -> Any:
         """The model's directed graphical model (:class:`multilevel.present.graph.ModelGraph`)."""
@@ -121,6 +135,26 @@ class Model:
         ctl = _control(control, optimizer)
         if reml is not None and not isinstance(reml, bool):
             raise ModelError(f"reml must be True or False, got {reml!r}")
+        if self.latent_info:
+            return self._fit_latent(reml, nagq, start, laplace)
+        return self.naive_fit(
+            reml=reml, nagq=nagq, start=start, control=ctl, progress=progress, laplace=laplace
+        )
+
+    def naive_fit(
+        self,
+        *,
+        reml: bool | None = None,
+        nagq: int | None = None,
+        start: np.ndarray | None = None,
+        control: FitControl | None = None,
+        progress: bool = False,
+        laplace: str | None = None,
+    ) -> Any:
+        """:meth:`fit` on the design as materialized: a ``me()`` column as observed (the
+        fit whose slope ``me()`` corrects for attenuation), a ``mi()`` column with its
+        missing values at the observed mean (only a start for the sampler)."""
+        ctl = FitControl() if control is None else control
         if self.is_lmm:
             if nagq is not None and nagq != 1:
                 raise ModelError(
@@ -141,7 +175,7 @@ class Model:
                 f"reml applies to linear mixed models; a {self.family.name} GLMM is fitted by maximum "
                 "likelihood (Laplace or quadrature, nagq=): drop reml"
             )
-        if optimizer is not None or ctl.optimizer != FitControl().optimizer:
+        if ctl.optimizer != FitControl().optimizer:
             raise ModelError(
                 "optimizer applies to linear mixed models; a GLMM runs BOBYQA and then the gradient "
                 "path itself: drop optimizer"
@@ -151,6 +185,28 @@ class Model:
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)):
             raise ModelError(f"nagq must be an integer (0, 1 or a number of quadrature nodes), got {nagq!r}")
         return self._fit_glmm(int(nagq), start, ctl, laplace)
+
+    def _fit_latent(self, reml: bool | None, nagq: Any, start: Any, laplace: Any) -> Any:
+        from ..lmm.measurement import fit_measurement
+        from ..present.measurement_fit import MeasurementFit
+
+        kinds = {li.kind for li in self.latent_info}
+        if "mi" in kinds:
+            raise ModelError(
+                "mi() terms are modelled by the sampler: use multilevel.sample(...) (a likelihood fit "
+                "would drop the rows with missing values; do that explicitly if wanted)"
+            )
+        if not self.is_lmm or self.design.weights is not None or self.spec.parsed.se is not None:
+            raise ModelError(
+                "the likelihood fit of me() terms is for Gaussian models without weights or se(); "
+                "use multilevel.sample(...) for the others"
+            )
+        if reml or nagq is not None or laplace is not None or start is not None:
+            raise ModelError(
+                "the me() likelihood fit is by maximum likelihood, with the latent covariate integrated "
+                "out exactly: drop reml=, nagq=, laplace= and start="
+            )
+        return fit_measurement(self, result_type=MeasurementFit)
 
     def _fit_lmm(self, reml: bool, start: Any, control: FitControl, progress: bool = False) -> Any:
         from ..lmm.fit import fit_objective
@@ -382,99 +438,6 @@ def _fit_partitioned(
         control=control,
         progress=progress,
         result_type=LmmFit,
-    )
-
-
-def sample(
-    formula: str,
-    data: Any,
-    *,
-    family: Any = "gaussian",
-    link: Any = None,
-    priors: dict[str, Any] | None = None,
-    weights: Any = None,
-    offset: Any = None,
-    na_action: str = "omit",
-    control: SampleControl | None = None,
-    params: dict[str, str] | None = None,
-    start: dict[str, Any] | None = None,
-    **settings: Any,
-) -> Any:
-    """Draw from the posterior of a mixed model with NumPyro's NUTS.
-
-    Parameters
-    ----------
-    formula, data, family, link, weights, offset, na_action:
-        As for :func:`fit`; ``y | se(s) ~ ...`` gives known residual SDs.
-    priors:
-        ``{"b": "normal(0, 1)", "sd_county": numpyro.distributions.HalfNormal(1.0), ...}``:
-        keys are classes (``Intercept``, ``b``, ``sd``, ``cor``, ``sigma``, ``shape``),
-        grouping factors (``sd_county``, ``cor_county``) or parameters
-        (``sd_county__basement``, ``basement``); values are Stan-style strings or
-        NumPyro distributions. See :mod:`multilevel.bayes.priors` for the defaults.
-    params, start:
-        A nonlinear model (see :func:`multilevel.nlfit`): the formula's right-hand side
-        is the mean as an expression of parameters, ``params`` gives each parameter's
-        mixed-model formula (brms' ``nl = TRUE``), ``start`` optional starting values
-        for the likelihood fit the chains start from. The coefficients need priors, per
-        parameter (``{"b_Asym": "normal(200, 50)"}``) or per coefficient
-        (``Asym_Intercept``); SDs (``sd_Tree``, ``sd_Asym``, ``sd``) and ``sigma`` have
-        brms's defaults. Gaussian responses. Returns a
-        :class:`multilevel.present.nlmm_posterior.NlPosterior`.
-    control, **settings:
-        A :class:`multilevel.control.SampleControl`, or its fields as keywords:
-        ``chains=4, draws=1000, warmup=1000, seed=0, progress=True,
-        target_accept=0.8, max_tree_depth=10``.
-
-    Returns
-    -------
-    :class:`multilevel.present.posterior.Posterior`
-
-    Examples
-    --------
-    >>> import multilevel
-    >>> post = multilevel.sample("y | se(sigma) ~ 1 + (1 | school)",
-    ...                          multilevel.load_dataset("eight_schools"),
-    ...                          chains=1, draws=200, warmup=200, progress=False)  # doctest: +SKIP
-    """
-    if params is not None or _is_self_start(formula):
-        return _sample_nonlinear(formula, data, params, start, family, link, weights, offset, locals())
-    m = Model(formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action)
-    return m.sample(priors=priors, control=control, **settings)
-
-
-def _is_self_start(formula: Any) -> bool:
-    import re
-
-    return isinstance(formula, str) and re.search(r"~\s*SS[a-z]+\s*\(", formula) is not None
-
-
-def _sample_nonlinear(
-    formula: str,
-    data: Any,
-    params: Any,
-    start: Any,
-    family: Any,
-    link: Any,
-    weights: Any,
-    offset: Any,
-    args: dict[str, Any],
-) -> Any:
-    from .nonlinear import sample_nonlinear
-
-    fam = family if isinstance(family, str) else getattr(family, "name", family)
-    if fam != "gaussian" or link not in (None, "identity"):
-        raise ModelError(
-            f"nonlinear models are sampled with a Gaussian response (identity link); got family={fam!r}"
-            + (f", link={link!r}" if link is not None else "")
-        )
-    if weights is not None or offset is not None:
-        raise ModelError(
-            "weights= and offset= are not taken by nonlinear models; put them in the mean expression"
-        )
-    ctl = _sample_control(args["control"], args["settings"])
-    return sample_nonlinear(
-        formula, data, params, start=start, priors=args["priors"], control=ctl, na_action=args["na_action"]
     )
 
 

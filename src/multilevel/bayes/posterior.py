@@ -77,6 +77,10 @@ class PosteriorResult(PosteriorDraws):
         out.update(sd_and_cor(st, self._covariance_draws()))
         if st.dispersion:
             out[st.dispersion] = self.values[st.dispersion]
+        for li in st.latent:
+            c = li.column
+            names = [f"meanme_{c}", f"sdme_{c}"] if li.kind == "me" else [*li.sub_names, f"sigma_{c}"]
+            out.update({nm: self.values[nm] for nm in names})
         return out
 
     def _group_names(self) -> list[tuple[str, int, int, int]]:
@@ -93,6 +97,11 @@ class PosteriorResult(PosteriorDraws):
         if group_effects:
             for name, k, li, j in self._group_names():
                 out[name] = self.group_effects[k][:, :, li, j]
+            for lat in self.structure.latent:
+                if lat.kind == "mi":
+                    rows = self.model.latent_rows[lat.column]
+                    for i, row in enumerate(rows):
+                        out[f"{lat.site}[{row}]"] = self.values[lat.site][:, :, i]
         return out
 
     # ---- ArviZ -------------------------------------------------------
@@ -260,6 +269,11 @@ class PosteriorResult(PosteriorDraws):
         """
         from .mode import likelihood_estimates, posterior_mode
 
+        if self.structure.latent:
+            raise ModelError(
+                "point_estimates() compares the posterior with the likelihood fit, which for a model "
+                "with me() or mi() terms is not the same model; use summary()"
+            )
         summ = self.summary(group_effects=group_effects, prob=prob)
         lo_col, hi_col = summ.columns[3], summ.columns[4]
         mle = likelihood_estimates(self)

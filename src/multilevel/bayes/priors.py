@@ -210,6 +210,9 @@ def parse_prior(text: str, *, positive: bool = False, correlation_dim: int | Non
     return dist.TruncatedDistribution(base, low=0.0)
 
 
+POSITIVE_CLASSES = ("sd", "sigma", "shape", "sdme")
+
+
 @dataclass(frozen=True)
 class ParamInfo:
     """One parameter the priors address."""
@@ -262,7 +265,7 @@ def resolve(
             out[p.name] = defaults[p.name]
             continue
         value = user[chosen]
-        positive = p.cls in ("sd", "sigma", "shape")
+        positive = p.cls in POSITIVE_CLASSES
         if isinstance(value, str):
             d = parse_prior(value, positive=positive, correlation_dim=p.dim if p.cls == "cor" else None)
             text = value.strip()
@@ -296,7 +299,7 @@ def _check_support(p: ParamInfo, d: Any) -> None:
                 f"prior for {p.name!r} must be LKJCholesky({p.dim}, eta) or the string 'lkj(eta)'"
             )
         return
-    if p.cls in ("sd", "sigma", "shape"):
+    if p.cls in POSITIVE_CLASSES:
         ok = support in (constraints.positive, constraints.nonnegative) or (
             isinstance(support, (constraints._GreaterThan, constraints._Interval))
             and float(getattr(support, "lower_bound", -1.0)) >= 0

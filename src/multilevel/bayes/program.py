@@ -37,6 +37,7 @@ from ..linalg.crossprod import CrossProducts, as_dense, layout_of
 from ..linalg.ops import jax_ops
 from ..model.design import Design
 from ..model.spec import ModelSpec
+from .latent import LatentInfo, latent_columns, latent_params
 from .priors import ParamInfo, Prior
 
 LOG_2PI = math.log(2 * math.pi)
@@ -85,8 +86,8 @@ def sd_and_cor(struct: Structure, covs: list[np.ndarray]) -> dict[str, np.ndarra
 
 
 def site_name(prm: ParamInfo) -> str:
-    """Sample-site name: the parameter's own, except the intercept, which is sampled centred."""
-    return "Intercept_c" if prm.cls == "Intercept" else prm.name
+    """Sample-site name: the parameter's own, except an intercept, which is sampled centred."""
+    return f"{prm.name}_c" if prm.cls == "Intercept" else prm.name
 
 
 def sd_name(g: str, col: str) -> str:
@@ -104,15 +105,21 @@ class Structure:
     groups: tuple[Group, ...]
     dispersion: str | None  # "sigma" or "shape" (or None: binomial, Poisson, known SEs)
     params: tuple[ParamInfo, ...]
+    latent: tuple[LatentInfo, ...] = ()  # me() / mi() columns (multilevel.bayes.latent)
 
     @property
     def p(self) -> int:
         return len(self.fixed_names)
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, family: Any) -> Structure:
-        marginal = family.is_lmm
-        names = spec.fixed_names
+    def from_spec(cls, spec: ModelSpec, family: Any, latent: tuple[LatentInfo, ...] = ()) -> Structure:
+        """The structure of a model; latent columns (``me()``, ``mi()``) are named by
+        their terms, and the model is then sampled with its random effects (the
+        marginal likelihood's cross-products would change with every draw)."""
+        marginal = family.is_lmm and not latent
+        names = list(spec.fixed_names)
+        for li in latent:
+            names[li.index] = li.label
         intercept = names.index("Intercept") if "Intercept" in names else None
         params: list[ParamInfo] = []
         for i, nm in enumerate(names):
@@ -137,7 +144,10 @@ class Structure:
         dispersion = None if known_se else family.sampler_dispersion
         if dispersion:
             params.append(ParamInfo(dispersion, dispersion))
-        return cls(family, marginal, names, intercept, tuple(groups), dispersion, tuple(params))
+        params += latent_params(latent)
+        return cls(
+            family, marginal, tuple(names), intercept, tuple(groups), dispersion, tuple(params), latent
+        )
 
     def disp_from(self, value: Any) -> Any:
         """The family's dispersion slot from the sampled sigma / shape."""
@@ -281,7 +291,11 @@ def make_log_joint(struct: Structure, priors: dict[str, Prior]) -> Any:
         if struct.marginal:
             sigma = values["sigma"] if struct.dispersion else 1.0
             return lp + marginal_loglik(struct, data, beta, Ss, sigma)
-        eta = data["X"] @ beta + data["offset"]
+        X = data["X"]
+        if struct.latent:
+            X, lp_latent = latent_columns(struct.latent, data["latent"], values, X)
+            lp = lp + lp_latent
+        eta = X @ beta + data["offset"]
         for g, S, codes, vals in zip(struct.groups, Ss, data["codes"], data["values"]):
             z = values[f"z_{g.name}"]
             lp = lp - 0.5 * jnp.sum(z * z) - 0.5 * z.size * LOG_2PI
@@ -304,6 +318,8 @@ def site_supports(struct: Structure, priors: dict[str, Prior]) -> dict[str, tupl
     if not struct.marginal:
         for g in struct.groups:
             out[f"z_{g.name}"] = (constraints.real, (g.n_levels, g.q))
+    for li in struct.latent:
+        out[li.site] = (constraints.real, (li.size,))
     return out
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..control import SampleControl
 from ..errors import SeparationWarning, warn
+from .latent import latent_defaults, latent_init, latent_params, latent_report
 from .priors import Prior, default_priors, resolve
 from .program import (
     NutsSettings,
@@ -76,6 +77,7 @@ def _struct_key(struct: Structure) -> tuple[Any, ...]:
         struct.groups,
         struct.dispersion,
         struct.params,
+        struct.latent,
     )
 
 
@@ -139,7 +141,10 @@ def _postprocess_fn(struct: Structure, constrain: Any) -> Any:
             bs = draw_group_effects(struct, data, beta, Ss, sigma, key)
         else:
             bs = [vals[f"z_{g.name}"] @ S.T for g, S in zip(struct.groups, Ss)]
-        kept = {k: v for k, v in vals.items() if not k.startswith("z_")}
+        latent = {li.site for li in struct.latent if li.kind == "me"}
+        kept = {k: v for k, v in vals.items() if not k.startswith("z_") and k not in latent}
+        if struct.latent:
+            kept.update(latent_report(struct.latent, data["latent"], vals))
         return {"beta": beta, "S": Ss, "r": bs, "values": kept}
 
     return fn
@@ -151,6 +156,8 @@ def default_xbar(struct: Structure, X: np.ndarray) -> np.ndarray:
         return np.zeros(struct.p)
     xbar = X.mean(axis=0)
     xbar[struct.intercept] = 0.0
+    for li in struct.latent:  # brms centres none of its special terms
+        xbar[li.index] = 0.0
     return xbar
 
 
@@ -171,7 +178,8 @@ def _init_values(
     if struct.intercept is not None:
         out["Intercept_c"] = np.asarray(b[struct.intercept] + b @ xbar)
         del out["Intercept"]
-    scale = float(fit.sigma) if struct.marginal and struct.dispersion else 1.0
+    lmm = struct.family.is_lmm
+    scale = float(fit.sigma) if lmm and struct.dispersion else 1.0
     covs = fit.covariances
     modes = fit.ranef_values()
     for g, mode in zip(struct.groups, modes):
@@ -196,7 +204,7 @@ def _init_values(
             z = np.linalg.solve(S, mode.T).T
             out[f"z_{g.name}"] = z + 0.1 * rng.standard_normal(z.shape)
     if struct.dispersion:
-        if struct.marginal:  # an LMM fit: its sigma
+        if lmm:  # an LMM fit: its sigma
             value = float(fit.sigma)
         else:
             value = float(struct.family.sampled_from_dispersion(float(fit.estimate.disp)))
@@ -204,7 +212,9 @@ def _init_values(
     return out
 
 
-def init_params(prog: Program, fit: Any, xbar: np.ndarray, chains: int, seed: int) -> Any:
+def init_params(
+    prog: Program, fit: Any, xbar: np.ndarray, chains: int, seed: int, latent_data: tuple[Any, ...] = ()
+) -> Any:
     """Unconstrained starting points near the likelihood fit, one per chain (leading axis), or None."""
     import jax
     import jax.numpy as jnp
@@ -213,6 +223,9 @@ def init_params(prog: Program, fit: Any, xbar: np.ndarray, chains: int, seed: in
         return None
     rng = np.random.default_rng(seed + 7919)
     per_chain = [_init_values(prog.struct, fit, xbar, rng) for _ in range(chains)]
+    if prog.struct.latent:
+        for values in per_chain:
+            values.update(latent_init(prog.struct.latent, latent_data, rng))
     stacked = {k: np.stack([np.asarray(v[k], dtype=float) for v in per_chain]) for k in per_chain[0]}
     u = jax.tree.map(np.asarray, prog.unconstrain(stacked))  # one call for all chains
     if not all(np.all(np.isfinite(v)) for v in u.values()):
@@ -239,7 +252,10 @@ def _default_init(prog: Program, chains: int, seed: int) -> Any:
 def model_data(struct: Structure, model: Any, xbar: np.ndarray) -> dict[str, Any]:
     if struct.marginal:
         return marginal_data(model.crossprods, xbar)
-    return row_data(model.design, xbar)
+    data = row_data(model.design, xbar)
+    if struct.latent:
+        data["latent"] = model.latent_data
+    return data
 
 
 def likelihood_fit(model: Any) -> tuple[Any, tuple[str, ...]]:
@@ -247,8 +263,8 @@ def likelihood_fit(model: Any) -> tuple[Any, tuple[str, ...]]:
     separation, a property of the data that the posterior inherits, is shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            fit = model.fit()
+        try:  # with me() / mi() terms: the fit on the columns as observed
+            fit = model.naive_fit() if getattr(model, "latent_info", ()) else model.fit()
         except Exception as exc:  # the sampler does not need it; say why it is missing
             return None, (f"likelihood fit failed ({exc}); chains start from NumPyro's default",)
     for w in caught:
@@ -283,14 +299,23 @@ def sample_model(
     import jax
     import jax.numpy as jnp
 
-    struct = Structure.from_spec(model.spec, model.family)
+    latent = getattr(model, "latent_info", ())
+    struct = Structure.from_spec(model.spec, model.family, latent)
     design = model.design
     xbar = default_xbar(struct, design.X)
+    own = {p.name for p in latent_params(latent)}
 
     def defaults(params: list[Any]) -> dict[str, Prior]:
-        return default_priors(
-            params, y=design.y, X=design.X, names=struct.fixed_names, identity_gaussian=struct.marginal
+        out = default_priors(
+            [p for p in params if p.name not in own],
+            y=design.y,
+            X=design.X,
+            names=struct.fixed_names,
+            identity_gaussian=struct.family.is_lmm,
         )
+        if latent:
+            out.update(latent_defaults(latent, model.latent_data, [p for p in params if p.name in own]))
+        return out
 
     used = resolve(list(struct.params), priors, defaults)
     nuts = NutsSettings(ctl.chains, ctl.draws, ctl.warmup, ctl.target_accept, ctl.max_tree_depth)
@@ -299,7 +324,7 @@ def sample_model(
     data = model_data(struct, model, xbar)
     jdata = jax.tree.map(jnp.asarray, data)
     t0 = time.perf_counter()
-    init = init_params(prog, fit, xbar, ctl.chains, ctl.seed)
+    init = init_params(prog, fit, xbar, ctl.chains, ctl.seed, getattr(model, "latent_data", ()))
     if init is None:
         init = _default_init(prog, ctl.chains, ctl.seed)
     if prog.progress is not None:

@@ -98,7 +98,7 @@ class Posterior(PosteriorResult):
         summ = self.summary(group_effects=False, prob=prob)
         lines = [
             f"Family: {st.family.name} (link: {st.family.link.name})",
-            f"Formula: {self.spec.formula}",
+            f"Formula: {self.model.formula if getattr(self.model, 'latent_info', ()) else self.spec.formula}",
             f"Data: {self.model.design.n} observations"
             + "".join(f", {g.name}: {g.n_levels} levels" for g in st.groups),
             f"Draws: {s['chains']} chains, each with {s['warmup']} warmup and {s['draws']} kept draws; "
@@ -115,6 +115,12 @@ class Posterior(PosteriorResult):
         sections.append(("Population-level effects:", list(st.fixed_names)))
         if st.dispersion:
             sections.append(("Family-specific parameters:", [st.dispersion]))
+        for li in st.latent:
+            c = li.column
+            if li.kind == "me":
+                sections.append((f"Latent values of {li.label}:", [f"meanme_{c}", f"sdme_{c}"]))
+            else:
+                sections.append((f"Sub-model of {li.label}: {li.sub_formula}", [*li.sub_names, f"sigma_{c}"]))
         return "\n".join(lines + posterior_tables(self, summ, sections))
 
     def __str__(self) -> str:

@@ -1,0 +1,251 @@
+"""Maximum likelihood for a linear mixed model with covariates measured with known error,
+``me(x, sdx)``, the true covariate integrated out exactly.
+
+The model: ``y = X beta + sum_k b_k xi_k + Z u + e`` with ``u ~ N(0, D)``, ``e ~ N(0,
+sigma^2 I)``, the true values ``xi_ki ~ N(mu_k, tau_k^2)`` independent, observed as
+``w_ki = xi_ki + d_ki``, ``d_ki ~ N(0, s_ki^2)`` with the SDs ``s`` known (brms's
+``me()`` model). Given the observed ``w``, each ``xi_ki`` is normal with mean ``m_ki =
+mu_k + lambda_ki (w_ki - mu_k)`` and variance ``v_ki = lambda_ki s_ki^2``, where
+``lambda_ki = tau_k^2 / (tau_k^2 + s_ki^2)`` is the reliability; so
+
+    y | w ~ N(X beta + sum_k b_k m_k, Z D Z' + diag(sigma^2 + sum_k b_k^2 v_k)),
+    w_k ~ N(mu_k, tau_k^2 + s_k^2),
+
+and the log-likelihood is the sum of the two: exact, no latent dimension left. The
+fit maximizes it over ``(beta, b, D, sigma, mu, tau)`` by BFGS on JAX's gradient;
+``D = L L'`` with ``L`` each grouping's lower-triangular template, unconstrained (so
+a variance on the boundary is reachable); ``V``'s determinant and inverse come from
+``M = I + L'Z' R^-1 Z L`` (Woodbury), well defined at the boundary too. Standard
+errors from the inverse Hessian of the whole vector. The naive fit of the same
+formula with ``w`` as observed shows the attenuation ``me()`` removes (slope times
+the mean reliability, roughly).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, ModelError, warn
+
+LOG_2PI = math.log(2 * math.pi)
+MAX_EFFECTS = 3000  # random effects: M is dense (q x q)
+MAX_WORK = 2e8  # n x q: the dense Z L
+
+
+@dataclass(frozen=True)
+class MeasurementEstimate:
+    """The optimum: coefficients, variance parameters, the latent covariates' moments."""
+
+    beta: np.ndarray
+    templates: list[np.ndarray]  # absolute lower-triangular roots of each grouping's covariance
+    sigma: float
+    mu: np.ndarray  # latent means
+    tau: np.ndarray  # latent SDs
+    loglik: float
+    vcov: np.ndarray  # of the whole vector, in its order (beta, templates, log sigma, mu, log tau)
+    names: tuple[str, ...]  # of that vector
+    n_params: int
+    converged: bool
+    gradient_max: float
+    n_evals: int
+    seconds: float
+    naive: Any = field(repr=False)  # the fit with the covariates as observed
+    messages: tuple[str, ...] = ()
+
+
+def _layout(model: Any) -> tuple[list[tuple[int, int, int]], int]:
+    """Per grouping (offset in u, levels, q) and the number of random effects."""
+    out, at = [], 0
+    for g in model.spec.groupings:
+        out.append((at, g.n_levels, g.q))
+        at += g.n_levels * g.q
+    return out, at
+
+
+def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(q)
+
+
+def build_loglik(model: Any) -> tuple[Any, dict[str, Any], list[tuple[int, int, int]], int]:
+    """``(x, data) -> log-likelihood`` (jitted, float64) with its data and the vector's layout."""
+    from ..linalg.jax_setup import enable_x64_and_cache
+
+    enable_x64_and_cache()
+    import jax
+    import jax.numpy as jnp
+
+    d = model.design
+    infos = model.latent_info
+    p = d.X.shape[1]
+    lay, Q = _layout(model)
+    data = {
+        "y": d.y,
+        "X": d.X,
+        "codes": tuple(g.codes for g in d.groups),
+        "values": tuple(g.values for g in d.groups),
+        "w": tuple(a["obs"] for a in model.latent_data),
+        "s": tuple(a["sd"] for a in model.latent_data),
+    }
+    idx = [li.index for li in infos]
+    K = len(idx)
+    tri = [_tril(q) for _, _, q in lay]
+    n_t = [len(r) for r, _ in tri]
+
+    def unpack(x: Any) -> tuple[Any, ...]:
+        beta = x[:p]
+        at = p
+        Ts = []
+        for (r, c), (_, _, q), m in zip(tri, lay, n_t):
+            Ts.append(jnp.zeros((q, q)).at[r, c].set(x[at : at + m]))
+            at += m
+        log_sigma = x[at]
+        mu = x[at + 1 : at + 1 + K]
+        log_tau = x[at + 1 + K : at + 1 + 2 * K]
+        return beta, Ts, log_sigma, mu, log_tau
+
+    def loglik(x: Any, data: dict[str, Any]) -> Any:
+        beta, Ts, log_sigma, mu, log_tau = unpack(x)
+        n = data["y"].shape[0]
+        X = data["X"]
+        r = jnp.full(n, jnp.exp(2 * log_sigma))
+        ll = jnp.zeros(())
+        for k, j in enumerate(idx):
+            w, s = data["w"][k], data["s"][k]
+            t2 = jnp.exp(2 * log_tau[k])
+            tot = t2 + s * s
+            lam = t2 / tot
+            X = X.at[:, j].set(mu[k] + lam * (w - mu[k]))
+            r = r + beta[j] ** 2 * lam * s * s
+            ll = ll - 0.5 * jnp.sum(LOG_2PI + jnp.log(tot) + (w - mu[k]) ** 2 / tot)
+        e = data["y"] - X @ beta
+        ZL = jnp.zeros((n, Q))
+        for (off, _, q), T, codes, vals in zip(lay, Ts, data["codes"], data["values"]):
+            cols = off + codes[:, None] * q + jnp.arange(q)[None, :]
+            ZL = ZL.at[jnp.arange(n)[:, None], cols].set(vals @ T)
+        A = ZL / r[:, None]
+        M = jnp.eye(Q) + ZL.T @ A
+        C = jnp.linalg.cholesky(M)
+        c = jax.scipy.linalg.solve_triangular(C, A.T @ e, lower=True)
+        quad = jnp.sum(e * e / r) - jnp.sum(c * c)
+        logdet = jnp.sum(jnp.log(r)) + 2 * jnp.sum(jnp.log(jnp.diag(C)))
+        out = ll - 0.5 * (n * LOG_2PI + logdet + quad)
+        return jnp.where(jnp.isfinite(out), out, -jnp.inf)
+
+    return jax.jit(loglik), data, lay, p
+
+
+def _start(model: Any, naive: Any, lay: list[tuple[int, int, int]]) -> np.ndarray:
+    """From the naive ML fit: its coefficients with the slopes divided by the mean
+    reliability, its variance components, the moments of the observed covariates."""
+    beta = naive.fixef.to_numpy().copy()
+    mus, log_taus = [], []
+    for li, a in zip(model.latent_info, model.latent_data):
+        w, s = a["obs"], a["sd"]
+        t2 = max(float(np.var(w)) - float(np.mean(s**2)), 0.1 * float(np.var(w)), 1e-12)
+        lam = float(np.mean(t2 / (t2 + s**2)))
+        beta[li.index] /= max(lam, 0.05)
+        mus.append(float(np.mean(w)))
+        log_taus.append(0.5 * math.log(t2))
+    sigma = float(naive.sigma)
+    parts = [beta]
+    for g, (_, _, q) in zip(model.spec.groupings, lay):
+        C = naive.covariances[g.name].to_numpy()
+        try:
+            T = np.linalg.cholesky(C + 1e-8 * sigma**2 * np.eye(q))
+        except np.linalg.LinAlgError:
+            T = np.diag(np.sqrt(np.maximum(np.diag(C), 0.0)))
+        T = np.where(np.abs(T) > 0, T, 0.0)
+        T[np.diag_indices(q)] = np.maximum(np.diag(T), 0.05 * sigma)
+        parts.append(T[_tril(q)])
+    parts.append(np.array([math.log(sigma)]))
+    parts.append(np.array(mus))
+    parts.append(np.array(log_taus))
+    return np.concatenate(parts)
+
+
+def fit_measurement(model: Any, *, result_type: Any) -> Any:
+    """The ML fit of a model with ``me()`` terms (see the module docstring)."""
+    import jax
+    from scipy.optimize import minimize
+
+    n = model.design.n
+    lay, Q = _layout(model)
+    if Q > MAX_EFFECTS or n * Q > MAX_WORK:
+        raise ModelError(
+            f"the me() likelihood fit holds the random effects' matrices dense; {Q} random effects on "
+            f"{n} rows is too large for it: use multilevel.sample(...)"
+        )
+    t0 = time.perf_counter()
+    naive = model.naive_fit(reml=False)
+    loglik, data, lay, p = build_loglik(model)
+    x0 = _start(model, naive, lay)
+    vg = jax.jit(jax.value_and_grad(lambda x, d: -loglik(x, d)))
+    count = [0]
+
+    def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+        count[0] += 1
+        v, g = vg(x, data)
+        v = float(v)
+        return (v, np.asarray(g)) if math.isfinite(v) else (math.inf, np.zeros_like(x))
+
+    res = minimize(f, x0, jac=True, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
+    x = res.x
+    H = np.asarray(jax.hessian(lambda x: -loglik(x, data))(x))
+    g = np.asarray(vg(x, data)[1])
+    try:
+        vcov = np.linalg.inv(H)
+        step = float(np.max(np.abs(vcov @ g)))
+    except np.linalg.LinAlgError:
+        vcov, step = np.full(H.shape, np.nan), math.inf
+    converged = bool(math.isfinite(res.fun) and step < 1e-4 and np.all(np.isfinite(np.diag(vcov))))
+    messages: tuple[str, ...] = ()
+    if not converged:
+        messages = (
+            f"the me() fit did not converge (BFGS: {res.message}; Newton step {step:.2g}); the latent "
+            "covariate's variance may be near zero, or the model not identified",
+        )
+        warn(messages[0], ConvergenceWarning)
+    K = len(model.latent_info)
+    Ts, at = [], p
+    for _, _, q in lay:
+        r, c = _tril(q)
+        T = np.zeros((q, q))
+        T[r, c] = x[at : at + len(r)]
+        Ts.append(T)
+        at += len(r)
+    est = MeasurementEstimate(
+        beta=x[:p],
+        templates=Ts,
+        sigma=math.exp(x[at]),
+        mu=x[at + 1 : at + 1 + K],
+        tau=np.exp(x[at + 1 + K : at + 1 + 2 * K]),
+        loglik=-float(res.fun),
+        vcov=vcov,
+        names=_names(model, lay),
+        n_params=x.size,
+        converged=converged,
+        gradient_max=float(np.max(np.abs(g))),
+        n_evals=count[0],
+        seconds=time.perf_counter() - t0,
+        naive=naive,
+        messages=messages,
+    )
+    return result_type(model, est)
+
+
+def _names(model: Any, lay: list[tuple[int, int, int]]) -> tuple[str, ...]:
+    names = list(model.spec.fixed_names)
+    for li in model.latent_info:
+        names[li.index] = li.label
+    for g, (_, _, q) in zip(model.spec.groupings, lay):
+        r, c = _tril(q)
+        names += [f"T_{g.name}[{g.columns[i]},{g.columns[j]}]" for i, j in zip(r, c)]
+    names.append("log(sigma)")
+    names += [f"meanme_{li.column}" for li in model.latent_info]
+    names += [f"log(sdme_{li.column})" for li in model.latent_info]
+    return tuple(names)

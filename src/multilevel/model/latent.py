@@ -1,0 +1,181 @@
+"""Models with latent covariates, ``me(x, sdx)`` and ``mi(x)``: the data they read,
+checked, and what the sampler (:mod:`multilevel.bayes.latent`) and the likelihood fit
+of ``me()`` (:mod:`multilevel.lmm.measurement`) take.
+
+:func:`prepare` checks the columns and fills the missing values of ``mi()``
+columns (so that the outcome model keeps those rows); the caller materializes the
+rewritten formula on the filled frame; :func:`finish` then locates each latent
+column in the design and collects its arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, ModelError
+from ..formula.latent import LatentTerm, latent_terms
+from .data import to_pandas
+from .design import Design, build_model
+from .spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class LatentInfo:
+    """One latent column of the outcome model's design."""
+
+    kind: str  # "me" or "mi"
+    column: str
+    label: str  # the term, the outcome coefficient's name
+    index: int  # its column in X
+    size: int  # latent values: the rows (me) or the missing rows (mi)
+    sub_names: tuple[str, ...] = ()  # mi: the sub-model's coefficients ("x_Intercept", "x_z")
+    sub_intercept: int | None = None
+    sub_formula: str = ""  # mi: the sub-model, "x ~ z"
+
+    @property
+    def site(self) -> str:
+        return f"zme_{self.column}" if self.kind == "me" else f"Ymi_{self.column}"
+
+
+def _sub_formula(column: str, text: Any) -> str:
+    """``mi={"x": "x ~ z"}``, ``"~ z"`` or ``"z"``: the right-hand side of x's sub-model."""
+    if not isinstance(text, str) or not text.strip():
+        raise ModelError(
+            f"mi={{{column!r}: ...}} must be a formula such as '~ z' or '{column} ~ z', got {text!r}"
+        )
+    if "~" in text:
+        lhs, rhs = text.split("~", 1)
+        if lhs.strip() not in ("", column):
+            raise ModelError(f"the sub-model of mi({column}) has {column} on its left, got {text!r}")
+        text = rhs
+    if "|" in text:
+        raise ModelError(
+            f"the sub-model of mi({column}) takes fixed effects only ({text.strip()!r} has a random term)"
+        )
+    return text.strip()
+
+
+def _check_columns(df: pd.DataFrame, terms: tuple[LatentTerm, ...]) -> None:
+    for t in terms:
+        for c in (t.column, t.sd_column):
+            if c is not None and c not in df.columns:
+                raise DataError(f"{t.label}: the data have no column {c!r}")
+            if c is not None and not pd.api.types.is_numeric_dtype(df[c]):
+                raise DataError(f"{t.label}: column {c!r} must be numeric, got {df[c].dtype}")
+        if t.kind == "me":
+            x = df[t.column].to_numpy(dtype=float)
+            sd = df[t.sd_column].to_numpy(dtype=float)
+            ok = np.isnan(sd) | (np.isfinite(sd) & (sd > 0))
+            if not ok.all():
+                bad = int(np.flatnonzero(~ok)[0])
+                raise DataError(
+                    f"{t.label}: the measurement SDs in {t.sd_column!r} must be positive and finite; "
+                    f"row {bad} has {sd[bad]!r}"
+                )
+            if np.isinf(x).any():
+                raise DataError(f"{t.label}: column {t.column!r} has infinite values")
+
+
+def _check_design(spec: ModelSpec, terms: tuple[LatentTerm, ...]) -> list[int]:
+    """Each latent column's place in X; refused where it enters other terms too."""
+    names = spec.fixed_names
+    out = []
+    for t in terms:
+        if names.count(t.column) != 1:
+            raise ModelError(f"{t.label} must enter the formula once, as a main effect")
+        others = [
+            n for n in names if n != t.column and t.column in n.replace("(", ":").replace(")", ":").split(":")
+        ]
+        if others:
+            raise ModelError(
+                f"{t.column!r} also enters {others[0]!r}: {t.kind}() terms enter as main effects only"
+            )
+        for g in spec.groupings:
+            if t.column in g.columns or any(t.column in c.split(":") for c in g.columns):
+                raise ModelError(
+                    f"{t.label}: a random slope on a latent covariate ({g.name}) is not supported"
+                )
+        out.append(names.index(t.column))
+    return out
+
+
+@dataclass
+class LatentSetup:
+    """What :func:`prepare` found: the rewritten formula, the filled frame, the columns
+    that must also be complete, and each ``mi()`` column's missing rows and sub-model."""
+
+    formula: str
+    rewritten: str
+    terms: tuple[LatentTerm, ...]
+    source: pd.DataFrame = field(repr=False)
+    filled: pd.DataFrame = field(repr=False)
+    also_complete: list[str]
+    holes: dict[str, np.ndarray] = field(repr=False)
+    subs: dict[str, str]
+
+
+def prepare(formula: str, data: Any, mi: Mapping[str, Any] | None) -> LatentSetup | None:
+    """The latent terms of a formula checked against the data; None when it has none."""
+    rewritten, terms = latent_terms(formula)
+    mi = dict(mi or {})
+    if not terms and not mi:
+        return None
+    mi_cols = [t.column for t in terms if t.kind == "mi"]
+    unknown = sorted(set(mi) - set(mi_cols))
+    if unknown:
+        raise ModelError(
+            f"mi= names {unknown}, which have no mi() term in the formula (mi() terms: {mi_cols})"
+        )
+    df = to_pandas(data)
+    _check_columns(df, terms)
+    subs = {c: _sub_formula(c, mi.get(c, "1")) for c in mi_cols}
+    filled = df.copy()
+    holes: dict[str, np.ndarray] = {}
+    for c in mi_cols:
+        holes[c] = filled[c].isna().to_numpy()
+        if holes[c].all():
+            raise DataError(f"mi({c}): every value of {c!r} is missing")
+        filled[c] = filled[c].fillna(float(filled[c].mean()))
+    extra = [t.sd_column for t in terms if t.sd_column]
+    sub_cols = sorted({str(n) for rhs in subs.values() for n in filled.columns if _reads(rhs, str(n))})
+    return LatentSetup(formula, rewritten, terms, df, filled, [*extra, *sub_cols], holes, subs)
+
+
+def finish(
+    setup: LatentSetup, spec: ModelSpec, design: Design
+) -> tuple[tuple[LatentInfo, ...], tuple[dict[str, Any], ...], dict[str, list[str]]]:
+    """Each latent column's record and arrays, and the input rows of the imputed values."""
+    df, filled = setup.source, setup.filled
+    rows = design.rows if design.rows is not None else np.arange(len(df))
+    index = _check_design(spec, setup.terms)
+    infos, arrays, labels = [], [], {}
+    for t, j in zip(setup.terms, index):
+        x = filled[t.column].to_numpy(dtype=float)[rows]
+        if t.kind == "me":
+            sd = df[t.sd_column].to_numpy(dtype=float)[rows]
+            infos.append(LatentInfo("me", t.column, t.label, j, x.size))
+            arrays.append({"obs": x, "sd": sd, "observed": np.ones(x.size, bool)})
+            continue
+        miss = setup.holes[t.column][rows]
+        sub = f"{t.column} ~ {setup.subs[t.column]}"
+        sub_spec, sub_design = build_model(sub, filled.iloc[rows], na_action="raise", random_required=False)
+        W = sub_design.X
+        names = tuple(f"{t.column}_{n}" for n in sub_spec.fixed_names)
+        icpt = sub_spec.fixed_names.index("Intercept") if "Intercept" in sub_spec.fixed_names else None
+        wbar = W.mean(axis=0) if icpt is not None else np.zeros(W.shape[1])
+        if icpt is not None:
+            wbar[icpt] = 0.0
+        infos.append(LatentInfo("mi", t.column, t.label, j, int(miss.sum()), names, icpt, sub))
+        arrays.append({"obs": x, "index": np.flatnonzero(miss), "observed": ~miss, "W": W, "wbar": wbar})
+        labels[t.column] = [str(v) for v in df.index[rows][miss]]
+    return tuple(infos), tuple(arrays), labels
+
+
+def _reads(rhs: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", rhs) is not None

@@ -1,0 +1,160 @@
+"""me() and mi() in sample(): brms 2.18's posteriors (tests/data/brms) and the failure paths."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import multilevel
+from multilevel.errors import DataError, FormulaError, ModelError
+
+DATA = Path(__file__).parent.parent / "data" / "brms"
+SETTINGS = dict(chains=4, draws=3000, warmup=1000, seed=2, progress=False)
+ME_PRIORS = {
+    "Intercept": "normal(0, 10)",
+    "b": "normal(0, 10)",
+    "sd": "student_t(3, 0, 2.5)",
+    "sigma": "student_t(3, 0, 2.5)",
+    "meanme": "normal(0, 10)",
+    "sdme": "student_t(3, 0, 2.5)",
+}
+MI_PRIORS = {
+    "b": "normal(0, 10)",
+    "Intercept": "normal(0, 10)",
+    "Intercept_x": "normal(0, 10)",
+    "sigma": "student_t(3, 0, 2.5)",
+    "sigma_x": "student_t(3, 0, 2.5)",
+    "sd": "student_t(3, 0, 2.5)",
+}
+ME_NAMES = {
+    "Intercept": "b_Intercept",
+    "me(x, sdx)": "bsp_mexsdx",
+    "sd_g__Intercept": "sd_g__Intercept",
+    "sigma": "sigma",
+    "meanme_x": "meanme_mex",
+    "sdme_x": "sdme_mex",
+}
+MI_NAMES = {
+    "Intercept": "b_y_Intercept",
+    "mi(x)": "bsp_y_mix",
+    "z": "b_y_z",
+    "sd_g__Intercept": "sd_g__y_Intercept",
+    "sigma": "sigma_y",
+    "x_Intercept": "b_x_Intercept",
+    "x_z": "b_x_z",
+    "sigma_x": "sigma_x",
+}
+
+
+@pytest.fixture(scope="module")
+def brms() -> dict:
+    return json.loads((DATA / "brms_refs.json").read_text())
+
+
+def check_against(summ: pd.DataFrame, ref: dict, names: dict) -> None:
+    """Means within 3.5 Monte Carlo SEs of the difference; SDs within 3.5 of theirs."""
+    rows = {r["variable"]: r for r in ref["summary"]}
+    for ours, theirs in names.items():
+        r = rows[theirs]
+        z = (summ.at[ours, "mean"] - r["mean"]) / np.hypot(summ.at[ours, "mcse_mean"], r["mcse_mean"])
+        assert abs(z) < 3.5, (ours, "mean", z)
+        se_sd = np.hypot(r["mcse_sd"], r["sd"] / np.sqrt(2 * summ.at[ours, "ess_bulk"]))
+        z = (summ.at[ours, "sd"] - r["sd"]) / se_sd
+        assert abs(z) < 3.5, (ours, "sd", z)
+
+
+def test_me_matches_brms(brms):
+    d = pd.read_csv(DATA / "me_data.csv")
+    post = multilevel.sample("y ~ me(x, sdx) + (1 | g)", d, priors=ME_PRIORS, target_accept=0.95, **SETTINGS)
+    assert post.divergences == 0
+    summ = post.summary(group_effects=False)
+    assert list(summ.index) == list(ME_NAMES)
+    check_against(summ, brms["me"], ME_NAMES)
+    # the attenuation it removes: the naive slope (lme4's ML fit) is 0.71, the truth 1.0
+    naive = next(f["estimate"] for f in brms["me"]["naive_lmer"]["fixef"] if f["term"] == "x")
+    fit = multilevel.fit("y ~ x + (1 | g)", d, reml=False)
+    assert float(fit.fixef["x"]) == pytest.approx(naive, rel=1e-6)
+    assert summ.at["me(x, sdx)", "mean"] > naive + 3 * summ.at["me(x, sdx)", "sd"]
+    text = str(post)
+    assert "Formula: y ~ me(x, sdx) + (1 | g)" in text and "Latent values of me(x, sdx)" in text
+    assert post.prior_table().loc["sdme_x", "prior"].endswith("[truncated at 0]")
+
+
+def test_mi_matches_brms(brms):
+    d = pd.read_csv(DATA / "mi_data.csv")
+    post = multilevel.sample("y ~ mi(x) + z + (1 | g)", d, mi={"x": "~ z"}, priors=MI_PRIORS, **SETTINGS)
+    assert post.divergences == 0
+    summ = post.summary(group_effects=True)
+    check_against(summ, brms["mi"], MI_NAMES)
+    imputed = brms["mi"]["imputed"]
+    assert len(imputed) == int(d["x"].isna().sum()) == 50
+    for r in imputed:  # brms numbers rows from 1
+        ours = summ.loc[f"Ymi_x[{r['row'] - 1}]"]
+        assert abs(ours["mean"] - r["mean"]) < 4 * r["sd"] / np.sqrt(ours["ess_bulk"]) + 0.02
+        assert ours["sd"] == pytest.approx(r["sd"], rel=0.06)
+    assert "Sub-model of mi(x): x ~ z" in str(post)
+
+
+@pytest.fixture(scope="module")
+def small() -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    n = 60
+    d = pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "x": rng.normal(size=n),
+            "sdx": np.full(n, 0.3),
+            "z": rng.normal(size=n),
+            "g": np.repeat(np.arange(6), 10),
+        }
+    )
+    return d
+
+
+@pytest.mark.parametrize(
+    "formula, match",
+    [
+        ("y ~ me(x, sdx):z + (1 | g)", "main effects only"),
+        ("y ~ z * me(x, sdx) + (1 | g)", "main effects only"),
+        ("y ~ z + (me(x, sdx) | g)", "main effects only"),
+        ("y ~ me(x) + (1 | g)", "me\\(x, sdx\\)"),
+        ("y ~ mi(x, sdx) + (1 | g)", "not supported"),
+        ("y ~ me(x, sdx) + mi(x) + (1 | g)", "two latent terms"),
+        ("y ~ me(x, 2) + (1 | g)", "column names"),
+    ],
+)
+def test_formula_errors(small, formula, match):
+    with pytest.raises(FormulaError, match=match):
+        multilevel.sample(formula, small, chains=1)
+
+
+def test_data_and_model_errors(small):
+    with pytest.raises(ModelError, match="main effects only"):
+        multilevel.sample("y ~ me(x, sdx) + x:z + (1 | g)", small, chains=1)
+    with pytest.raises(ModelError, match="random slope"):
+        multilevel.sample("y ~ me(x, sdx) + (x | g)", small, chains=1)
+    with pytest.raises(ModelError, match="no mi\\(\\) term"):
+        multilevel.sample("y ~ mi(x) + (1 | g)", small, mi={"z": "~ 1"}, chains=1)
+    with pytest.raises(ModelError, match="fixed effects only"):
+        multilevel.sample("y ~ mi(x) + (1 | g)", small, mi={"x": "~ z + (1 | g)"}, chains=1)
+    with pytest.raises(DataError, match="no column 'sdw'"):
+        multilevel.sample("y ~ me(x, sdw) + (1 | g)", small, chains=1)
+    bad = small.assign(sdx=np.r_[-1.0, small["sdx"].to_numpy()[1:]])
+    with pytest.raises(DataError, match="positive and finite; row 0"):
+        multilevel.sample("y ~ me(x, sdx) + (1 | g)", bad, chains=1)
+    with pytest.raises(DataError, match="every value"):
+        multilevel.sample("y ~ mi(x) + (1 | g)", small.assign(x=np.nan), chains=1)
+
+
+def test_rows_missing_the_sds_are_counted(small):
+    d = small.assign(w=np.random.default_rng(5).normal(size=len(small)))
+    d.loc[[3, 7], "w"] = np.nan  # the sub-model's predictor: these rows are dropped, and counted
+    d.loc[[5, 9, 11], "x"] = np.nan  # under mi(x) these rows stay, imputed
+    with pytest.warns(UserWarning, match="dropped 2 of 60 rows with missing values in columns w"):
+        post = multilevel.sample(
+            "y ~ mi(x) + z + (1 | g)", d, mi={"x": "x ~ w"}, chains=1, draws=100, warmup=100, progress=False
+        )
+    assert post.model.design.n == 58
+    assert [k for k in post.draws() if k.startswith("Ymi_x")] == ["Ymi_x[5]", "Ymi_x[9]", "Ymi_x[11]"]
