@@ -19,11 +19,18 @@ from ..model.nonlinear import NlmmProblem
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
 from .laplace import NlmmObjective
+from .numpy_laplace import NumpyLaplace
 from .quadrature import check_agq
 from .start import initial_beta, population_start
 
 GRADIENT_TOL = 2e-3  # max |H^{-1} g| of the deviance at the optimum, as lme4's check
-OK_CODES = ("NLOPT_SUCCESS", "NLOPT_FTOL_REACHED", "NLOPT_XTOL_REACHED", "NLOPT_ROUNDOFF_LIMITED")
+OK_CODES = (
+    "NLOPT_SUCCESS",
+    "NLOPT_FTOL_REACHED",
+    "NLOPT_XTOL_REACHED",
+    "NLOPT_ROUNDOFF_LIMITED",
+    "LBFGSB_SUCCESS",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class NlmmEstimate:
     pnls_converged: bool = True
 
 
-def objective_function(obj: NlmmObjective, nagq: int) -> Any:
+def objective_function(obj: Any, nagq: int) -> Any:
     """The deviance of the optimizer's vector: (beta, theta) for Laplace, (beta, theta,
     log sigma) for quadrature."""
     p, t = obj.problem.p, obj.problem.n_theta
@@ -65,6 +72,35 @@ def _optimize(
     return x, fx, n + n2, code
 
 
+def _optimize_gradient(obj: Any, x0: np.ndarray, lower: np.ndarray, maxeval: int) -> tuple[Any, ...]:
+    """L-BFGS-B on the Laplace deviance and its exact gradient (:meth:`laplace_and_gradient`);
+    (x, deviance, evaluations, code), code "NLOPT_SUCCESS"-like when it converged."""
+    from scipy.optimize import minimize
+
+    bounds = [(lo if math.isfinite(lo) else None, None) for lo in lower]
+    count = [0]
+
+    def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+        count[0] += 1
+        v, g, _ = obj.laplace_and_gradient(x)
+        if not (math.isfinite(v) and np.all(np.isfinite(g))):
+            return math.inf, np.zeros_like(x)
+        return v, g
+
+    res = minimize(
+        f,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxfun": maxeval, "maxiter": maxeval, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+    )
+    code = (
+        "LBFGSB_SUCCESS" if res.success or "REL_REDUCTION" in str(res.message) else f"LBFGSB: {res.message}"
+    )
+    return np.asarray(res.x), float(res.fun), count[0], code
+
+
 def _hessian(f: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian of ``f`` over the free coordinates (Richardson differences)."""
     idx = np.flatnonzero(free)
@@ -76,6 +112,26 @@ def _hessian(f: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.nd
 
     J, H = jacobian_hessian(sub, x[idx], d=0.002, eps=1e-5, levels=1)
     return J.ravel(), H
+
+
+def _hessian_from_gradient(obj: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of the Laplace deviance over the free coordinates: central
+    differences of the exact gradient (two gradients per coordinate)."""
+    idx = np.flatnonzero(free)
+
+    def grad(v: np.ndarray) -> np.ndarray:
+        full = x.copy()
+        full[idx] = v
+        return obj.laplace_and_gradient(full)[1][idx]
+
+    v = x[idx]
+    h = 0.0005 * np.abs(v) + 1e-5 * (np.abs(v) < 1e-8)
+    J = np.empty((v.size, v.size))
+    for j in range(v.size):
+        e = np.zeros(v.size)
+        e[j] = h[j]
+        J[:, j] = (grad(v + e) - grad(v - e)) / (2 * h[j])
+    return grad(v), 0.5 * (J + J.T)
 
 
 def _standard_errors(H: np.ndarray, p: int) -> tuple[np.ndarray, bool]:
@@ -118,13 +174,20 @@ def fit_problem(
         check_agq(problem, nagq)
     t0 = time.perf_counter()
     beta0, _ = population_start(problem, initial_beta(problem, start))
-    obj = NlmmObjective(problem)
+    # the Laplace fit in NumPy (analytic gradient, nothing to compile); quadrature on JAX
+    obj: Any = NumpyLaplace(problem)
     p, t = problem.p, problem.n_theta
     x0 = np.concatenate([beta0, problem.theta_initial()])
     lower = np.concatenate([np.full(p, -np.inf), problem.theta_lower()])
     step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
-    x, dev, n_evals, code = _optimize(objective_function(obj, 1), x0, lower, step, maxeval)
+    x, dev, n_evals, code = _optimize_gradient(obj, x0, lower, maxeval)
+    if code not in OK_CODES:  # the derivative-free path, as before the gradient
+        xb, devb, nb, codeb = _optimize(objective_function(obj, 1), x, lower, step, maxeval)
+        n_evals += nb
+        if devb <= dev or not math.isfinite(dev):
+            x, dev, code = xb, devb, codeb
     if nagq > 1:
+        obj = NlmmObjective(problem)
         m = obj.modes(x[:p], x[p:])
         x = np.append(x, 0.5 * math.log(m["pwrss"] / problem.n))
         lower, step = np.append(lower, -np.inf), np.append(step * 0.1, 0.05)
@@ -133,7 +196,10 @@ def fit_problem(
     f = objective_function(obj, nagq)
     free = np.ones(x.size, bool)
     free[p : p + t] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p : p + t]) < SINGULAR_TOL))
-    grad, H = _hessian(f, x, free)
+    if nagq == 1:
+        grad, H = _hessian_from_gradient(obj, x, free)
+    else:
+        grad, H = _hessian(f, x, free)
     vcov, pos_def = _standard_errors(H, p)
     f(x)  # leaves the modes of the optimum in obj
     m = obj.modes(x[:p], x[p : p + t])
