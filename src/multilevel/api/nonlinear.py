@@ -17,6 +17,9 @@ def nlfit(
     nagq: int = 1,
     na_action: str = "omit",
     maxeval: int = 20_000,
+    family: Any = "gaussian",
+    link: Any = None,
+    weights: Any = None,
 ) -> Any:
     """Fit a nonlinear mixed model by maximum likelihood (Laplace or adaptive quadrature).
 
@@ -48,6 +51,11 @@ def nlfit(
     na_action:
         ``"omit"`` drops rows with missing values (counted in a warning and in
         ``n_missing``); ``"raise"`` refuses them.
+    family, link, weights:
+        ``"binomial"`` (0/1, or proportions with the trials in ``weights=``) or
+        ``"poisson"`` responses: the expression is then the linear predictor, on the
+        link's scale (default logit and log, as brms' nonlinear formulas), fitted by
+        the Laplace approximation at the modes; ``start=`` is required (on that scale).
 
     Examples
     --------
@@ -66,7 +74,9 @@ def nlfit(
     from ..nlmm.fit import fit_problem
     from ..present.nlmm_fit import NlmmFit
 
-    problem = build_problem(formula, data, params, na_action=na_action)
+    problem = build_problem(
+        formula, data, params, na_action=na_action, family=family, link=link, weights=weights
+    )
     estimate, info = fit_problem(problem, nagq=nagq, start=start, maxeval=maxeval)
     return NlmmFit(problem, estimate, nagq, info)
 
@@ -80,6 +90,9 @@ def sample_nonlinear(
     priors: dict[str, Any] | None,
     control: Any,
     na_action: str,
+    family: Any = "gaussian",
+    link: Any = None,
+    weights: Any = None,
 ) -> Any:
     """:func:`multilevel.sample` for a nonlinear formula: the chains start near the
     Laplace fit of :func:`nlfit` (its warnings kept on the result, not shown)."""
@@ -91,7 +104,9 @@ def sample_nonlinear(
     from ..present.nlmm_fit import NlmmFit
     from ..present.nlmm_posterior import NlPosterior
 
-    problem = build_problem(formula, data, params, na_action=na_action)
+    problem = build_problem(
+        formula, data, params, na_action=na_action, family=family, link=link, weights=weights
+    )
     fitted: dict[str, Any] = {"fit": None, "messages": ()}
 
     def estimate() -> dict[str, Any] | None:

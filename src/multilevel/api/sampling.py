@@ -47,7 +47,8 @@ def sample(
         for the likelihood fit the chains start from. The coefficients need priors, per
         parameter (``{"b_Asym": "normal(200, 50)"}``) or per coefficient
         (``Asym_Intercept``); SDs (``sd_Tree``, ``sd_Asym``, ``sd``) and ``sigma`` have
-        brms's defaults. Gaussian responses. Returns a
+        brms's defaults. Gaussian responses, or binomial / Poisson (``family=``,
+        ``weights=`` the trials) with the expression as the linear predictor. Returns a
         :class:`multilevel.present.nlmm_posterior.NlPosterior`.
     mi:
         Latent covariates, as brms: ``me(x, sdx)`` in the formula makes ``x`` a covariate
@@ -98,17 +99,18 @@ def _sample_nonlinear(
 ) -> Any:
     from .nonlinear import sample_nonlinear
 
-    fam = family if isinstance(family, str) else getattr(family, "name", family)
-    if fam != "gaussian" or link not in (None, "identity"):
-        raise ModelError(
-            f"nonlinear models are sampled with a Gaussian response (identity link); got family={fam!r}"
-            + (f", link={link!r}" if link is not None else "")
-        )
-    if weights is not None or offset is not None:
-        raise ModelError(
-            "weights= and offset= are not taken by nonlinear models; put them in the mean expression"
-        )
+    if offset is not None:
+        raise ModelError("offset= is not taken by nonlinear models; put it in the mean expression")
     ctl = _sample_control(args["control"], args["settings"])
     return sample_nonlinear(
-        formula, data, params, start=start, priors=args["priors"], control=ctl, na_action=args["na_action"]
+        formula,
+        data,
+        params,
+        start=start,
+        priors=args["priors"],
+        control=ctl,
+        na_action=args["na_action"],
+        family=family,
+        link=link,
+        weights=weights,
     )

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..formula.expression import evaluate
+from ..linalg.ops import jax_ops
 from ..model.nonlinear import NlmmProblem
 from .priors import ParamInfo, Prior, default_priors, resolve
 
@@ -75,6 +76,17 @@ class NlStructure:
     beta_params: tuple[int, ...]  # the parameter each coefficient belongs to
     blocks: tuple[NlBlock, ...]
     params: tuple[ParamInfo, ...]
+    family: str = "gaussian"  # or binomial / poisson: the expression is then eta
+    link: str = "identity"
+
+    @property
+    def gaussian(self) -> bool:
+        return self.family == "gaussian"
+
+    def family_object(self) -> Any:
+        from ..family import get_family
+
+        return get_family(self.family, self.link)
 
     @classmethod
     def from_problem(cls, problem: NlmmProblem) -> NlStructure:
@@ -108,9 +120,18 @@ class NlStructure:
                     keys = (nt.cor, f"cor_{g.name}", "cor")
                     params.append(ParamInfo(nt.cor, "cor", group=g.name, dim=len(nt.columns), keys=keys))
             blocks.append(block)
-        params.append(ParamInfo("sigma", "sigma"))
+        fam = problem.family
+        if fam is None:
+            params.append(ParamInfo("sigma", "sigma"))
         return cls(
-            problem.mean.tree, names, tuple(beta_names), tuple(beta_params), tuple(blocks), tuple(params)
+            problem.mean.tree,
+            names,
+            tuple(beta_names),
+            tuple(beta_params),
+            tuple(blocks),
+            tuple(params),
+            "gaussian" if fam is None else fam.name,
+            "identity" if fam is None else fam.link.name,
         )
 
 
@@ -127,6 +148,7 @@ def problem_data(problem: NlmmProblem) -> dict[str, Any]:
         "cov": dict(problem.covariates),
         "codes": tuple(codes),
         "values": tuple(values),
+        "w": problem.weights if problem.weights is not None else np.ones(problem.n),
     }
 
 
@@ -146,7 +168,9 @@ def nl_priors(struct: NlStructure, problem: NlmmProblem, user: dict[str, Any] | 
                 f"priors={{{per_param[0]!r}: 'normal(0, 10)'}}"
             )
         rest = [p for p in uncovered if p.cls != "b"]
-        return default_priors(rest, y=problem.y, X=np.zeros((problem.n, 0)), names=(), identity_gaussian=True)
+        return default_priors(
+            rest, y=problem.y, X=np.zeros((problem.n, 0)), names=(), identity_gaussian=problem.gaussian
+        )
 
     return resolve(list(struct.params), user, defaults)
 
@@ -209,6 +233,8 @@ def make_log_joint(struct: NlStructure, priors: dict[str, Prior]) -> Any:
     """``(data, values) -> log prior + log-likelihood`` at constrained values."""
     import jax.numpy as jnp
 
+    fam = struct.family_object()
+
     def log_joint(data: dict[str, Any], values: dict[str, Any]) -> Any:
         lp = sum(jnp.sum(priors[p.name].dist.log_prob(values[p.name])) for p in struct.params)
         for b in struct.blocks:
@@ -216,9 +242,13 @@ def make_log_joint(struct: NlStructure, priors: dict[str, Prior]) -> Any:
             lp = lp - 0.5 * jnp.sum(z * z) - 0.5 * z.size * LOG_2PI
         phi, _ = parameter_values(struct, data, values)
         mu = mean_of(struct, data["cov"], phi)
-        sigma = values["sigma"]
-        resid = (data["y"] - mu) / sigma
-        loglik = -0.5 * jnp.sum(resid * resid) - resid.size * (jnp.log(sigma) + 0.5 * LOG_2PI)
+        if struct.gaussian:
+            sigma = values["sigma"]
+            resid = (data["y"] - mu) / sigma
+            loglik = -0.5 * jnp.sum(resid * resid) - resid.size * (jnp.log(sigma) + 0.5 * LOG_2PI)
+        else:  # the expression is the linear predictor
+            ops = jax_ops()
+            loglik = jnp.sum(fam.logpdf(data["y"], fam.link.inverse(mu, ops), data["w"], 1.0, ops))
         return lp + jnp.where(jnp.isfinite(loglik), loglik, -jnp.inf)
 
     return log_joint
@@ -246,7 +276,7 @@ def initial_values(
     ``sigma``, ``b``), jittered."""
     beta, se = np.asarray(estimate["beta"], float), np.asarray(estimate["se"], float)
     se = np.where(np.isfinite(se) & (se > 0), se, 0.1 * np.maximum(np.abs(beta), 1.0))
-    sigma = float(estimate["sigma"])
+    sigma = float(estimate["sigma"]) if struct.gaussian else 1.0
     out: dict[str, np.ndarray] = {}
     for i, nm in enumerate(struct.beta_names):
         out[nm] = np.asarray(beta[i] + 0.3 * se[i] * rng.standard_normal())
@@ -272,7 +302,8 @@ def initial_values(
             out[nm] = np.asarray(sd[j])
         modes = b_flat[blk.offset : blk.offset + blk.q * blk.n_levels].reshape(blk.n_levels, blk.q)
         out[b.z_site] = np.linalg.solve(S, modes.T).T + 0.1 * rng.standard_normal(modes.shape)
-    out["sigma"] = np.asarray(sigma * np.exp(0.1 * rng.standard_normal()))
+    if struct.gaussian:
+        out["sigma"] = np.asarray(sigma * np.exp(0.1 * rng.standard_normal()))
     return out
 
 

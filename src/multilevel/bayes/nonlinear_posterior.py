@@ -73,7 +73,8 @@ class NonlinearPosterior(PosteriorDraws):
         for b in st.blocks:
             out.update({nm: self.values[nm] for nm in b.sd_names()})
         out.update(self._cor_draws())
-        out["sigma"] = self.values["sigma"]
+        if self.structure.gaussian:
+            out["sigma"] = self.values["sigma"]
         return out
 
     def draws(self, group_effects: bool = True) -> dict[str, np.ndarray]:
@@ -118,7 +119,11 @@ class NonlinearPosterior(PosteriorDraws):
             observed_data={"y": self.problem.y},
             coords=coords,
             dims=dims,
-            attrs={"formula": self.formula, "family": "gaussian", "inference_library": "multilevel"},
+            attrs={
+                "formula": self.formula,
+                "family": self.structure.family,
+                "inference_library": "multilevel",
+            },
         )
 
     # ---- prediction --------------------------------------------------
@@ -213,10 +218,18 @@ class NonlinearPosterior(PosteriorDraws):
         phi, covs = self._phi_draws(newdata, re, new_levels, rng)
         S_total, n, _ = phi.shape
         mu = np.stack([self.problem.mean_numpy(phi[s], covs) for s in range(S_total)])
+        st = self.structure
+        if not st.gaussian:
+            mu = np.asarray(st.family_object().link.inverse(mu))
         if kind == "mean":
             return mu
-        sigma = self.values["sigma"].reshape(S_total, 1)
-        return mu + sigma * rng.standard_normal((S_total, n))
+        if st.gaussian:
+            sigma = self.values["sigma"].reshape(S_total, 1)
+            return mu + sigma * rng.standard_normal((S_total, n))
+        if newdata is not None and self.problem.weights is not None:
+            raise ModelError("kind='response' for new data of a binomial model with trials is not available")
+        w = self.problem.weights if self.problem.weights is not None else np.ones(n)
+        return np.asarray(st.family_object().random(mu, w, 1.0, rng))
 
     def predict(
         self,
@@ -253,7 +266,8 @@ class NonlinearPosterior(PosteriorDraws):
             "model": "bayes-nonlinear",
             "formula": self.formula,
             "params": dict(zip(self.problem.param_names, self.problem.param_formulas)),
-            "family": "gaussian",
+            "family": self.structure.family,
+            "link": self.structure.link,
             "nobs": self.nobs,
             "n_missing": self.problem.n_missing,
             "sampler": "NUTS (non-centred)",

@@ -25,6 +25,7 @@ from ..formula.expression import MeanExpression, evaluate, parse_mean
 from ..formula.selfstart import SELF_START
 from .data import check_finite, complete_rows, to_pandas
 from .design import Design, build_model, data_name, used_columns
+from .response import check_trials
 from .spec import ModelSpec
 
 
@@ -62,6 +63,12 @@ class NlmmProblem:
     n_missing: int = 0
     data_name: str = "data"
     rows: np.ndarray | None = field(default=None, repr=False)
+    family: Any = None  # None: Gaussian responses; else a non-Gaussian family (the mean is eta)
+    weights: np.ndarray | None = field(default=None, repr=False)  # binomial trials, prior weights
+
+    @property
+    def gaussian(self) -> bool:
+        return self.family is None
 
     @property
     def n(self) -> int:
@@ -172,10 +179,10 @@ def _param_formulas(
 
 
 def _complete(
-    df: pd.DataFrame, mean: MeanExpression, formulas: dict[str, str], na_action: str
+    df: pd.DataFrame, mean: MeanExpression, formulas: dict[str, str], na_action: str, extra: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray]:
     cols = {str(c) for c in df.columns}
-    used = [mean.response, *(nm for nm in mean.names if nm in cols and nm not in formulas)]
+    used = [mean.response, *extra, *(nm for nm in mean.names if nm in cols and nm not in formulas)]
     for rhs in formulas.values():
         used += used_columns(parse_formula(f"{mean.response} ~ {rhs}"), df)
     if mean.response not in cols:
@@ -218,10 +225,80 @@ def _random_blocks(specs: list[ModelSpec], designs: list[Design], n: int) -> tup
     return tuple(blocks), Z, cat(t_blocks), cat(t_rows), cat(t_cols), t_names
 
 
+def _family_of(family: Any, link: Any) -> Any:
+    """None for a Gaussian identity model; the family otherwise (binomial, Poisson)."""
+    from ..family import get_family
+
+    fam = get_family(family, link)
+    if fam.is_lmm:
+        return None
+    if fam.name not in ("binomial", "poisson"):
+        raise ModelError(
+            f"nonlinear models take Gaussian, binomial or Poisson responses; got family {fam.name!r}"
+        )
+    return fam
+
+
+def _stack_fixed(
+    names: tuple[str, ...], specs: list[ModelSpec], designs: list[Design], n: int
+) -> tuple[np.ndarray, list[slice], list[str]]:
+    """X (K, n, p) with each parameter's columns in its own slice of beta, and their names."""
+    X = np.zeros((len(names), n, sum(s.p for s in specs)))
+    slices: list[slice] = []
+    beta_names: list[str] = []
+    at = 0
+    for j, (spec, design) in enumerate(zip(specs, designs)):
+        X[j, :, at : at + spec.p] = design.X
+        slices.append(slice(at, at + spec.p))
+        only = spec.fixed_names == ("Intercept",)
+        beta_names += [names[j] if only else f"{names[j]}.{f}" for f in spec.fixed_names]
+        at += spec.p
+    return X, slices, beta_names
+
+
+def _weight_columns(fam: Any, weights: Any, df: pd.DataFrame) -> list[str]:
+    if fam is None and weights is not None:
+        raise ModelError("weights= applies to binomial and Poisson nonlinear models; drop it")
+    extra = [weights] if isinstance(weights, str) else []
+    if extra and weights not in df.columns:
+        raise DataError(f"weights={weights!r} is not a column of the data")
+    return extra
+
+
+def _glm_weights(
+    fam: Any, weights: Any, sub: pd.DataFrame, mask: np.ndarray, y: np.ndarray, response: str
+) -> np.ndarray | None:
+    """The binomial trials or prior weights of the complete rows, checked with the response."""
+    n = len(sub)
+    w = None
+    if isinstance(weights, str):
+        w = sub[weights].to_numpy(dtype=float)
+    elif weights is not None:
+        w = np.asarray(weights, dtype=float)[mask] if np.ndim(weights) else np.full(n, float(weights))
+    if w is not None:
+        check_finite("weights", w)
+        if np.any(w <= 0):
+            raise DataError("weights= must be positive (the binomial trials or prior weights)")
+    if fam.name == "binomial":
+        check_trials(response, y, None, w)
+    fam.check(y, np.ones(n) if w is None else w)
+    return w
+
+
 def build_problem(
-    formula: str, data: Any, params: Mapping[str, str] | None = None, *, na_action: str = "omit"
+    formula: str,
+    data: Any,
+    params: Mapping[str, str] | None = None,
+    *,
+    na_action: str = "omit",
+    family: Any = "gaussian",
+    link: Any = None,
+    weights: Any = None,
 ) -> NlmmProblem:
     """Parse the nonlinear formula and the parameters' formulas and materialize them.
+    For a binomial or Poisson ``family`` the expression is the linear predictor (on
+    the link scale, as brms' nonlinear formulas); ``weights`` the binomial trials (a
+    column name or an array) when the response is a proportion.
 
     Examples
     --------
@@ -233,9 +310,10 @@ def build_problem(
     (('Asym', 'xmid', 'scal'), ('Asym', 'xmid', 'scal'), (3, 35, 3), (3, 35, 5))
     """
     mean = parse_mean(formula)
+    fam = _family_of(family, link)
     df = to_pandas(data)
     formulas = _param_formulas(mean, params, {str(c) for c in df.columns})
-    sub, mask = _complete(df, mean, formulas, na_action)
+    sub, mask = _complete(df, mean, formulas, na_action, _weight_columns(fam, weights, df))
     names = tuple(formulas)
     specs, designs = [], []
     for k in names:
@@ -246,20 +324,11 @@ def build_problem(
         designs.append(design)
     n = len(sub)
     y = designs[0].y
+    w = None if fam is None else _glm_weights(fam, weights, sub, mask, y, mean.response)
     covariates = {nm: sub[nm].to_numpy(dtype=float) for nm in mean.names if nm not in formulas}
     for nm, v in covariates.items():
         check_finite(f"covariate {nm!r}", v)
-    p_all = sum(s.p for s in specs)
-    X = np.zeros((len(names), n, p_all))
-    slices: list[slice] = []
-    beta_names: list[str] = []
-    at = 0
-    for j, (spec, design) in enumerate(zip(specs, designs)):
-        X[j, :, at : at + spec.p] = design.X
-        slices.append(slice(at, at + spec.p))
-        only = spec.fixed_names == ("Intercept",)
-        beta_names += [names[j] if only else f"{names[j]}.{f}" for f in spec.fixed_names]
-        at += spec.p
+    X, slices, beta_names = _stack_fixed(names, specs, designs, n)
     if any(s.p == 0 for s in specs):
         bad = names[[s.p for s in specs].index(0)]
         raise ModelError(
@@ -293,4 +362,6 @@ def build_problem(
         int((~mask).sum()),
         data_name(data),
         np.flatnonzero(mask),
+        fam,
+        w,
     )

@@ -173,6 +173,8 @@ def fit_problem(
     if nagq > 1:
         check_agq(problem, nagq)
     t0 = time.perf_counter()
+    if not problem.gaussian:
+        return _fit_glm(problem, nagq, start, maxeval, t0)
     beta0, _ = population_start(problem, initial_beta(problem, start))
     # the Laplace fit in NumPy (analytic gradient, nothing to compile); quadrature on JAX
     obj: Any = NumpyLaplace(problem)
@@ -212,6 +214,70 @@ def fit_problem(
         beta=x[:p],
         theta=theta,
         sigma=sigma,
+        u=m["u"],
+        b=problem.lambda_matrix(theta) @ m["u"],
+        deviance=dev,
+        pwrss=m["pwrss"],
+        vcov=vcov,
+        hessian=H,
+        fitted=m["mu"],
+        pnls_converged=m["converged"],
+    )
+    diag = problem.theta_rows == problem.theta_cols
+    info = OptSummary(
+        optimizer="bobyqa",
+        start=tuple(map(float, x0)),
+        end=tuple(map(float, x)),
+        fval=float(dev),
+        n_evals=n_evals,
+        seconds=time.perf_counter() - t0,
+        return_code=code,
+        converged=ok and math.isfinite(dev),
+        singular=bool(np.any(np.abs(theta[diag]) < SINGULAR_TOL)),
+        messages=tuple(msgs),
+    )
+    return est, info
+
+
+def _fit_glm(
+    problem: NlmmProblem, nagq: int, start: Mapping[str, Any] | None, maxeval: int, t0: float
+) -> tuple[NlmmEstimate, OptSummary]:
+    """A binomial or Poisson response: BOBYQA on the Laplace deviance
+    (:mod:`multilevel.nlmm.glm_laplace`), SEs from its finite-difference Hessian."""
+    from .glm_laplace import NumpyGlmLaplace
+
+    fam = problem.family.name
+    if nagq != 1:
+        raise ModelError(
+            f"a {fam} nonlinear model is fitted by the Laplace approximation (nagq=1); adaptive "
+            "quadrature is for Gaussian responses so far"
+        )
+    if start is None:
+        raise ModelError(
+            f"a {fam} nonlinear model needs start= values on the link scale (the self-starting "
+            "routines fit Gaussian curves to the response itself)"
+        )
+    obj = NumpyGlmLaplace(problem)
+    beta0 = obj.population(initial_beta(problem, start))
+    p, t = problem.p, problem.n_theta
+    x0 = np.concatenate([beta0, problem.theta_initial()])
+    lower = np.concatenate([np.full(p, -np.inf), problem.theta_lower()])
+    step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
+    f = objective_function(obj, 1)
+    x, dev, n_evals, code = _optimize(f, x0, lower, step, maxeval)
+    free = np.ones(x.size, bool)
+    free[p:] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p:]) < SINGULAR_TOL))
+    grad, H = _hessian(f, x, free)
+    vcov, pos_def = _standard_errors(H, p)
+    m = obj.modes(x[:p], x[p:])
+    ok, msgs = _verdict(code, dev, grad, H, pos_def, m["converged"])
+    if not ok:
+        warn("; ".join(msgs) + ". Check the start= values or simplify the random effects", ConvergenceWarning)
+    theta = x[p:]
+    est = NlmmEstimate(
+        beta=x[:p],
+        theta=theta,
+        sigma=1.0,
         u=m["u"],
         b=problem.lambda_matrix(theta) @ m["u"],
         deviance=dev,

@@ -67,8 +67,13 @@ class NlmmResult(InformationCriteria):
 
     @property
     def sigma(self) -> float:
-        """The residual standard deviation."""
-        return self.estimate.sigma
+        """The residual standard deviation (NaN for a binomial or Poisson response)."""
+        return self.estimate.sigma if self.problem.gaussian else math.nan
+
+    @property
+    def family(self) -> str:
+        fam = self.problem.family
+        return "gaussian" if fam is None else f"{fam.name} ({fam.link.name} link)"
 
     @property
     def fixef(self) -> pd.Series:
@@ -110,7 +115,7 @@ class NlmmResult(InformationCriteria):
 
     @property
     def n_params(self) -> int:
-        return self.problem.p + self.problem.n_theta + 1
+        return self.problem.p + self.problem.n_theta + int(self.problem.gaussian)
 
     @property
     def converged(self) -> bool:
@@ -139,7 +144,7 @@ class NlmmResult(InformationCriteria):
         """Variance components: one row per variance, one per correlation, and the residual."""
         rows: list[tuple[str, str | None, str | None, float, float]] = []
         for k, (blk, T) in enumerate(zip(self.problem.blocks, self._templates())):
-            S = self.sigma**2 * (T @ T.T)
+            S = self.estimate.sigma**2 * (T @ T.T)
             cols = self._columns(k)
             for i in range(blk.q):
                 rows.append((blk.grouping, cols[i], None, S[i, i], math.sqrt(max(S[i, i], 0.0))))
@@ -149,7 +154,8 @@ class NlmmResult(InformationCriteria):
                     rows.append(
                         (blk.grouping, cols[i], cols[j], S[i, j], S[i, j] / denom if denom > 0 else math.nan)
                     )
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        if self.problem.gaussian:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         out = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_or_corr"], dtype=object)
         return out.astype({"variance": float, "sd_or_corr": float})
 
@@ -175,24 +181,47 @@ class NlmmResult(InformationCriteria):
     # ---- fitted values, prediction, simulation ---------------------------------
     @property
     def fitted(self) -> np.ndarray:
-        """Group-level fitted values (the mean at the conditional modes)."""
+        """Group-level fitted values (the mean response at the conditional modes)."""
         return np.asarray(self.estimate.fitted)
 
     @property
     def residuals(self) -> np.ndarray:
+        """Response residuals ``y - fitted``."""
         return self.problem.y - self.fitted
 
+    @property
+    def pearson_residuals(self) -> np.ndarray:
+        """Residuals over their SD: ``sigma`` (Gaussian) or ``sqrt(V(mu) / w)``."""
+        pr = self.problem
+        if pr.gaussian:
+            return self.residuals / self.sigma
+        w = pr.weights if pr.weights is not None else np.ones(pr.n)
+        return self.residuals / np.sqrt(pr.family.variance(self.fitted, 1.0) / w)
+
+    def _response(self, eta: np.ndarray, scale: str) -> np.ndarray:
+        if scale not in ("response", "link"):
+            raise ValueError("scale must be 'response' or 'link'")
+        if self.problem.gaussian or scale == "link":
+            return eta
+        return np.asarray(self.problem.family.link.inverse(eta))
+
     def predict(
-        self, newdata: Any = None, *, conditional: bool = True, new_levels: str = "error"
+        self,
+        newdata: Any = None,
+        *,
+        conditional: bool = True,
+        new_levels: str = "error",
+        scale: str = "response",
     ) -> np.ndarray:
         """Predicted means: at the conditional modes (``conditional=True``, group level) or
         with the random effects at zero (population level). Levels not in the fit are
         refused (``new_levels="error"``) or predicted at the population level
-        (``"population"``)."""
+        (``"population"``). A binomial or Poisson model predicts the mean response
+        (``scale="response"``) or the expression itself, the linear predictor (``"link"``)."""
         pr = self.problem
         if newdata is None:
             b = self.estimate.b if conditional else None
-            return pr.mean_numpy(pr.phi(self.estimate.beta, b))
+            return self._response(pr.mean_numpy(pr.phi(self.estimate.beta, b)), scale)
         if new_levels not in ("error", "population"):
             raise ValueError("new_levels must be 'error' or 'population'")
         df = to_pandas(newdata)
@@ -205,7 +234,7 @@ class NlmmResult(InformationCriteria):
             [self._new_phi(k, df, conditional, new_levels) for k in range(len(pr.param_names))]
         )
         covs = {c: df[c].to_numpy(dtype=float) for c in pr.covariates}
-        return pr.mean_numpy(phi, covs)
+        return self._response(pr.mean_numpy(phi, covs), scale)
 
     def _new_phi(self, k: int, df: pd.DataFrame, conditional: bool, new_levels: str) -> np.ndarray:
         pr = self.problem
@@ -238,7 +267,13 @@ class NlmmResult(InformationCriteria):
         rng = np.random.default_rng(seed)
         Lam = pr.lambda_matrix(self.theta)
         out = np.empty((pr.n, n))
+        scale = self.estimate.sigma
+        w = pr.weights if pr.weights is not None else np.ones(pr.n)
         for j in range(n):
-            b = self.estimate.b if use_modes else Lam @ rng.normal(0.0, self.sigma, pr.q)
-            out[:, j] = pr.mean_numpy(pr.phi(self.estimate.beta, b)) + rng.normal(0.0, self.sigma, pr.n)
+            b = self.estimate.b if use_modes else Lam @ rng.normal(0.0, scale, pr.q)
+            eta = pr.mean_numpy(pr.phi(self.estimate.beta, b))
+            if pr.gaussian:
+                out[:, j] = eta + rng.normal(0.0, scale, pr.n)
+            else:
+                out[:, j] = pr.family.random(pr.family.link.inverse(eta), w, 1.0, rng)
         return out

@@ -15,7 +15,7 @@ class NlPosterior(NonlinearPosterior):
         summ = self.summary(group_effects=False, prob=prob)
         groups = {b.grouping: len(b.levels) for b in st.blocks}
         lines = [
-            "Family: gaussian (link: identity)",
+            f"Family: {st.family} (link: {st.link})",
             f"Formula: {self.formula}",
             *(f"         {k} ~ {f}" for k, f in zip(pr.param_names, pr.param_formulas)),
             f"Data: {self.nobs} observations" + "".join(f", {g}: {n} levels" for g, n in groups.items()),

@@ -32,7 +32,8 @@ def _random_lines(fit: NlmmFit) -> list[str]:
             ]
         )
         last = rec["group"]
-    rows.append(["Residual", "", f"{fit.sigma**2:.4g}", f"{fit.sigma:.4g}", ""])
+    if fit.problem.gaussian:
+        rows.append(["Residual", "", f"{fit.sigma**2:.4g}", f"{fit.sigma:.4g}", ""])
     lines = ["Random effects:", *_table(rows, ["l", "l", "r", "r", "l"])]
     groups = ", ".join(f"{k}, {v}" for k, v in fit.ngroups.items())
     lines.append(f"Number of obs: {fit.nobs}, groups:  {groups}")
@@ -44,6 +45,7 @@ def _random_lines(fit: NlmmFit) -> list[str]:
 def format_nlmm_summary(fit: NlmmFit) -> str:
     lines = [
         f"Nonlinear mixed model fit by maximum likelihood ({fit.method})",
+        *([] if fit.problem.gaussian else [f" Family: {fit.family}"]),
         f"Formula: {fit.formula}",
         *(f"   {name}: {f}" for name, f in fit.params.items()),
         f"   Data: {fit.problem.data_name}",
@@ -52,7 +54,7 @@ def format_nlmm_summary(fit: NlmmFit) -> str:
         f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f} {fit.nobs - fit.n_params:8d}",
         "",
     ]
-    r = fit.residuals / fit.sigma
+    r = fit.pearson_residuals
     q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
     lines.append("Scaled residuals:")
     lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
@@ -97,7 +99,8 @@ def nlmm_to_dict(fit: NlmmFit) -> dict:
         "varcorr": [{k: clean(v) for k, v in rec.items()} for rec in fit.varcorr.to_dict("records")],
         "theta": [float(t) for t in fit.theta],
         "theta_names": list(fit.problem.theta_names),
-        "sigma": fit.sigma,
+        "family": fit.family,
+        "sigma": clean(fit.sigma),
         "loglik": clean(fit.loglik),
         "deviance": clean(fit.deviance),
         "aic": clean(fit.aic),
