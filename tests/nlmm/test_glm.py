@@ -104,3 +104,22 @@ def test_failure_paths(cbpp):
         multilevel.nlfit(*args, weights="size", start={"a": -1, "b2": 0})
     with pytest.raises(multilevel.errors.DataError):
         multilevel.nlfit(*args, family="binomial", start={"a": -1, "b2": 0})  # proportions without trials
+
+
+def test_profile_equals_the_glmm_profile(cbpp):
+    """Where the nonlinear model is a GLMM, its likelihood-profile intervals are the GLMM's
+    (themselves checked against lme4's in tests/glmm)."""
+    g = multilevel.fit(
+        "cbind(incidence, size - incidence) ~ p2 + p3 + p4 + (1 | herd)", cbpp, family="binomial"
+    )
+    m = multilevel.nlfit(
+        "prop ~ a + b2 * p2 + b3 * p3 + b4 * p4",
+        cbpp,
+        {"a": "1 + (1 | herd)", "b2": "1", "b3": "1", "b4": "1"},
+        family="binomial",
+        weights="size",
+        start={"a": -1, "b2": -1, "b3": -1, "b4": -1},
+    )
+    ours = m.confint(parm=["sd_a|herd", "a", "b3"])
+    theirs = g.confint(parm=["sd_(Intercept)|herd", "Intercept", "p3"])
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=2e-4)

@@ -161,3 +161,25 @@ def test_correlated_effects_within_a_term():
     np.testing.assert_allclose(sds, 0.3, atol=0.1)
     assert fit.fixef["A.x"] == pytest.approx(2.0, abs=0.3)
     assert fit.ranef["g"].shape == (40, 2)
+
+
+def test_profile_intervals(orange_fit):
+    """Orange: every parameter's profile reaches +-1.96 where the interval ends (the deviance
+    re-minimized there by a fresh start is base + 1.96^2), and the fixed effects' profile
+    intervals are near their Wald intervals."""
+    from multilevel.nlmm.profile import NlmmProfiler
+
+    ci = orange_fit.confint()
+    assert list(ci.index) == ["sd_Asym|Tree", "sigma", "Asym", "xmid", "scal"]
+    prof = NlmmProfiler(orange_fit)
+    for i, name in enumerate(ci.index):
+        lo, hi = ci.loc[name]
+        assert lo < prof.estimate[i] < hi
+        for v in (lo, hi):
+            dev, _ = prof.minimize(i, v, prof.start(i))
+            assert dev - prof.base == pytest.approx(1.959964**2, abs=2e-3), name
+    wald = orange_fit.confint(method="wald")
+    for name in ("Asym", "xmid", "scal"):
+        w = wald.loc[name, "upper"] - wald.loc[name, "lower"]
+        p = ci.loc[name, "upper"] - ci.loc[name, "lower"]
+        assert 0.9 < p / w < 1.25, name

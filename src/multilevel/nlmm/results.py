@@ -21,13 +21,14 @@ from ..model.data import to_pandas
 from ..model.fitted import InformationCriteria
 from ..model.newdata import design_for
 from ..model.nonlinear import NlmmProblem
+from ..model.profile_methods import ProfileMethods
 from ..model.pvalues import two_sided_z
 from ..optim.optimize import OptSummary
 from .fit import NlmmEstimate
 
 
 @dataclass(frozen=True)
-class NlmmResult(InformationCriteria):
+class NlmmResult(InformationCriteria, ProfileMethods):
     """A fitted nonlinear mixed model (Laplace for ``nagq = 1``, adaptive quadrature
     for ``nagq > 1``)."""
 
@@ -85,6 +86,28 @@ class NlmmResult(InformationCriteria):
         (beta, theta[, log sigma]), its fixed-effect block."""
         names = list(self.problem.beta_names)
         return pd.DataFrame(self.estimate.vcov, index=names, columns=names)
+
+    # ---- profiles (multilevel.model.profile_methods) ---------------------------
+    def _profiler(self) -> Any:
+        from .profile import NlmmProfiler
+
+        return NlmmProfiler(self)
+
+    @property
+    def _parameter_names(self) -> tuple[str, ...]:
+        return tuple(self._profiler().names)
+
+    @property
+    def _n_var(self) -> int:
+        return self.problem.n_theta + int(self.problem.gaussian)
+
+    @property
+    def _dense_size(self) -> int:
+        return self.problem.q
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        return self.se
 
     @property
     def se(self) -> pd.Series:
