@@ -61,6 +61,25 @@ def _sub_formula(column: str, text: Any) -> str:
     return text.strip()
 
 
+def _numeric_columns(df: pd.DataFrame, terms: tuple[LatentTerm, ...]) -> pd.DataFrame:
+    """Object columns of numbers and missing values (``None``) read as floats."""
+    out = df
+    for t in terms:
+        for c in (t.column, t.sd_column):
+            if c is None or c not in df.columns or pd.api.types.is_numeric_dtype(df[c]):
+                continue
+            if pd.api.types.is_bool_dtype(df[c]):
+                continue
+            try:
+                values = pd.to_numeric(df[c], errors="raise")
+            except (TypeError, ValueError):
+                continue  # _check_columns names it
+            if out is df:
+                out = df.copy()
+            out[c] = values.astype(float)
+    return out
+
+
 def _check_columns(df: pd.DataFrame, terms: tuple[LatentTerm, ...]) -> None:
     for t in terms:
         for c in (t.column, t.sd_column):
@@ -132,7 +151,7 @@ def prepare(formula: str, data: Any, mi: Mapping[str, Any] | None) -> LatentSetu
         raise ModelError(
             f"mi= names {unknown}, which have no mi() term in the formula (mi() terms: {mi_cols})"
         )
-    df = to_pandas(data)
+    df = _numeric_columns(to_pandas(data), terms)
     _check_columns(df, terms)
     subs = {c: _sub_formula(c, mi.get(c, "1")) for c in mi_cols}
     filled = df.copy()

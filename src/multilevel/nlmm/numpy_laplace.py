@@ -129,7 +129,11 @@ class NumpyLaplace:
             while it < MAX_ITER and math.isfinite(old):
                 jet, J, r, A, H = system
                 grad = J.T @ r - u
-                gn = np.linalg.solve(A, grad)
+                try:
+                    gn = np.linalg.solve(A, grad)
+                except np.linalg.LinAlgError:  # a non-finite Jacobian: no mode here
+                    old = math.nan
+                    break
                 if 2.0 * float(grad @ gn) <= PREDICTED_TOL * (1.0 + old):
                     done = True  # Gauss-Newton predicts less decrease than rounding would let a step show
                     break
@@ -189,7 +193,10 @@ class NumpyLaplace:
         if not (m["pwrss"] > 0 and math.isfinite(m["logdet"])):
             return math.inf, np.full(x.size, np.nan), False
         with np.errstate(all="ignore"):
-            grad = self._gradient(x, m)
+            try:
+                grad = self._gradient(x, m)
+            except np.linalg.LinAlgError:
+                grad = np.full(x.size, np.nan)
         value = m["logdet"] + n * (1.0 + math.log(2 * math.pi * m["pwrss"] / n))
         return value, grad, m["converged"]
 
