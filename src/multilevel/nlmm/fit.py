@@ -21,7 +21,7 @@ from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
 from .laplace import NlmmObjective
 from .numpy_laplace import NumpyLaplace
 from .quadrature import check_agq
-from .start import initial_beta, population_start
+from .start import initial_beta, population_start, theta_start
 
 GRADIENT_TOL = 2e-3  # max |H^{-1} g| of the deviance at the optimum, as lme4's check
 OK_CODES = (
@@ -93,7 +93,7 @@ def _optimize_gradient(obj: Any, x0: np.ndarray, lower: np.ndarray, maxeval: int
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"maxfun": maxeval, "maxiter": maxeval, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+        options={"maxfun": maxeval, "maxiter": maxeval, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20},
     )
     code = (
         "LBFGSB_SUCCESS" if res.success or "REL_REDUCTION" in str(res.message) else f"LBFGSB: {res.message}"
@@ -175,11 +175,11 @@ def fit_problem(
     t0 = time.perf_counter()
     if not problem.gaussian:
         return _fit_glm(problem, nagq, start, maxeval, t0)
-    beta0, _ = population_start(problem, initial_beta(problem, start))
+    beta0, sd0 = population_start(problem, initial_beta(problem, start))
     # the Laplace fit in NumPy (analytic gradient, nothing to compile); quadrature on JAX
     obj: Any = NumpyLaplace(problem)
     p, t = problem.p, problem.n_theta
-    x0 = np.concatenate([beta0, problem.theta_initial()])
+    x0 = np.concatenate([beta0, theta_start(problem, beta0, sd0)])
     lower = np.concatenate([np.full(p, -np.inf), problem.theta_lower()])
     step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
     x, dev, n_evals, code = _optimize_gradient(obj, x0, lower, maxeval)
