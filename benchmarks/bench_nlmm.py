@@ -2,7 +2,9 @@
 
 Orange (``SSlogis``, random asymptote by tree) and Theoph (``SSfol``, diagonal random
 effects on the three parameters by subject). For every tool: the first fit in a fresh
-process (after the package is loaded; JAX compiles then) and the median of warm fits,
+process (after ``import multilevel``, which is lazy: the first fit imports what it
+uses, SciPy's optimizers among them; the Laplace fit is NumPy, nothing compiles) and
+the median of warm fits,
 with the log-likelihood each reached (nlme's is its own linearization, not Laplace).
 
     python benchmarks/bench_nlmm.py [--reps N] [--json out.json]
@@ -145,7 +147,7 @@ def main() -> None:
                 f"{v['loglik']:.4f} |"
             )
     print(
-        "\nmultilevel's first fit counts JAX's compilation; with `import multilevel`: "
+        "\nmultilevel's first fit counts the imports it triggers; with `import multilevel`: "
         + ", ".join(f"{c} {py[c]['first_with_import']:.2f} s" for c in CASES)
     )
     if args.json:
