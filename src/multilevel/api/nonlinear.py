@@ -37,8 +37,10 @@ def nlfit(
     params:
         Each parameter's mixed-model formula (right-hand side), e.g.
         ``{"Asym": "1 + Treatment + (1 | Tree)", "xmid": "1"}``. Random effects of
-        different parameters are independent; within one term they are correlated
-        as in lme4 (``(1 + x | g)``; ``(1 + x || g)`` for uncorrelated). A
+        different parameters are independent unless their terms share an ID, as in
+        brms: ``(1 | p | Tree)`` in two parameters' formulas gives their effects by
+        tree one covariance matrix (nlme's ``pdSymm``); within one term they are
+        correlated as in lme4 (``(1 + x | g)``; ``(1 + x || g)`` for uncorrelated). A
         self-starting model's parameters default to ``"1"``.
     start:
         Starting values per parameter (its intercept, or one value per coefficient);

@@ -90,6 +90,11 @@ class NlStructure:
 
     @classmethod
     def from_problem(cls, problem: NlmmProblem) -> NlStructure:
+        if any(len(g) > 1 for g in problem.groups):
+            raise ModelError(
+                "random effects correlated across parameters (brms' (1 | ID | group)) are fitted by "
+                "nlfit(); the sampler does not take them yet: give each parameter its own term"
+            )
         names = problem.param_names
         beta_names: list[str] = []
         beta_params: list[int] = []

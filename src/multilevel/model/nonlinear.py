@@ -7,7 +7,9 @@ complete rows, so that ``phi_k = X_k beta_k + Z_k b_k``. The problem stacks them
 with each random term's effects in its own slice of ``u``, and the places of theta in
 the relative covariance factor ``Lambda`` (q, q) (lme4's layout: per level the
 term's lower-triangular template). Random effects of different parameters are
-independent; a term's own effects are correlated as its template allows.
+independent unless an ID joins their blocks into one covariance group
+(:mod:`multilevel.model.nonlinear_cov`); a term's own effects are correlated as its
+template allows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..formula.expression import MeanExpression, evaluate, parse_mean
 from ..formula.selfstart import SELF_START
 from .data import check_finite, complete_rows, to_pandas
 from .design import Design, build_model, data_name, used_columns
+from .nonlinear_cov import covariance_groups, full_template, strip_ids
 from .response import check_trials
 from .spec import ModelSpec
 
@@ -55,8 +58,8 @@ class NlmmProblem:
     Z: np.ndarray = field(repr=False)  # (K, n, q)
     beta_slices: tuple[slice, ...]
     blocks: tuple[RandomBlock, ...]
-    theta_blocks: np.ndarray  # (n_theta,) index of each theta's block
-    theta_rows: np.ndarray
+    theta_blocks: np.ndarray  # (n_theta,) each theta's covariance group (cov_groups)
+    theta_rows: np.ndarray  # its row and column in the group's template
     theta_cols: np.ndarray
     beta_names: tuple[str, ...]
     theta_names: tuple[str, ...]
@@ -65,6 +68,25 @@ class NlmmProblem:
     rows: np.ndarray | None = field(default=None, repr=False)
     family: Any = None  # None: Gaussian responses; else a non-Gaussian family (the mean is eta)
     weights: np.ndarray | None = field(default=None, repr=False)  # binomial trials, prior weights
+    # blocks sharing one covariance (brms' |ID|, multilevel.model.nonlinear_cov); () = each alone
+    cov_groups: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def groups(self) -> tuple[tuple[int, ...], ...]:
+        """The covariance groups: block indices sharing one covariance matrix."""
+        return self.cov_groups or tuple((b,) for b in range(len(self.blocks)))
+
+    def group_q(self, g: int) -> int:
+        return sum(self.blocks[b].q for b in self.groups[g])
+
+    def joint(self, g: int, j: int) -> tuple[int, int]:
+        """(block, column in the block) of column ``j`` of covariance group ``g``."""
+        for b in self.groups[g]:
+            q = self.blocks[b].q
+            if j < q:
+                return b, j
+            j -= q
+        raise IndexError(j)
 
     @property
     def gaussian(self) -> bool:
@@ -95,12 +117,13 @@ class NlmmProblem:
     def lambda_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, col, theta index) of every nonzero of Lambda."""
         rows, cols, idx = [], [], []
-        for i, (b, r, c) in enumerate(zip(self.theta_blocks, self.theta_rows, self.theta_cols)):
-            blk = self.blocks[int(b)]
-            base = blk.offset + np.arange(blk.n_levels) * blk.q
-            rows.append(base + r)
-            cols.append(base + c)
-            idx.append(np.full(blk.n_levels, i))
+        for i, (g, r, c) in enumerate(zip(self.theta_blocks, self.theta_rows, self.theta_cols)):
+            (ba, ra), (bb, cb) = self.joint(int(g), int(r)), self.joint(int(g), int(c))
+            A, B = self.blocks[ba], self.blocks[bb]
+            levels = np.arange(A.n_levels)
+            rows.append(A.offset + levels * A.q + ra)
+            cols.append(B.offset + levels * B.q + cb)
+            idx.append(np.full(A.n_levels, i))
         if not rows:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
@@ -193,36 +216,65 @@ def _complete(
     return df.loc[mask].reset_index(drop=True), mask
 
 
-def _random_blocks(specs: list[ModelSpec], designs: list[Design], n: int) -> tuple[Any, ...]:
+def _random_blocks(
+    specs: list[ModelSpec],
+    designs: list[Design],
+    n: int,
+    ids: dict[int, list[tuple[str, str]]],
+    names: tuple[str, ...],
+) -> tuple[Any, ...]:
+    """The blocks (one per parameter and grouping), Z, the covariance groups and theta's
+    layout over them (group, row, column, name)."""
     blocks: list[RandomBlock] = []
     z_parts: list[tuple[int, int, np.ndarray]] = []
-    t_blocks: list[np.ndarray] = []
-    t_rows: list[np.ndarray] = []
-    t_cols: list[np.ndarray] = []
-    t_names: list[str] = []
+    own: list[list[tuple[int, int, str]]] = []  # per block: its spec's template entries
+    n_terms: dict[tuple[int, str], int] = {}
     offset = 0
     for k, (spec, design) in enumerate(zip(specs, designs)):
         first = len(blocks)
         for g, gd in zip(spec.groupings, design.groups):
             blocks.append(RandomBlock(k, g.name, offset, g.q, g.n_levels, gd.codes))
+            n_terms[(k, g.name)] = len(g.terms)
+            own.append([])
             z = np.zeros((n, g.size))
             cols = gd.codes[:, None] * g.q + np.arange(g.q)[None, :]
             np.put_along_axis(z, cols, gd.values, axis=1)
             z_parts.append((k, offset, z))
             offset += g.size
         tm = spec.theta_map
-        t_blocks.append(tm.block + first)
-        t_rows.append(tm.row)
-        t_cols.append(tm.col)
-        t_names += [f"{spec_name}" for spec_name in spec.theta_names]
+        for b, r, c, nm in zip(tm.block, tm.row, tm.col, spec.theta_names):
+            own[first + int(b)].append((int(r), int(c), f"{names[k]}: {nm}"))
     Z = np.zeros((len(specs), n, offset))
     for k, off, z in z_parts:
         Z[k, :, off : off + z.shape[1]] = z
+    groups = covariance_groups([(blk.param, blk.grouping) for blk in blocks], ids, n_terms)
+    tg, tr, tc, tn = [], [], [], []
+    for gi, members in enumerate(groups):
+        if len(members) == 1:
+            entries = own[members[0]]
+        else:
+            labels = [
+                f"{names[blocks[b].param]}:{c}"
+                for b in members
+                for c in specs[blocks[b].param]
+                .groupings[[g.name for g in specs[blocks[b].param].groupings].index(blocks[b].grouping)]
+                .columns
+            ]
+            rr, cc = full_template(len(labels))
+            entries = [
+                (int(r), int(c), f"{blocks[members[0]].grouping}: {labels[r]}.{labels[c]}")
+                for r, c in zip(rr, cc)
+            ]
+        for r, c, nm in entries:
+            tg.append(gi)
+            tr.append(r)
+            tc.append(c)
+            tn.append(nm)
 
-    def cat(xs: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)
+    def arr(xs: list[int]) -> np.ndarray:
+        return np.asarray(xs, np.int64)
 
-    return tuple(blocks), Z, cat(t_blocks), cat(t_rows), cat(t_cols), t_names
+    return tuple(blocks), Z, tuple(groups), arr(tg), arr(tr), arr(tc), tuple(tn)
 
 
 def _family_of(family: Any, link: Any) -> Any:
@@ -237,6 +289,22 @@ def _family_of(family: Any, link: Any) -> Any:
             f"nonlinear models take Gaussian, binomial or Poisson responses; got family {fam.name!r}"
         )
     return fam
+
+
+def _param_designs(
+    response: str, formulas: dict[str, str], sub: pd.DataFrame
+) -> tuple[list[ModelSpec], list[Design]]:
+    """Each parameter's mixed-model formula materialized on the complete rows."""
+    specs, designs = [], []
+    for k, rhs in formulas.items():
+        spec, design = build_model(f"{response} ~ {rhs}", sub, na_action="raise", random_required=False)
+        if spec.p == 0:
+            raise ModelError(
+                f"parameter {k!r} has no fixed effect; its formula needs an intercept or a covariate"
+            )
+        specs.append(spec)
+        designs.append(design)
+    return specs, designs
 
 
 def _stack_fixed(
@@ -313,15 +381,12 @@ def build_problem(
     fam = _family_of(family, link)
     df = to_pandas(data)
     formulas = _param_formulas(mean, params, {str(c) for c in df.columns})
-    sub, mask = _complete(df, mean, formulas, na_action, _weight_columns(fam, weights, df))
+    stripped, ids = {}, {}
+    for k, f in formulas.items():
+        stripped[k], ids[k] = strip_ids(f)
+    sub, mask = _complete(df, mean, stripped, na_action, _weight_columns(fam, weights, df))
     names = tuple(formulas)
-    specs, designs = [], []
-    for k in names:
-        spec, design = build_model(
-            f"{mean.response} ~ {formulas[k]}", sub, na_action="raise", random_required=False
-        )
-        specs.append(spec)
-        designs.append(design)
+    specs, designs = _param_designs(mean.response, stripped, sub)
     n = len(sub)
     y = designs[0].y
     w = None if fam is None else _glm_weights(fam, weights, sub, mask, y, mean.response)
@@ -329,13 +394,8 @@ def build_problem(
     for nm, v in covariates.items():
         check_finite(f"covariate {nm!r}", v)
     X, slices, beta_names = _stack_fixed(names, specs, designs, n)
-    if any(s.p == 0 for s in specs):
-        bad = names[[s.p for s in specs].index(0)]
-        raise ModelError(
-            f"parameter {bad!r} has no fixed effect; its formula needs an intercept or a covariate"
-        )
-    blocks, Z, tb, tr, tc, tn = _random_blocks(specs, designs, n)
-    theta_names = tuple(f"{names[blocks[int(b)].param]}: {nm}" for b, nm in zip(tb, tn))
+    by_index = {names.index(k): v for k, v in ids.items()}
+    blocks, Z, groups, tb, tr, tc, theta_names = _random_blocks(specs, designs, n, by_index, names)
     if not blocks:
         raise FormulaError(
             "no parameter has a random-effects term such as (1 | group); this is not a mixed model. "
@@ -364,4 +424,5 @@ def build_problem(
         np.flatnonzero(mask),
         fam,
         w,
+        groups,
     )

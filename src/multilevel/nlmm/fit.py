@@ -225,7 +225,7 @@ def fit_problem(
     )
     diag = problem.theta_rows == problem.theta_cols
     info = OptSummary(
-        optimizer="bobyqa",
+        optimizer="L-BFGS-B" if code.startswith("LBFGSB") else "bobyqa",
         start=tuple(map(float, x0)),
         end=tuple(map(float, x)),
         fval=float(dev),

@@ -27,23 +27,23 @@ class NlVarParams:
     """SDs and correlations of every block of a nonlinear problem, from and to theta."""
 
     def __init__(self, problem: NlmmProblem, columns: list[list[str]]) -> None:
+        """``columns``: each covariance group's column names."""
         self.problem = problem
         names = []
-        for b, r, c in zip(problem.theta_blocks, problem.theta_rows, problem.theta_cols):
-            blk = problem.blocks[int(b)]
-            cols = columns[int(b)]
-            names.append(
-                f"sd_{cols[r]}|{blk.grouping}" if r == c else f"cor_{cols[r]}.{cols[c]}|{blk.grouping}"
-            )
+        for g, r, c in zip(problem.theta_blocks, problem.theta_rows, problem.theta_cols):
+            grouping = problem.blocks[problem.groups[int(g)][0]].grouping
+            cols = columns[int(g)]
+            names.append(f"sd_{cols[r]}|{grouping}" if r == c else f"cor_{cols[r]}.{cols[c]}|{grouping}")
         self.names = tuple(names)
         self.is_sd = problem.theta_rows == problem.theta_cols
 
     def from_theta(self, theta: np.ndarray, scale: float) -> np.ndarray:
         pr = self.problem
         out = np.empty(theta.size)
-        for b, blk in enumerate(pr.blocks):
+        for b in range(len(pr.groups)):
+            q = pr.group_q(b)
             idx = np.flatnonzero(pr.theta_blocks == b)
-            T = np.zeros((blk.q, blk.q))
+            T = np.zeros((q, q))
             T[pr.theta_rows[idx], pr.theta_cols[idx]] = theta[idx]
             S = T @ T.T
             sd = np.sqrt(np.diag(S))
@@ -57,17 +57,18 @@ class NlVarParams:
         """theta from SDs and correlations; None where a block's correlations are not PSD."""
         pr = self.problem
         theta = np.empty(v.size)
-        for b, blk in enumerate(pr.blocks):
+        for b in range(len(pr.groups)):
+            q = pr.group_q(b)
             idx = np.flatnonzero(pr.theta_blocks == b)
             rows, cols = pr.theta_rows[idx], pr.theta_cols[idx]
             diag = rows == cols
-            sd = np.zeros(blk.q)
+            sd = np.zeros(q)
             sd[rows[diag]] = v[idx[diag]] / scale
-            R = np.eye(blk.q)
+            R = np.eye(q)
             R[rows[~diag], cols[~diag]] = v[idx[~diag]]
             R[cols[~diag], rows[~diag]] = v[idx[~diag]]
             try:
-                L = np.linalg.cholesky(R + 1e-13 * np.eye(blk.q))
+                L = np.linalg.cholesky(R + 1e-13 * np.eye(q))
             except np.linalg.LinAlgError:
                 return None
             T = sd[:, None] * L
@@ -88,7 +89,7 @@ class NlmmProfiler:
         self.problem, self.nagq = pr, fit.nagq
         self.gaussian = pr.gaussian
         est = fit.estimate
-        self.vp = NlVarParams(pr, [fit._columns(k) for k in range(len(pr.blocks))])
+        self.vp = NlVarParams(pr, [fit._group_columns(g) for g in range(len(pr.groups))])
         self.k, self.p = pr.n_theta, pr.p
         nd = int(self.gaussian)
         sigma = [est.sigma] if nd else []
@@ -101,7 +102,7 @@ class NlmmProfiler:
         self.upper = np.concatenate([hi_v, [np.inf] * nd, inf])
         self.base = float(est.deviance)
         self.se = fit.se.to_numpy()
-        self.n_levels = np.array([pr.blocks[int(b)].n_levels for b in pr.theta_blocks])
+        self.n_levels = np.array([pr.blocks[pr.groups[int(g)][0]].n_levels for g in pr.theta_blocks])
         self._x_hat = np.concatenate([self.estimate[: self.k], np.log(sigma), est.beta])
         self._typical = np.concatenate([np.full(self.k, 0.5), np.ones(nd), np.maximum(self.se, 1e-3)])
         self._xlo = np.concatenate([lo_v, [-np.inf] * nd, -inf])

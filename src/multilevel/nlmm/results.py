@@ -150,11 +150,15 @@ class NlmmResult(InformationCriteria, ProfileMethods):
 
     # ---- random effects ---------------------------------------------------
     def _templates(self) -> list[np.ndarray]:
+        """The relative covariance factor of each covariance group (``problem.groups``)."""
         pr = self.problem
-        out = [np.zeros((b.q, b.q)) for b in pr.blocks]
-        for v, blk, r, c in zip(self.theta, pr.theta_blocks, pr.theta_rows, pr.theta_cols):
-            out[int(blk)][r, c] = v
+        out = [np.zeros((pr.group_q(g), pr.group_q(g))) for g in range(len(pr.groups))]
+        for v, g, r, c in zip(self.theta, pr.theta_blocks, pr.theta_rows, pr.theta_cols):
+            out[int(g)][r, c] = v
         return out
+
+    def _group_columns(self, g: int) -> list[str]:
+        return [c for b in self.problem.groups[g] for c in self._columns(b)]
 
     def _columns(self, k: int) -> list[str]:
         blk = self.problem.blocks[k]
@@ -166,16 +170,18 @@ class NlmmResult(InformationCriteria, ProfileMethods):
     def varcorr(self) -> pd.DataFrame:
         """Variance components: one row per variance, one per correlation, and the residual."""
         rows: list[tuple[str, str | None, str | None, float, float]] = []
-        for k, (blk, T) in enumerate(zip(self.problem.blocks, self._templates())):
+        for k, T in enumerate(self._templates()):
+            grouping = self.problem.blocks[self.problem.groups[k][0]].grouping
             S = self.estimate.sigma**2 * (T @ T.T)
-            cols = self._columns(k)
-            for i in range(blk.q):
-                rows.append((blk.grouping, cols[i], None, S[i, i], math.sqrt(max(S[i, i], 0.0))))
-            for i in range(blk.q):
-                for j in range(i + 1, blk.q):
+            cols = self._group_columns(k)
+            q = len(cols)
+            for i in range(q):
+                rows.append((grouping, cols[i], None, S[i, i], math.sqrt(max(S[i, i], 0.0))))
+            for i in range(q):
+                for j in range(i + 1, q):
                     denom = math.sqrt(S[i, i] * S[j, j])
                     rows.append(
-                        (blk.grouping, cols[i], cols[j], S[i, j], S[i, j] / denom if denom > 0 else math.nan)
+                        (grouping, cols[i], cols[j], S[i, j], S[i, j] / denom if denom > 0 else math.nan)
                     )
         if self.problem.gaussian:
             rows.append(("Residual", None, None, self.sigma**2, self.sigma))

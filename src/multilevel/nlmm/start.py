@@ -139,10 +139,11 @@ def theta_start(problem: NlmmProblem, beta: np.ndarray, sigma: float) -> np.ndar
     with np.errstate(all="ignore"):
         jet = mean_jet(problem.mean.tree, problem.param_names, base, problem.covariates)
         r = problem.y - jet.value
-        for i, (b, row, col) in enumerate(zip(problem.theta_blocks, problem.theta_rows, problem.theta_cols)):
-            if row != col:
+        for i, (g, j, col) in enumerate(zip(problem.theta_blocks, problem.theta_rows, problem.theta_cols)):
+            if j != col:
                 continue
-            blk = problem.blocks[int(b)]
+            b, row = problem.joint(int(g), int(j))
+            blk = problem.blocks[b]
             cols = blk.offset + blk.codes * blk.q + row
             c = jet.grad[:, blk.param] * problem.Z[blk.param, np.arange(problem.n), cols]
             ss = np.bincount(blk.codes, c * c, blk.n_levels)
