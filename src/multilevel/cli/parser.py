@@ -12,6 +12,7 @@ from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .deconv import add_deconvolve
 from .ftests import add_anova_option, add_emmeans
 from .inference import add_anova, add_boot_options
+from .nonlinear import add_nlfit
 
 
 def _family_help() -> str:
@@ -289,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_example(sub)
     add_deconvolve(sub)
     add_aov(sub)
+    add_nlfit(sub)
     _mark_commands(parser)
     for p in sub.choices.values():  # every command that reads a table can declare factors
         has_data = any(a.dest == "data" for a in p._actions)
