@@ -170,14 +170,3 @@ def test_id_terms_errors(orange):
         multilevel.nlfit(
             "circumference ~ SSlogis(age, Asym, xmid, scal)", orange, {"Asym": "1 + (1 | p | Tree:age)"}
         )
-    with pytest.raises(multilevel.errors.ModelError, match="sampler does not take them"):
-        multilevel.sample(
-            "circumference ~ SSlogis(age, Asym, xmid, scal)",
-            orange,
-            params=CORRELATED,
-            priors={"b": "normal(0, 500)"},
-            chains=1,
-            draws=10,
-            warmup=10,
-            progress=False,
-        )

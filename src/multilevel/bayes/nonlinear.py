@@ -38,32 +38,45 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass(frozen=True)
 class NlTerm:
-    start: int  # first effect of the term in its block
+    start: int  # first column of the term in its group
     columns: tuple[str, ...]
     cor: str | None  # name of its correlation parameter (q > 1)
 
 
 @dataclass(frozen=True)
-class NlBlock:
-    """One grouping block of one parameter, with brms names."""
+class NlMember:
+    """One parameter's effects inside a covariance group."""
 
     param: int
     param_name: str
+    start: int  # its first column in the group
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NlBlock:
+    """One covariance group of effects by one grouping factor: one parameter's block, or
+    several joined by a brms ID (``(1 | p | Tree)``), with brms names."""
+
     grouping: str
     levels: tuple[str, ...]
-    columns: tuple[str, ...]
+    members: tuple[NlMember, ...]
     terms: tuple[NlTerm, ...]
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(f"{m.param_name}_{c}" for m in self.members for c in m.columns)
+
+    @property
     def q(self) -> int:
-        return len(self.columns)
+        return len(self.labels)
 
     def sd_names(self) -> tuple[str, ...]:
-        return tuple(f"sd_{self.grouping}__{self.param_name}_{c}" for c in self.columns)
+        return tuple(f"sd_{self.grouping}__{lab}" for lab in self.labels)
 
     @property
     def z_site(self) -> str:
-        return f"z_{self.grouping}__{self.param_name}"
+        return f"z_{self.grouping}__{'_'.join(m.param_name for m in self.members)}"
 
 
 @dataclass(frozen=True)
@@ -78,10 +91,7 @@ class NlStructure:
     params: tuple[ParamInfo, ...]
     family: str = "gaussian"  # or binomial / poisson: the expression is then eta
     link: str = "identity"
-
-    @property
-    def gaussian(self) -> bool:
-        return self.family == "gaussian"
+    gaussian: bool = True
 
     def family_object(self) -> Any:
         from ..family import get_family
@@ -90,11 +100,6 @@ class NlStructure:
 
     @classmethod
     def from_problem(cls, problem: NlmmProblem) -> NlStructure:
-        if any(len(g) > 1 for g in problem.groups):
-            raise ModelError(
-                "random effects correlated across parameters (brms' (1 | ID | group)) are fitted by "
-                "nlfit(); the sampler does not take them yet: give each parameter its own term"
-            )
         names = problem.param_names
         beta_names: list[str] = []
         beta_params: list[int] = []
@@ -105,26 +110,16 @@ class NlStructure:
                 beta_names.append(nm)
                 beta_params.append(k)
                 params.append(ParamInfo(nm, "b", keys=(nm, f"b_{nm}", f"b_{names[k]}", names[k], "b")))
-        blocks = []
-        for blk in problem.blocks:
-            spec = problem.specs[blk.param]
-            g = next(gs for gs in spec.groupings if gs.name == blk.grouping)
-            pn = names[blk.param]
-            n_cor = sum(t.q > 1 for t in g.terms)
-            terms = []
-            for j, t in enumerate(g.terms):
-                cor = None
-                if t.q > 1:
-                    cor = f"cor_{g.name}__{pn}" + (f"__{j + 1}" if n_cor > 1 else "")
-                terms.append(NlTerm(t.offset, t.columns, cor))
-            block = NlBlock(blk.param, pn, g.name, g.levels, g.columns, tuple(terms))
-            for sd in block.sd_names():
-                params.append(ParamInfo(sd, "sd", group=g.name, keys=(sd, f"sd_{g.name}", f"sd_{pn}", "sd")))
+        blocks = [_group_block(problem, members) for members in problem.groups]
+        for block in blocks:
+            g = block.grouping
+            for j, sd in enumerate(block.sd_names()):
+                pn = next(m.param_name for m in block.members if m.start <= j < m.start + len(m.columns))
+                params.append(ParamInfo(sd, "sd", group=g, keys=(sd, f"sd_{g}", f"sd_{pn}", "sd")))
             for nt in block.terms:
                 if nt.cor:
-                    keys = (nt.cor, f"cor_{g.name}", "cor")
-                    params.append(ParamInfo(nt.cor, "cor", group=g.name, dim=len(nt.columns), keys=keys))
-            blocks.append(block)
+                    keys = (nt.cor, f"cor_{g}", "cor")
+                    params.append(ParamInfo(nt.cor, "cor", group=g, dim=len(nt.columns), keys=keys))
         fam = problem.family
         if fam is None:
             params.append(ParamInfo("sigma", "sigma"))
@@ -137,16 +132,48 @@ class NlStructure:
             tuple(params),
             "gaussian" if fam is None else fam.name,
             "identity" if fam is None else fam.link.name,
+            fam is None,
         )
 
 
+def _group_block(problem: NlmmProblem, members: tuple[int, ...]) -> NlBlock:
+    """The covariance group of ``members`` (problem blocks): its members and terms (a single
+    block keeps its formula's terms; joined blocks form one correlated term)."""
+    names = problem.param_names
+    parts, start = [], 0
+    for b in members:
+        blk = problem.blocks[b]
+        g = next(gs for gs in problem.specs[blk.param].groupings if gs.name == blk.grouping)
+        parts.append((NlMember(blk.param, names[blk.param], start, g.columns), g))
+        start += g.q
+    first, g0 = parts[0]
+    if len(parts) == 1:
+        n_cor = sum(t.q > 1 for t in g0.terms)
+        terms = []
+        for j, t in enumerate(g0.terms):
+            cor = None
+            if t.q > 1:
+                cor = f"cor_{g0.name}__{first.param_name}" + (f"__{j + 1}" if n_cor > 1 else "")
+            terms.append(NlTerm(t.offset, tuple(f"{first.param_name}_{c}" for c in t.columns), cor))
+        return NlBlock(g0.name, g0.levels, (first,), tuple(terms))
+    mem = tuple(m for m, _ in parts)
+    block = NlBlock(g0.name, g0.levels, mem, ())
+    cor = f"cor_{g0.name}__{'_'.join(m.param_name for m in mem)}"
+    return NlBlock(g0.name, g0.levels, mem, (NlTerm(0, block.labels, cor),))
+
+
 def problem_data(problem: NlmmProblem) -> dict[str, Any]:
-    """The arrays of the log density (a pytree): each block's level codes and effect columns."""
+    """The arrays of the log density (a pytree): each covariance group's level codes and
+    effect columns (its members' side by side)."""
     codes, values = [], []
-    for blk in problem.blocks:
-        cols = blk.offset + blk.codes[:, None] * blk.q + np.arange(blk.q)[None, :]
-        codes.append(blk.codes.astype(np.int64))
-        values.append(np.take_along_axis(problem.Z[blk.param], cols, axis=1))
+    for members in problem.groups:
+        parts = []
+        for b in members:
+            blk = problem.blocks[b]
+            cols = blk.offset + blk.codes[:, None] * blk.q + np.arange(blk.q)[None, :]
+            parts.append(np.take_along_axis(problem.Z[blk.param], cols, axis=1))
+        codes.append(problem.blocks[members[0]].codes.astype(np.int64))
+        values.append(np.concatenate(parts, axis=1))
     return {
         "X": problem.X,
         "y": problem.y,
@@ -221,7 +248,9 @@ def parameter_values(
     for b, S, codes, vals in zip(struct.blocks, block_roots(struct, values), data["codes"], data["values"]):
         r = values[b.z_site] @ S.T
         effects.append(r)
-        phi = phi.at[:, b.param].add(jnp.sum(vals * r[codes], axis=1))
+        rows = vals * r[codes]
+        for m in b.members:
+            phi = phi.at[:, m.param].add(jnp.sum(rows[:, m.start : m.start + len(m.columns)], axis=1))
     return phi, effects
 
 
@@ -287,8 +316,10 @@ def initial_values(
         out[nm] = np.asarray(beta[i] + 0.3 * se[i] * rng.standard_normal())
     Lam = problem.lambda_matrix(np.asarray(estimate["theta"], float))
     b_flat = np.asarray(estimate["b"], float)
-    for b, blk in zip(struct.blocks, problem.blocks):
-        T = Lam[blk.offset : blk.offset + blk.q, blk.offset : blk.offset + blk.q] * sigma
+    for b, members in zip(struct.blocks, problem.groups):
+        mem = [problem.blocks[i] for i in members]
+        first = np.concatenate([blk.offset + np.arange(blk.q) for blk in mem])  # level 0 of each
+        T = Lam[np.ix_(first, first)] * sigma
         C = T @ T.T
         sd = np.sqrt(np.maximum(np.diag(C), 0.0))
         sd = np.where(sd > 0.05 * sigma, sd, 0.1 * sigma) * np.exp(0.2 * rng.standard_normal(sd.size))
@@ -305,7 +336,13 @@ def initial_values(
             S[sl, sl] = sd[sl, None] * L
         for j, nm in enumerate(b.sd_names()):
             out[nm] = np.asarray(sd[j])
-        modes = b_flat[blk.offset : blk.offset + blk.q * blk.n_levels].reshape(blk.n_levels, blk.q)
+        modes = np.concatenate(
+            [
+                b_flat[blk.offset : blk.offset + blk.q * blk.n_levels].reshape(blk.n_levels, blk.q)
+                for blk in mem
+            ],
+            axis=1,
+        )
         out[b.z_site] = np.linalg.solve(S, modes.T).T + 0.1 * rng.standard_normal(modes.shape)
     if struct.gaussian:
         out["sigma"] = np.asarray(sigma * np.exp(0.1 * rng.standard_normal()))

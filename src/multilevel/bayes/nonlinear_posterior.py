@@ -62,8 +62,7 @@ class NonlinearPosterior(PosteriorDraws):
                 base = f"cor_{b.grouping}__"
                 for i in range(len(t.columns)):
                     for j in range(i):
-                        name = f"{base}{b.param_name}_{t.columns[j]}__{b.param_name}_{t.columns[i]}"
-                        out[name] = R[..., i, j]
+                        out[f"{base}{t.columns[j]}__{t.columns[i]}"] = R[..., i, j]
         return out
 
     @cached_property
@@ -82,9 +81,10 @@ class NonlinearPosterior(PosteriorDraws):
         out = dict(self._population)
         if group_effects:
             for b, r in zip(self.structure.blocks, self.group_effects):
-                for li, lev in enumerate(b.levels):
-                    for j, col in enumerate(b.columns):
-                        out[f"r_{b.grouping}__{b.param_name}[{lev},{col}]"] = r[:, :, li, j]
+                for m in b.members:
+                    for li, lev in enumerate(b.levels):
+                        for j, col in enumerate(m.columns):
+                            out[f"r_{b.grouping}__{m.param_name}[{lev},{col}]"] = r[:, :, li, m.start + j]
         return out
 
     # ---- ArviZ -------------------------------------------------------
@@ -98,9 +98,9 @@ class NonlinearPosterior(PosteriorDraws):
         coords: dict[str, list[str]] = {"obs": [str(i) for i in range(self.nobs)]}
         dims: dict[str, list[str]] = {"y": ["obs"]}
         for b, r in zip(self.structure.blocks, self.group_effects):
-            name = f"r_{b.grouping}__{b.param_name}"
+            name = f"r_{b.grouping}__{'_'.join(m.param_name for m in b.members)}"
             coords[f"{name}__level"] = list(b.levels)
-            coords[f"{name}__term"] = list(b.columns)
+            coords[f"{name}__term"] = list(b.labels)
             post[name] = r
             dims[name] = [f"{name}__level", f"{name}__term"]
         stats = {
@@ -148,32 +148,49 @@ class NonlinearPosterior(PosteriorDraws):
             covs = {c: df[c].to_numpy(dtype=float) for c in pr.covariates}
         n = pr.n if df is None else len(df)
         phi = np.zeros((S_total, n, len(pr.param_names)))
+        designs = []
         for k, spec in enumerate(pr.specs):
             design = None if df is None else design_for(spec, df, groups=re and bool(spec.groupings))
+            designs.append(design)
             X = pr.X[k] if design is None else design.X
             sl = pr.beta_slices[k]
             phi[:, :, k] = beta[:, sl] @ X[:, sl].T if design is None else beta[:, sl] @ X.T
-            if not re:
-                continue
-            for bi, b in enumerate(st.blocks):
-                if b.param != k:
-                    continue
-                phi[:, :, k] += self._block_part(bi, design, rng, new_levels)
+        if re:
+            for gi in range(len(st.blocks)):
+                codes, vals = self._group_rows(gi, designs)
+                part = self._group_part(gi, codes, vals, rng, new_levels)
+                for m in st.blocks[gi].members:
+                    phi[:, :, m.param] += part[m.param]
         return phi, covs
 
-    def _block_part(self, bi: int, design: Any, rng: np.random.Generator, new_levels: str) -> np.ndarray:
-        """``Z b`` of one block for every draw (draws, rows); unseen levels drawn or zero."""
-        pr, b = self.problem, self.structure.blocks[bi]
-        blk = pr.blocks[bi]
+    def _group_rows(self, gi: int, designs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's level and the group's effect columns (members side by side)."""
+        pr = self.problem
+        members = pr.groups[gi]
+        parts, codes = [], None
+        for b in members:
+            blk = pr.blocks[b]
+            design = designs[blk.param]
+            if design is None:
+                codes = blk.codes
+                cols = blk.offset + codes[:, None] * blk.q + np.arange(blk.q)[None, :]
+                parts.append(np.take_along_axis(pr.Z[blk.param], cols, axis=1))
+            else:
+                names = [g.name for g in pr.specs[blk.param].groupings]
+                g = design.groups[names.index(blk.grouping)]
+                codes = g.codes
+                parts.append(g.values)
+        assert codes is not None
+        return codes, np.concatenate(parts, axis=1)
+
+    def _group_part(
+        self, gi: int, codes: np.ndarray, vals: np.ndarray, rng: np.random.Generator, new_levels: str
+    ) -> dict[int, np.ndarray]:
+        """``Z b`` of one covariance group for every draw, per member parameter (draws, rows);
+        unseen levels drawn from each draw's covariance, or zero."""
+        b = self.structure.blocks[gi]
         S_total = self.chains * self.ndraws
-        r = self.group_effects[bi].reshape(S_total, len(b.levels), b.q)
-        if design is None:
-            codes = blk.codes
-            cols = blk.offset + codes[:, None] * blk.q + np.arange(blk.q)[None, :]
-            vals = np.take_along_axis(pr.Z[blk.param], cols, axis=1)
-        else:
-            g = design.groups[[x for x in self.structure.blocks if x.param == b.param].index(b)]
-            codes, vals = g.codes, g.values
+        r = self.group_effects[gi].reshape(S_total, len(b.levels), b.q)
         unseen = codes < 0
         if unseen.any():
             if new_levels == "error":
@@ -195,7 +212,8 @@ class NonlinearPosterior(PosteriorDraws):
                         new[:, :, sl] = np.einsum("snj,sij->sni", z, L) * sd[:, None, sl]
             r = np.concatenate([r, new], axis=1)
             codes = np.where(unseen, len(b.levels) - 1 - codes, codes)
-        return np.einsum("snj,nj->sn", r[:, codes], vals)
+        rows = r[:, codes] * vals[None]
+        return {m.param: rows[:, :, m.start : m.start + len(m.columns)].sum(axis=2) for m in b.members}
 
     def predict_draws(
         self,

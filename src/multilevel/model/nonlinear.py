@@ -284,7 +284,7 @@ def _family_of(family: Any, link: Any) -> Any:
     fam = get_family(family, link)
     if fam.is_lmm:
         return None
-    if fam.name not in ("binomial", "poisson"):
+    if fam.has_dispersion:  # the Laplace fit and the sampler carry no dispersion parameter
         raise ModelError(
             f"nonlinear models take Gaussian, binomial or Poisson responses; got family {fam.name!r}"
         )
@@ -347,7 +347,7 @@ def _glm_weights(
         check_finite("weights", w)
         if np.any(w <= 0):
             raise DataError("weights= must be positive (the binomial trials or prior weights)")
-    if fam.name == "binomial":
+    if fam.trials_response:
         check_trials(response, y, None, w)
     fam.check(y, np.ones(n) if w is None else w)
     return w
