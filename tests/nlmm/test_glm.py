@@ -21,11 +21,17 @@ def cbpp() -> pd.DataFrame:
     return d
 
 
-def test_binomial_equals_the_glmm_fit(cbpp):
-    g = multilevel.fit(
+@pytest.fixture(scope="module")
+def cbpp_glmm(cbpp):
+    return multilevel.fit(
         "cbind(incidence, size - incidence) ~ p2 + p3 + p4 + (1 | herd)", cbpp, family="binomial"
     )
-    m = multilevel.nlfit(
+
+
+@pytest.fixture(scope="module")
+def cbpp_nl(cbpp):
+    """The same GLMM as a nonlinear formula (linear in its parameters)."""
+    return multilevel.nlfit(
         "prop ~ a + b2 * p2 + b3 * p3 + b4 * p4",
         cbpp,
         {"a": "1 + (1 | herd)", "b2": "1", "b3": "1", "b4": "1"},
@@ -33,6 +39,11 @@ def test_binomial_equals_the_glmm_fit(cbpp):
         weights="size",
         start={"a": -1, "b2": -1, "b3": -1, "b4": -1},
     )
+
+
+def test_binomial_equals_the_glmm_fit(cbpp_glmm, cbpp_nl):
+    g = cbpp_glmm
+    m = cbpp_nl
     assert m.converged
     assert m.loglik == pytest.approx(g.loglik, rel=1e-9)
     np.testing.assert_allclose(m.fixef.to_numpy(), g.fixef.to_numpy(), rtol=1e-5)
@@ -106,20 +117,11 @@ def test_failure_paths(cbpp):
         multilevel.nlfit(*args, family="binomial", start={"a": -1, "b2": 0})  # proportions without trials
 
 
-def test_profile_equals_the_glmm_profile(cbpp):
+def test_profile_equals_the_glmm_profile(cbpp_glmm, cbpp_nl):
     """Where the nonlinear model is a GLMM, its likelihood-profile intervals are the GLMM's
     (themselves checked against lme4's in tests/glmm)."""
-    g = multilevel.fit(
-        "cbind(incidence, size - incidence) ~ p2 + p3 + p4 + (1 | herd)", cbpp, family="binomial"
-    )
-    m = multilevel.nlfit(
-        "prop ~ a + b2 * p2 + b3 * p3 + b4 * p4",
-        cbpp,
-        {"a": "1 + (1 | herd)", "b2": "1", "b3": "1", "b4": "1"},
-        family="binomial",
-        weights="size",
-        start={"a": -1, "b2": -1, "b3": -1, "b4": -1},
-    )
+    g = cbpp_glmm
+    m = cbpp_nl
     ours = m.confint(parm=["sd_a|herd", "a", "b3"])
     theirs = g.confint(parm=["sd_(Intercept)|herd", "Intercept", "p3"])
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=2e-4)

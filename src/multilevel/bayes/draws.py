@@ -148,3 +148,16 @@ class PosteriorDraws:
                 "the energy poorly (heavy tails or a funnel); reparameterize or give tighter priors"
             )
         return tuple(msgs)
+
+    @staticmethod
+    def _prediction_table(dr: np.ndarray, prob: float) -> pd.DataFrame:
+        """Mean, SD and central ``prob`` interval per row of prediction draws (draws, rows)."""
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        return pd.DataFrame(
+            {
+                "mean": dr.mean(axis=0),
+                "sd": dr.std(axis=0, ddof=1),
+                f"q{100 * lo:g}": np.quantile(dr, lo, axis=0),
+                f"q{100 * hi:g}": np.quantile(dr, hi, axis=0),
+            }
+        )

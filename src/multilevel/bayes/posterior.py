@@ -247,15 +247,7 @@ class PosteriorResult(PosteriorDraws):
     ) -> pd.DataFrame:
         """Posterior mean, SD and central interval of the prediction per row (see :meth:`predict_draws`)."""
         dr = self.predict_draws(newdata, kind=kind, new_levels=new_levels, re=re, seed=seed)
-        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
-        return pd.DataFrame(
-            {
-                "mean": dr.mean(axis=0),
-                "sd": dr.std(axis=0, ddof=1),
-                f"q{100 * lo:g}": np.quantile(dr, lo, axis=0),
-                f"q{100 * hi:g}": np.quantile(dr, hi, axis=0),
-            }
-        )
+        return self._prediction_table(dr, prob)
 
     # ---- modes against expectations ----------------------------------
     def point_estimates(self, prob: float = 0.95, group_effects: bool = False) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 
@@ -23,14 +22,13 @@ from ..family import Family
 from ..family.base import Dispersion
 from ..model.spec import ModelSpec
 from ..model.varpar import VarParams
-from ..optim.profile import minimize_box
+from ..optim.profile import BoxProfiler
 from .agq import agq_deviance
 from .pirls import GlmmProblem
 
 __all__ = ["GlmmProfiler", "parameter_names"]
 
 #: first steps of the inner optimizations, relative to the start (a neighbouring optimum)
-STEP = 0.02
 
 
 def parameter_names(spec: ModelSpec, family: Family) -> tuple[str, ...]:
@@ -47,7 +45,7 @@ def parameter_names(spec: ModelSpec, family: Family) -> tuple[str, ...]:
     return (*VarParams.of(spec).names, *disp, *spec.fixed_names)
 
 
-class GlmmProfiler:
+class GlmmProfiler(BoxProfiler):
     """The deviance of a GLMM with one parameter held fixed.
 
     Parameters in lme4's order: SDs and correlations (theta's order), ``sigma`` or
@@ -91,7 +89,8 @@ class GlmmProfiler:
         self.vp = VarParams.of(prob.spec)
         self.k, self.p = self.vp.size, beta.size
         self.kind_disp = fam.dispersion
-        self.has_disp = fam.has_dispersion
+        self.has_disp = self.has_scale = fam.has_dispersion
+        self.is_sd, self.n_obs = self.vp.is_sd, prob.n
         self.u = u0
         dv = [self._disp_value(disp)] if self.has_disp else []
         self.estimate = np.concatenate([self.vp.from_theta(theta, 1.0), dv, beta])
@@ -115,11 +114,6 @@ class GlmmProfiler:
     def _disp_from(self, value: float) -> float:
         return value * value if self.kind_disp is Dispersion.SCALE else value
 
-    def _coordinate(self, i: int, value: float) -> float:
-        """Parameter i's value in the optimizer's coordinates."""
-        is_disp = self.has_disp and i == self.k
-        return math.log(value) if is_disp else value
-
     # ---- the deviance -----------------------------------------------------
     def deviance(self, x: np.ndarray) -> float:
         """The fit's deviance at x = (SDs and correlations, log dispersion, beta)."""
@@ -141,36 +135,3 @@ class GlmmProfiler:
         if math.isfinite(dev):
             self.u = r.u
         return float(dev)
-
-    # ---- the Profiler protocol -----------------------------------------------
-    def start(self, i: int) -> np.ndarray:
-        return np.delete(self._x_hat, i)
-
-    def step(self, i: int) -> float:
-        """About one standard error of parameter i (the first step of its profile)."""
-        est = self.estimate[i]
-        if i < self.k:
-            if self.vp.is_sd[i]:
-                return est / math.sqrt(2.0 * self.n_levels[i]) if est > 0 else 0.1
-            return max(1.0 - est * est, 0.01) / math.sqrt(self.n_levels[i])
-        if self.has_disp and i == self.k:
-            return est / math.sqrt(2.0 * self.prob.n)
-        return float(self.se[i - self.k - int(self.has_disp)])
-
-    def minimize(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        c = self._coordinate(i, value)
-
-        def f(rest: np.ndarray) -> float:
-            return self.deviance(np.insert(rest, i, c))
-
-        lo, hi = np.delete(self._xlo, i), np.delete(self._xhi, i)
-        step = STEP * np.maximum(np.abs(start), 0.2 * np.delete(self._typical, i))
-        x, fval = minimize_box(f, start, lo, hi, step)
-        return fval, x
-
-    def point(self, i: int, value: float, rest: np.ndarray) -> Any:
-        """Every parameter at a profile point."""
-        x = np.insert(rest, i, self._coordinate(i, value))
-        if self.has_disp:
-            x[self.k] = math.exp(x[self.k])
-        return x

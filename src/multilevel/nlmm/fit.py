@@ -223,8 +223,24 @@ def fit_problem(
         fitted=m["mu"],
         pnls_converged=m["converged"],
     )
+    return est, _record(problem, x0, x, dev, n_evals, code, ok, msgs, t0)
+
+
+def _record(
+    problem: NlmmProblem,
+    x0: np.ndarray,
+    x: np.ndarray,
+    dev: float,
+    n_evals: int,
+    code: str,
+    ok: bool,
+    msgs: list[str],
+    t0: float,
+) -> OptSummary:
+    """The optimizer's record of a fit (theta after beta in ``x``)."""
     diag = problem.theta_rows == problem.theta_cols
-    info = OptSummary(
+    theta = x[problem.p : problem.p + problem.n_theta]
+    return OptSummary(
         optimizer="L-BFGS-B" if code.startswith("LBFGSB") else "bobyqa",
         start=tuple(map(float, x0)),
         end=tuple(map(float, x)),
@@ -236,7 +252,6 @@ def fit_problem(
         singular=bool(np.any(np.abs(theta[diag]) < SINGULAR_TOL)),
         messages=tuple(msgs),
     )
-    return est, info
 
 
 def _fit_glm(
@@ -287,17 +302,4 @@ def _fit_glm(
         fitted=m["mu"],
         pnls_converged=m["converged"],
     )
-    diag = problem.theta_rows == problem.theta_cols
-    info = OptSummary(
-        optimizer="bobyqa",
-        start=tuple(map(float, x0)),
-        end=tuple(map(float, x)),
-        fval=float(dev),
-        n_evals=n_evals,
-        seconds=time.perf_counter() - t0,
-        return_code=code,
-        converged=ok and math.isfinite(dev),
-        singular=bool(np.any(np.abs(theta[diag]) < SINGULAR_TOL)),
-        messages=tuple(msgs),
-    )
-    return est, info
+    return est, _record(problem, x0, x, dev, n_evals, code, ok, msgs, t0)

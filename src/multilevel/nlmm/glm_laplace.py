@@ -25,7 +25,7 @@ import numpy as np
 from ..family.derivatives import eta_derivatives
 from ..model.nonlinear import NlmmProblem
 from .jets import mean_jet
-from .numpy_laplace import MAX_HALVINGS, MAX_ITER, PREDICTED_TOL, NumpyLaplace
+from .numpy_laplace import MAX_ITER, PREDICTED_TOL, NumpyLaplace, halving_step
 
 
 class NumpyGlmLaplace(NumpyLaplace):
@@ -78,11 +78,7 @@ class NumpyGlmLaplace(NumpyLaplace):
                     delta = np.linalg.solve(H, grad)
                 except np.linalg.LinAlgError:
                     delta = gn
-                size, new, halvings = 1.0, pen(u + delta), 0
-                while not new <= old and halvings < MAX_HALVINGS:
-                    size *= 0.5
-                    new = pen(u + size * delta)
-                    halvings += 1
+                size, new = halving_step(pen, u, delta, old)
                 it += 1
                 if not new <= old:
                     done = True

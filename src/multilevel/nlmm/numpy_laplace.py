@@ -40,6 +40,17 @@ MAX_HALVINGS = 20
 PREDICTED_TOL = 1e-15  # of the predicted decrease of pwrss, relative
 
 
+def halving_step(f: Any, u: np.ndarray, delta: np.ndarray, old: float) -> tuple[float, float]:
+    """The step ``size`` (1, halved up to MAX_HALVINGS times) at which ``f(u + size delta)``
+    is no worse than ``old``, and that value (the last one tried if none is)."""
+    size, new, halvings = 1.0, f(u + delta), 0
+    while not new <= old and halvings < MAX_HALVINGS:
+        size *= 0.5
+        new = f(u + size * delta)
+        halvings += 1
+    return size, new
+
+
 class NumpyLaplace:
     """PNLS, the Laplace deviance and its gradient for one problem; the last modes are
     the next start (as lme4 does)."""
@@ -144,11 +155,7 @@ class NumpyLaplace:
                     delta = gn
                 if not np.all(np.isfinite(delta)):
                     delta = gn
-                size, new, halvings = 1.0, pwrss(u + delta), 0
-                while not new <= old and halvings < MAX_HALVINGS:
-                    size *= 0.5
-                    new = pwrss(u + size * delta)
-                    halvings += 1
+                size, new = halving_step(pwrss, u, delta, old)
                 it += 1
                 if not new <= old:  # no step lowers it: as converged as it gets
                     done = True

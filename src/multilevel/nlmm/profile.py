@@ -18,9 +18,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning
 from ..model.nonlinear import NlmmProblem
-from ..optim.profile import minimize_box
-
-STEP = 0.1
+from ..optim.profile import BoxProfiler
 
 
 class NlVarParams:
@@ -76,9 +74,11 @@ class NlVarParams:
         return theta
 
 
-class NlmmProfiler:
+class NlmmProfiler(BoxProfiler):
     """The deviance of a nonlinear fit with one parameter held fixed (a
     :class:`multilevel.optim.profile.Profiler`)."""
+
+    step_size = 0.1
 
     def __init__(self, fit: Any) -> None:
         from .glm_laplace import NumpyGlmLaplace
@@ -87,9 +87,11 @@ class NlmmProfiler:
 
         pr: NlmmProblem = fit.problem
         self.problem, self.nagq = pr, fit.nagq
-        self.gaussian = pr.gaussian
+        self.gaussian = self.has_scale = pr.gaussian
+        self.n_obs = pr.n
         est = fit.estimate
         self.vp = NlVarParams(pr, [fit._group_columns(g) for g in range(len(pr.groups))])
+        self.is_sd = self.vp.is_sd
         self.k, self.p = pr.n_theta, pr.p
         nd = int(self.gaussian)
         sigma = [est.sigma] if nd else []
@@ -112,9 +114,6 @@ class NlmmProfiler:
         else:
             self.obj = NumpyLaplace(pr) if self.gaussian else NumpyGlmLaplace(pr)
 
-    def _coordinate(self, i: int, value: float) -> float:
-        return math.log(value) if self.gaussian and i == self.k else value
-
     def deviance(self, x: np.ndarray) -> float:
         """The deviance at x = (SDs and correlations, log sigma, beta)."""
         k, nd = self.k, int(self.gaussian)
@@ -136,36 +135,3 @@ class NlmmProfiler:
         n = self.problem.n
         dev = m["logdet"] + n * math.log(2 * math.pi * sigma**2) + m["pwrss"] / sigma**2
         return dev if math.isfinite(dev) else math.inf
-
-    # ---- the Profiler protocol -----------------------------------------------
-    def start(self, i: int) -> np.ndarray:
-        return np.delete(self._x_hat, i)
-
-    def step(self, i: int) -> float:
-        """About one standard error of parameter i (the first step of its profile)."""
-        est = self.estimate[i]
-        if i < self.k:
-            if self.vp.is_sd[i]:
-                return est / math.sqrt(2.0 * self.n_levels[i]) if est > 0 else 0.1
-            return max(1.0 - est * est, 0.01) / math.sqrt(self.n_levels[i])
-        if self.gaussian and i == self.k:
-            return est / math.sqrt(2.0 * self.problem.n)
-        return float(self.se[i - self.k - int(self.gaussian)])
-
-    def minimize(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        c = self._coordinate(i, value)
-
-        def f(rest: np.ndarray) -> float:
-            return self.deviance(np.insert(rest, i, c))
-
-        lo, hi = np.delete(self._xlo, i), np.delete(self._xhi, i)
-        step = STEP * np.maximum(np.abs(start), 0.2 * np.delete(self._typical, i))
-        x, fval = minimize_box(f, start, lo, hi, step)
-        return fval, x
-
-    def point(self, i: int, value: float, rest: np.ndarray) -> Any:
-        """Every parameter at a profile point."""
-        x = np.insert(rest, i, self._coordinate(i, value))
-        if self.gaussian:
-            x[self.k] = math.exp(x[self.k])
-        return x

@@ -182,6 +182,69 @@ def minimize_box(
     return best["x"], best["f"]
 
 
+class BoxProfiler:
+    """The Profiler protocol for models profiled in the coordinates (k SDs and correlations
+    in theta's order, a scale on the log scale at position k where ``has_scale``, the
+    fixed effects), each point minimized by BOBYQA in a box (:func:`minimize_box`).
+
+    A subclass sets ``estimate``, ``k``, ``has_scale``, ``is_sd`` (k,), ``n_levels`` (k,),
+    ``n_obs``, ``se`` (of the fixed effects), ``_x_hat``, ``_xlo``, ``_xhi``, ``_typical``
+    (coordinates) and defines ``deviance(x)``; ``step_size`` scales BOBYQA's first steps.
+    """
+
+    estimate: np.ndarray
+    k: int
+    has_scale: bool
+    is_sd: np.ndarray
+    n_levels: np.ndarray
+    n_obs: int
+    se: np.ndarray
+    _x_hat: np.ndarray
+    _xlo: np.ndarray
+    _xhi: np.ndarray
+    _typical: np.ndarray
+    step_size = 0.02
+
+    def deviance(self, x: np.ndarray) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _coordinate(self, i: int, value: float) -> float:
+        """Parameter i's value in the optimizer's coordinates."""
+        return math.log(value) if self.has_scale and i == self.k else value
+
+    def start(self, i: int) -> np.ndarray:
+        return np.delete(self._x_hat, i)
+
+    def step(self, i: int) -> float:
+        """About one standard error of parameter i (the first step of its profile)."""
+        est = self.estimate[i]
+        if i < self.k:
+            if self.is_sd[i]:
+                return est / math.sqrt(2.0 * self.n_levels[i]) if est > 0 else 0.1
+            return max(1.0 - est * est, 0.01) / math.sqrt(self.n_levels[i])
+        if self.has_scale and i == self.k:
+            return est / math.sqrt(2.0 * self.n_obs)
+        return float(self.se[i - self.k - int(self.has_scale)])
+
+    def minimize(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        c = self._coordinate(i, value)
+
+        def f(rest: np.ndarray) -> float:
+            return self.deviance(np.insert(rest, i, c))
+
+        lo, hi = np.delete(self._xlo, i), np.delete(self._xhi, i)
+        step = self.step_size * np.maximum(np.abs(start), 0.2 * np.delete(self._typical, i))
+        x, fval = minimize_box(f, start, lo, hi, step)
+        return fval, x
+
+    def point(self, i: int, value: float, rest: np.ndarray) -> np.ndarray:
+        """Every parameter at a profile point."""
+        x = np.insert(rest, i, self._coordinate(i, value))
+        if self.has_scale:
+            x[self.k] = math.exp(x[self.k])
+        return x
+
+
 class ZetaTrace:
     """The profile of one parameter: every point evaluated, and crossings of zeta levels."""
 
