@@ -202,10 +202,28 @@ def fit_problem(
         grad, H = _hessian_from_gradient(obj, x, free)
     else:
         grad, H = _hessian(f, x, free)
-    vcov, pos_def = _standard_errors(H, p)
     f(x)  # leaves the modes of the optimum in obj
     m = obj.modes(x[:p], x[p : p + t])
     sigma = math.exp(x[-1]) if nagq > 1 else math.sqrt(m["pwrss"] / problem.n)
+    return _finish(problem, x0, x, dev, n_evals, code, grad, H, m, sigma, t0)
+
+
+def _finish(
+    problem: NlmmProblem,
+    x0: np.ndarray,
+    x: np.ndarray,
+    dev: float,
+    n_evals: int,
+    code: str,
+    grad: np.ndarray,
+    H: np.ndarray,
+    m: dict[str, Any],
+    sigma: float,
+    t0: float,
+) -> tuple[NlmmEstimate, OptSummary]:
+    """The estimate and the optimizer's record at the optimum ``x``, the verdict warned."""
+    p, t = problem.p, problem.n_theta
+    vcov, pos_def = _standard_errors(H, p)
     ok, msgs = _verdict(code, dev, grad, H, pos_def, m["converged"])
     if not ok:
         warn("; ".join(msgs) + ". Check the start= values or simplify the random effects", ConvergenceWarning)
@@ -283,23 +301,5 @@ def _fit_glm(
     free = np.ones(x.size, bool)
     free[p:] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p:]) < SINGULAR_TOL))
     grad, H = _hessian(f, x, free)
-    vcov, pos_def = _standard_errors(H, p)
     m = obj.modes(x[:p], x[p:])
-    ok, msgs = _verdict(code, dev, grad, H, pos_def, m["converged"])
-    if not ok:
-        warn("; ".join(msgs) + ". Check the start= values or simplify the random effects", ConvergenceWarning)
-    theta = x[p:]
-    est = NlmmEstimate(
-        beta=x[:p],
-        theta=theta,
-        sigma=1.0,
-        u=m["u"],
-        b=problem.lambda_matrix(theta) @ m["u"],
-        deviance=dev,
-        pwrss=m["pwrss"],
-        vcov=vcov,
-        hessian=H,
-        fitted=m["mu"],
-        pnls_converged=m["converged"],
-    )
-    return est, _record(problem, x0, x, dev, n_evals, code, ok, msgs, t0)
+    return _finish(problem, x0, x, dev, n_evals, code, grad, H, m, 1.0, t0)
