@@ -107,8 +107,16 @@ def test_failure_paths(cbpp):
     args = ("prop ~ a + b2 * p2", cbpp, {"a": "1 + (1 | herd)", "b2": "1"})
     with pytest.raises(ModelError, match="start="):
         multilevel.nlfit(*args, family="binomial", weights="size")
-    with pytest.raises(ModelError, match="quadrature"):
-        multilevel.nlfit(*args, family="binomial", weights="size", start={"a": -1, "b2": 0}, nagq=5)
+    with pytest.raises(ModelError, match="one grouping factor"):
+        multilevel.nlfit(
+            "prop ~ a + b2 * p2",
+            cbpp.assign(g2=cbpp["period"]),
+            {"a": "1 + (1 | herd)", "b2": "1 + (1 | g2)"},
+            family="binomial",
+            weights="size",
+            start={"a": -1, "b2": 0},
+            nagq=5,
+        )
     with pytest.raises(ModelError, match="Gaussian, binomial or Poisson"):
         multilevel.nlfit(*args, family="Gamma", start={"a": -1, "b2": 0})
     with pytest.raises(ModelError, match="weights= applies"):
@@ -125,3 +133,27 @@ def test_profile_equals_the_glmm_profile(cbpp_glmm, cbpp_nl):
     ours = m.confint(parm=["sd_a|herd", "a", "b3"])
     theirs = g.confint(parm=["sd_(Intercept)|herd", "Intercept", "p3"])
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=2e-4)
+
+
+def test_quadrature_equals_the_glmm_quadrature(cbpp):
+    """Adaptive Gauss-Hermite quadrature of the nonlinear binomial fit against the GLMM's
+    (itself checked against glmer's nAGQ in tests/glmm): log-likelihood, estimates, SEs and
+    profile intervals."""
+    args = (
+        "prop ~ a + b2 * p2 + b3 * p3 + b4 * p4",
+        cbpp,
+        {"a": "1 + (1 | herd)", "b2": "1", "b3": "1", "b4": "1"},
+    )
+    m = multilevel.nlfit(
+        *args, family="binomial", weights="size", start={"a": -1, "b2": -1, "b3": -1, "b4": -1}, nagq=9
+    )
+    g = multilevel.fit(
+        "cbind(incidence, size - incidence) ~ p2 + p3 + p4 + (1 | herd)", cbpp, family="binomial", nagq=9
+    )
+    assert m.converged and "quadrature" in m.method
+    assert m.loglik == pytest.approx(g.loglik, rel=1e-10)
+    np.testing.assert_allclose(m.fixef.to_numpy(), g.fixef.to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(m.se.to_numpy(), g.fixef_se.to_numpy(), rtol=1e-3)
+    ours = m.confint(parm=["sd_a|herd", "b2"])
+    theirs = g.confint(parm=["sd_(Intercept)|herd", "p2"])
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=5e-4)

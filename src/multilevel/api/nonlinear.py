@@ -57,7 +57,8 @@ def nlfit(
         ``"binomial"`` (0/1, or proportions with the trials in ``weights=``) or
         ``"poisson"`` responses: the expression is then the linear predictor, on the
         link's scale (default logit and log, as brms' nonlinear formulas), fitted by
-        the Laplace approximation at the modes; ``start=`` is required (on that scale).
+        the Laplace approximation at the modes (or quadrature, ``nagq > 1``);
+        ``start=`` is required (on that scale).
 
     Examples
     --------

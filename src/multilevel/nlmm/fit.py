@@ -276,15 +276,13 @@ def _fit_glm(
     problem: NlmmProblem, nagq: int, start: Mapping[str, Any] | None, maxeval: int, t0: float
 ) -> tuple[NlmmEstimate, OptSummary]:
     """A binomial or Poisson response: BOBYQA on the Laplace deviance
-    (:mod:`multilevel.nlmm.glm_laplace`), SEs from its finite-difference Hessian."""
+    (:mod:`multilevel.nlmm.glm_laplace`), then on the quadrature deviance for ``nagq > 1``;
+    SEs from the finite-difference Hessian of the deviance."""
     from .glm_laplace import NumpyGlmLaplace
 
     fam = problem.family.name
-    if nagq != 1:
-        raise ModelError(
-            f"a {fam} nonlinear model is fitted by the Laplace approximation (nagq=1); adaptive "
-            "quadrature is for Gaussian responses so far"
-        )
+    if nagq > 1:
+        check_agq(problem, nagq)
     if start is None:
         raise ModelError(
             f"a {fam} nonlinear model needs start= values on the link scale (the self-starting "
@@ -298,6 +296,13 @@ def _fit_glm(
     step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
     f = objective_function(obj, 1)
     x, dev, n_evals, code = _optimize(f, x0, lower, step, maxeval)
+    if nagq > 1:  # from the Laplace optimum, on the quadrature deviance
+
+        def f(x: np.ndarray) -> float:
+            return obj.agq(x[:p], x[p:], nagq)
+
+        x, dev, n2, code = _optimize(f, x, lower, step * 0.1, maxeval)
+        n_evals += n2
     free = np.ones(x.size, bool)
     free[p:] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p:]) < SINGULAR_TOL))
     grad, H = _hessian(f, x, free)

@@ -109,7 +109,7 @@ class NlmmProfiler(BoxProfiler):
         self._typical = np.concatenate([np.full(self.k, 0.5), np.ones(nd), np.maximum(self.se, 1e-3)])
         self._xlo = np.concatenate([lo_v, [-np.inf] * nd, -inf])
         self._xhi = np.concatenate([hi_v, [np.inf] * nd, inf])
-        if self.nagq > 1:
+        if self.nagq > 1 and self.gaussian:
             self.obj: Any = NlmmObjective(pr)
         else:
             self.obj = NumpyLaplace(pr) if self.gaussian else NumpyGlmLaplace(pr)
@@ -125,10 +125,15 @@ class NlmmProfiler(BoxProfiler):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             try:
+                if not self.gaussian:
+                    dev = (
+                        self.obj.agq(beta, theta, self.nagq)
+                        if self.nagq > 1
+                        else self.obj.laplace(beta, theta)
+                    )
+                    return float(dev)
                 if self.nagq > 1:
                     return float(self.obj.agq(beta, theta, sigma, self.nagq))
-                if not self.gaussian:
-                    return float(self.obj.laplace(beta, theta))
                 m = self.obj.modes(beta, theta)
             except (np.linalg.LinAlgError, FloatingPointError):
                 return math.inf
