@@ -37,23 +37,31 @@ class SelfStartModel:
 def _best_partial_linear(
     grid: Sequence[tuple[float, ...]], columns: Callable[..., np.ndarray], y: np.ndarray
 ) -> tuple[tuple[float, ...], np.ndarray]:
-    """The grid point whose least-squares fit of the linear coefficients is best."""
-    best: tuple[float, tuple[float, ...], np.ndarray] | None = None
-    for point in grid:
-        A = columns(*point)
-        if not np.all(np.isfinite(A)):
-            continue
-        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-        rss = float(np.sum((y - A @ coef) ** 2))
-        if math_finite(rss) and (best is None or rss < best[0]):
-            best = (rss, point, coef)
-    if best is None:
+    """The grid point whose least-squares fit of the linear coefficients is best.
+
+    ``columns(*point)`` gives the linear columns (n, p) at a point; it is called once,
+    on the whole grid (each argument a (G, 1) array, the result (G, n, p)), and the G
+    small least-squares problems are solved together by their normal equations.
+    """
+    pts = np.asarray(grid, dtype=float)
+    with np.errstate(all="ignore"):
+        A = np.asarray(columns(*(pts[:, j, None] for j in range(pts.shape[1]))), dtype=float)
+        A = np.broadcast_to(A, (pts.shape[0], y.size, A.shape[-1]))
+        ok = np.all(np.isfinite(A), axis=(1, 2))
+        AtA = np.einsum("gnp,gnq->gpq", A, A)
+        Aty = np.einsum("gnp,n->gp", A, y)
+        p = A.shape[-1]
+        det_ok = np.abs(np.linalg.det(AtA)) > 1e-12 * np.prod(np.diagonal(AtA, axis1=1, axis2=2), axis=1)
+        ok &= det_ok & np.all(np.isfinite(AtA), axis=(1, 2))
+        coef = np.zeros((pts.shape[0], p))
+        if ok.any():
+            coef[ok] = np.linalg.solve(AtA[ok], Aty[ok][..., None])[..., 0]
+        rss = np.sum((y[None, :] - np.einsum("gnp,gp->gn", A, coef)) ** 2, axis=1)
+    rss = np.where(ok & np.isfinite(rss), rss, np.inf)
+    if not np.isfinite(rss).any():
         raise ModelError("the self-starting model found no finite start; give start= explicitly")
-    return best[1], best[2]
-
-
-def math_finite(x: float) -> bool:
-    return bool(np.isfinite(x))
+    best = int(np.argmin(rss))
+    return tuple(float(v) for v in pts[best]), coef[best]
 
 
 def _rate_grid(x: np.ndarray, n: int = 41) -> np.ndarray:
@@ -75,9 +83,9 @@ def _logis_start(cov: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
 def _asymp_start(cov: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
     x = cov["input"]
 
-    def cols(lrc: float) -> np.ndarray:
+    def cols(lrc: np.ndarray) -> np.ndarray:
         e = np.exp(-np.exp(lrc) * x)
-        return np.column_stack([1 - e, e])
+        return np.stack([1 - e, e], axis=-1)
 
     (lrc,), (asym, r0) = _best_partial_linear([(v,) for v in _rate_grid(x)], cols, y)
     return {"Asym": asym, "R0": r0, "lrc": lrc}
@@ -88,7 +96,7 @@ def _micmen_start(cov: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]
     pos = x[x > 0]
     lo, hi = (float(pos.min()), float(pos.max())) if pos.size else (1e-3, 1.0)
     grid = [(k,) for k in np.exp(np.linspace(np.log(lo / 10), np.log(hi * 10), 61))]
-    (K,), (vm,) = _best_partial_linear(grid, lambda k: (x / (k + x))[:, None], y)
+    (K,), (vm,) = _best_partial_linear(grid, lambda k: (x / (k + x))[..., None], y)
     return {"Vm": vm, "K": K}
 
 
@@ -97,8 +105,8 @@ def _fol_start(cov: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
     rates = _rate_grid(t, 31)
     grid = [(a, b) for a, b in itertools.product(rates, rates) if b > a + 1e-3]
 
-    def cols(lke: float, lka: float) -> np.ndarray:
-        return (dose * (np.exp(-np.exp(lke) * t) - np.exp(-np.exp(lka) * t)))[:, None]
+    def cols(lke: np.ndarray, lka: np.ndarray) -> np.ndarray:
+        return (dose * (np.exp(-np.exp(lke) * t) - np.exp(-np.exp(lka) * t)))[..., None]
 
     (lke, lka), (c,) = _best_partial_linear(grid, cols, y)
     if c <= 0:
@@ -111,8 +119,8 @@ def _biexp_start(cov: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
     rates = _rate_grid(x, 31)
     grid = [(a, b) for a, b in itertools.product(rates, rates) if a > b + 1e-3]
 
-    def cols(r1: float, r2: float) -> np.ndarray:
-        return np.column_stack([np.exp(-np.exp(r1) * x), np.exp(-np.exp(r2) * x)])
+    def cols(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+        return np.stack([np.exp(-np.exp(r1) * x), np.exp(-np.exp(r2) * x)], axis=-1)
 
     (r1, r2), (a1, a2) = _best_partial_linear(grid, cols, y)
     return {"A1": a1, "lrc1": r1, "A2": a2, "lrc2": r2}
