@@ -31,7 +31,15 @@ EXPRESSIONS = {
     "SSlogis(x1, Asym, xmid, scal)": ("Asym", "xmid", "scal"),
     "SSmicmen(x1, Vm, K)": ("Vm", "K"),
 }
-PARAM_FORMULAS = ["1", "1 + (1 | g1)", "1 + x2 + (1 | g2)", "1 + (x2 | g1)", "1 + (1 | g1/g2)"]
+PARAM_FORMULAS = [
+    "1",
+    "1 + (1 | g1)",
+    "1 + x2 + (1 | g2)",
+    "1 + (x2 | g1)",
+    "1 + (1 | g1/g2)",
+    "1 + (1 | p | g1)",  # brms' ID: correlated with the other parameters' (1 | p | g1)
+    "1 + (1 | p | g1) + (0 + x2 | g1)",  # refused: an ID'd term must be alone on g1
+]
 RESPONSES = {"gaussian": ["y", "pos"], "binomial": ["yb", "yprop"], "poisson": ["yc"]}
 
 
@@ -49,7 +57,7 @@ def nonlinear(draw: st.DrawFn) -> dict[str, object]:
     response = draw(st.sampled_from(RESPONSES[family]))
     if response == "yprop":
         kw["weights"] = "trials"
-    if family == "gaussian" and draw(st.booleans()):
+    if draw(st.booleans()):
         kw["nagq"] = draw(st.sampled_from([1, 3]))
     return {"formula": f"{response} ~ {expr}", "params": params, "kw": kw}
 
