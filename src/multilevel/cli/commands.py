@@ -146,6 +146,10 @@ def _priors(items: list[str] | None) -> dict[str, str] | None:
 
 
 def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
+    if point_estimates and not hasattr(post, "point_estimates"):
+        from ..errors import ModelError
+
+        raise ModelError("--point-estimates is for mixed models; drop it for a nonlinear model")
     if as_json:
         d = post.to_dict()
         if point_estimates:
@@ -172,7 +176,20 @@ def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
 def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
     """``multilevel.sample`` with the sampling options shared by ``sample`` and ``report --bayes``."""
     from ..api import sample
+    from .nonlinear import _pairs
 
+    extra: dict[str, Any] = {}
+    params = _pairs(getattr(args, "params", None), "--param", "FORMULA", number=False)
+    if params is not None:  # a nonlinear model (sample()'s params=, start=)
+        extra["params"] = params
+        extra["start"] = _pairs(getattr(args, "start", None), "--start", "NUMBER", number=True)
+    elif getattr(args, "start", None):
+        from ..errors import ModelError
+
+        raise ModelError("--start applies to nonlinear models: give their parameters with --param")
+    mi = _pairs(getattr(args, "mi", None), "--mi", "FORMULA", number=False)
+    if mi is not None:
+        extra["mi"] = mi
     return sample(
         args.formula,
         data,
@@ -182,6 +199,7 @@ def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
         weights=args.weights,
         na_action=args.na_action,
         control=_sample_control(args, progress),
+        **extra,
     )
 
 

@@ -41,13 +41,19 @@ _CALLS = {
 
 
 def command_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``dest -> --flag`` for the options of one (sub)command."""
+    """``dest -> --flag`` for the options of one (sub)command (``priors=`` is ``--prior``)."""
     out = {}
     for action in parser._actions:
         long = [o for o in action.option_strings if o.startswith("--")]
         if long and action.dest != "help":
             out[action.dest] = long[0]
+    if "prior" in out:
+        out.setdefault("priors", out["prior"])
     return out
+
+
+# ``params={'Asym': '1 + (1 | Tree)'}``: a one-entry mapping of a flag given as NAME=VALUE
+_PAIR = re.compile(r"(?<![\w.-])([a-z_]+)=\{'([^']*)': ('[^']*'|[-\w.+]+)\}")
 
 
 def in_cli_terms(text: str) -> str:
@@ -73,6 +79,12 @@ def in_cli_terms(text: str) -> str:
     for phrase, (dest, said) in _PHRASES.items():
         if dest in flags:
             text = text.replace(phrase, said)
+
+    def pair(m: re.Match[str]) -> str:
+        name, key, value = m.group(1), m.group(2), m.group(3).strip("'")
+        return f"{flags[name]} '{key}={value}'" if name in flags else m.group(0)
+
+    text = _PAIR.sub(pair, text)
     text = _ARG.sub(flag, text)
     for call, command in _CALLS.items():
         text = text.replace(call, command)

@@ -130,6 +130,22 @@ def _add_sample(sub: Any) -> None:
     p_smp.add_argument(
         "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
     )
+    p_smp.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        metavar="NAME=FORMULA",
+        help="a nonlinear model: a parameter's mixed-model formula, e.g. 'Asym=1 + (1 | Tree)' (repeat)",
+    )
+    p_smp.add_argument(
+        "--start", action="append", metavar="NAME=NUMBER", help="a nonlinear parameter's start"
+    )
+    p_smp.add_argument(
+        "--mi",
+        action="append",
+        metavar="NAME=FORMULA",
+        help="the sub-model of an mi(NAME) term, e.g. 'x=~ z' (default '~ 1')",
+    )
     p_smp.add_argument("--json", action="store_true", help="print the posterior summary as JSON")
     p_smp.set_defaults(func=_cmd_sample)
 
