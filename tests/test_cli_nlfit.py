@@ -35,7 +35,8 @@ def test_nlfit_errors_name_the_flags():
 def test_sample_takes_nonlinear_and_latent_models():
     r = run_cli(
         "sample", ORANGE, FORMULA, "--param", "Asym=1 + (1 | Tree)",
-        "--prior", "b_Asym=normal(200, 50)", "--prior", "b_xmid=normal(700, 200)", "--prior", "b_scal=normal(350, 100)",
+        "--prior", "b_Asym=normal(200, 50)", "--prior", "b_xmid=normal(700, 200)",
+        "--prior", "b_scal=normal(350, 100)",
         "--chains", "1", "--draws", "100", "--warmup", "100", "--json",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -47,8 +48,8 @@ def test_sample_takes_nonlinear_and_latent_models():
     assert r.returncode == 2 and "--start applies to nonlinear models" in r.stderr
     mi = str(Path(__file__).parent / "data" / "brms" / "mi_data.csv")
     r = run_cli(
-        "sample", mi, "y ~ mi(x) + z + (1 | g)", "--mi", "x=~ z", "--chains", "1", "--draws", "100", "--warmup", "100",
-        "--json",
+        "sample", mi, "y ~ mi(x) + z + (1 | g)", "--mi", "x=~ z",
+        "--chains", "1", "--draws", "100", "--warmup", "100", "--json",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "x_z" in json.loads(r.stdout)["summary"]
