@@ -158,3 +158,18 @@ def test_rows_missing_the_sds_are_counted(small):
         )
     assert post.model.design.n == 58
     assert [k for k in post.draws() if k.startswith("Ymi_x")] == ["Ymi_x[5]", "Ymi_x[9]", "Ymi_x[11]"]
+
+
+def test_latent_posterior_report_and_pictures(small, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    d = small.copy()
+    d.loc[[2, 5], "x"] = np.nan
+    post = multilevel.sample("y ~ mi(x) + (1 | g)", d, chains=2, draws=100, warmup=100, progress=False)
+    out = post.report(tmp_path / "r.html")
+    text = out.read_text()
+    assert "mi(x)" in text and "Expectations and modes" not in text
+    assert post.plot_trace() is not None
+    with pytest.raises(ModelError, match="not the same model"):
+        post.point_estimates()

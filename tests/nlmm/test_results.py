@@ -183,3 +183,16 @@ def test_profile_intervals(orange_fit):
         w = wald.loc[name, "upper"] - wald.loc[name, "lower"]
         p = ci.loc[name, "upper"] - ci.loc[name, "lower"]
         assert 0.9 < p / w < 1.25, name
+
+
+def test_pictures_that_apply_and_clear_refusals(orange_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert len(orange_fit.plot_residuals().axes) == 2
+    assert len(orange_fit.plot_profile(["Asym"]).axes) == 1
+    for name in ("plot_caterpillar", "plot_shrinkage", "graph"):
+        with pytest.raises(multilevel.errors.ModelError, match="not available for nonlinear fits"):
+            getattr(orange_fit, name)()
+    with pytest.raises(multilevel.errors.ModelError, match="not available for nonlinear fits"):
+        orange_fit.report("unused.html")

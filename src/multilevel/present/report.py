@@ -116,24 +116,35 @@ def fit_report(fit: Any, path: str | Path, *, title: str | None = None) -> Path:
 def posterior_report(post: Any, path: str | Path, *, title: str | None = None) -> Path:
     """Write the HTML report of a posterior (``multilevel.sample``) to ``path``."""
     path = Path(path)
-    title = title or f"multilevel (Bayes): {post.spec.formula}"
+    title = title or f"multilevel (Bayes): {post.model.formula}"
     fmt = lambda v: f"{v:.4g}"  # noqa: E731
-    pe = post.point_estimates()
+    # the likelihood fit of a model with me() / mi() terms is another model: no comparison
+    compare = not post.structure.latent
     sections = [
         ("Model and posterior", f"<pre>{html.escape(post.summary_text())}</pre>"),
         ("The model as a graph", post.graph().to_svg()),
-        (
-            f"Expectations and modes ({pe.attrs['method']} estimate, MAP, posterior mean and median)",
-            pe.to_html(float_format=fmt, border=0),
-        ),
+    ]
+    if compare:
+        pe = post.point_estimates()
+        sections.append(
+            (
+                f"Expectations and modes ({pe.attrs['method']} estimate, MAP, posterior mean and median)",
+                pe.to_html(float_format=fmt, border=0),
+            )
+        )
+    sections += [
         ("Posterior summary", post.summary(group_effects=False).to_html(float_format=fmt, border=0)),
         ("Priors", post.prior_table().to_html(border=0)),
     ]
-    figures = [
-        (
-            "Posterior densities with the likelihood estimate, MAP, mean and median",
-            _render(post.plot_point_estimates),
-        ),
+    figures = []
+    if compare:
+        figures.append(
+            (
+                "Posterior densities with the likelihood estimate, MAP, mean and median",
+                _render(post.plot_point_estimates),
+            )
+        )
+    figures += [
         ("Group effects (posterior means and intervals)", _render(post.plot_caterpillar)),
         ("Traces", _render(post.plot_trace)),
     ]
