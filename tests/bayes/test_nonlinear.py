@@ -203,3 +203,13 @@ def test_orange_correlated_across_parameters_matches_brms(orange):
     assert "r_Tree__xmid[1,Intercept]" in d and "r_Tree__Asym[1,Intercept]" in d
     new = post.predict(pd.DataFrame({"age": [500.0], "Tree": ["new"]}))
     assert np.isfinite(new.to_numpy()).all()
+
+
+def test_point_estimates_beside_the_laplace_fit(post):
+    pe = post.point_estimates()
+    assert list(pe.columns[:3]) == ["Laplace", "mean", "median"] and pe.attrs["method"] == "Laplace"
+    # the Laplace fit of Orange (nlmer's optimum) inside the 95% intervals, near the means
+    assert pe.loc["Asym_Intercept", "Laplace"] == pytest.approx(192.05, abs=0.01)
+    assert pe.loc["sd_Tree__Asym_Intercept", "Laplace"] == pytest.approx(31.6, abs=0.1)
+    assert pe.loc["sigma", "Laplace"] == pytest.approx(7.84, abs=0.01)
+    assert (pe["flag"] == "").all()

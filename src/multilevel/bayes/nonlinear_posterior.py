@@ -263,6 +263,56 @@ class NonlinearPosterior(PosteriorDraws):
         dr = self.predict_draws(newdata, kind=kind, re=re, new_levels=new_levels, seed=seed)
         return self._prediction_table(dr, prob)
 
+    # ---- the likelihood fit beside the posterior -------------------------------
+    def likelihood_estimates(self) -> dict[str, float]:
+        """The Laplace fit the chains started from, under the posterior's names (empty
+        where that fit failed)."""
+        fit, st = self.fit, self.structure
+        if fit is None:
+            return {}
+        out = dict(zip(st.beta_names, map(float, fit.estimate.beta)))
+        for b, T in zip(st.blocks, fit._templates()):
+            S = fit.estimate.sigma**2 * (T @ T.T)
+            sd = np.sqrt(np.maximum(np.diag(S), 0.0))
+            out.update(zip(b.sd_names(), map(float, sd)))
+            for t in b.terms:
+                if not t.cor:
+                    continue
+                for i in range(len(t.columns)):
+                    for j in range(i):
+                        a, c = t.start + i, t.start + j
+                        den = sd[a] * sd[c]
+                        name = f"cor_{b.grouping}__{t.columns[j]}__{t.columns[i]}"
+                        out[name] = float(S[a, c] / den) if den > 0 else float("nan")
+        if st.gaussian:
+            out["sigma"] = float(fit.sigma)
+        return out
+
+    def point_estimates(self, prob: float = 0.95) -> pd.DataFrame:
+        """The likelihood estimate (Laplace, the fit the chains started from) beside the
+        posterior mean, median and central interval; ``flag`` marks estimates outside it.
+        (The mixed models' table also has the MAP of the marginal posterior; here the
+        random effects are sampled, so no such marginal mode is at hand.)"""
+        summ = self.summary(group_effects=False, prob=prob)
+        lo_col, hi_col = summ.columns[3], summ.columns[4]
+        mle = self.likelihood_estimates()
+        method = "Laplace" if self.fit is None or self.fit.nagq == 1 else f"AGQ{self.fit.nagq}"
+        table = pd.DataFrame(
+            {
+                method: [mle.get(k, np.nan) for k in summ.index],
+                "mean": summ["mean"],
+                "median": summ["median"],
+                lo_col: summ[lo_col],
+                hi_col: summ[hi_col],
+            },
+            index=summ.index,
+        )
+        inside = (table[method] >= table[lo_col]) & (table[method] <= table[hi_col])
+        table["flag"] = np.where(inside | table[method].isna(), "", f"{method} outside interval")
+        table.attrs["interval"] = prob
+        table.attrs["method"] = method
+        return table
+
     # ---- text --------------------------------------------------------
     def prior_table(self) -> pd.DataFrame:
         return pd.DataFrame(

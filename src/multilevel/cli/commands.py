@@ -146,10 +146,6 @@ def _priors(items: list[str] | None) -> dict[str, str] | None:
 
 
 def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
-    if point_estimates and not hasattr(post, "point_estimates"):
-        from ..errors import ModelError
-
-        raise ModelError("--point-estimates is for mixed models; drop it for a nonlinear model")
     if as_json:
         d = post.to_dict()
         if point_estimates:
@@ -167,7 +163,9 @@ def _sample_report(post: Any, as_json: bool, point_estimates: bool) -> int:
         pe = post.point_estimates()
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(
-                f"\nExpectations and modes ({pe.attrs['method']} estimate, MAP, posterior mean and median):"
+                f"\nExpectations and modes ({pe.attrs['method']} estimate"
+                + (", MAP" if "MAP" in pe.columns else "")
+                + ", posterior mean and median):"
             )
             print(pe.to_string(float_format=lambda v: f"{v:.4g}"))
     return 0
