@@ -26,6 +26,8 @@ class PosteriorDraws:
     settings: dict[str, Any]
     sample_stats: dict[str, np.ndarray]
     _summaries: dict[tuple[bool, float], pd.DataFrame]
+    priors: dict[str, Any]  # parameter -> multilevel.bayes.priors.Prior
+    messages: tuple[str, ...]
 
     def draws(self, group_effects: bool = True) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -161,3 +163,23 @@ class PosteriorDraws:
                 f"q{100 * hi:g}": np.quantile(dr, hi, axis=0),
             }
         )
+
+    def prior_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [(k, p.text, p.source) for k, p in self.priors.items()], columns=["parameter", "prior", "source"]
+        ).set_index("parameter")
+
+    def _draws_record(self, group_effects: bool) -> dict[str, Any]:
+        """The JSON-ready part every posterior shares: settings, priors, summary table,
+        diagnostics and warnings."""
+        summ = self.summary(group_effects=group_effects)
+        return {
+            "settings": {k: (float(v) if isinstance(v, float) else v) for k, v in self.settings.items()},
+            "priors": {k: {"prior": p.text, "source": p.source} for k, p in self.priors.items()},
+            "summary": {
+                name: {col: float(v) for col, v in row.items()} for name, row in summ.to_dict("index").items()
+            },
+            "divergences": self.divergences,
+            "bfmi": [float(b) for b in self.bfmi],
+            "messages": list(self.messages),
+        }

@@ -32,6 +32,7 @@ from ..formula.expression import evaluate
 from ..linalg.ops import jax_ops
 from ..model.nonlinear import NlmmProblem
 from .priors import ParamInfo, Prior, default_priors, resolve
+from .program import correlation_start
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -329,9 +330,7 @@ def initial_values(
             sl = slice(t.start, t.start + q)
             L: np.ndarray = np.eye(q)
             if t.cor:
-                d = np.sqrt(np.maximum(np.diag(C[sl, sl]), 1e-300))
-                R = np.where(np.isfinite(C[sl, sl] / np.outer(d, d)), C[sl, sl] / np.outer(d, d), 0.0)
-                L = np.linalg.cholesky(0.5 * R + 0.5 * np.eye(q))
+                L = correlation_start(C[sl, sl])
                 out[t.cor] = L
             S[sl, sl] = sd[sl, None] * L
         for j, nm in enumerate(b.sd_names()):

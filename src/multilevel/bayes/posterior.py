@@ -301,14 +301,8 @@ class PosteriorResult(PosteriorDraws):
         return table
 
     # ---- text --------------------------------------------------------
-    def prior_table(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [(k, p.text, p.source) for k, p in self.priors.items()], columns=["parameter", "prior", "source"]
-        ).set_index("parameter")
-
     def to_dict(self, group_effects: bool = False) -> dict[str, Any]:
         """JSON-ready record: model, settings, priors, summary table, diagnostics, warnings."""
-        summ = self.summary(group_effects=group_effects)
         return {
             "model": "bayes",
             "formula": self.spec.formula,
@@ -318,12 +312,5 @@ class PosteriorResult(PosteriorDraws):
             "sampler": "NUTS (random effects integrated out)"
             if self.structure.marginal
             else "NUTS (non-centred)",
-            "settings": {k: (float(v) if isinstance(v, float) else v) for k, v in self.settings.items()},
-            "priors": {k: {"prior": p.text, "source": p.source} for k, p in self.priors.items()},
-            "summary": {
-                name: {col: float(v) for col, v in row.items()} for name, row in summ.to_dict("index").items()
-            },
-            "divergences": self.divergences,
-            "bfmi": [float(b) for b in self.bfmi],
-            "messages": list(self.messages),
+            **self._draws_record(group_effects),
         }

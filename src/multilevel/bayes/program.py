@@ -90,6 +90,16 @@ def site_name(prm: ParamInfo) -> str:
     return f"{prm.name}_c" if prm.cls == "Intercept" else prm.name
 
 
+def correlation_start(C: np.ndarray) -> np.ndarray:
+    """The Cholesky root of a start for a correlation matrix: halfway from the one of the
+    covariance ``C`` (a likelihood fit's) to the identity, so strictly inside the LKJ's
+    support even where ``C`` is singular."""
+    d = np.sqrt(np.maximum(np.diag(C), 1e-300))
+    R = C / np.outer(d, d)
+    R = np.where(np.isfinite(R), R, 0.0)
+    return np.linalg.cholesky(0.5 * R + 0.5 * np.eye(C.shape[0]))
+
+
 def sd_name(g: str, col: str) -> str:
     return f"sd_{g}__{col}"
 

@@ -24,6 +24,7 @@ from .priors import Prior, default_priors, resolve
 from .program import (
     NutsSettings,
     Structure,
+    correlation_start,
     covariance_roots,
     draw_group_effects,
     make_constrain,
@@ -194,10 +195,7 @@ def _init_values(
                 out[sd_name(g.name, col)] = np.asarray(sd[t.offset + j])
             L: np.ndarray = np.eye(q)
             if t.cor_name:
-                d = np.sqrt(np.maximum(np.diag(C[sl, sl]), 1e-300))
-                R = C[sl, sl] / np.outer(d, d)
-                R = np.where(np.isfinite(R), R, 0.0)
-                L = np.linalg.cholesky(0.5 * R + 0.5 * np.eye(q))  # halfway to 0: strictly inside
+                L = correlation_start(C[sl, sl])
                 out[t.cor_name] = L
             S[sl, sl] = sd[sl, None] * L
         if not struct.marginal:
@@ -264,7 +262,7 @@ def likelihood_fit(model: Any) -> tuple[Any, tuple[str, ...]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:  # with me() / mi() terms: the fit on the columns as observed
-            fit = model.naive_fit() if getattr(model, "latent_info", ()) else model.fit()
+            fit = model.naive_fit() if model.latent_info else model.fit()
         except Exception as exc:  # the sampler does not need it; say why it is missing
             return None, (f"likelihood fit failed ({exc}); chains start from NumPyro's default",)
     for w in caught:
@@ -299,7 +297,7 @@ def sample_model(
     import jax
     import jax.numpy as jnp
 
-    latent = getattr(model, "latent_info", ())
+    latent = model.latent_info
     struct = Structure.from_spec(model.spec, model.family, latent)
     design = model.design
     xbar = default_xbar(struct, design.X)
@@ -324,7 +322,7 @@ def sample_model(
     data = model_data(struct, model, xbar)
     jdata = jax.tree.map(jnp.asarray, data)
     t0 = time.perf_counter()
-    init = init_params(prog, fit, xbar, ctl.chains, ctl.seed, getattr(model, "latent_data", ()))
+    init = init_params(prog, fit, xbar, ctl.chains, ctl.seed, model.latent_data if latent else ())
     if init is None:
         init = _default_init(prog, ctl.chains, ctl.seed)
     if prog.progress is not None:

@@ -71,6 +71,20 @@ def _cmd_nlfit(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_nonlinear_options(p: argparse.ArgumentParser) -> None:
+    """``--param NAME=FORMULA`` and ``--start NAME=NUMBER`` (``nlfit``, ``sample``)."""
+    p.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        metavar="NAME=FORMULA",
+        help="a nonlinear parameter's mixed-model formula, e.g. 'Asym=1 + (1 | Tree)' (repeat; default 1)",
+    )
+    p.add_argument(
+        "--start", action="append", metavar="NAME=NUMBER", help="a nonlinear parameter's start (repeat)"
+    )
+
+
 def add_nlfit(sub: Any) -> None:
     p = sub.add_parser(
         "nlfit",
@@ -82,16 +96,7 @@ def add_nlfit(sub: Any) -> None:
     )
     p.add_argument("data", help="CSV or Parquet file")
     p.add_argument("formula", help="'response ~ expression' or a self-starting model, e.g. SSlogis(...)")
-    p.add_argument(
-        "--param",
-        dest="params",
-        action="append",
-        metavar="NAME=FORMULA",
-        help="a parameter's mixed-model formula, e.g. 'Asym=1 + (1 | Tree)' (repeat; the default is 1)",
-    )
-    p.add_argument(
-        "--start", action="append", metavar="NAME=NUMBER", help="a parameter's starting value (repeat)"
-    )
+    add_nonlinear_options(p)
     p.add_argument("--family", default="gaussian", help="gaussian (default), binomial or poisson")
     p.add_argument("--link", default=None, help="link of a binomial or Poisson model (default logit / log)")
     p.add_argument("--weights", default=None, help="column of the binomial trials (proportions as response)")

@@ -12,7 +12,7 @@ from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .deconv import add_deconvolve
 from .ftests import add_anova_option, add_emmeans
 from .inference import add_anova, add_boot_options
-from .nonlinear import add_nlfit
+from .nonlinear import add_nlfit, add_nonlinear_options
 
 
 def _family_help() -> str:
@@ -130,16 +130,7 @@ def _add_sample(sub: Any) -> None:
     p_smp.add_argument(
         "--point-estimates", action="store_true", help="also print REML/ML, MAP, mean and median side by side"
     )
-    p_smp.add_argument(
-        "--param",
-        dest="params",
-        action="append",
-        metavar="NAME=FORMULA",
-        help="a nonlinear model: a parameter's mixed-model formula, e.g. 'Asym=1 + (1 | Tree)' (repeat)",
-    )
-    p_smp.add_argument(
-        "--start", action="append", metavar="NAME=NUMBER", help="a nonlinear parameter's start"
-    )
+    add_nonlinear_options(p_smp)
     p_smp.add_argument(
         "--mi",
         action="append",

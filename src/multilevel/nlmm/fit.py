@@ -202,8 +202,7 @@ def fit_problem(
         grad, H = _hessian_from_gradient(obj, x, free)
     else:
         grad, H = _hessian(f, x, free)
-    f(x)  # leaves the modes of the optimum in obj
-    m = obj.modes(x[:p], x[p : p + t])
+    m = obj.modes(x[:p], x[p : p + t])  # PNLS from the last modes, at the optimum
     sigma = math.exp(x[-1]) if nagq > 1 else math.sqrt(m["pwrss"] / problem.n)
     return _finish(problem, x0, x, dev, n_evals, code, grad, H, m, sigma, t0)
 

@@ -222,7 +222,7 @@ class NumpyLaplace:
         M = r[:, None, None] * h - f[:, :, None] * f[:, None, :]
         G = np.einsum("nkm,knq->mnq", M, ZL)  # G_m = sum_k (r f_km - f_k f_m) ZL_k
         rf = (r[:, None] * f).T  # (K, n)
-        c = np.linalg.solve(H, 2.0 * np.einsum("mnq,mn->q", ZL, s) - (2.0 * n / pw) * (J.T @ r - u))
+        dD_du = 2.0 * np.einsum("mnq,mn->q", ZL, s) - (2.0 * n / pw) * (J.T @ r - u)
         out = np.empty(x.size)
         dg_dx = np.empty((pr.q, x.size))
         dg_dx[:, :p] = np.einsum("mnq,mnp->qp", G, X)
@@ -239,7 +239,7 @@ class NumpyLaplace:
             dg += np.einsum("mnq,mn->q", G, d)
             out[p + ell] = dL + (n / pw) * dpw
             dg_dx[:, p + ell] = dg
-        out += c @ dg_dx
-        # du*/dx = H^-1 dg/dx: the next call starts its modes from the tangent line
-        self._tangent = (x.copy(), u.copy(), np.linalg.solve(H, dg_dx))
+        du_dx = np.linalg.solve(H, dg_dx)  # the implicit derivative of the modes
+        out += dD_du @ du_dx
+        self._tangent = (x.copy(), u.copy(), du_dx)  # the next call starts its modes on it
         return out
