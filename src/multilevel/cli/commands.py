@@ -193,7 +193,7 @@ def _sample(args: argparse.Namespace, data: Any, progress: bool) -> Any:
         data,
         family=args.family,
         link=args.link,
-        priors=_priors(args.prior),
+        priors=_priors(args.priors),
         weights=args.weights,
         na_action=args.na_action,
         control=_sample_control(args, progress),

@@ -41,14 +41,12 @@ _CALLS = {
 
 
 def command_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``dest -> --flag`` for the options of one (sub)command (``priors=`` is ``--prior``)."""
+    """``dest -> --flag`` for the options of one (sub)command."""
     out = {}
     for action in parser._actions:
         long = [o for o in action.option_strings if o.startswith("--")]
         if long and action.dest != "help":
             out[action.dest] = long[0]
-    if "prior" in out:
-        out.setdefault("priors", out["prior"])
     return out
 
 

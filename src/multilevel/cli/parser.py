@@ -25,6 +25,7 @@ def _family_help() -> str:
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prior",
+        dest="priors",  # sample()'s argument: its messages then name the flag
         action="append",
         metavar="KEY=DIST",
         help="a prior, e.g. 'sd=cauchy(0, 5)' or 'b=normal(0, 1)' (repeatable); keys: Intercept, b, sd, "
