@@ -97,33 +97,12 @@ for name, call in calls.items():
 print(json.dumps(out))
 """
 
-NAMES = {
-    "orange": {
-        "Asym_Intercept": "b_Asym_Intercept",
-        "xmid_Intercept": "b_xmid_Intercept",
-        "scal_Intercept": "b_scal_Intercept",
-        "sd_Tree__Asym_Intercept": "sd_Tree__Asym_Intercept",
-        "sigma": "sigma",
-    },
-    "me": {
-        "Intercept": "b_Intercept",
-        "me(x, sdx)": "bsp_mexsdx",
-        "sd_g__Intercept": "sd_g__Intercept",
-        "sigma": "sigma",
-        "meanme_x": "meanme_mex",
-        "sdme_x": "sdme_mex",
-    },
-    "mi": {
-        "Intercept": "b_y_Intercept",
-        "mi(x)": "bsp_y_mix",
-        "z": "b_y_z",
-        "sd_g__Intercept": "sd_g__y_Intercept",
-        "sigma": "sigma_y",
-        "x_Intercept": "b_x_Intercept",
-        "x_z": "b_x_z",
-        "sigma_x": "sigma_x",
-    },
-}
+# our names -> brms's, as the tests compare them (tests/bayes)
+sys.path.insert(0, str(ROOT / "tests" / "bayes"))
+from test_latent import ME_NAMES, MI_NAMES  # noqa: E402
+from test_nonlinear import BRMS_NAMES  # noqa: E402
+
+NAMES = {"orange": BRMS_NAMES, "me": ME_NAMES, "mi": MI_NAMES}
 
 
 def run_brms() -> dict | None:
