@@ -293,8 +293,8 @@ def test_quadrature_fits_record_the_scaling():
 def test_an_observed_information_not_positive_definite_falls_back(monkeypatch):
     from multilevel.glmm import pirls
 
-    def not_pd(self, eta, mu, disp, Ts):
-        return pirls.ObservedCurvature(np.zeros_like(eta), None, None)  # type: ignore[arg-type]
+    def not_pd(self, state, disp, Ts):
+        return pirls.ObservedCurvature(None, None)  # type: ignore[arg-type]
 
     df = _data("sim_gamma_log")
     model = multilevel.Model("y ~ x + (1 | g)", df, family="Gamma", link="log")

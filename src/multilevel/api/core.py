@@ -169,7 +169,9 @@ class Model:
             return self._fit_lmm(True if reml is None else reml, start, ctl, progress)
         if progress:
             raise ModelError("progress applies to linear mixed models for now: drop it for a GLMM")
-        laplace = _laplace(laplace)
+        from ..glmm.pirls import check_laplace
+
+        laplace = check_laplace(laplace)
         if reml is not None:
             raise ModelError(
                 f"reml applies to linear mixed models; a {self.family.name} GLMM is fitted by maximum "
@@ -260,20 +262,6 @@ class Model:
         )
 
 
-def _laplace(laplace: Any) -> str:
-    """The ``laplace=`` of a GLMM fit, checked (None: the default, ``"observed"``)."""
-    from ..glmm.pirls import LAPLACE_METHODS
-
-    if laplace is None:
-        return LAPLACE_METHODS[0]
-    if not isinstance(laplace, str) or laplace not in LAPLACE_METHODS:
-        raise ModelError(
-            f"laplace must be 'observed' (the observed information, as glmmTMB; the default) or "
-            f"'expected' (the expected information, as lme4), got {laplace!r}"
-        )
-    return laplace
-
-
 def _sample_control(control: SampleControl | None, settings: dict[str, Any]) -> SampleControl:
     if control is not None and not isinstance(control, SampleControl):
         raise ModelError(f"control must be a multilevel.control.SampleControl, got {type(control).__name__}")
@@ -314,9 +302,11 @@ def fit(
     formula:
         ``"y ~ x + (1 + x | g)"``; see :func:`multilevel.formula.parse_formula`.
     data:
-        pandas / polars DataFrame, pyarrow Table or dict of arrays; for LMMs also a Dask
-        DataFrame or Parquet files (path, glob or list): cross-products on the workers of
-        the active ``dask.distributed`` client (or a ``LocalCluster`` for the call), no rows kept.
+        pandas / polars DataFrame, pyarrow Table or dict of arrays; or a Dask DataFrame or
+        Parquet files (path, glob or list), on the workers of the active
+        ``dask.distributed`` client (or a ``LocalCluster`` for the call): an LMM's
+        cross-products in one pass, no rows kept; a GLMM's rows kept on the workers, one
+        pass per PIRLS iteration.
     family, link:
         ``"gaussian"`` (a linear mixed model, fitted by REML or ML), or ``"binomial"``,
         ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, ``"negative_binomial"``
@@ -338,7 +328,8 @@ def fit(
     control:
         A :class:`multilevel.control.FitControl`.
     progress:
-        LMMs: show on stderr the rows read (partitioned data), evaluations and criterion.
+        Show on stderr the rows read (partitioned data) and the LMM optimizer's evaluations
+        and criterion (a partitioned GLMM's: the passes over the rows).
     laplace:
         GLMMs: the curvature of the Laplace approximation (and the scale of adaptive
         quadrature). ``"observed"`` (default): the observed Hessian of the joint log
@@ -366,16 +357,12 @@ def fit(
     the code is a dispatch of a dozen lines (partitioned data or a model in memory).
     """
     from .distributed import is_partitioned
+    from .distributed_glmm import fit_partitioned_data
 
     if not isinstance(progress, bool):
         raise ModelError(f"progress must be True or False, got {progress!r}")
     if is_partitioned(data):
-        if laplace is not None:
-            raise ModelError(
-                "laplace= applies to generalized models, and partitioned data fit linear mixed models "
-                "only: drop laplace"
-            )
-        return _fit_partitioned(
+        return fit_partitioned_data(
             formula,
             data,
             family,
@@ -388,6 +375,7 @@ def fit(
             start,
             _control(control, optimizer),
             progress,
+            laplace,
         )
     model = Model(
         formula, data, family=family, link=link, weights=weights, offset=offset, na_action=na_action
@@ -400,44 +388,6 @@ def fit(
         control=control,
         progress=progress,
         laplace=laplace,
-    )
-
-
-def _fit_partitioned(
-    formula: str,
-    data: Any,
-    family: Any,
-    link: Any,
-    nagq: Any,
-    reml: Any,
-    weights: Any,
-    offset: Any,
-    na_action: str,
-    start: Any,
-    control: FitControl,
-    progress: bool,
-) -> Any:
-    from ..family import get_family
-    from ..present.lmm_fit import LmmFit
-    from .distributed import fit_partitioned
-
-    fam = get_family(family, link)
-    if not fam.is_lmm or nagq not in (None, 1):
-        raise ModelError(
-            "partitioned data (Dask or Parquet) fit linear mixed models only for now; for a "
-            f"{fam.name} GLMM (or nagq=) load the rows into memory (ddf.compute()) and call fit"
-        )
-    return fit_partitioned(
-        formula,
-        data,
-        reml=reml,
-        weights=weights,
-        offset=offset,
-        na_action=na_action,
-        start=start,
-        control=control,
-        progress=progress,
-        result_type=LmmFit,
     )
 
 

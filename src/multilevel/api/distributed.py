@@ -23,7 +23,12 @@ import numpy as np
 from ..control import FitControl
 from ..errors import DataError, ModelError
 
-__all__ = ["fit_partitioned", "is_partitioned", "partitioned_crossprods"]
+__all__ = [
+    "fit_partitioned",
+    "is_partitioned",
+    "partitioned_crossprods",
+    "survey_recipe",
+]
 
 
 def is_partitioned(data: Any) -> bool:
@@ -131,6 +136,34 @@ def _crossprods(recipe: Any, df: Any, i: int) -> Any:
     return partition_crossprods(recipe, df)
 
 
+def survey_recipe(
+    client: Any,
+    formula: str,
+    data: Any,
+    report: Any,
+    *,
+    weights: str | None = None,
+    offset: str | None = None,
+    na_action: str = "omit",
+    family: Any = None,
+) -> tuple[Any, list[Any], Any, tuple[int, ...]]:
+    """The first pass (the survey) and the recipe it gives: the recipe, the partitions
+    (delayed frames of the columns used), the survey and the rows of every partition."""
+    from ..model import partitioned as pt
+
+    ddf = _dask_frame(data)
+    parsed, used, sets = pt.survey_plan(formula, ddf._meta, weights, offset)
+    parts = ddf[used].to_delayed()
+    name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
+    survey = _pass(client, parts, _survey, (used, sets), pt.merge_surveys, report, "survey", None)
+    recipe = pt.recipe_from_survey(
+        parsed, survey, sets, used, weights=weights, offset=offset, na_action=na_action, data_name=name,
+        family=family,
+    )  # fmt: skip
+    rows = tuple(survey.partition_rows[i] for i in range(len(parts)))
+    return recipe, parts, survey, rows
+
+
 def partitioned_crossprods(
     formula: str,
     data: Any,
@@ -153,16 +186,10 @@ def partitioned_crossprods(
     from ..present.progress import Progress
 
     report = progress if isinstance(progress, Progress) else Progress(bool(progress))
-    ddf = _dask_frame(data)
-    parsed, used, sets = pt.survey_plan(formula, ddf._meta, weights, offset)
-    parts = ddf[used].to_delayed()
-    name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
     with cluster_client() as client:
-        survey = _pass(client, parts, _survey, (used, sets), pt.merge_surveys, report, "survey", None)
-        recipe = pt.recipe_from_survey(
-            parsed, survey, sets, used, weights=weights, offset=offset, na_action=na_action, data_name=name
+        recipe, parts, survey, rows = survey_recipe(
+            client, formula, data, report, weights=weights, offset=offset, na_action=na_action
         )
-        rows = tuple(survey.partition_rows[i] for i in range(len(parts)))
         cp = _pass(client, parts, _crossprods, recipe, pt.add_crossprods, report, "cross-products", rows)
     spec, cp = pt.drop_dependent_columns(recipe.spec, cp)
     return spec, cp, survey.rows

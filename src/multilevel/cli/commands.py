@@ -66,9 +66,10 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
     laplace = laplace_flag(args, linear)
     control = _fit_control(getattr(args, "max_seconds", None))
     progress = bool(getattr(args, "progress", False))
-    if progress and not linear:
+    if progress and not linear and not getattr(args, "partitioned", False):
         raise ModelError(
-            f"--progress applies to linear mixed models for now: drop it for --family {args.family}"
+            f"--progress applies to linear mixed models and --partitioned data for now: drop it for "
+            f"--family {args.family}"
         )
     return lambda: fit(
         args.formula,

@@ -61,10 +61,8 @@ def agq_deviance(
     prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, beta: np.ndarray, disp: float, nagq: int
 ) -> float:
     """-2 x marginal log-likelihood by adaptive Gauss-Hermite quadrature."""
-    g = prob.spec.groupings[0]
-    q = g.q
+    q = prob.spec.groupings[0].q
     T = prob.spec.templates(theta)[0]
-    codes, vals = prob.groups[0]
     curvature = r.curvature
     if curvature is None:
         return math.inf  # the observed information is not positive definite: no Laplace scale
@@ -72,19 +70,10 @@ def agq_deviance(
     uhat = r.u[0]  # (n_levels, q)
     LinvT = np.linalg.inv(np.swapaxes(L, 1, 2))  # L^{-T}
     nodes, logw = hermite_grid(nagq, q)
-    K = nodes.shape[0]
-    eta0 = prob.offset + prob.X @ beta
-    vt = vals @ T  # row i: v_i' T, so eta = eta0 + vt_i . u_level
-    n_levels = g.n_levels
     logdetL = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    # every node at once: u (K, n_levels, q), eta and log densities (K, n)
+    # every node at once: u (K, n_levels, q); the rows' log densities summed per node and level
     u = uhat[None] + np.einsum("lab,kb->kla", LinvT, nodes)
-    eta = eta0[None, :] + np.einsum("ij,kij->ki", vt, u[:, codes, :])
-    mu = prob.family.link.inverse(eta)
-    lp = prob.family.logpdf_kernel(prob.y[None, :], mu, prob.w0[None, :], disp)
-    flat = (codes[None, :] + n_levels * np.arange(K)[:, None]).ravel()
-    ll = np.bincount(flat, weights=lp.ravel(), minlength=K * n_levels).reshape(K, n_levels)
-    ll += np.bincount(codes, weights=prob.family.logpdf_constant(prob.y, prob.w0), minlength=n_levels)
+    _, ll = prob.rows.run("quadrature", None, beta, T, u, disp)
     # log g(u) - log phi(z): the normal kernels of u and z
     terms = ll - 0.5 * np.sum(u * u, axis=2) + (0.5 * np.sum(nodes * nodes, axis=1) + logw)[:, None]
     per_level = logsumexp(terms, axis=0) - logdetL

@@ -71,8 +71,7 @@ LINK_RETRIES = (0.5, 0.25, 0.1)
 
 def outside_link(est: Any) -> int:
     """Rows whose linear predictor at the modes is outside the link's domain."""
-    ok = est.problem.family.link.valid_eta(est.pirls.eta)
-    return 0 if ok is None else int(np.size(ok) - np.count_nonzero(ok))
+    return int(est.problem.rows.run("outside_link", est.pirls.state)[1])
 
 
 def inside_the_link(est: Any, refit: Callable[[float], Any]) -> Any:

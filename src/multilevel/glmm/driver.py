@@ -39,17 +39,25 @@ def fit_glmm_result(
     laplace: str = "observed",
     result_type: type[Any],
     standard_errors: bool = True,
+    rows: Any = None,
 ) -> Any:
     """Fit a GLMM (Laplace or adaptive quadrature; ``laplace``: its curvature from the
     observed or the expected information) and wrap the result in ``result_type``;
     ``standard_errors``: whether the convergence verdict checks them (see
-    :func:`~multilevel.model.verdict.finite_verdict`)."""
+    :func:`~multilevel.model.verdict.finite_verdict`); ``rows``: the row passes of
+    partitioned data (:class:`~multilevel.api.distributed_glmm.ClusterRows`).
+
+    Why this is long: the verdict lists every way a GLMM fit can end (time limit,
+    separation, PIRLS, the gradient, non-finite estimates), each with its message."""
     control = FitControl() if control is None else control
-    limit = control.time_limit(design.n)
+    # rows on a cluster: the passes' latency sets the time, so only a limit given
+    limit = control.max_seconds if getattr(design, "remote", False) else control.time_limit(design.n)
     compiled = control.use_compiled_kernels
     try:
         with time_limit(limit):
-            est = fit_glmm(spec, design, family, nagq=nagq, start=start, compiled=compiled, laplace=laplace)
+            est = fit_glmm(
+                spec, design, family, nagq=nagq, start=start, compiled=compiled, laplace=laplace, rows=rows
+            )
     except Exception as exc:
         if not is_numerical_failure(exc):
             raise
@@ -61,8 +69,7 @@ def fit_glmm_result(
             "random-effect terms, or use the canonical link",
         ) from exc
     singular, msgs = singular_and_messages(spec, est.theta)
-    offset = design.offset if design.offset is not None else np.zeros(design.n)
-    sep = separation_message(family, est, offset)
+    sep = separation_message(family, est)
     if sep is not None:
         msgs = (*msgs, sep)
         warn(sep, SeparationWarning)

@@ -78,6 +78,7 @@ def fit_glmm(
     start: np.ndarray | None = None,
     compiled: bool = True,
     laplace: str = "observed",
+    rows: Any = None,
 ) -> GlmmEstimate:
     """Maximum (Laplace / quadrature) likelihood estimates of a GLMM.
 
@@ -89,7 +90,8 @@ def fit_glmm(
     stage 1 and the better optimum kept. When stage 2 would start outside the
     family's support (a mean the link cannot give), BOBYQA finds the support and
     the gradient path finishes from there. ``compiled``: PIRLS's row passes run
-    through the Numba kernels.
+    through the Numba kernels; ``rows``: the row passes (default: the design's rows in
+    memory, :class:`~multilevel.glmm.rows.GlmmRows`).
 
     ``laplace``: ``"observed"`` (default) takes the Laplace approximation's
     log-determinant (and the scale of adaptive quadrature) from the observed
@@ -109,10 +111,12 @@ def fit_glmm(
         raise ModelError("nagq must be 0 (PIRLS-only estimates), 1 (Laplace) or a number of quadrature nodes")
     if nagq > 1:
         check_agq(spec, nagq)
-    prob = GlmmProblem(spec, design, family, compiled=compiled, laplace=laplace, nagq=nagq)
+    prob = GlmmProblem(spec, design, family, compiled=compiled, laplace=laplace, nagq=nagq, rows=rows)
     est = _estimate(prob, nagq, start)
     if prob.observed and not math.isfinite(est.deviance):
-        prob = GlmmProblem(spec, design, family, compiled=compiled, laplace="expected", nagq=nagq)
+        prob = GlmmProblem(
+            spec, design, family, compiled=compiled, laplace="expected", nagq=nagq, rows=prob.rows
+        )
         lme4 = "; for this family that is lme4's glmer criterion" if prob.lme4_criterion else ""
         warn(
             "the observed information of the random effects is not positive definite at the "
@@ -186,12 +190,14 @@ def _stage1(
     prob: GlmmProblem, theta0: np.ndarray, *, quick_stage1: bool
 ) -> tuple[OptSummary, PirlsResult, float]:
     """Stage 1: theta (and log dispersion) by BOBYQA, beta inside PIRLS."""
-    family, spec = prob.family, prob.spec
+    spec = prob.spec
     tm = spec.theta_map
     k = tm.size
     has_disp = prob.estimates_dispersion
-    mu_bar = np.full_like(prob.y, np.average(prob.y, weights=prob.w0))
-    disp0 = max(family.default_dispersion(prob.y, mu_bar, prob.w0), 1e-8) if has_disp else 1.0
+    disp0 = 1.0
+    if has_disp:
+        mu_bar = prob.rows.run("mean_response", None)[1].value
+        disp0 = max(prob.rows.run("dispersion_start", None, mu_bar)[1].value, 1e-8)
 
     warm: dict[str, Any] = {"u": None, "beta": None}
     # a quick stage 1 only locates the optimum for stage 2: its modes need less
@@ -450,12 +456,11 @@ def singular_and_messages(spec: ModelSpec, theta: np.ndarray) -> tuple[bool, tup
 SEPARATION_ETA = 20.0
 
 
-def separation_message(family: Family, est: GlmmEstimate, offset: np.ndarray) -> str | None:
+def separation_message(family: Family, est: GlmmEstimate) -> str | None:
     """A message when fitted probabilities reach 0 or 1 (separation), else None."""
     if not family.bounded_mean:
         return None
-    eta = est.pirls.eta - offset
-    n_extreme = int(np.sum(np.abs(eta) > SEPARATION_ETA))
+    n_extreme = est.problem.rows.run("extreme", est.pirls.state, SEPARATION_ETA)[1]
     if n_extreme == 0:
         return None
     return (

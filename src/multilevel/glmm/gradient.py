@@ -37,12 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..family.derivatives import eta_derivatives, eta_derivatives_ddisp, has_third_derivatives
+from ..family.derivatives import has_third_derivatives
 from ..linalg import numpy_backend as la
 from ..linalg.crossprod import as_dense
 from ..linalg.factor import Factor
 from ..linalg.lambdas import times_lambda
-from ..model.design import z_times_b
 from .pirls import GlmmProblem, PirlsResult
 
 #: largest first-to-rest block of M^{-1} (n1 q1 x mz entries) the gradient forms
@@ -55,7 +54,7 @@ def gradient_available(prob: GlmmProblem) -> bool:
     derivative of the log density it needs). Not for lme4's criterion of a family
     with a scale dispersion (``prob.lme4_criterion``): its fits use BOBYQA and
     Hessians from differences of the criterion."""
-    lay = prob.builder_u.layout
+    lay = prob.layout_u
     if prob.observed and not has_third_derivatives(prob.family):
         return False
     if prob.lme4_criterion:  # lme4's criterion is not this module's deviance
@@ -118,110 +117,29 @@ def _split_rest(prob: GlmmProblem, xR: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-class _Gathers:
-    """Each observation's scaled Z row ``x_i = Lambda'z_i`` and ``y_i = M^{-1} x_i``
-    at its own levels, per grouping block, from the blocks of ``M^{-1}``."""
-
-    def __init__(self, prob: GlmmProblem, B: _Blocks, Ts: list[np.ndarray]) -> None:
-        groups = prob.design.groups
-        n1, q1, mz = B.U.shape
-        c1 = groups[0].codes
-        x1 = groups[0].values @ Ts[0]
-        if q1 == 1:
-            M1inv = 1.0 / (B.L1 * B.L1)
-        else:
-            M1inv = np.linalg.inv(B.L1)
-            M1inv = np.swapaxes(M1inv, 1, 2) @ M1inv
-        if mz == 0:
-            self.x = [x1]
-            self.y = [np.einsum("iab,ib->ia", M1inv[c1], x1)]
-            return
-        SRR, info = lapack.dpotri(np.array(B.LZ, order="F"), lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("cannot invert the dense factor")
-        SRR = np.tril(SRR) + np.tril(SRR, -1).T
-        # V = L1^{-T} U; S_1R = -V S_RR; S_11 = (L1 L1')^{-1} + V S_RR V'
-        if q1 == 1:
-            V = B.U / B.L1
-        else:
-            V = np.linalg.solve(np.swapaxes(B.L1, 1, 2), B.U)
-        S1R = -(V.reshape(n1 * q1, mz) @ SRR).reshape(n1, q1, mz)
-        S11 = M1inv - np.einsum("lam,lbm->lab", S1R, V)
-        xs = [x1] + [gd.values @ T for T, gd in zip(Ts[1:], groups[1:])]
-        xR = np.concatenate(xs[1:], axis=1)  # (n, r)
-        colsR = prob.builder_u.zc  # each row's columns among the rest (n, r)
-        if q1 == 1:
-            C = S1R[c1[:, None], 0, colsR]  # (n, r)
-            y1 = S11[c1, 0, 0][:, None] * x1 + np.einsum("ir,ir->i", C, xR)[:, None]
-            yR = C * x1
-        else:
-            C3 = S1R[c1[:, None], :, colsR]  # (n, r, q1)
-            y1 = np.einsum("iab,ib->ia", S11[c1], x1) + np.einsum("ira,ir->ia", C3, xR)
-            yR = np.einsum("ira,ia->ir", C3, x1)
-        yR = yR + np.einsum("irs,is->ir", SRR[colsR[:, :, None], colsR[:, None, :]], xR)
-        self.x = xs
-        self.y = [y1]
-        start = 0
-        for x in xs[1:]:
-            self.y.append(yR[:, start : start + x.shape[1]])
-            start += x.shape[1]
-
-    def leverages(self) -> np.ndarray:
-        out = np.zeros(self.x[0].shape[0])
-        for x, y in zip(self.x, self.y):
-            out += np.einsum("ia,ia->i", x, y)
-        return out
-
-
-def _per_level(codes: np.ndarray, values: np.ndarray, weights: np.ndarray, n_levels: int) -> np.ndarray:
-    """``Z_k' weights`` as (n_levels, q)."""
-    out = np.empty((n_levels, values.shape[1]))
-    for a in range(values.shape[1]):
-        out[:, a] = np.bincount(codes, weights=weights * values[:, a], minlength=n_levels)
-    return out
-
-
-@dataclass(frozen=True)
-class _RowTerms:
-    """Per-observation derivatives of the conditional log-likelihood at the mode."""
-
-    W: np.ndarray  # the weights of the log-determinant: expected, or observed (= H)
-    score: np.ndarray  # dl / deta
-    H: np.ndarray  # -d^2 l / deta^2 (observed): the mode's sensitivity
-    dW: np.ndarray  # dW / deta
-    same: bool  # W == H: one factor serves the determinant and the mode
-    dW_disp: np.ndarray | None  # d W / d dispersion at fixed eta
-    dscore_disp: np.ndarray | None  # d score / d dispersion at fixed eta
-
-
-def _row_terms(prob: GlmmProblem, r: PirlsResult, disp: float) -> _RowTerms:
-    fam = prob.family
-    y, w0, eta, mu = prob.y, prob.w0, r.eta, r.mu
-    d = eta_derivatives(fam, y, eta, mu, w0, disp, third=prob.observed)
-    dW_disp = dscore_disp = None
-    if prob.observed:
-        # observed Laplace: the determinant's weights are the observed ones
-        assert d.dhessian is not None
-        if fam.has_dispersion:
-            dscore_disp, dW_disp = eta_derivatives_ddisp(fam, y, eta, mu, w0, disp)
-        return _RowTerms(d.hessian, d.score, d.hessian, d.dhessian, True, dW_disp, dscore_disp)
-    link = fam.link
-    mu_eta, mu_eta2 = d.mu_eta, link.mu_eta2(eta)
-    var = fam.variance(mu, disp)
-    w_var = w0 / var
-    W = w_var * mu_eta**2
-    bend = mu_eta**2 * fam.dvariance(mu, disp) / var  # the variance's change along eta, per mu_eta'
-    dW = w_var * mu_eta * (2.0 * mu_eta2 - bend)
-    if fam.has_dispersion:
-        dvd = fam.dvariance_ddisp(mu, disp)
-        dW_disp = -w0 * mu_eta**2 * dvd / var**2
-        dscore_disp = -w0 * (y - mu) * mu_eta * dvd / var**2
-    if fam.canonical:
-        # d theta / d eta is constant: observed and expected information agree
-        return _RowTerms(W, d.score, W, dW, True, dW_disp, dscore_disp)
-    H = d.hessian
-    same = bool(np.max(np.abs(H - W)) <= 1e-9 * max(float(np.max(np.abs(W))), 1e-300))
-    return _RowTerms(W, d.score, H, dW, same, dW_disp, dscore_disp)
+def inverse_blocks(B: _Blocks) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The blocks of ``M^{-1}`` the rows' gathers need: ``S11`` (n1, q1, q1) per level of
+    the first block, ``S1R`` (n1, q1, mz) and ``SRR`` (mz, mz) (None without a rest)."""
+    n1, q1, mz = B.U.shape
+    if q1 == 1:
+        M1inv = 1.0 / (B.L1 * B.L1)
+    else:
+        M1inv = np.linalg.inv(B.L1)
+        M1inv = np.swapaxes(M1inv, 1, 2) @ M1inv
+    if mz == 0:
+        return M1inv, None, None
+    SRR, info = lapack.dpotri(np.array(B.LZ, order="F"), lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("cannot invert the dense factor")
+    SRR = np.tril(SRR) + np.tril(SRR, -1).T
+    # V = L1^{-T} U; S_1R = -V S_RR; S_11 = (L1 L1')^{-1} + V S_RR V'
+    if q1 == 1:
+        V = B.U / B.L1
+    else:
+        V = np.linalg.solve(np.swapaxes(B.L1, 1, 2), B.U)
+    S1R = -(V.reshape(n1 * q1, mz) @ SRR).reshape(n1, q1, mz)
+    S11 = M1inv - np.einsum("lam,lbm->lab", S1R, V)
+    return S11, S1R, SRR
 
 
 def _curvature_blocks(r: PirlsResult) -> _Blocks:
@@ -232,58 +150,37 @@ def _curvature_blocks(r: PirlsResult) -> _Blocks:
     return _blocks(*c)
 
 
-def _h_blocks(prob: GlmmProblem, r: PirlsResult, t: _RowTerms, theta: np.ndarray) -> _Blocks:
-    """Blocks of the factor with the observed information H as weights (the
-    Hessian of the penalized log-likelihood in u)."""
-    # the response column is not used; any response outside the span of Z will do
-    cpH = prob.builder_u.compute(np.cos(np.arange(prob.n) * 1.618), t.H, log_weights=False)
-    systemH = la.system(cpH)
-    return _blocks(systemH, la.factor(systemH, prob.spec.templates(theta)))
-
-
 def laplace_gradient(
     prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, beta: np.ndarray, disp: float
 ) -> np.ndarray:
-    """d D / d (theta, beta[, log disp]) at the mode of u given (theta, beta)."""
-    return _laplace_gradient(prob, r, theta, disp, _row_terms(prob, r, disp))
-
-
-def _laplace_gradient(
-    prob: GlmmProblem, r: PirlsResult, theta: np.ndarray, disp: float, t: _RowTerms
-) -> np.ndarray:
-    fam = prob.family
-    spec, design = prob.spec, prob.design
+    """d D / d (theta, beta[, log disp]) at the mode of u given (theta, beta): two passes
+    over the rows (:meth:`~multilevel.glmm.rows.GlmmRows.gradient_rows` and
+    :meth:`~multilevel.glmm.rows.GlmmRows.gradient_sums`), the solves between them."""
+    fam, spec = prob.family, prob.spec
     Ts = spec.templates(theta)
-    W, score, H, dW = t.W, t.score, t.H, t.dW
-
     B = _curvature_blocks(r)
-    gat = _Gathers(prob, B, Ts)
-    h = gat.leverages()
-    v = h * dW
-
+    inverse = inverse_blocks(B)
+    g, (c_raw, gap, scale) = prob.rows.run("gradient_rows", r.state, inverse, Ts, disp, prob.observed)
+    # one factor serves the determinant and the mode where W == H
+    same = prob.observed or fam.canonical or gap.value <= 1e-9 * max(scale.value, 1e-300)
     # a = M_H^{-1} Lambda'Z' v
-    groups = design.groups
-    c = [_per_level(gd.codes, gd.values, v, g.n_levels) @ T for g, T, gd in zip(spec.groupings, Ts, groups)]
+    c = [ck @ T for ck, T in zip(c_raw, Ts)]
     cR = np.concatenate([x.ravel() for x in c[1:]]) if len(c) > 1 else np.zeros(0)
-    BH = B if t.same else _h_blocks(prob, r, t, theta)
+    BH = B
+    if not same:
+        _, cpH = prob.rows.run("gradient_curvature", g)
+        systemH = la.system(cpH)
+        BH = _blocks(systemH, la.factor(systemH, Ts))
     a1, aR = _solve(BH, c[0], cR)
     a = [a1, *_split_rest(prob, aR)]
-    zla = z_times_b(design, [ak @ T.T for ak, T in zip(a, Ts)])
-    g = -2.0 * score + v - H * zla
-
-    grad_beta = design.X.T @ g
+    _, (grad_beta, zg, zr, tr, disp_terms) = prob.rows.run(
+        "gradient_sums", g, [ak @ T.T for ak, T in zip(a, Ts)], disp
+    )
+    per_block = [zg[k].T @ r.u[k] + 2.0 * tr[k] + zr[k].T @ a[k] for k in range(len(Ts))]
     tm = spec.theta_map
-    per_block = []
-    for k, (gspec, gd) in enumerate(zip(spec.groupings, groups)):
-        Zg = _per_level(gd.codes, gd.values, g, gspec.n_levels)
-        Zr = _per_level(gd.codes, gd.values, score, gspec.n_levels)
-        trace = gd.values.T @ (W[:, None] * gat.y[k])
-        per_block.append(Zg.T @ r.u[k] + 2.0 * trace + Zr.T @ a[k])
     grad_theta = np.array([per_block[b][i, j] for b, i, j in zip(tm.block, tm.row, tm.col)])
     out = [grad_theta, grad_beta]
     if fam.has_dispersion:
-        assert t.dW_disp is not None and t.dscore_disp is not None
-        dl = float(np.sum(fam.dlogpdf_ddisp(prob.y, r.mu, prob.w0, disp)))
-        d_disp = -2.0 * dl + float(h @ t.dW_disp) + float(zla @ t.dscore_disp)
+        d_disp = -2.0 * disp_terms[0] + disp_terms[1] + disp_terms[2]
         out.append(np.array([d_disp * disp]))
     return np.concatenate(out)

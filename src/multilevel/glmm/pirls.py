@@ -4,7 +4,8 @@ At given theta (and beta, unless it is estimated inside PIRLS as lme4's
 ``nAGQ = 0`` first stage), the conditional mode ``u`` of the spherical random
 effects maximizes ``sum log p(y | u) - |u|^2 / 2``. Each IRLS step is a weighted
 linear mixed-model solve: the cross-products of ``[Z X z]`` with the working
-weights (:class:`~multilevel.linalg.crossprod.CrossProductBuilder`) and the
+weights (a pass over the rows, :mod:`multilevel.glmm.rows`, in memory or on a
+cluster) and the
 blocked factor and solver of :mod:`multilevel.linalg.numpy_backend`, the same as the
 LMM's. Steps are halved when the penalized deviance does not decrease.
 """
@@ -16,21 +17,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, ModelError, warn
 from ..family import Dispersion, Family
-from ..family.derivatives import eta_derivatives, observed_weights
 from ..linalg import numpy_backend as la
-from ..linalg.blocked import PairSchur, PairStructure
-from ..linalg.crossprod import CrossProductBuilder, CrossProducts
+from ..linalg.blocked import PairSchur
+from ..linalg.crossprod import CrossProducts, layout_of
 from ..linalg.factor import Factor
 from ..model.design import Design
 from ..model.spec import ModelSpec
+from .rows import GlmmRows
 
 #: the Laplace approximations: the log-determinant from the observed Hessian of the
 #: joint log density (glmmTMB's; the default) or from the expected (Fisher) weights (lme4's)
 LAPLACE_METHODS = ("observed", "expected")
+
+
+def check_laplace(laplace: Any) -> str:
+    """The ``laplace=`` of a GLMM fit, checked (None: the default, ``"observed"``)."""
+    if laplace is None:
+        return LAPLACE_METHODS[0]
+    if not isinstance(laplace, str) or laplace not in LAPLACE_METHODS:
+        raise ModelError(
+            f"laplace must be 'observed' (the observed information, as glmmTMB; the default) or "
+            f"'expected' (the expected information, as lme4), got {laplace!r}"
+        )
+    return laplace
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,6 @@ class ObservedCurvature:
     """``M_H = Lambda'Z'H Z Lambda + I`` at the mode, ``H = -d^2 log p(y | eta) / d eta^2``
     the observed weights: minus the Hessian of the penalized log-likelihood in u."""
 
-    weights: np.ndarray  # H
     system: la.NumpySystem  # the cross-products of Z with weights H
     factor: Factor | None  # None where M_H is not positive definite
 
@@ -47,9 +58,7 @@ class ObservedCurvature:
 class PirlsResult:
     u: list[np.ndarray]  # per block (n_levels, q)
     beta: np.ndarray
-    eta: np.ndarray
-    mu: np.ndarray
-    weights: np.ndarray  # working weights at the mode
+    state: Any  # the rows' eta and mu at the mode (a RowState, or a cluster's handle)
     factor: Factor
     system: la.NumpySystem  # the working cross-products the factor was taken of
     loglik_cond: float  # sum log p(y | u)
@@ -60,6 +69,16 @@ class PirlsResult:
     observed: ObservedCurvature | None = None
     # lme4's aic term (GlmmProblem.lme4_criterion), which replaces -2 sum log p(y|u)
     lme4_aic: float | None = None
+
+    @property
+    def eta(self) -> np.ndarray:
+        """The linear predictor at the mode (rows in memory only)."""
+        return np.asarray(self.state.eta)
+
+    @property
+    def mu(self) -> np.ndarray:
+        """The means at the mode (rows in memory only)."""
+        return np.asarray(self.state.mu)
 
     @property
     def curvature(self) -> tuple[la.NumpySystem, Factor] | None:
@@ -89,27 +108,6 @@ class PirlsResult:
 NEWTON_STEPS = 4
 NEWTON_STEP_TOL = 1e-10
 
-#: use the pairwise Schur update when it has this many times fewer terms than the
-#: dense product (a pair costs a gather and a bincount, a dense term a BLAS flop)
-PAIR_ADVANTAGE = 40
-
-
-def _pair_structure(builder: CrossProductBuilder) -> PairStructure | None:
-    """The fixed pairwise structure of the Schur update, where it pays (see
-    :class:`~multilevel.linalg.blocked.PairStructure`), else None."""
-    lay = builder.layout
-    if not builder.dense or lay.q1 != 1:
-        return None
-    n1, m, mz = lay.n1, lay.m, lay.mz
-    rows = np.concatenate([np.repeat(builder.codes1, builder.zc.shape[1]), np.repeat(np.arange(n1), m - mz)])
-    cols = np.concatenate([builder.zc.ravel(), np.tile(np.arange(mz, m), n1)])
-    pat = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n1, m))
-    pat.sum_duplicates()
-    nnz = np.diff(pat.indptr)
-    if PAIR_ADVANTAGE * float(np.sum(nnz * (nnz + 1) / 2)) >= n1 * m * m:
-        return None
-    return PairStructure.build(pat, m)
-
 
 class GlmmProblem:
     """Data, family and cached structures of a GLMM; evaluates PIRLS and the Laplace deviance.
@@ -137,11 +135,12 @@ class GlmmProblem:
         compiled: bool = True,
         laplace: str = "observed",
         nagq: int = 1,
+        rows: Any = None,
     ) -> None:
-        # ``compiled``: the row passes run through the Numba kernels (multilevel.linalg.kernels):
-        # ~1.3x faster iterations, ~0.5 s once per process to start Numba.
+        # ``compiled``: the row passes run through the Numba kernels (GlmmRows);
         # ``laplace``: one of LAPLACE_METHODS; ``nagq``: the fit's quadrature nodes
-        # (lme4's criterion is the Laplace one's, nagq <= 1)
+        # (lme4's criterion is the Laplace one's, nagq <= 1); ``rows``: the row passes
+        # (default: GlmmRows of the design; a cluster's for partitioned data)
         if laplace not in LAPLACE_METHODS:
             raise ModelError(f"laplace must be one of {LAPLACE_METHODS}, got {laplace!r}")
         self.laplace = laplace
@@ -156,37 +155,34 @@ class GlmmProblem:
         self.spec = spec
         self.design = design
         self.family = family
-        self.y = np.ascontiguousarray(design.y, dtype=float)
-        self.n = design.n
-        self.w0 = np.ascontiguousarray(design.weights if design.weights is not None else np.ones(self.n))
-        self.offset = design.offset if design.offset is not None else np.zeros(self.n)
-        self.X = np.ascontiguousarray(design.X, dtype=float)
-        self.groups = [(g.codes, g.values) for g in design.groups]
         nl = [g.n_levels for g in spec.groupings]
-        self.builder_u = CrossProductBuilder(self.groups, nl, np.zeros((self.n, 0)))
-        self.builder_ub = CrossProductBuilder(self.groups, nl, self.X)
-        family.check(self.y, self.w0)
-        self.mustart = family.mustart(self.y, self.w0)
-        self._log_const = float(np.sum(family.logpdf_constant(self.y, self.w0)))
-        # every row's random-effect values and the position of its effects in the
-        # flat vector of all Lambda u: the first block's, then the builder's rest columns
-        b = self.builder_u
-        q1, n1q1 = b.layout.q1, b.layout.n1 * b.layout.q1
-        self._V = np.ascontiguousarray(np.concatenate([b.v1, b.zv], axis=1), dtype=float)
-        self._idx = np.concatenate([b.codes1[:, None] * q1 + np.arange(q1)[None, :], n1q1 + b.zc], axis=1)
-        # a family without a kernel code runs its row passes in NumPy
-        self._family_code = -1 if family.kernel_code is None else family.kernel_code
-        self.compiled = compiled and self._family_code >= 0
-        # per builder (u alone; u and beta): the Schur update's pair structure where it
-        # pays, and the rows' products of X for the compiled pass
-        self._fixed: dict[bool, tuple[PairStructure | None, Any]] = {}
-        for joint, builder in ((False, self.builder_u), (True, self.builder_ub)):
-            xx = None
-            if self.compiled:
-                from ..linalg.kernels import x_outer
+        self.rows = GlmmRows(design, nl, family, compiled=compiled) if rows is None else rows
+        self.n = self.rows.n
+        sizes = [(g.n_levels, g.q) for g in spec.groupings]
+        self.p = len(spec.fixed_names)
+        self.layout_u = layout_of(sizes, 0)
 
-                xx = x_outer(builder.X)
-            self._fixed[joint] = (_pair_structure(builder), xx)
+    @property
+    def compiled(self) -> bool:
+        """Whether the row passes run through the Numba kernels."""
+        return bool(self.rows.compiled)
+
+    # the rows' arrays (rows in memory only)
+    @property
+    def y(self) -> np.ndarray:
+        return np.asarray(self.rows.y)
+
+    @property
+    def w0(self) -> np.ndarray:
+        return np.asarray(self.rows.w0)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.asarray(self.rows.offset)
+
+    @property
+    def X(self) -> np.ndarray:
+        return np.asarray(self.rows.X)
 
     @property
     def estimates_dispersion(self) -> bool:
@@ -197,58 +193,25 @@ class GlmmProblem:
     def lme4_dispersion(self, r: PirlsResult) -> float:
         """The dispersion lme4 reports with its criterion (``sigma(m)^2``):
         ``(sum w (y - mu)^2 / V(mu) + |u|^2) / n``, the penalized Pearson sum over n."""
-        pearson = float(np.sum(self.w0 * (self.y - r.mu) ** 2 / self.family.variance(r.mu, 1.0)))
+        _, pearson = self.rows.run("pearson", r.state)
         return (pearson + r.sqr_u) / self.n
 
     # ---- helpers -----------------------------------------------------
-    def cond_loglik(self, mu: np.ndarray, disp: float) -> float:
-        """sum log p(y | mu) (the mu-free part cached)."""
-        return float(np.sum(self.family.logpdf_kernel(self.y, mu, self.w0, disp))) + self._log_const
-
     def _zeros_u(self) -> list[np.ndarray]:
         return [np.zeros((g.n_levels, g.q)) for g in self.spec.groupings]
 
     def _predictor(
-        self,
-        u: list[np.ndarray],
-        beta: np.ndarray,
-        Ts: list[np.ndarray],
-        disp: float,
-        base: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """eta, mu and sum log p(y | mu) at (u, beta); the log-likelihood is -inf
-        where a mean leaves the family's support. ``base``: ``offset + X beta`` if known."""
-        if base is None:
-            base = self.offset + self.X @ beta if beta.size else self.offset
+        self, u: list[np.ndarray], beta: np.ndarray, Ts: list[np.ndarray], disp: float
+    ) -> tuple[Any, float]:
+        """The rows' state (eta, mu) and sum log p(y | mu) at (u, beta); the log-likelihood
+        is -inf where a mean leaves the family's support."""
         b = np.concatenate([(uk @ T.T).ravel() for uk, T in zip(u, Ts)])
-        if self.compiled:
-            from ..linalg.kernels import linear_predictor
+        return self.rows.run("predict", None, b, beta, disp)
 
-            eta = linear_predictor(base, self._V, self._idx, b)
-        else:
-            eta = base + np.einsum("ij,ij->i", self._V, b[self._idx])
-        mu = self.family.link.inverse(eta)
-        ll = self.cond_loglik(mu, disp) if self.family.valid_mu(mu) else -math.inf
-        return eta, mu, ll
-
-    def _weighted(
-        self, builder: CrossProductBuilder, eta: np.ndarray, mu: np.ndarray, zshift: np.ndarray, disp: float
-    ) -> tuple[np.ndarray, CrossProducts]:
-        """Working weights and the weighted cross-products of ``[Z X z]`` at eta."""
-        mu_eta = self.family.link.mu_eta(eta)
-        if builder.dense and self.compiled:
-            from ..linalg.kernels import weights_pass
-
-            lay = builder.layout
-            W, A11, A1R, ARR = weights_pass(
-                eta, mu, mu_eta, self.y, self.w0, zshift, self._family_code, float(disp),
-                builder.codes1, builder.v1, builder.zc, builder.zv, builder.X,
-                self._fixed[builder is self.builder_ub][1], lay.n1, lay.mz,
-            )  # fmt: skip
-            return W, CrossProducts(layout=lay, n=self.n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=0.0)
-        W = self.w0 * mu_eta**2 / self.family.variance(mu, disp)
-        z = eta - zshift + (self.y - mu) / mu_eta
-        return W, builder.compute(z, W, log_weights=False)
+    def _weighted(self, joint: bool, state: Any, beta: np.ndarray, disp: float) -> CrossProducts:
+        """The weighted cross-products of ``[Z X z]`` at the state (``beta`` held fixed
+        unless ``joint``)."""
+        return self.rows.run("weighted", state, joint, None if joint else beta, disp)[1]
 
     def _halving(
         self,
@@ -258,77 +221,69 @@ class GlmmProblem:
         fresh: bool,
         Ts: list[np.ndarray],
         disp: float,
-        base: np.ndarray | None,
-    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, float]:
+        joint: bool,
+    ) -> tuple[list[np.ndarray], np.ndarray, Any, float, float]:
         """The step from ``current`` (u, beta) towards ``proposed``, halved until the
-        penalized deviance does not rise; ``base``: ``offset + X beta`` (beta fixed) or
-        None (beta estimated). A first step from the starting means (``fresh``) is
-        taken whole, its random effects shrunk only if it leaves the family's support.
-        Returns u, beta, eta, mu, loglik and the penalized deviance."""
+        penalized deviance does not rise (beta moves only when ``joint``). A first step
+        from the starting means (``fresh``) is taken whole, its random effects shrunk
+        only if it leaves the family's support. Returns u, beta, the rows' state,
+        loglik and the penalized deviance."""
         (u, b_cur), (u_new, beta_new) = current, proposed
         step = 1.0
         while True:
             u_try = [step * b for b in u_new] if fresh else [a + step * (b - a) for a, b in zip(u, u_new)]
-            b_try = beta_new if (fresh or base is not None) else b_cur + step * (beta_new - b_cur)
-            eta_try, mu_try, ll_try = self._predictor(u_try, b_try, Ts, disp, base)
+            b_try = beta_new if (fresh or not joint) else b_cur + step * (beta_new - b_cur)
+            st_try, ll_try = self._predictor(u_try, b_try, Ts, disp)
             pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
             better = fresh or pdev_try <= pdev + 1e-10 * abs(pdev)
             if (math.isfinite(pdev_try) and better) or step < 1e-4:
-                return u_try, b_try, eta_try, mu_try, ll_try, pdev_try
+                return u_try, b_try, st_try, ll_try, pdev_try
             step /= 2
 
     def _newton(
         self,
-        builder: CrossProductBuilder,
         Ts: list[np.ndarray],
         disp: float,
-        zshift: np.ndarray,
         joint: bool,
-        state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
+        state: tuple[list[np.ndarray], np.ndarray, Any, float],
         converged: bool,
-    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature]:
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, Any, float], ObservedCurvature]:
         """Newton steps (IRLS with the observed weights) from PIRLS's mode.
 
         Fisher scoring converges linearly for a non-canonical link, and its stop on
         the change of the penalized deviance leaves the mode off by ~sqrt(tol); the
         gradient of the observed-information Laplace deviance needs it exact. Steps
         while no observed weight is negative and the penalized deviance does not
-        rise; ``state`` is (u, beta, eta, mu, loglik), none from a PIRLS that did not
-        converge. Returns the new state and the observed curvature there: when the
+        rise; ``state`` is (u, beta, rows' state, loglik), none from a PIRLS that did
+        not converge. Returns the new state and the observed curvature there: when the
         last step was below ``NEWTON_STEP_TOL``, that of the step (its random-effects
         block is the curvature at the mode to that precision).
         """
-        u, b_cur, eta, mu, loglik = state
+        u, b_cur, st, loglik = state
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         for _ in range(NEWTON_STEPS if converged else 0):
-            d = eta_derivatives(self.family, self.y, eta, mu, self.w0, disp)
-            H = d.hessian
-            if not np.all(H >= 0):
+            _, (negative, cp) = self.rows.run("newton", st, joint, None if joint else b_cur, disp)
+            if negative:
                 break
-            step = np.divide(d.score, H, out=np.zeros_like(H), where=H > 0)
-            system = self._system(builder, builder.compute(eta - zshift + step, H, log_weights=False))
+            system = self._system(joint, cp)
             f = la.factor(system, Ts)
             sol = la.solve(system, f)
             u_new, b_new = list(sol.u), (sol.beta if joint else b_cur)
-            eta_new, mu_new, ll_new = self._predictor(u_new, b_new, Ts, disp, None if joint else zshift)
+            st_new, ll_new = self._predictor(u_new, b_new, Ts, disp)
             pdev_new = -2 * ll_new + sum(float(np.sum(x * x)) for x in u_new)
             if not (math.isfinite(pdev_new) and pdev_new <= pdev + 1e-12 * abs(pdev)):
                 break
             size = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(u_new, u))
-            u, b_cur, eta, mu, loglik, pdev = u_new, b_new, eta_new, mu_new, ll_new, pdev_new
+            u, b_cur, st, loglik, pdev = u_new, b_new, st_new, ll_new, pdev_new
             if size < NEWTON_STEP_TOL:
-                return (u, b_cur, eta, mu, loglik), ObservedCurvature(H, system, f)
-        return (u, b_cur, eta, mu, loglik), self.observed_curvature(eta, mu, disp, Ts)
+                return (u, b_cur, st, loglik), ObservedCurvature(system, f)
+        return (u, b_cur, st, loglik), self.observed_curvature(st, disp, Ts)
 
-    def observed_curvature(
-        self, eta: np.ndarray, mu: np.ndarray, disp: float, Ts: list[np.ndarray]
-    ) -> ObservedCurvature:
-        """The observed-information factor of the random effects at eta (not positive
-        definite: ``factor`` None)."""
-        H = observed_weights(self.family, self.y, eta, mu, self.w0, disp)
-        # the response column is not used; any response outside the span of Z will do
-        cp = self.builder_u.compute(np.cos(np.arange(self.n) * 1.618), H, log_weights=False)
-        system = self._system(self.builder_u, cp)
+    def observed_curvature(self, state: Any, disp: float, Ts: list[np.ndarray]) -> ObservedCurvature:
+        """The observed-information factor of the random effects at the rows' state (not
+        positive definite: ``factor`` None)."""
+        _, cp = self.rows.run("observed", state, disp)
+        system = self._system(False, cp)
         try:
             with np.errstate(invalid="ignore"):
                 f: Factor | None = la.factor(system, Ts)
@@ -336,10 +291,10 @@ class GlmmProblem:
             f = None
         if f is not None and not (math.isfinite(f.logdet_z) and np.all(np.isfinite(f.L1))):
             f = None
-        return ObservedCurvature(H, system, f)
+        return ObservedCurvature(system, f)
 
-    def _system(self, builder: CrossProductBuilder, cp: CrossProducts) -> la.NumpySystem:
-        pairs = self._fixed[builder is self.builder_ub][0]
+    def _system(self, joint: bool, cp: CrossProducts) -> la.NumpySystem:
+        pairs = self.rows.pairs[joint]
         if pairs is None:
             return la.system(cp)
         return la.system(cp, PairSchur(pairs, np.asarray(cp.A1R)))
@@ -350,22 +305,19 @@ class GlmmProblem:
         Ts: list[np.ndarray],
         disp: float,
         fixed_beta: np.ndarray,
-        zshift: np.ndarray,
         joint: bool,
         u0: list[np.ndarray] | None,
         beta0: np.ndarray | None,
-    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float, bool]:
+    ) -> tuple[list[np.ndarray], np.ndarray, Any, float, bool]:
         """PIRLS's first point: from the family's starting means (``fresh``: the first
         step is taken whole) or from the warm start given."""
-        p = self.X.shape[1]
         if u0 is None and beta0 is None and joint:
-            eta = self.family.link.link(self.mustart)
-            mu = self.family.link.inverse(eta)
-            return self._zeros_u(), np.zeros(p), eta, mu, self.cond_loglik(mu, disp), True
+            st, ll = self.rows.run("start", None, disp)
+            return self._zeros_u(), np.zeros(self.p), st, ll, True
         u = u0 if u0 is not None else self._zeros_u()
-        b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(p))
-        eta, mu, loglik = self._predictor(u, b_cur, Ts, disp, None if joint else zshift)
-        return u, b_cur, eta, mu, loglik, False
+        b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(self.p))
+        st, loglik = self._predictor(u, b_cur, Ts, disp)
+        return u, b_cur, st, loglik, False
 
     def pirls(
         self,
@@ -386,6 +338,8 @@ class GlmmProblem:
         leave the mode (and the gradient of the Laplace deviance) off by ~1e-3. The
         observed-information Laplace of a log-concave family stops at 1e-10 too:
         Newton steps with the observed weights then finish the mode (:meth:`_newton`).
+        Each iteration is two passes over the rows: the weighted cross-products, and
+        the linear predictor of the step (more where the step is halved).
         """
         disp = 1.0 if self.lme4_criterion else disp  # lme4's: modes and weights at phi = 1
         if tol is None:
@@ -393,37 +347,31 @@ class GlmmProblem:
             tol = 1e-10 if self.family.canonical or (self.observed and self.family.log_concave) else 1e-13
         Ts = self.spec.templates(theta)
         joint = beta is None
-        builder = self.builder_ub if joint else self.builder_u
-        p = self.X.shape[1]
-        fixed_beta = np.zeros(p) if beta is None else np.asarray(beta, dtype=float)
-        zshift = self.offset if joint else self.offset + self.X @ fixed_beta
-        u, b_cur, eta, mu, loglik, fresh = self._start(Ts, disp, fixed_beta, zshift, joint, u0, beta0)
+        fixed_beta = np.zeros(self.p) if beta is None else np.asarray(beta, dtype=float)
+        u, b_cur, st, loglik, fresh = self._start(Ts, disp, fixed_beta, joint, u0, beta0)
         pdev = -2 * loglik + sum(float(np.sum(x * x)) for x in u)
         converged = False
         it = 0
         while it < maxit:
             it += 1
-            _, cp = self._weighted(builder, eta, mu, zshift, disp)
-            system = self._system(builder, cp)
+            system = self._system(joint, self._weighted(joint, st, b_cur, disp))
             sol = la.solve(system, la.factor(system, Ts))
             u_new, beta_new = list(sol.u), (sol.beta if joint else fixed_beta)
-            u_try, b_try, eta_try, mu_try, ll_try, pdev_try = self._halving(
-                (u, b_cur), (u_new, beta_new), pdev, fresh, Ts, disp, None if joint else zshift
+            u_try, b_try, st_try, ll_try, pdev_try = self._halving(
+                (u, b_cur), (u_new, beta_new), pdev, fresh, Ts, disp, joint
             )
             fresh = False
             delta = abs(pdev - pdev_try)
-            u, b_cur, eta, mu, pdev, loglik = u_try, b_try, eta_try, mu_try, pdev_try, ll_try
+            u, b_cur, st, pdev, loglik = u_try, b_try, st_try, pdev_try, ll_try
             if not math.isfinite(pdev):
                 break
             if delta < tol * (abs(pdev) + 0.1):
                 converged = True
                 break
-        (u, b_cur, eta, mu, loglik), curvature = self._finish_mode(
-            builder, Ts, disp, zshift, joint, (u, b_cur, eta, mu, loglik), converged
-        )
+        mode = (u, b_cur, st, loglik)
+        (u, b_cur, st, loglik), curvature = self._finish_mode(Ts, disp, joint, mode, converged)
         # factor with the working weights at the mode (for log|L|)
-        W, cp = self._weighted(builder, eta, mu, zshift, disp)
-        result_system = self._system(builder, cp)
+        result_system = self._system(joint, self._weighted(joint, st, b_cur, disp))
         result_f = la.factor(result_system, Ts)
         if not converged:
             warn(
@@ -434,9 +382,7 @@ class GlmmProblem:
         return PirlsResult(
             u=u,
             beta=b_cur,
-            eta=eta,
-            mu=mu,
-            weights=W,
+            state=st,
             factor=result_f,
             system=result_system,
             loglik_cond=loglik,
@@ -444,19 +390,17 @@ class GlmmProblem:
             iterations=it,
             converged=converged,
             observed=curvature,
-            lme4_aic=self._lme4_aic(mu) if self.lme4_criterion else None,
+            lme4_aic=self.rows.run("lme4_aic", st)[1] if self.lme4_criterion else None,
         )
 
     def _finish_mode(
         self,
-        builder: CrossProductBuilder,
         Ts: list[np.ndarray],
         disp: float,
-        zshift: np.ndarray,
         joint: bool,
-        state: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float],
+        state: tuple[list[np.ndarray], np.ndarray, Any, float],
         converged: bool,
-    ) -> tuple[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, float], ObservedCurvature | None]:
+    ) -> tuple[tuple[list[np.ndarray], np.ndarray, Any, float], ObservedCurvature | None]:
         """Newton steps from PIRLS's mode (:meth:`_newton`), and the observed curvature
         there for the observed Laplace. lme4's criterion is not stationary in u, so its
         modes are finished the same way (else it is noisy at ~1e-6 and BOBYQA stops
@@ -464,15 +408,5 @@ class GlmmProblem:
         negative or the penalized deviance rises. Other fits: ``state`` as it is."""
         if not (self.observed or self.lme4_criterion):
             return state, None
-        state, curvature = self._newton(builder, Ts, disp, zshift, joint, state, converged)
+        state, curvature = self._newton(Ts, disp, joint, state, converged)
         return state, (curvature if self.observed else None)
-
-    def _lme4_aic(self, mu: np.ndarray) -> float:
-        """The family's aic at ``mu`` with lme4's dispersion: the deviance over sum(w);
-        infinite where a mean leaves the family's mean space (the optimizer avoids it)."""
-        if not self.family.valid_mu(mu):
-            return math.inf
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            dev = float(np.sum(self.family.unit_deviance(self.y, mu, self.w0, 1.0)))
-            aic = self.family.lme4_aic(self.y, mu, self.w0, dev)
-        return aic if math.isfinite(aic) else math.inf

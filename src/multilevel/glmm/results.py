@@ -181,10 +181,7 @@ class GlmmResult(MixedFitMixin, ProfileMethods, GlmmInferenceMixin):
     @cached_property
     def deviance_residual_sum(self) -> float:
         """lme4's ``deviance()`` for GLMMs: sum of squared deviance residuals at the modes."""
-        r = self.estimate.pirls
-        return float(
-            np.sum(self.family.unit_deviance(self.problem.y, r.mu, self.problem.w0, self.estimate.disp))
-        )
+        return float(self.problem.rows.run("unit_deviance", self.estimate.pirls.state, self.estimate.disp)[1])
 
     @property
     def reml_criterion(self) -> None:

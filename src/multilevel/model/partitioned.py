@@ -35,6 +35,7 @@ from .design import (
     _check_identifiable,
     _check_terms,
     _matrices,
+    _prior_weights,
     used_columns,
 )
 from .groupings import blocks_for_levels, factor_codes, term_values
@@ -72,6 +73,8 @@ class Recipe:
     used: tuple[str, ...]  # columns whose missing values drop a row
     weights: str | None
     offset: str | None
+    family: Any = None  # the Family (None: Gaussian, the linear mixed model)
+    keep: tuple[int, ...] | None = None  # the fixed-effect columns kept (None: all)
 
     @property
     def n_levels(self) -> list[int]:
@@ -211,9 +214,11 @@ def recipe_from_survey(
     offset: str | None = None,
     na_action: str = "omit",
     data_name: str = "data",
+    family: Any = None,
 ) -> Recipe:
     """The frozen spec of a partitioned table (every fixed-effect column kept: the rank
-    check waits for the summed cross-products, :func:`drop_dependent_columns`)."""
+    check waits for the summed cross-products, :func:`drop_dependent_columns`);
+    ``family``: a GLMM's Family (None: Gaussian)."""
     _report_missing(survey, na_action)
     n = survey.rows - survey.incomplete
     if n == 0:
@@ -222,7 +227,7 @@ def recipe_from_survey(
     _, fixed_mm, re_mats, mm_specs = _matrices(parsed, proto, proto)
     levels = {t.group: factor_codes(survey.levels[t.factors], t.factors)[1] for t in parsed.random}
     groupings, theta_map, theta_names = blocks_for_levels(parsed, proto, re_mats, levels)
-    fam = get_family("gaussian")
+    fam = get_family("gaussian") if family is None else family
     _check_identifiable(groupings, n, fam, parsed.se is not None)
     columns = record_columns(proto, predictor_names(parsed, set(proto.columns)), mm_specs)
     columns = tuple(
@@ -234,7 +239,7 @@ def recipe_from_survey(
     spec = ModelSpec(
         parsed=parsed,
         family=fam.name,
-        response=parsed.response or "",
+        response=parsed.response or f"cbind({parsed.cbind[0]}, {parsed.cbind[1]})",  # type: ignore[index]
         fixed_spec=fixed_mm.model_spec,
         fixed_names=tuple(str(c) for c in fixed_mm.columns),
         dropped_fixed=(),
@@ -249,7 +254,7 @@ def recipe_from_survey(
         offset=offset,
         columns=columns,
     )
-    return Recipe(spec=spec, used=tuple(used), weights=weights, offset=offset)
+    return Recipe(spec=spec, used=tuple(used), weights=weights, offset=offset, family=family)
 
 
 def level_codes(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
@@ -291,7 +296,18 @@ def partition_design(recipe: Recipe, df: pd.DataFrame) -> Design | None:
     sub = conform_columns(sub, spec.columns)
     m = model_matrix(spec.fixed_spec, sub, spec.formula)
     X = np.asarray(m.to_numpy(dtype=float))
-    y = expression(spec.response, sub, spec.formula)
+    if recipe.keep is not None:
+        X = np.ascontiguousarray(X[:, list(recipe.keep)])
+    fam, trials = recipe.family, None
+    if fam is not None and fam.trials_response:
+        from .response import binomial_response
+
+        def evaluate(expr: str) -> np.ndarray:
+            return expression(expr, sub, spec.formula)
+
+        y, trials = binomial_response(spec.parsed.response, spec.parsed.cbind, sub, evaluate)
+    else:
+        y = expression(spec.response, sub, spec.formula)
     groups = []
     for g in spec.groupings:
         vals = np.column_stack([term_values(t, sub, spec.formula) for t in g.terms])
@@ -304,6 +320,8 @@ def partition_design(recipe: Recipe, df: pd.DataFrame) -> Design | None:
         o = expression(expr, sub, spec.formula)
         off = o if off is None else off + o
     se = None if spec.parsed.se is None else expression(spec.parsed.se, sub, spec.formula)
+    if fam is not None:  # a GLMM: the response checked against the family, trials in the weights
+        w = _prior_weights(spec.parsed, fam, np.asarray(y, dtype=float), trials, w)
     return Design(y, X, tuple(groups), w, off, se)
 
 
@@ -320,30 +338,40 @@ def add_crossprods(a: CrossProducts | None, b: CrossProducts | None) -> CrossPro
     return a if b is None else a + b
 
 
-def drop_dependent_columns(spec: ModelSpec, cp: CrossProducts) -> tuple[ModelSpec, CrossProducts]:
-    """The in-memory fit's rank check on ``X'X`` instead of the rows: a column that is a
-    combination of earlier ones (relative residual norm under ``RANK_TOL``, the
-    tolerance of the in-memory QR) is dropped, with the same warning."""
-    lay = cp.layout
-    mz, p = lay.mz, lay.p
-    XtX = cp.ARR[mz : mz + p, mz : mz + p]
+def independent_columns(XtX: np.ndarray) -> list[int]:
+    """The in-memory fit's rank check on ``X'X`` instead of the rows: the columns that are
+    not a combination of earlier ones (relative residual norm under ``RANK_TOL``, the
+    tolerance of the in-memory QR)."""
     keep: list[int] = []
-    for j in range(p):
+    for j in range(XtX.shape[0]):
         d = XtX[j, j]
         if keep and d > 0:
             v = XtX[keep, j]
             d = d - v @ np.linalg.solve(XtX[np.ix_(keep, keep)], v)
         if XtX[j, j] > 0 and d > (RANK_TOL**2) * XtX[j, j]:
             keep.append(j)
-    if len(keep) == p:
-        return spec, cp
+    return keep
+
+
+def drop_fixed(spec: ModelSpec, keep: list[int]) -> ModelSpec:
+    """The spec with only the fixed-effect columns ``keep``, and the in-memory fit's warning."""
     names = spec.fixed_names
-    dropped = [names[j] for j in range(p) if j not in keep]
+    dropped = [names[j] for j in range(len(names)) if j not in keep]
     warn(
         f"fixed-effect design is rank deficient: dropping {len(dropped)} column"
         f"{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}",
         RankDeficiencyWarning,
     )
+    return replace(spec, fixed_names=tuple(names[j] for j in keep), dropped_fixed=tuple(dropped))
+
+
+def drop_dependent_columns(spec: ModelSpec, cp: CrossProducts) -> tuple[ModelSpec, CrossProducts]:
+    """The columns of :func:`independent_columns` kept in the spec and the cross-products."""
+    lay = cp.layout
+    mz, p = lay.mz, lay.p
+    keep = independent_columns(cp.ARR[mz : mz + p, mz : mz + p])
+    if len(keep) == p:
+        return spec, cp
     idx = np.r_[np.arange(mz), mz + np.array(keep, dtype=int), mz + p]
     A1R = cp.A1R[:, idx]
     cp2 = replace(
@@ -352,8 +380,7 @@ def drop_dependent_columns(spec: ModelSpec, cp: CrossProducts) -> tuple[ModelSpe
         A1R=sp.csr_matrix(A1R) if sp.issparse(A1R) else np.ascontiguousarray(A1R),
         ARR=np.ascontiguousarray(cp.ARR[np.ix_(idx, idx)]),
     )
-    spec2 = replace(spec, fixed_names=tuple(names[j] for j in keep), dropped_fixed=tuple(dropped))
-    return spec2, cp2
+    return drop_fixed(spec, keep), cp2
 
 
 class RemoteRows:

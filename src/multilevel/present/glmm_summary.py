@@ -44,12 +44,15 @@ def format_glmm_summary(fit: GlmmFit) -> str:
         f" {fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:8.1f} {fit.nobs - fit.n_params:8d}",
         "",
     ]
-    mu = fit.fitted
-    var = fam.variance(mu, fit.estimate.disp) / fit.problem.w0
-    r = (fit.problem.y - mu) / np.sqrt(var)
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
-    lines.append("Scaled residuals:")
-    lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
+    if getattr(fit.design, "remote", False):
+        lines.append("Scaled residuals: not kept (the rows live on the cluster)")
+    else:
+        mu = fit.fitted
+        var = fam.variance(mu, fit.estimate.disp) / fit.problem.w0
+        r = (fit.problem.y - mu) / np.sqrt(var)
+        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
+        lines.append("Scaled residuals:")
+        lines += _table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
     lines.append("")
     lines += random_effects_lines(fit)
     if fit.dispersion is not None and not fam.residual_row:

@@ -53,6 +53,14 @@ class Progress:
         self._opt.update(n - self._opt.n)
         self._opt.set_postfix_str(f"criterion {best:.10g}", refresh=False)
 
+    def passes(self, n: int) -> None:
+        """The ``n``-th pass over rows kept on a cluster (a GLMM's PIRLS iterations)."""
+        if not self.enabled:
+            return
+        if self._opt is None:
+            self._opt = self._bar(desc="passes over the rows", unit=" passes")
+        self._opt.update(n - self._opt.n)
+
     def close(self) -> None:
         self.end_pass()
         if self._opt is not None:
