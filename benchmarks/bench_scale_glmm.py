@@ -35,7 +35,9 @@ BETA = (-0.3, 0.5, -0.4, 0.25)
 SDS = (1.0, 0.5)
 
 
-def generate(folder: Path, rows: int, rows_per_file: int, subjects: int, items: int, seed: int = 16) -> list[Path]:
+def generate(
+    folder: Path, rows: int, rows_per_file: int, subjects: int, items: int, seed: int = 16
+) -> list[Path]:
     """Write ``rows`` rows as Parquet files of ``rows_per_file`` rows (skipped if present)."""
     import pyarrow as pa
     import pyarrow.parquet as pq

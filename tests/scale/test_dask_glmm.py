@@ -57,7 +57,9 @@ def test_cbind_response_and_quadrature(client):
     df = multilevel.load_dataset("cbpp")
     f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
     ddf = dd.from_pandas(df.sample(frac=1.0, random_state=2), npartitions=3)
-    _same_glmm(multilevel.fit(f, ddf, family="binomial", nagq=7), multilevel.fit(f, df, family="binomial", nagq=7))
+    _same_glmm(
+        multilevel.fit(f, ddf, family="binomial", nagq=7), multilevel.fit(f, df, family="binomial", nagq=7)
+    )
 
 
 def test_poisson_offset_missing_values_and_gamma(client):
@@ -116,3 +118,14 @@ def test_command_line_partitioned_binomial(client, tmp_path, capsys):
     ref = multilevel.fit(f, df, family="binomial")
     assert json.loads(out.out)["loglik"] == pytest.approx(ref.loglik, rel=1e-6)
     assert "passes over the rows" in out.err
+
+
+def test_constant_response_and_new_data(client):
+    df = multilevel.load_dataset("cbpp")
+    ddf = dd.from_pandas(df.assign(z=0), npartitions=2)
+    with pytest.raises(multilevel.errors.DataError, match="constant"):
+        multilevel.fit("z ~ period + (1 | herd)", ddf, family="poisson")
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    m = multilevel.fit(f, dd.from_pandas(df, npartitions=2), family="binomial")
+    ref = multilevel.fit(f, df, family="binomial")
+    np.testing.assert_allclose(m.predict(df.head(5)), ref.predict(df.head(5)), rtol=1e-4)

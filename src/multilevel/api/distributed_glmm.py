@@ -32,7 +32,7 @@ from ..errors import ModelError
 __all__ = ["ClusterRows", "fit_partitioned_data", "fit_partitioned_glmm"]
 
 #: the passes that leave a new state (eta and mu, or the gradient's rows) with the rows
-STATE_PASSES = frozenset({"start", "predict", "gradient_rows"})
+STATE_PASSES = frozenset({"start", "predict", "predict_weighted", "gradient_rows"})
 
 
 def _build(plan: tuple[Any, bool], df: Any, i: int) -> Any:
@@ -162,6 +162,18 @@ def _laplace_allowed(family: Any, laplace: str, nagq: int) -> None:
         )
 
 
+def _check_response(cluster: ClusterRows, response: str) -> None:
+    """The in-memory fit's check of a constant response, over all partitions."""
+    from ..errors import DataError
+
+    hi, lo = cluster.run("response_range", None)[1]
+    if hi.value == -lo.value:
+        raise DataError(
+            f"the response {response} is constant ({hi.value:g}); there is nothing to model (for a "
+            "binary response: every outcome is the same)"
+        )
+
+
 def _persist(client: Any, recipe: Any, parts: list[Any], compiled: bool, report: Any, rows: Any) -> Any:
     """Every partition's rows built once on a worker and kept there by that worker's
     :class:`Shard` actor. Returns the actors and the rows they hold."""
@@ -225,6 +237,7 @@ def fit_partitioned_glmm(
             )  # fmt: skip
             kept, n = _persist(client, recipe, parts, control.use_compiled_kernels, report, rows)
             cluster = ClusterRows(client, kept, n, control.use_compiled_kernels, report)
+            _check_response(cluster, recipe.spec.response)
             keep = pt.independent_columns(cluster.run("fixed_crossprod", None)[1])
             spec = recipe.spec
             if len(keep) < len(spec.fixed_names):

@@ -161,6 +161,8 @@ class GlmmProblem:
         sizes = [(g.n_levels, g.q) for g in spec.groupings]
         self.p = len(spec.fixed_names)
         self.layout_u = layout_of(sizes, 0)
+        # the working cross-products a pass computed with the state it left (see _predictor)
+        self._pending: tuple[Any, bool, float, CrossProducts] | None = None
 
     @property
     def compiled(self) -> bool:
@@ -201,16 +203,30 @@ class GlmmProblem:
         return [np.zeros((g.n_levels, g.q)) for g in self.spec.groupings]
 
     def _predictor(
-        self, u: list[np.ndarray], beta: np.ndarray, Ts: list[np.ndarray], disp: float
+        self,
+        u: list[np.ndarray],
+        beta: np.ndarray,
+        Ts: list[np.ndarray],
+        disp: float,
+        weights_for: bool | None = None,
     ) -> tuple[Any, float]:
         """The rows' state (eta, mu) and sum log p(y | mu) at (u, beta); the log-likelihood
-        is -inf where a mean leaves the family's support."""
+        is -inf where a mean leaves the family's support. ``weights_for`` (``joint``): the
+        same pass computes the working cross-products there too, kept for the
+        :meth:`_weighted` that PIRLS's next iteration asks of the point (one pass, not two)."""
         b = np.concatenate([(uk @ T.T).ravel() for uk, T in zip(u, Ts)])
-        return self.rows.run("predict", None, b, beta, disp)
+        if weights_for is None:
+            return self.rows.run("predict", None, b, beta, disp)
+        state, (ll, cp) = self.rows.run("predict_weighted", None, b, beta, disp, weights_for)
+        self._pending = (state, weights_for, disp, cp) if math.isfinite(ll) else None
+        return state, ll
 
     def _weighted(self, joint: bool, state: Any, beta: np.ndarray, disp: float) -> CrossProducts:
         """The weighted cross-products of ``[Z X z]`` at the state (``beta`` held fixed
-        unless ``joint``)."""
+        unless ``joint``): those the state's own pass computed, else one more pass."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] is state and pending[1] == joint and pending[2] == disp:
+            return pending[3]
         return self.rows.run("weighted", state, joint, None if joint else beta, disp)[1]
 
     def _halving(
@@ -233,7 +249,7 @@ class GlmmProblem:
         while True:
             u_try = [step * b for b in u_new] if fresh else [a + step * (b - a) for a, b in zip(u, u_new)]
             b_try = beta_new if (fresh or not joint) else b_cur + step * (beta_new - b_cur)
-            st_try, ll_try = self._predictor(u_try, b_try, Ts, disp)
+            st_try, ll_try = self._predictor(u_try, b_try, Ts, disp, weights_for=joint)
             pdev_try = -2 * ll_try + sum(float(np.sum(x * x)) for x in u_try)
             better = fresh or pdev_try <= pdev + 1e-10 * abs(pdev)
             if (math.isfinite(pdev_try) and better) or step < 1e-4:
@@ -316,7 +332,7 @@ class GlmmProblem:
             return self._zeros_u(), np.zeros(self.p), st, ll, True
         u = u0 if u0 is not None else self._zeros_u()
         b_cur = fixed_beta if not joint else (beta0 if beta0 is not None else np.zeros(self.p))
-        st, loglik = self._predictor(u, b_cur, Ts, disp)
+        st, loglik = self._predictor(u, b_cur, Ts, disp, weights_for=joint)
         return u, b_cur, st, loglik, False
 
     def pirls(

@@ -281,6 +281,15 @@ class GlmmRows:
         mu = self.family.link.inverse(eta)
         return RowState(eta, mu), self._loglik(mu, disp)
 
+    def predict_weighted(
+        self, _state: Any, b: np.ndarray, beta: np.ndarray, disp: float, joint: bool
+    ) -> tuple[RowState, tuple[float, CrossProducts | None]]:
+        """:meth:`predict` and, where the means are valid, :meth:`weighted` there: a step of
+        PIRLS and the next step's system in one pass."""
+        st, ll = self.predict(None, b, beta, disp)
+        cp = self.weighted(st, joint, None if joint else beta, disp)[1] if math.isfinite(ll) else None
+        return st, (ll, cp)
+
     def weighted(
         self, state: RowState, joint: bool, beta: np.ndarray | None, disp: float
     ) -> tuple[None, CrossProducts]:
@@ -346,6 +355,10 @@ class GlmmRows:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             aic = self.family.lme4_aic(self.y, mu, self.w0, dev)
         return None, (aic if math.isfinite(aic) else math.inf)
+
+    def response_range(self, _state: None) -> tuple[None, tuple[Largest, Largest]]:
+        """The response's largest value and minus its smallest."""
+        return None, (Largest(float(self.y.max())), Largest(-float(self.y.min())))
 
     def fixed_crossprod(self, _state: None) -> tuple[None, np.ndarray]:
         """``X'X`` (the rank check of the fixed effects)."""

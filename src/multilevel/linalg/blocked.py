@@ -13,11 +13,14 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
+
+if TYPE_CHECKING:
+    from .scatter_schur import ScatterSchur
 
 
 def ragged_arange(counts: np.ndarray) -> np.ndarray:
@@ -257,24 +260,35 @@ class PairSchur:
         )
 
 
-def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurPattern | DenseSchur:
-    """Sparse pattern or dense BLAS update, whichever is cheaper for this ``A1R``."""
+def schur_update(A1R: sp.csr_matrix, n1: int, q1: int) -> SchurForm:
+    """Sparse pattern, dense BLAS or scattered update, whichever is cheapest for this ``A1R``."""
     m = A1R.shape[1]
     if isinstance(A1R, np.ndarray):
         return DenseSchur.build(A1R, n1, q1)
     density = A1R.nnz / max(A1R.shape[0] * m, 1)
     if n1 * q1 * m * m <= 2e7 or (density > 0.5 and n1 * q1 * m * m <= 2e8):
         return DenseSchur.build(A1R, n1, q1)
-    if schur_pairs(A1R, q1) > PATTERN_MAX_PAIRS and n1 * q1 * m * 8 <= DENSE_MAX_BYTES:
-        # a tall crossed design (many rows per level pair): the pattern would hold every
-        # pair of every level, gigabytes where dense A1R is a fraction of that
-        return DenseSchur.build(A1R, n1, q1)
+    pairs = schur_pairs(A1R, q1)
+    if pairs > PATTERN_MAX_PAIRS:
+        # a large crossed design: the pattern would hold every pair of every level. Tall
+        # (many rows per level pair, A1R dense enough): BLAS on dense A1R; wide and sparse
+        # (MovieLens: each user rates a few of many movies): the pairs scattered
+        dense_fits = n1 * q1 * m * 8 <= DENSE_MAX_BYTES
+        if q1 == 1 and (not dense_fits or SCATTER_COST * pairs < n1 * m * m):
+            from .scatter_schur import ScatterSchur
+
+            return ScatterSchur.build(A1R)
+        if dense_fits:
+            return DenseSchur.build(A1R, n1, q1)
     return SchurPattern.build(A1R, n1, q1)
 
 
 #: the sparse pattern's size limit (entries: ~12 bytes each, ~40 while it is built)
 PATTERN_MAX_PAIRS = 2e7
 DENSE_MAX_BYTES = 2 * 2**30  # the dense A1R the dense form may hold instead
+#: a scattered pair's cost in dense-product multiply-adds (a gather and a scattered add
+#: against BLAS's blocked ones)
+SCATTER_COST = 30.0
 
 
 def schur_pairs(A1R: sp.csr_matrix, q1: int) -> float:
@@ -333,5 +347,6 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     return c
 
 
-# the forms of the update (each a SchurUpdate), for signatures whose callers narrow by type
-SchurForm = SchurPattern | DenseSchur | PairSchur
+# the forms of the update (each a SchurUpdate), for signatures whose callers narrow by type;
+# ScatterSchur (multilevel.linalg.scatter_schur, Numba) is a dense form too
+SchurForm = Union[SchurPattern, DenseSchur, PairSchur, "ScatterSchur"]

@@ -20,8 +20,9 @@ import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
 from .blocked import (
-    DenseSchur,
+    PairSchur,
     SchurForm,
+    SchurPattern,
     blockdiag_factor,
     dense_cholesky,
     schur_update,
@@ -48,7 +49,7 @@ class NumpySystem:
         # a template of more than one column in the rest: Lt is not diagonal
         self.full = any(q > 1 for _, q in lay.rest)
         self.zdiag = np.arange(lay.mz)
-        if not isinstance(self.pattern, DenseSchur):
+        if isinstance(self.pattern, (SchurPattern, PairSchur)):
             self.ti, self.tj = np.divmod(self.pattern.targets, lay.m)
 
 
@@ -71,7 +72,7 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
     rest = Ts[1:]
     pattern = system.pattern
     update = pattern.update(W1)
-    if isinstance(pattern, DenseSchur):
+    if not isinstance(pattern, (SchurPattern, PairSchur)):  # a dense form: the whole update
         G = system.ARR - update
         if system.full:
             G = lambda_sandwich(np, G, rest, lay.rest)

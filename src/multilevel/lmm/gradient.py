@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..linalg.blocked import DenseSchur, PairSchur
+from ..linalg.blocked import PairSchur
 from ..linalg.lambdas import all_scalar, lambda_diagonal, lambda_sandwich
 from ..linalg.numpy_backend import NumpySystem, first_block_apply
 from .objective import Factor, LmmObjective
@@ -73,7 +73,7 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     pattern = system.pattern
     if isinstance(pattern, PairSchur):
         raise TypeError("the LMM gradient needs the objective's own Schur pattern")
-    if isinstance(pattern, DenseSchur):
+    if pattern.dense:
         M = np.zeros((lay.m, lay.m))
         if scalar:
             Sfull = np.tril(Sinv) + np.tril(Sinv, -1).T
