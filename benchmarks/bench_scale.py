@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
 import time
@@ -31,6 +30,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from common import emit, gib, peak_rss
 
 FORMULA = "y ~ x1 + x2 + x3 + (1 | f1) + (1 | f2) + (1 | f3)"
 LEVELS = (10_000, 2_000, 100)
@@ -62,14 +62,6 @@ def generate(folder: Path, rows: int, rows_per_file: int, seed: int = 16) -> lis
         pq.write_table(pa.table(cols), path)
     marker.write_text(json.dumps({"rows": rows, "per_file": rows_per_file}))
     return files
-
-
-def _peak_rss() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
-
-
-def _gib(b: float) -> float:
-    return round(b / 2**30, 3)
 
 
 def sum_y(files: list[Path]) -> tuple[float, float]:
@@ -139,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
         t_passes = dask_passes(files)
         m, t_fit = dask_fit(files)
         workers1 = set(client.scheduler_info()["workers"])
-        peaks = client.run(_peak_rss)
+        peaks = client.run(peak_rss)
         check_files = files[: max(1, -(-args.check_rows // args.rows_per_file))]
         # the comparison needs the Dask fit of the same rows as the in-memory one
         m_check = m if len(check_files) == len(files) else dask_fit(check_files)[0]
@@ -163,8 +155,8 @@ def run(args: argparse.Namespace) -> dict:
         "seconds_per_evaluation": round(one_evaluation(m), 3),
         "criterion": m.reml_criterion,  # type: ignore[attr-defined]
         "theta": [round(float(t), 6) for t in m.theta],  # type: ignore[attr-defined]
-        "worker_peak_gib": sorted(_gib(v) for v in peaks.values()),
-        "client_peak_gib_after_fit": _gib(_peak_rss()),
+        "worker_peak_gib": sorted(gib(v) for v in peaks.values()),
+        "client_peak_gib_after_fit": gib(peak_rss()),
         "workers_restarted": workers0 != workers1,
     }
     if args.check_rows:
@@ -192,10 +184,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(json.dumps(out) + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
 import time
@@ -29,6 +28,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from common import emit, gib, peak_rss
 
 FORMULA = "r ~ x1 + x2 + x3 + (1 | subject) + (1 | item)"
 BETA = (-0.3, 0.5, -0.4, 0.25)
@@ -61,14 +61,6 @@ def generate(
         pq.write_table(pa.table(cols), path)
     marker.write_text(json.dumps(record))
     return files
-
-
-def _peak_rss() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
-
-
-def _gib(b: float) -> float:
-    return round(b / 2**30, 3)
 
 
 def dask_fit(files: list[Path]) -> tuple[object, float]:
@@ -107,7 +99,7 @@ def run(args: argparse.Namespace) -> dict:
         m, t_fit = dask_fit(files)
         passes = m.problem.rows.passes  # type: ignore[attr-defined]
         workers1 = set(client.scheduler_info()["workers"])
-        peaks = client.run(_peak_rss)
+        peaks = client.run(peak_rss)
     finally:
         client.close()
         cluster.close()
@@ -125,7 +117,7 @@ def run(args: argparse.Namespace) -> dict:
         "loglik": m.loglik,  # type: ignore[attr-defined]
         "theta": [round(float(t), 6) for t in m.theta],  # type: ignore[attr-defined]
         "fixef": [round(float(b), 6) for b in m.fixef],  # type: ignore[attr-defined]
-        "worker_peak_gib": sorted(_gib(v) for v in peaks.values()),
+        "worker_peak_gib": sorted(gib(v) for v in peaks.values()),
         "workers_restarted": workers0 != workers1,
     }
     if not args.no_check:
@@ -134,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         out["in_memory"]["loglik"] = ref["fit"].loglik
         out["in_memory"]["converged"] = bool(ref["fit"].optinfo.converged)
         out["loglik_rel_diff"] = abs(ref["fit"].loglik / m.loglik - 1)  # type: ignore[attr-defined]
-        out["client_peak_gib_with_in_memory_fit"] = _gib(_peak_rss())
+        out["client_peak_gib_with_in_memory_fit"] = gib(peak_rss())
     return out
 
 
@@ -155,10 +147,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(json.dumps(out) + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ Data from :mod:`movielens_shape` (the counts of ml-32m's filtered sets). Two par
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import time
 import warnings
@@ -31,13 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import movielens_shape
+from common import emit, gib, peak_rss
 
 FORMULA = "rating ~ 1 + (1 | user) + (1 | movie)"
 MIXEDMODELS_JL = {"50-80": (45.0, 42, 1945.0), "5-20": (263.0, 33, 8947.0), "1-20": (1604.0, 29, 48128.0)}
-
-
-def _peak_gib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)  # Linux: KiB
 
 
 def fit(d: dict[str, np.ndarray]) -> dict:
@@ -67,7 +62,7 @@ def fit(d: dict[str, np.ndarray]) -> dict:
         "theta": [round(float(t), 6) for t in m.theta],
         "sigma": round(float(m.sigma), 6),
         "converged": bool(m.optinfo.converged),
-        "peak_gib": _peak_gib(),
+        "peak_gib": gib(peak_rss()),
     }
 
 
@@ -121,7 +116,7 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
         "cholesky_s": round(t_chol, 2),
         "evaluation_s": round(t_scatter + t_chol, 2),
         "dense_block_gib": round(m * m * 8 / 2**30, 2),
-        "peak_gib": _peak_gib(),
+        "peak_gib": gib(peak_rss()),
         "mixedmodels_jl_s_per_evaluation": jl[0],
         "mixedmodels_jl_evaluations": jl[1],
         "mixedmodels_jl_fit_s": jl[2],
@@ -144,10 +139,7 @@ def main() -> None:
         out["evaluation"] = evaluation(d, args.shape)
     if args.fit:
         out["fit"] = fit(d)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(json.dumps(out) + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

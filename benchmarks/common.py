@@ -14,6 +14,25 @@ from pathlib import Path
 import multilevel
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux reports KiB)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def gib(b: float) -> float:
+    return round(b / 2**30, 3)
+
+
+def emit(out: dict, path: str | None) -> None:
+    """Print a benchmark's JSON record and append it as one line to ``path`` (if given)."""
+    print(json.dumps(out, indent=2))
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(out) + "\n")
+
+
 def timed(fn, reps):
     """Median wall time of ``reps`` calls and the last result."""
     times, out = [], None

@@ -54,3 +54,52 @@ def test_a_wide_crossed_fit_is_the_same_with_the_scattered_update(monkeypatch):
     assert m.objective(ref.theta) == pytest.approx(ref.objective(ref.theta), rel=1e-12)
     assert m.reml_criterion == pytest.approx(ref.reml_criterion, rel=1e-10)
     np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-4)
+
+
+def test_rest_border_indexes_as_its_dense_matrix():
+    from multilevel.linalg.wide import RestBorder
+
+    rng = np.random.default_rng(5)
+    border = rng.normal(size=(2, 8))
+    border[:, 6:] = border[:, 6:] + border[:, 6:].T  # X'X and X'y: symmetric
+    rb = RestBorder(rng.uniform(1, 2, 6), border)
+    D = rb.dense()
+    idx = np.array([0, 3, 5])
+    cols = np.array([6, 7])
+    for key in [
+        (idx, idx),
+        np.ix_(idx, cols),
+        (idx, 7),
+        (slice(6, 8), slice(6, 8)),
+        (slice(6, 8), 7),
+        (7, 7),
+    ]:
+        np.testing.assert_array_equal(rb[key], D[key])
+    with pytest.raises(multilevel.errors.ModelError, match="wide crossed design"):
+        np.asarray(rb)
+
+
+def test_the_wide_path_gives_the_general_fit(monkeypatch):
+    from multilevel.linalg import wide
+
+    df = _ratings(users=3000, movies=700, per_user=8, seed=6)
+    f = "y ~ 1 + (1 | user) + (1 | movie)"
+    ref = multilevel.fit(f, df, reml=False)
+    assert isinstance(ref.objective.cp.ARR, np.ndarray)
+    monkeypatch.setattr(wide, "WIDE_MIN_REST", 500)
+    for forced in (False, True):  # the pattern's update, then the scattered one
+        if forced:
+            monkeypatch.setattr(blocked, "PATTERN_MAX_PAIRS", 0)
+            monkeypatch.setattr(blocked, "SCATTER_COST", 0.0)
+        m = multilevel.fit(f, df, reml=False)
+        assert isinstance(m.objective.cp.ARR, wide.RestBorder)
+        assert isinstance(m.objective.system.pattern, scatter_schur.ScatterSchur) == forced
+        for theta in (ref.theta, ref.theta * 1.3, np.array([0.0, 0.4])):
+            assert m.objective(theta) == pytest.approx(ref.objective(theta), rel=1e-11)
+        assert m.deviance == pytest.approx(ref.deviance, rel=1e-10)
+        np.testing.assert_allclose(m.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-6)
+        np.testing.assert_allclose(m.fixef_se.to_numpy(), ref.fixef_se.to_numpy(), rtol=1e-5)
+        np.testing.assert_allclose(
+            m.ranef["movie"].to_numpy(), ref.ranef["movie"].to_numpy(), rtol=1e-4, atol=1e-6
+        )
+        assert m.sigma == pytest.approx(ref.sigma, rel=1e-6)

@@ -15,18 +15,6 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
 
-@pytest.fixture(scope="module")
-def client():
-    # worker processes: every pass's arguments and sums cross a process boundary, as on a real cluster
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _same_glmm(a, b, rtol=1e-6):
     assert a.loglik == pytest.approx(b.loglik, rel=rtol)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-4, atol=1e-5)

@@ -15,18 +15,6 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
 
-@pytest.fixture(scope="module")
-def client():
-    # worker processes: every recipe and result crosses a process boundary, as on a real cluster
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _same_fit(a, b, rtol=1e-10):
     crit = (lambda m: m.reml_criterion) if a.reml else (lambda m: m.deviance)
     assert crit(a) == pytest.approx(crit(b), rel=rtol)

@@ -155,38 +155,18 @@ class Model:
         fit whose slope ``me()`` corrects for attenuation), a ``mi()`` column with its
         missing values at the observed mean (only a start for the sampler)."""
         ctl = FitControl() if control is None else control
+        from .options import glmm_options, lmm_options
+
         if self.is_lmm:
-            if nagq is not None and nagq != 1:
-                raise ModelError(
-                    f"nagq={nagq!r} applies to generalized models; a linear mixed model's likelihood "
-                    "is exact (choose REML or ML with reml=)"
-                )
-            if laplace is not None:
-                raise ModelError(
-                    f"laplace={laplace!r} applies to generalized models; a linear mixed model's "
-                    "likelihood is exact, with no Laplace approximation: drop laplace"
-                )
+            lmm_options(nagq, laplace)
             return self._fit_lmm(True if reml is None else reml, start, ctl, progress)
         if progress:
-            raise ModelError("progress applies to linear mixed models for now: drop it for a GLMM")
-        from ..glmm.pirls import check_laplace
-
-        laplace = check_laplace(laplace)
-        if reml is not None:
             raise ModelError(
-                f"reml applies to linear mixed models; a {self.family.name} GLMM is fitted by maximum "
-                "likelihood (Laplace or quadrature, nagq=): drop reml"
+                "progress applies to linear mixed models and partitioned data for now: drop it for a "
+                "GLMM in memory"
             )
-        if ctl.optimizer != FitControl().optimizer:
-            raise ModelError(
-                "optimizer applies to linear mixed models; a GLMM runs BOBYQA and then the gradient "
-                "path itself: drop optimizer"
-            )
-        if nagq is None:
-            nagq = 1
-        if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)):
-            raise ModelError(f"nagq must be an integer (0, 1 or a number of quadrature nodes), got {nagq!r}")
-        return self._fit_glmm(int(nagq), start, ctl, laplace)
+        nagq, laplace = glmm_options(self.family, reml, ctl, nagq, laplace)
+        return self._fit_glmm(nagq, start, ctl, laplace)
 
     def _fit_latent(self, reml: bool | None, nagq: Any, start: Any, laplace: Any) -> Any:
         from ..lmm.measurement import fit_measurement

@@ -281,19 +281,30 @@ def fit_partitioned_data(
     GLMM's rows kept on the workers (:mod:`multilevel.api.distributed_glmm`)."""
     from ..family import get_family
     from .distributed import fit_partitioned
+    from .options import glmm_options, lmm_options
 
     fam = get_family(family, link)
     if not fam.is_lmm:
-        return _fit_partitioned_glmm(
-            formula, data, fam, nagq, reml, weights, offset, na_action, start, control, progress, laplace
+        from ..present.glmm_fit import GlmmFit
+
+        nagq, laplace = glmm_options(fam, reml, control, nagq, laplace)
+        return fit_partitioned_glmm(
+            formula,
+            data,
+            fam,
+            nagq=nagq,
+            laplace=laplace,
+            weights=weights,
+            offset=offset,
+            na_action=na_action,
+            start=start,
+            control=control,
+            progress=progress,
+            result_type=GlmmFit,
         )
     from ..present.lmm_fit import LmmFit
 
-    if nagq not in (None, 1) or laplace is not None:
-        what = f"nagq={nagq!r}" if nagq not in (None, 1) else f"laplace={laplace!r}"
-        raise ModelError(
-            f"{what} applies to generalized models; a linear mixed model's likelihood is exact: drop it"
-        )
+    lmm_options(nagq, laplace)
     return fit_partitioned(
         formula,
         data,
@@ -305,50 +316,4 @@ def fit_partitioned_data(
         control=control,
         progress=progress,
         result_type=LmmFit,
-    )
-
-
-def _fit_partitioned_glmm(
-    formula: str,
-    data: Any,
-    fam: Any,
-    nagq: Any,
-    reml: Any,
-    weights: Any,
-    offset: Any,
-    na_action: str,
-    start: Any,
-    control: FitControl,
-    progress: bool,
-    laplace: Any,
-) -> Any:
-    from ..glmm.pirls import check_laplace
-    from ..present.glmm_fit import GlmmFit
-
-    if reml is not None:
-        raise ModelError(
-            f"reml applies to linear mixed models; a {fam.name} GLMM is fitted by maximum likelihood "
-            "(Laplace or quadrature, nagq=): drop reml"
-        )
-    if control.optimizer != FitControl().optimizer:
-        raise ModelError(
-            "optimizer applies to linear mixed models; a GLMM runs BOBYQA and then the gradient "
-            "path itself: drop optimizer"
-        )
-    nagq = 1 if nagq is None else nagq
-    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)):
-        raise ModelError(f"nagq must be an integer (0, 1 or a number of quadrature nodes), got {nagq!r}")
-    return fit_partitioned_glmm(
-        formula,
-        data,
-        fam,
-        nagq=int(nagq),
-        laplace=check_laplace(laplace),
-        weights=weights,
-        offset=offset,
-        na_action=na_action,
-        start=start,
-        control=control,
-        progress=progress,
-        result_type=GlmmFit,
     )

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
+from ..errors import ModelError
 from .blocked import (
+    DENSE_MAX_BYTES,
     PairSchur,
     SchurForm,
     SchurPattern,
@@ -30,6 +32,7 @@ from .blocked import (
 from .crossprod import CrossProducts, Layout, as_dense
 from .factor import Factor, Solution, rest_blocks
 from .lambdas import lambda_diagonal, lambda_sandwich, times_lambda
+from .wide import RestBorder, wide_factor_block
 
 NAME = "numpy"
 #: the namespace of the factor's scalars (Python floats), for :mod:`multilevel.linalg.criteria`
@@ -71,6 +74,9 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
     L1, W1, logdet1 = blockdiag_factor(system.A11, Ts[0])
     rest = Ts[1:]
     pattern = system.pattern
+    if isinstance(system.ARR, RestBorder):  # a wide crossed design: formed in the factor's memory
+        G = wide_factor_block(system.ARR, lambda_diagonal(np, rest, lay.rest, lay.m), pattern, W1)
+        return _dense_factor(G, Ts, L1, logdet1, lay)
     update = pattern.update(W1)
     if not isinstance(pattern, (SchurPattern, PairSchur)):  # a dense form: the whole update
         G = system.ARR - update
@@ -95,6 +101,12 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
             G = lambda_sandwich(np, G, rest, lay.rest)
     if mz:
         G[system.zdiag, system.zdiag] += 1.0
+    return _dense_factor(G, Ts, L1, logdet1, lay)
+
+
+def _dense_factor(G: np.ndarray, Ts: tuple, L1: np.ndarray, logdet1: float, lay: Layout) -> Factor:
+    """The factor from the dense block (upper triangle of C-ordered ``G``, overwritten)."""
+    mz = lay.mz
     LS = dense_cholesky(G)
     d = np.diagonal(LS)
     logd = np.log(d[: mz + lay.p])
@@ -182,6 +194,12 @@ def conditional_variances(system: NumpySystem, f: Factor, sigma: float) -> list[
     """
     lay = system.layout
     mz, n1, q1 = lay.mz, lay.n1, lay.q1
+    if n1 * q1 * mz * 8 > DENSE_MAX_BYTES:
+        raise ModelError(
+            f"the conditional variances of this crossed design need a dense {n1 * q1} x {mz} block "
+            f"({n1 * q1 * mz * 8 / 2**30:.1f} GiB); the estimates and the random effects themselves "
+            "do not, ask for those without their variances"
+        )
     L1inv = np.linalg.inv(f.L1)  # (n1, q1, q1)
     inv1 = np.swapaxes(L1inv, 1, 2) @ L1inv
     T1 = f.templates[0]

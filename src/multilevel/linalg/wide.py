@@ -1,0 +1,120 @@
+"""Wide crossed designs: the cross-products and the factor without a dense ``Z'Z`` of the rest.
+
+MovieLens' model ``rating ~ 1 + (1 | user) + (1 | movie)`` has users as the first
+(diagonal) block and a rest of 16,034 movies and 27 million ratings. The rest's own
+cross-products ``Z_2'Z_2`` are diagonal (one movie per rating) and only the rest's rows
+for ``X`` and ``y`` are dense, so :class:`RestBorder` keeps the diagonal and those rows
+(the dense ``(m, m)`` would be 2 GB); ``A1R`` stays sparse.
+:func:`~multilevel.linalg.crossprod.wide_crossprods` computes them from the rows' codes
+in a few bincounts and one sparse conversion, without the sparse ``Z`` matrices of the
+general builder. :func:`wide_factor_block` forms the dense block once per evaluation in
+the factor's own memory: the scaled diagonal and border, minus the Schur update
+scattered into it (:class:`~multilevel.linalg.scatter_schur.ScatterSchur`); LAPACK's
+Cholesky then works in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+
+#: the rest's size from which a single scalar rest block keeps its cross-products compact
+WIDE_MIN_REST = 4000
+
+
+@dataclass(frozen=True)
+class RestBorder:
+    """``ARR`` of a rest that is one scalar grouping block then ``X`` and ``y``: the
+    block's diagonal and the dense rows of ``X`` and ``y`` (``border``, (p + 1, m)).
+
+    Indexing gives the entries of the dense matrix it stands for (``ARR[i, j]``,
+    ``ARR[np.ix_(rows, cols)]``, slices); what needs the whole dense matrix says so."""
+
+    diag: np.ndarray  # (mz,)
+    border: np.ndarray  # (p + 1, m): rows mz.. of ARR
+
+    @property
+    def mz(self) -> int:
+        return int(self.diag.size)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        m = self.mz + self.border.shape[0]
+        return (m, m)
+
+    def _index(self, k: Any, size: int) -> tuple[np.ndarray, bool]:
+        if isinstance(k, slice):
+            return np.arange(size)[k], True
+        return np.asarray(k), False
+
+    def __getitem__(self, key: Any) -> Any:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError("index a RestBorder by (rows, columns)")
+        m = self.shape[0]
+        (i, si), (j, sj) = self._index(key[0], m), self._index(key[1], m)
+        if (si and j.ndim == 1) or (sj and i.ndim == 1):  # a slice with an array: outer, as NumPy
+            i, j = i[:, None], j[None, :]
+        i, j = np.broadcast_arrays(i, j)
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        out = np.zeros(i.shape)
+        inb = hi >= self.mz
+        out[inb] = self.border[hi[inb] - self.mz, lo[inb]]
+        dg = ~inb & (i == j)
+        out[dg] = self.diag[i[dg]]
+        return out[()] if out.ndim == 0 else out
+
+    def dense(self) -> np.ndarray:
+        """The whole ``(m, m)`` matrix (small designs and tests)."""
+        m, mz = self.shape[0], self.mz
+        out = np.zeros((m, m))
+        out[np.arange(mz), np.arange(mz)] = self.diag
+        out[mz:, :] = self.border
+        out[:, mz:] = self.border.T
+        return out
+
+    def copy(self) -> Any:
+        raise _too_wide(self.shape[0])
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _too_wide(self.shape[0])
+
+
+def _too_wide(m: int) -> ModelError:
+    return ModelError(
+        f"this needs the dense {m} x {m} cross-products of a wide crossed design "
+        f"({m * m * 8 / 2**30:.1f} GiB), which the fit does not form; the estimates, their "
+        "standard errors and the random effects are available, this method is not for a design so wide"
+    )
+
+
+def applies(n_levels: Sequence[int], qs: Sequence[int]) -> bool:
+    """Whether a design takes this path: two scalar grouping blocks, the second (the
+    rest) at least :data:`WIDE_MIN_REST` levels."""
+    return len(n_levels) == 2 and tuple(qs) == (1, 1) and n_levels[1] >= WIDE_MIN_REST
+
+
+def wide_factor_block(border: RestBorder, s: np.ndarray, form: Any, W1: np.ndarray) -> np.ndarray:
+    """The dense block to factor, ``Lambda'ARR Lambda + I_Z - update`` (its upper triangle,
+    C order, as :func:`~multilevel.linalg.blocked.dense_cholesky` reads it), formed in
+    one ``(m, m)`` array: ``s`` the rest's scale (theta on the block, 1 on X and y),
+    ``W1`` the first block's Schur weights, ``form`` the scattered update."""
+    from .scatter_schur import ScatterSchur, scatter_scaled
+
+    m, mz = border.shape[0], border.mz
+    G = np.zeros((m, m))
+    idx = np.arange(mz)
+    G[idx, idx] = s[:mz] * s[:mz] * border.diag + 1.0
+    G[:mz, mz:] = (border.border[:, :mz] * s[:mz][None, :]).T
+    G[mz:, mz:] = border.border[:, mz:]
+    if isinstance(form, ScatterSchur):
+        scatter_scaled(form, -W1[:, 0, 0], s, G)
+    elif form.dense:  # dense BLAS (few first-block levels): the whole update
+        G -= np.triu(form.update(W1) * s[:, None] * s[None, :])
+    else:  # the sparse pattern's update at its targets (upper triangle)
+        G.ravel()[form.targets] -= form.update(W1) * s[form.targets // m] * s[form.targets % m]
+    return G
