@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import multilevel
 from multilevel.linalg import blocked
 from multilevel.linalg.blocked import DenseSchur, SchurPattern
+from multilevel.lmm.gradient import criterion_and_gradient
 
 scatter_schur = pytest.importorskip("multilevel.linalg.scatter_schur")
 
@@ -31,6 +32,14 @@ def test_update_and_quadratic_forms_match_the_dense_form():
     M = M + M.T
     np.testing.assert_allclose(sc.quadratic_forms(M), dense.quadratic_forms(M), rtol=1e-12, atol=1e-10)
     assert sc.pairs == int(blocked.schur_pairs(A, 1))
+    # the gradient's form: a lower triangle over the first columns, scaled
+    k, s = 50, np.random.default_rng(4).uniform(0.5, 1.5, 50)
+    Mk = np.zeros_like(M)
+    Mk[:k, :k] = M[:k, :k] * s[:, None] * s[None, :]
+    lower = np.asfortranarray(np.tril(M[:k, :k]))
+    np.testing.assert_allclose(
+        sc.quadratic_forms_lower(lower, s), dense.quadratic_forms(Mk), rtol=1e-12, atol=1e-10
+    )
 
 
 def _ratings(users: int = 6000, movies: int = 400, per_user: int = 10, seed: int = 4) -> pd.DataFrame:
@@ -96,6 +105,12 @@ def test_the_wide_path_gives_the_general_fit(monkeypatch):
         assert isinstance(m.objective.system.pattern, scatter_schur.ScatterSchur) == forced
         for theta in (ref.theta, ref.theta * 1.3, np.array([0.0, 0.4])):
             assert m.objective(theta) == pytest.approx(ref.objective(theta), rel=1e-11)
+        for theta in (ref.theta, ref.theta * 1.3):  # the analytic gradient (the convergence check's)
+            g, g_ref = (
+                criterion_and_gradient(m.objective, theta)[1],
+                criterion_and_gradient(ref.objective, theta)[1],
+            )
+            np.testing.assert_allclose(g, g_ref, rtol=1e-8, atol=1e-6)
         assert m.deviance == pytest.approx(ref.deviance, rel=1e-10)
         np.testing.assert_allclose(m.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-6)
         np.testing.assert_allclose(m.fixef_se.to_numpy(), ref.fixef_se.to_numpy(), rtol=1e-5)

@@ -102,6 +102,32 @@ def _mirror(out: np.ndarray) -> None:  # pragma: no cover
             out[j, i] = out[i, j]
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _quadratic_lower(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, S: np.ndarray, s: np.ndarray, mz: int
+) -> np.ndarray:  # pragma: no cover
+    """``a_l (s S s) a_l'`` per level over the first ``mz`` columns, ``S`` symmetric and
+    given by its lower triangle (LAPACK's ``dpotri``), the rest of ``a_l`` ignored."""
+    n_levels = indptr.size - 1
+    out = np.zeros(n_levels)
+    for lev in prange(n_levels):
+        start, e = indptr[lev], indptr[lev + 1]
+        acc = 0.0
+        for a in range(start, e):
+            i = indices[a]
+            if i >= mz:
+                break
+            row = 0.0
+            for b in range(start, e):
+                j = indices[b]
+                if j >= mz:
+                    break
+                row += (S[i, j] if i >= j else S[j, i]) * s[j] * data[b]
+            acc += data[a] * s[i] * row
+        out[lev] = acc
+    return out
+
+
 def _bounds(row_pairs: np.ndarray, chunks: int) -> np.ndarray:
     """Row boundaries splitting the result into ``chunks`` of about equal pairs."""
     cum = np.cumsum(row_pairs)
@@ -148,6 +174,13 @@ class ScatterSchur:
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level (n1, 1, 1) for a symmetric (m, m) matrix M."""
         return _quadratic(self.indptr, self.indices, self.data, np.ascontiguousarray(M))[:, None, None]
+
+    def quadratic_forms_lower(self, S: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """``A_l (s S s) A_l'`` per level (n1, 1, 1) over the first ``S.shape[0]`` columns,
+        for symmetric ``S`` given by its lower triangle: the LMM gradient's term without
+        a dense copy of ``S``."""
+        q = _quadratic_lower(self.indptr, self.indices, self.data, S, np.ascontiguousarray(s), S.shape[0])
+        return q[:, None, None]
 
 
 def scatter_scaled(form: ScatterSchur, w: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:

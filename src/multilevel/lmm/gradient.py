@@ -52,7 +52,7 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     D = [M1inv.sum(axis=0)]
     if not mz:
         return D
-    Sinv, info = lapack.dpotri(np.array(f.LS[:mz, :mz], order="F"), lower=1)
+    Sinv, info = lapack.dpotri(np.array(f.LS[:mz, :mz], order="F"), lower=1, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError("cannot invert the dense factor")
     # dpotri fills the lower triangle
@@ -73,7 +73,10 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     pattern = system.pattern
     if isinstance(pattern, PairSchur):
         raise TypeError("the LMM gradient needs the objective's own Schur pattern")
-    if pattern.dense:
+    if scalar and hasattr(pattern, "quadratic_forms_lower"):
+        # the scattered form of a wide design reads S^{-1}'s lower triangle in place
+        Q = pattern.quadratic_forms_lower(Sinv, s)
+    elif pattern.dense:
         M = np.zeros((lay.m, lay.m))
         if scalar:
             Sfull = np.tril(Sinv) + np.tril(Sinv, -1).T
