@@ -74,26 +74,6 @@ def _scatter(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _quadratic(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, M: np.ndarray
-) -> np.ndarray:  # pragma: no cover
-    """``a_l M a_l'`` per level for symmetric ``M``."""
-    n_levels = indptr.size - 1
-    out = np.zeros(n_levels)
-    for lev in prange(n_levels):
-        s, e = indptr[lev], indptr[lev + 1]
-        acc = 0.0
-        for a in range(s, e):
-            i = indices[a]
-            row = 0.0
-            for b in range(s, e):
-                row += M[i, indices[b]] * data[b]
-            acc += data[a] * row
-        out[lev] = acc
-    return out
-
-
-@njit(cache=True, nogil=True, parallel=True)
 def _mirror(out: np.ndarray) -> None:  # pragma: no cover
     """The lower triangle set from the upper, in place."""
     m = out.shape[0]
@@ -173,12 +153,12 @@ class ScatterSchur:
 
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level (n1, 1, 1) for a symmetric (m, m) matrix M."""
-        return _quadratic(self.indptr, self.indices, self.data, np.ascontiguousarray(M))[:, None, None]
+        return self.quadratic_forms_lower(M, np.ones(self.m))
 
     def quadratic_forms_lower(self, S: np.ndarray, s: np.ndarray) -> np.ndarray:
         """``A_l (s S s) A_l'`` per level (n1, 1, 1) over the first ``S.shape[0]`` columns,
-        for symmetric ``S`` given by its lower triangle: the LMM gradient's term without
-        a dense copy of ``S``."""
+        for symmetric ``S`` read from its lower triangle: the LMM gradient's term without
+        a dense copy of ``S`` (LAPACK's ``dpotri`` fills only that triangle)."""
         q = _quadratic_lower(self.indptr, self.indices, self.data, S, np.ascontiguousarray(s), S.shape[0])
         return q[:, None, None]
 
