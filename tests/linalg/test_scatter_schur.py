@@ -118,3 +118,17 @@ def test_the_wide_path_gives_the_general_fit(monkeypatch):
             m.ranef["movie"].to_numpy(), ref.ranef["movie"].to_numpy(), rtol=1e-4, atol=1e-6
         )
         assert m.sigma == pytest.approx(ref.sigma, rel=1e-6)
+
+
+def test_conditional_variances_of_a_too_wide_design_refuse(monkeypatch):
+    from multilevel.linalg import numpy_backend, wide
+
+    monkeypatch.setattr(wide, "WIDE_MIN_REST", 500)
+    m = multilevel.fit(
+        "y ~ 1 + (1 | user) + (1 | movie)", _ratings(users=3000, movies=700, per_user=8, seed=6)
+    )
+    f = m.objective.factor(m.theta)
+    assert len(numpy_backend.conditional_variances(m.objective.system, f, 1.0)) == 2
+    monkeypatch.setattr(numpy_backend, "DENSE_MAX_BYTES", 1024)  # as if the block were 12 GB
+    with pytest.raises(multilevel.errors.ModelError, match="conditional variances"):
+        numpy_backend.conditional_variances(m.objective.system, f, 1.0)
