@@ -188,8 +188,9 @@ def _persist(client: Any, recipe: Any, parts: list[Any], compiled: bool, report:
             if f.status == "error":
                 f.result()  # the worker's error, raised here
         holders: dict[str, list[Any]] = {}
+        where = client.who_has(futures)  # one request for every partition
         for f in futures:
-            holders.setdefault(client.who_has([f])[f.key][0], []).append(f)
+            holders.setdefault(where[f.key][0], []).append(f)
         actors = [
             client.submit(Shard, fs, actor=True, workers=[w], allow_other_workers=False).result()
             for w, fs in holders.items()
