@@ -83,7 +83,7 @@ def test_missing_rows_are_counted(orange):
 def test_converged_flag_is_never_true_with_a_non_finite_value(orange_fit):
     assert orange_fit.converged and math.isfinite(orange_fit.loglik)
     assert np.all(np.isfinite(orange_fit.se))
-    assert orange_fit.optinfo.n_evals > 10
+    assert orange_fit.optinfo.n_evals > 4 and orange_fit.optinfo.optimizer == "quasi-Newton"
 
 
 def test_agq_result_reports_its_method(theoph):

@@ -18,6 +18,7 @@ from ..errors import ConvergenceWarning, ModelError, warn
 from ..model.nonlinear import NlmmProblem
 from ..optim.numdiff import jacobian_hessian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
+from ..optim.quasi_newton import minimize_gradient
 from .laplace import NlmmObjective
 from .numpy_laplace import NumpyLaplace
 from .quadrature import check_agq
@@ -30,6 +31,7 @@ OK_CODES = (
     "NLOPT_XTOL_REACHED",
     "NLOPT_ROUNDOFF_LIMITED",
     "LBFGSB_SUCCESS",
+    "QUASI_NEWTON_SUCCESS",
 )
 
 
@@ -70,6 +72,18 @@ def _optimize(
     if f2 < fx:
         x, fx, code = x2, f2, code2
     return x, fx, n + n2, code
+
+
+def _quasi_newton(obj: Any, x0: np.ndarray, lower: np.ndarray, maxeval: int) -> tuple[Any, ...]:
+    """Quasi-Newton from a differenced Hessian (:mod:`multilevel.optim.quasi_newton`) on
+    the Laplace deviance and its exact gradient; (x, deviance, gradient, evaluations,
+    code). L-BFGS-B takes over from where it stopped if it did not converge."""
+    res = minimize_gradient(lambda x: obj.laplace_and_gradient(x)[:2], x0, lower, max_evals=maxeval)
+    if res.converged:
+        return res.x, res.fval, res.grad, res.evaluations, "QUASI_NEWTON_SUCCESS"
+    start = res.x if math.isfinite(res.fval) else x0
+    x, dev, n, code = _optimize_gradient(obj, start, lower, maxeval)
+    return x, dev, None, n + res.evaluations, code
 
 
 def _optimize_gradient(obj: Any, x0: np.ndarray, lower: np.ndarray, maxeval: int) -> tuple[Any, ...]:
@@ -114,9 +128,12 @@ def _hessian(f: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.nd
     return J.ravel(), H
 
 
-def _hessian_from_gradient(obj: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hessian_from_gradient(
+    obj: Any, x: np.ndarray, free: np.ndarray, at_x: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian of the Laplace deviance over the free coordinates: central
-    differences of the exact gradient (two gradients per coordinate)."""
+    differences of the exact gradient (two gradients per coordinate); ``at_x``, the
+    gradient at x if the optimizer has it."""
     idx = np.flatnonzero(free)
 
     def grad(v: np.ndarray) -> np.ndarray:
@@ -131,7 +148,7 @@ def _hessian_from_gradient(obj: Any, x: np.ndarray, free: np.ndarray) -> tuple[n
         e = np.zeros(v.size)
         e[j] = h[j]
         J[:, j] = (grad(v + e) - grad(v - e)) / (2 * h[j])
-    return grad(v), 0.5 * (J + J.T)
+    return (grad(v) if at_x is None else at_x[idx]), 0.5 * (J + J.T)
 
 
 def _standard_errors(H: np.ndarray, p: int) -> tuple[np.ndarray, bool]:
@@ -182,12 +199,12 @@ def fit_problem(
     x0 = np.concatenate([beta0, theta_start(problem, beta0, sd0)])
     lower = np.concatenate([np.full(p, -np.inf), problem.theta_lower()])
     step = np.concatenate([0.05 * np.abs(beta0) + 0.05, np.full(t, 0.25)])
-    x, dev, n_evals, code = _optimize_gradient(obj, x0, lower, maxeval)
+    x, dev, g_opt, n_evals, code = _quasi_newton(obj, x0, lower, maxeval)
     if code not in OK_CODES:  # the derivative-free path, as before the gradient
         xb, devb, nb, codeb = _optimize(objective_function(obj, 1), x, lower, step, maxeval)
         n_evals += nb
         if devb <= dev or not math.isfinite(dev):
-            x, dev, code = xb, devb, codeb
+            x, dev, code, g_opt = xb, devb, codeb, None
     if nagq > 1:
         obj = NlmmObjective(problem)
         m = obj.modes(x[:p], x[p:])
@@ -195,11 +212,12 @@ def fit_problem(
         lower, step = np.append(lower, -np.inf), np.append(step * 0.1, 0.05)
         x, dev, n2, code = _optimize(objective_function(obj, nagq), x, lower, step, maxeval)
         n_evals += n2
+        g_opt = None
     f = objective_function(obj, nagq)
     free = np.ones(x.size, bool)
     free[p : p + t] = ~((problem.theta_rows == problem.theta_cols) & (np.abs(x[p : p + t]) < SINGULAR_TOL))
     if nagq == 1:
-        grad, H = _hessian_from_gradient(obj, x, free)
+        grad, H = _hessian_from_gradient(obj, x, free, g_opt)
     else:
         grad, H = _hessian(f, x, free)
     m = obj.modes(x[:p], x[p : p + t])  # PNLS from the last modes, at the optimum
@@ -258,7 +276,7 @@ def _record(
     diag = problem.theta_rows == problem.theta_cols
     theta = x[problem.p : problem.p + problem.n_theta]
     return OptSummary(
-        optimizer="L-BFGS-B" if code.startswith("LBFGSB") else "bobyqa",
+        optimizer={"LBFGSB": "L-BFGS-B", "QUASI_": "quasi-Newton"}.get(code[:6], "bobyqa"),
         start=tuple(map(float, x0)),
         end=tuple(map(float, x)),
         fval=float(dev),

@@ -127,15 +127,19 @@ def population_start(problem: NlmmProblem, beta0: np.ndarray) -> tuple[np.ndarra
 
 def theta_start(problem: NlmmProblem, beta: np.ndarray, sigma: float) -> np.ndarray:
     """Relative SDs of the random effects by moments at the population fit: per level,
-    the least-squares effect of the residuals on the mean's derivative in it; their
-    variance less their mean sampling variance is the effect's variance (lme4 starts
-    at 1; this start is where the optimizer would go, so it needs fewer steps)."""
+    the least-squares effect ``z`` of the residuals on the mean's derivative in it; the
+    variance of the ``z`` less their mean sampling variance is the effect's variance,
+    relative to the residual SD left within levels (the population fit's ``sigma``
+    still holds the effects' variance; the smallest over the terms is nearest to the
+    model's). lme4 starts at 1; this start is where the optimizer would go, so it
+    needs fewer steps."""
     from .jets import mean_jet
 
     theta = problem.theta_initial()
     if not (math.isfinite(sigma) and sigma > 0):
         return theta
     base = (problem.X @ beta).T
+    moments = []
     with np.errstate(all="ignore"):
         jet = mean_jet(problem.mean.tree, problem.param_names, base, problem.covariates)
         r = problem.y - jet.value
@@ -150,9 +154,14 @@ def theta_start(problem: NlmmProblem, beta: np.ndarray, sigma: float) -> np.ndar
             ok = ss > 0
             if ok.sum() < 2:
                 continue
-            z = np.bincount(blk.codes, c * r, blk.n_levels)[ok] / ss[ok]
-            tau2 = float(np.var(z, ddof=1) - np.mean(sigma**2 / ss[ok]))
-            value = math.sqrt(tau2) / sigma if tau2 > 0 else 0.1
-            if math.isfinite(value):
-                theta[i] = min(max(value, 0.05), 20.0)
+            z = np.where(ok, np.bincount(blk.codes, c * r, blk.n_levels) / np.where(ok, ss, 1.0), 0.0)
+            within = float(np.sum((r - c * z[blk.codes]) ** 2)) / max(problem.n - int(ok.sum()), 1)
+            moments.append((i, z[ok], ss[ok], within))
+    floor = min([w for *_, w in moments if w > 0 and math.isfinite(w)], default=sigma**2)
+    s2 = min(floor, sigma**2)
+    for i, z, ss, _ in moments:
+        tau2 = float(np.var(z, ddof=1) - np.mean(s2 / ss))
+        value = math.sqrt(tau2 / s2) if tau2 > 0 else 0.1
+        if math.isfinite(value):
+            theta[i] = min(max(value, 0.05), 20.0)
     return theta
