@@ -85,8 +85,7 @@ def test_random_effect_inside_the_nonlinearity():
     beta, theta = m.estimate.beta, m.estimate.theta
     modes = obj.modes(beta, theta)
     u = modes["u"]
-    base = (pr.X @ beta).T
-    ZL = pr.Z @ obj.lam(theta)
+    base, ZL = obj._base(beta), obj._zl(theta)
 
     def half_pen(v):
         return 0.5 * obj._pen(obj._mean(obj._phi(base, ZL, v)), v)

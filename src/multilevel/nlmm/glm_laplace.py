@@ -25,7 +25,7 @@ import numpy as np
 from ..family.derivatives import eta_derivatives
 from ..model.nonlinear import NlmmProblem
 from .jets import mean_jet
-from .numpy_laplace import MAX_ITER, PREDICTED_TOL, NumpyLaplace, halving_step
+from .numpy_laplace import MAX_ITER, PREDICTED_TOL, NumpyLaplace, curvature, halving_step, jacobian
 
 
 class NumpyGlmLaplace(NumpyLaplace):
@@ -41,20 +41,17 @@ class NumpyGlmLaplace(NumpyLaplace):
         return float(-2.0 * np.sum(self.family.logpdf(self.y, mu, self.w, 1.0)) + u @ u)
 
     def _glm_system(self, base: np.ndarray, ZL: np.ndarray, u: np.ndarray) -> tuple[Any, ...]:
-        jet = mean_jet(self.tree, self.params, self._phi(base, ZL, u), self.cov, self._seeds)
+        jet = mean_jet(self.tree, self.params, self._phi(base, ZL, u), self.cov, self._seeds, self.steps)
         eta = jet.value
         d = eta_derivatives(self.family, self.y, eta, self.family.link.inverse(eta), self.w, 1.0)
-        J = np.einsum("nk,knq->nq", jet.grad, ZL)
+        J = jacobian(jet.grad, ZL)
         A = J.T @ (d.hessian[:, None] * J)
         A[np.diag_indices_from(A)] += 1.0
-        W = np.einsum("nkm,mnq->knq", d.score[:, None, None] * jet.hess, ZL)
-        C = np.tensordot(ZL, W, axes=([0, 1], [0, 1]))
-        return jet, J, d, A, A - C
+        return jet, J, d, A, A - curvature(d.score[:, None, None] * jet.hess, ZL)
 
     def modes(self, beta: np.ndarray, theta: np.ndarray) -> dict[str, Any]:
         """Newton for the modes from the last ones: u, pen, log|H|, iterations, convergence."""
-        base = (self.X @ np.asarray(beta, float)).T
-        ZL = self.Z @ self.lam(theta)
+        base, ZL = self._base(beta), self._zl(theta)
 
         def pen(v: np.ndarray) -> float:
             return self._pen(self._mean(self._phi(base, ZL, v)), v)
@@ -164,8 +161,8 @@ class NumpyGlmLaplace(NumpyLaplace):
         zero = np.zeros(self.problem.q)
 
         def f(beta: np.ndarray) -> tuple[float, np.ndarray]:
-            base = (self.X @ beta).T
-            jet = mean_jet(self.tree, self.params, base, self.cov, self._seeds)
+            base = self._base(beta)
+            jet = mean_jet(self.tree, self.params, base, self.cov, self._seeds, self.steps)
             eta = jet.value
             with np.errstate(all="ignore"):
                 value = self._pen(eta, zero)

@@ -33,20 +33,28 @@ class Jet:
 
     value: np.ndarray  # (n,)
     grad: np.ndarray  # (n, K)
-    hess: np.ndarray  # (n, K, K)
+    hess: Any  # (n, K, K); inside the evaluation None where it is zero (linear in the parameters)
 
 
 def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[:, :, None] * b[:, None, :]
 
 
+def _hsum(a: Any, b: Any) -> Any:
+    """The sum of two Hessians, None standing for zero."""
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _hscale(c: Any, h: Any) -> Any:
+    return None if h is None else c * h
+
+
 def _chain(a: Jet, f: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> Jet:
     """``F(a)`` from ``F``, ``F'`` and ``F''`` at ``a.value``."""
-    return Jet(
-        f,
-        d1[:, None] * a.grad,
-        d1[:, None, None] * a.hess + d2[:, None, None] * _outer(a.grad, a.grad),
-    )
+    curv = d2[:, None, None] * _outer(a.grad, a.grad)
+    return Jet(f, d1[:, None] * a.grad, _hsum(_hscale(d1[:, None, None], a.hess), curv))
 
 
 def _function(name: str, a: Jet) -> Jet:
@@ -78,9 +86,9 @@ def _function(name: str, a: Jet) -> Jet:
 
 def _mul(a: Jet, b: Jet) -> Jet:
     g = a.value[:, None] * b.grad + b.value[:, None] * a.grad
-    h = a.value[:, None, None] * b.hess + b.value[:, None, None] * a.hess
+    h = _hsum(_hscale(a.value[:, None, None], b.hess), _hscale(b.value[:, None, None], a.hess))
     cross = _outer(a.grad, b.grad)
-    return Jet(a.value * b.value, g, h + cross + np.swapaxes(cross, 1, 2))
+    return Jet(a.value * b.value, g, _hsum(h, cross + np.swapaxes(cross, 1, 2)))
 
 
 def _scale(a: Jet, c: Any) -> Jet:
@@ -88,7 +96,7 @@ def _scale(a: Jet, c: Any) -> Jet:
     c = np.asarray(c, dtype=float)
     cg = c[..., None] if c.ndim else c
     ch = c[..., None, None] if c.ndim else c
-    return Jet(a.value * c, a.grad * cg, a.hess * ch)
+    return Jet(a.value * c, a.grad * cg, _hscale(ch, a.hess))
 
 
 def _shift(a: Jet, c: Any) -> Jet:
@@ -101,7 +109,7 @@ def _recip(b: Jet) -> Jet:
 
 
 def _neg(a: Jet) -> Jet:
-    return Jet(-a.value, -a.grad, -a.hess)
+    return Jet(-a.value, -a.grad, _hscale(-1.0, a.hess))
 
 
 def _pow(a: Jet, b: Any, b_const: bool) -> Jet:
@@ -121,11 +129,11 @@ def _binary(op: str, a: Any, b: Any) -> Any:
         return _PLAIN[op](a, b)
     if op == "+":
         if ja and jb:
-            return Jet(a.value + b.value, a.grad + b.grad, a.hess + b.hess)
+            return Jet(a.value + b.value, a.grad + b.grad, _hsum(a.hess, b.hess))
         return _shift(a, b) if ja else _shift(b, a)
     if op == "-":
         if ja and jb:
-            return Jet(a.value - b.value, a.grad - b.grad, a.hess - b.hess)
+            return Jet(a.value - b.value, a.grad - b.grad, _hsum(a.hess, _hscale(-1.0, b.hess)))
         return _shift(a, -np.asarray(b)) if ja else _shift(_neg(b), a)
     if op == "*":
         return _mul(a, b) if ja and jb else (_scale(a, b) if ja else _scale(b, a))
@@ -142,7 +150,7 @@ def _binary(op: str, a: Any, b: Any) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _program(tree: Any) -> tuple[tuple[Any, ...], ...]:
+def program(tree: Any) -> tuple[tuple[Any, ...], ...]:
     """The tree as straight-line steps, each distinct subexpression once (``exp(lKa)``
     twice in ``SSfol`` is computed once): ``(kind, payload, operand steps)``."""
     steps: list[tuple[Any, ...]] = []
@@ -170,11 +178,29 @@ def _program(tree: Any) -> tuple[tuple[Any, ...], ...]:
     return tuple(steps)
 
 
-def evaluate_jet(tree: Any, env: Mapping[str, Any]) -> Any:
-    """The tree on jets (parameters) and arrays or numbers (covariates, constants); a
-    plain array where nothing below depends on the parameters."""
+def plain_value(steps: tuple[tuple[Any, ...], ...], env: Mapping[str, Any]) -> Any:
+    """The value of a :func:`program` on arrays and numbers (no derivatives)."""
     vals: list[Any] = []
-    for kind, payload, args in _program(tree):
+    for kind, payload, args in steps:
+        if kind == "num":
+            vals.append(payload)
+        elif kind == "name":
+            vals.append(env[payload])
+        elif kind == "neg":
+            vals.append(-vals[args[0]])
+        elif kind == "call":
+            vals.append(getattr(np, payload)(vals[args[0]]))
+        else:
+            vals.append(_PLAIN[payload](vals[args[0]], vals[args[1]]))
+    return vals[-1]
+
+
+def evaluate_jet(tree: Any, env: Mapping[str, Any], steps: tuple[tuple[Any, ...], ...] | None = None) -> Any:
+    """The tree on jets (parameters) and arrays or numbers (covariates, constants); a
+    plain array where nothing below depends on the parameters (``steps``: the tree's
+    :func:`program`, if the caller keeps it)."""
+    vals: list[Any] = []
+    for kind, payload, args in steps if steps is not None else program(tree):
         if kind == "num":
             vals.append(payload)
         elif kind == "name":
@@ -196,18 +222,21 @@ def mean_jet(
     phi: np.ndarray,
     covariates: Mapping[str, Any],
     seeds: list[np.ndarray] | None = None,
+    steps: tuple[tuple[Any, ...], ...] | None = None,
 ) -> Jet:
     """The mean and its derivatives in the parameters ``phi`` (n, K) at every row
-    (``seeds``: the unit gradients (n, K) of the parameters, if the caller keeps them)."""
+    (``seeds``: the unit gradients (n, K) of the parameters, and ``steps`` the tree's
+    :func:`program`, if the caller keeps them)."""
     n, K = phi.shape
     env: dict[str, Any] = dict(covariates)
     if seeds is None:
         seeds = [np.ascontiguousarray(np.broadcast_to(np.eye(K)[k], (n, K))) for k in range(K)]
-    zero = np.zeros((n, K, K))  # never written: operations make new arrays
     for k, name in enumerate(params):
-        env[name] = Jet(phi[:, k], seeds[k], zero)
-    out = evaluate_jet(tree, env)
+        env[name] = Jet(phi[:, k], seeds[k], None)  # a parameter's Hessian is zero
+    out = evaluate_jet(tree, env, steps)
     if not isinstance(out, Jet):
         v = np.broadcast_to(np.asarray(out, dtype=float), (n,))
         return Jet(v, np.zeros((n, K)), np.zeros((n, K, K)))
+    if out.hess is None:
+        return Jet(out.value, out.grad, np.zeros((n, K, K)))
     return out

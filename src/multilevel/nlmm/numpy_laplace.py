@@ -31,13 +31,24 @@ from typing import Any
 
 import numpy as np
 
-from ..formula.expression import evaluate
 from ..model.nonlinear import NlmmProblem
-from .jets import mean_jet
+from .jets import mean_jet, plain_value, program
 
 MAX_ITER = 300
 MAX_HALVINGS = 20
 PREDICTED_TOL = 1e-15  # of the predicted decrease of pwrss, relative
+
+
+def jacobian(grad: np.ndarray, ZL: np.ndarray) -> np.ndarray:
+    """``J = sum_k f_k ZL_k`` (n, q) from the mean's gradient (n, K) and ZL (n, K, q)."""
+    return (grad[:, None, :] @ ZL)[:, 0, :]
+
+
+def curvature(weighted_hess: np.ndarray, ZL: np.ndarray) -> np.ndarray:
+    """``sum_n ZL_n' W_n ZL_n`` (q, q) for per-row (K, K) weights W: the second-derivative
+    part of the modes' Hessian."""
+    n, K, q = ZL.shape
+    return ZL.reshape(n * K, q).T @ (weighted_hess @ ZL).reshape(n * K, q)
 
 
 def halving_step(f: Any, u: np.ndarray, delta: np.ndarray, old: float) -> tuple[float, float]:
@@ -58,9 +69,13 @@ class NumpyLaplace:
     def __init__(self, problem: NlmmProblem) -> None:
         self.problem = problem
         self.tree = problem.mean.tree
+        self.steps = program(self.tree)  # looked up once: hashing the tree walks it
         self.params = problem.param_names
         self.X = problem.X
         self.Z = problem.Z
+        # rows first, (n, K, p) and (n, K, q): every product below is one matrix product
+        self.Xt = np.ascontiguousarray(problem.X.transpose(1, 0, 2))
+        self.Zt = np.ascontiguousarray(problem.Z.transpose(1, 0, 2))
         self.y = problem.y
         self.cov = problem.covariates
         r, c, i = problem.lambda_index()
@@ -74,7 +89,7 @@ class NumpyLaplace:
         self._theta_places = []
         for ell in range(problem.n_theta):
             sel = i == ell
-            self._theta_places.append((r[sel], c[sel], problem.Z[:, :, r[sel]]))
+            self._theta_places.append((r[sel], c[sel], self.Zt[:, :, r[sel]]))
 
     def reset(self) -> None:
         self.u_start = np.zeros(self.problem.q)
@@ -99,29 +114,35 @@ class NumpyLaplace:
     def _mean(self, phi: np.ndarray) -> np.ndarray:
         env = dict(self.cov)
         env.update({k: phi[:, j] for j, k in enumerate(self.params)})
-        return np.broadcast_to(np.asarray(evaluate(self.tree, env, np), dtype=float), (phi.shape[0],))
+        return np.broadcast_to(np.asarray(plain_value(self.steps, env), dtype=float), (phi.shape[0],))
+
+    def _base(self, beta: np.ndarray) -> np.ndarray:
+        """The fixed part of the parameters, (n, K)."""
+        return self.Xt @ np.asarray(beta, float)
+
+    def _zl(self, theta: np.ndarray) -> np.ndarray:
+        """``Z Lambda`` rows first, (n, K, q)."""
+        n, K, q = self.Zt.shape
+        return (self.Zt.reshape(n * K, q) @ self.lam(theta)).reshape(n, K, q)
 
     def _phi(self, base: np.ndarray, ZL: np.ndarray, u: np.ndarray) -> np.ndarray:
-        return base + (ZL @ u).T
+        return base + ZL @ u
 
     def _system(self, base: np.ndarray, ZL: np.ndarray, u: np.ndarray) -> tuple[Any, ...]:
         """Jet at u, the Jacobian J (n, q), residuals, the Gauss-Newton and full Hessians."""
-        jet = mean_jet(self.tree, self.params, self._phi(base, ZL, u), self.cov, self._seeds)
-        J = np.einsum("nk,knq->nq", jet.grad, ZL)
+        jet = mean_jet(self.tree, self.params, self._phi(base, ZL, u), self.cov, self._seeds, self.steps)
+        J = jacobian(jet.grad, ZL)
         r = self.y - jet.value
         A = J.T @ J
         A[np.diag_indices_from(A)] += 1.0
-        W = np.einsum("nkm,mnq->knq", r[:, None, None] * jet.hess, ZL)
-        C = np.tensordot(ZL, W, axes=([0, 1], [0, 1]))
-        return jet, J, r, A, A - C
+        return jet, J, r, A, A - curvature(r[:, None, None] * jet.hess, ZL)
 
     # ---- the modes -----------------------------------------------------------
     def modes(self, beta: np.ndarray, theta: np.ndarray) -> dict[str, Any]:
         """PNLS from the last modes: u, pwrss, log|A|, iterations, convergence, mu, and the
         system at the modes (for the gradient)."""
         beta = np.asarray(beta, float)
-        base = (self.X @ beta).T
-        ZL = self.Z @ self.lam(theta)
+        base, ZL = self._base(beta), self._zl(theta)
 
         def pwrss(v: np.ndarray) -> float:
             e = self.y - self._mean(self._phi(base, ZL, v))
@@ -215,28 +236,28 @@ class NumpyLaplace:
         _, ZL, jet, J, r, A, H = m["system"]
         f, h = jet.grad, jet.hess
         pw = m["pwrss"]
-        X, Z = self.X, self.Z
+        nK, q = f.size, pr.q
         P = np.linalg.solve(A, J.T).T  # J A^-1
-        w = np.einsum("knq,nq->kn", ZL, P)
-        s = np.einsum("nkm,kn->mn", h, w)  # s_m = sum_k f_km w_k
+        w = (ZL @ P[:, :, None])[:, :, 0]  # (n, K)
+        s = (w[:, None, :] @ h)[:, 0, :]  # (n, K): s_m = sum_k f_km w_k
         M = r[:, None, None] * h - f[:, :, None] * f[:, None, :]
-        G = np.einsum("nkm,knq->mnq", M, ZL)  # G_m = sum_k (r f_km - f_k f_m) ZL_k
-        rf = (r[:, None] * f).T  # (K, n)
-        dD_du = 2.0 * np.einsum("mnq,mn->q", ZL, s) - (2.0 * n / pw) * (J.T @ r - u)
+        G = (M @ ZL).reshape(nK, q)  # G_m = sum_k (r f_km - f_k f_m) ZL_k, rows first
+        rf = r[:, None] * f  # (n, K): f_k r
+        Xf = self.Xt.reshape(nK, p)
+        dD_du = 2.0 * ZL.reshape(nK, q).T @ s.ravel() - (2.0 * n / pw) * (J.T @ r - u)
         out = np.empty(x.size)
-        dg_dx = np.empty((pr.q, x.size))
-        dg_dx[:, :p] = np.einsum("mnq,mnp->qp", G, X)
-        out[:p] = 2.0 * np.einsum("mnp,mn->p", X, s) - (2.0 * n / pw) * np.einsum("mnp,mn->p", X, rf)
-        fr = f.T * r[None, :]  # (K, n): f_k r
+        dg_dx = np.empty((q, x.size))
+        dg_dx[:, :p] = G.T @ Xf
+        out[:p] = Xf.T @ (2.0 * s - (2.0 * n / pw) * rf).ravel()
         for ell, (rows, cols, Zr) in enumerate(self._theta_places):
-            v = np.zeros(pr.q)
+            v = np.zeros(q)
             np.add.at(v, rows, u[cols])
-            d = Z @ v  # (K, n): Z_m Lambda_l u
-            dL = 2.0 * float(np.sum(s * d)) + 2.0 * float(np.einsum("kn,knj,nj->", f.T, Zr, P[:, cols]))
+            d = self.Zt @ v  # (n, K): Z_m Lambda_l u
+            dL = 2.0 * float(np.sum(s * d)) + 2.0 * float(np.einsum("nk,nkj,nj->", f, Zr, P[:, cols]))
             dpw = -2.0 * float(np.sum(rf * d))
-            dg = np.zeros(pr.q)
-            np.add.at(dg, cols, np.einsum("knj,kn->j", Zr, fr))
-            dg += np.einsum("mnq,mn->q", G, d)
+            dg = np.zeros(q)
+            np.add.at(dg, cols, np.einsum("nkj,nk->j", Zr, rf))
+            dg += G.T @ d.ravel()
             out[p + ell] = dL + (n / pw) * dpw
             dg_dx[:, p + ell] = dg
         du_dx = np.linalg.solve(H, dg_dx)  # the implicit derivative of the modes
