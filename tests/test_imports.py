@@ -41,3 +41,39 @@ def test_no_heavy_import(code: str) -> None:
     mods = _loaded(code)
     heavy = [m for m in mods if m.split(".")[0] in HEAVY or m.startswith("scipy.stats")]
     assert heavy == []
+
+
+_NLFIT = """
+import pandas as pd
+import multilevel
+d = pd.read_csv({csv!r})
+m = multilevel.nlfit("circumference ~ SSlogis(age, Asym, xmid, scal)", d, {{"Asym": "1 + (1 | Tree)"}})
+m.summary()
+"""
+
+
+def test_a_gaussian_nonlinear_fit_loads_no_scipy() -> None:
+    """The nonlinear Gaussian path (PNLS, the quasi-Newton search, the population
+    least squares, the summary's z p-values) is NumPy only: its first call costs what
+    R's nlme does, not SciPy's 0.2 s of imports."""
+    csv = str(Path(__file__).resolve().parent / "data" / "Orange.csv")
+    mods = _loaded(_NLFIT.format(csv=csv))
+    assert [m for m in mods if m.split(".")[0] in ("scipy", *HEAVY)] == []
+    assert "multilevel.api.core" not in mods  # the linear core's imports stay off this path
+
+
+def test_every_lazy_public_name_is_the_function_not_a_module() -> None:
+    """The api package resolves names on first use; a submodule named as a function it
+    holds would shadow the function once imported."""
+    import importlib
+    import pkgutil
+
+    import multilevel
+    import multilevel.api as api
+
+    for info in pkgutil.iter_modules(api.__path__):
+        importlib.import_module(f"multilevel.api.{info.name}")
+    for name in api.__all__:
+        assert callable(getattr(api, name)) and not isinstance(getattr(api, name), type(api)), name
+        if name in multilevel.__all__:
+            assert getattr(multilevel, name) is getattr(api, name)

@@ -4,42 +4,43 @@
 ``sample``, ``gee``); :mod:`~multilevel.api.compare` compares fits (``anova``);
 :mod:`~multilevel.api.refits` runs many fits (``bootstrap``, ``fit_many``);
 :mod:`~multilevel.api.deconv` estimates distributions of effects (``deconvolve``);
-:mod:`~multilevel.api.indirect` fits simulators by indirect inference (``indirect``); ``aov``
+:mod:`~multilevel.api.simulators` fits simulators by indirect inference (``indirect``); ``aov``
 is :func:`multilevel.classical.fit.aov` (classical ANOVA with ``Error()`` strata);
 :mod:`~multilevel.api.nonlinear` fits nonlinear mixed models (``nlfit``).
 """
 
+from importlib import import_module
 from typing import Any
 
-from .compare import anova
-from .core import Model, fit, gee, is_linear_model
-from .deconv import deconvolve
-from .indirect import indirect
-from .nonlinear import nlfit
-from .refits import bootstrap, fit_many
-from .sampling import sample
+# each name from its own module on first use: a nonlinear fit does not load the linear
+# core's imports (SciPy's sparse matrices), nor ANOVA SciPy's distributions. No module
+# is named as a function it holds: importing it would bind the module to that name.
+_HOME = {
+    "Model": "core",
+    "fit": "core",
+    "gee": "core",
+    "is_linear_model": "core",
+    "anova": "compare",
+    "deconvolve": "deconv",
+    "indirect": "simulators",
+    "nlfit": "nonlinear",
+    "bootstrap": "refits",
+    "fit_many": "refits",
+    "sample": "sampling",
+}
 
-__all__ = [
-    "Model",
-    "anova",
-    "aov",
-    "bootstrap",
-    "deconvolve",
-    "fit",
-    "fit_many",
-    "gee",
-    "indirect",
-    "is_linear_model",
-    "nlfit",
-    "sample",
-]
+__all__ = sorted([*_HOME, "aov"])
 
 
 def __getattr__(name: str) -> Any:
-    # aov on first use: the classical package's imports (SciPy's distributions for its
-    # F tests) stay off every other fit's path
     if name == "aov":
         from ..classical.fit import aov
 
         return aov
+    if name in _HOME:
+        return getattr(import_module(f".{_HOME[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -66,10 +66,12 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ..errors import DataError, FamilyError
+from ..lazy import lazy_module
 from ..linalg.ops import NUMPY, ArrayOps
+
+special = lazy_module("scipy.special")
 
 
 class Dispersion(enum.Enum):

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ..errors import DataError
+from ..lazy import lazy_module
 from ..linalg.ops import NUMPY, ArrayOps
 from .base import Family, xlogy_ratio
 from .registry import register_family
+
+special = lazy_module("scipy.special")
 
 
 class Binomial(Family):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
+from ..lazy import lazy_module
 from ..linalg.ops import NUMPY, ArrayOps
 from .base import Link
 from .registry import register_link
+
+special = lazy_module("scipy.special")
 
 _EPS = np.finfo(float).eps
 _SQRT_2PI = float(np.sqrt(2 * np.pi))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
+from ..lazy import lazy_module
 from ..linalg.ops import NUMPY, ArrayOps
 from .base import Dispersion, Family, check_counts, xlogy_ratio
 from .registry import register_family
+
+special = lazy_module("scipy.special")
 
 
 class NegativeBinomial(Family):

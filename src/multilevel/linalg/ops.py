@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
+
+from ..lazy import lazy_module
+
+special = lazy_module("scipy.special")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
 
 from ..errors import DataError, FormulaError, ModelError, RankDeficiencyWarning, warn
 from ..family import Dispersion, Family, get_family
@@ -135,7 +134,7 @@ def _drop_rank_deficient(
     Xs = X / np.where(peak > 0, peak, 1.0)
     norms = np.sqrt(np.einsum("ij,ij->j", Xs, Xs))
     Xs /= np.where(norms > 0, norms, 1.0)
-    R = lapack.dgeqrf(Xs)[0]  # R in the upper triangle (LAPACK's QR, as numpy.linalg.qr)
+    R = np.linalg.qr(Xs, mode="r")  # LAPACK's dgeqrf
     d = np.zeros(X.shape[1])  # columns past the number of rows depend on the earlier ones
     d[: min(X.shape)] = np.abs(np.diagonal(R))
     good = (d > RANK_TOL) & (norms > 0)

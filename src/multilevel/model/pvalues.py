@@ -16,7 +16,10 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import special
+
+from ..lazy import lazy_module
+
+special = lazy_module("scipy.special")
 
 
 def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
@@ -33,8 +36,10 @@ def two_sided_t(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
 
 
 def two_sided_z(z: np.ndarray | float) -> np.ndarray:
-    """``2 P(Z > |z|)`` for a standard normal Z."""
-    return np.asarray(special.erfc(np.abs(np.asarray(z, dtype=float)) / np.sqrt(2.0)))
+    """``2 P(Z > |z|)`` for a standard normal Z (``math.erfc``: a coefficient table's few
+    values need not load SciPy)."""
+    a = np.abs(np.asarray(z, dtype=float)) / math.sqrt(2.0)
+    return np.vectorize(math.erfc, otypes=[float])(a) if a.size else a
 
 
 def t_sf(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:

@@ -14,6 +14,7 @@ from ..errors import ModelError
 from ..formula.expression import Name, evaluate, names_of
 from ..formula.selfstart import SELF_START
 from ..model.nonlinear import NlmmProblem
+from .jets import program
 
 
 def selfstart_values(problem: NlmmProblem) -> dict[str, float]:
@@ -91,33 +92,29 @@ def initial_beta(problem: NlmmProblem, start: Mapping[str, Any] | None) -> np.nd
 
 
 def population_start(problem: NlmmProblem, beta0: np.ndarray) -> tuple[np.ndarray, float]:
-    """Nonlinear least squares of the population model from ``beta0``: (beta, residual SD).
+    """Nonlinear least squares of the population model from ``beta0`` (Levenberg-Marquardt,
+    :mod:`multilevel.optim.least_squares`): (beta, residual SD).
 
     Falls back to ``beta0`` where the least-squares fit fails or is worse.
     """
-    from scipy.optimize import least_squares
-
-    def resid(beta: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            r = problem.y - problem.mean_numpy(problem.phi(beta))
-        return np.where(np.isfinite(r), r, 1e150)
-
+    from ..optim.least_squares import levenberg_marquardt
     from .jets import mean_jet
 
-    def jac(beta: np.ndarray) -> np.ndarray:
-        """d resid / d beta from the mean's first derivatives (the jets)."""
-        with np.errstate(all="ignore"):
-            jet = mean_jet(problem.mean.tree, problem.param_names, (problem.X @ beta).T, problem.covariates)
-            out = -np.einsum("nk,knp->np", jet.grad, problem.X)
-        return np.where(np.isfinite(out), out, 0.0)
+    steps = program(problem.mean.tree)
 
-    r0 = resid(beta0)
+    def resid_jac(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals and d resid / d beta from the mean's first derivatives (the jets)."""
+        with np.errstate(all="ignore"):
+            jet = mean_jet(
+                problem.mean.tree, problem.param_names, (problem.X @ beta).T, problem.covariates, steps=steps
+            )
+            jac = -np.einsum("nk,knp->np", jet.grad, problem.X)
+        return problem.y - jet.value, np.where(np.isfinite(jac), jac, 0.0)
+
+    r0 = resid_jac(beta0)[0]
     rss0 = float(r0 @ r0)
-    try:
-        sol = least_squares(resid, beta0, jac=jac, method="lm", xtol=1e-10, ftol=1e-10)
-        beta, rss = sol.x, float(sol.fun @ sol.fun)
-    except (ValueError, np.linalg.LinAlgError):
-        beta, rss = beta0, rss0
+    sol = levenberg_marquardt(resid_jac, beta0, ftol=1e-10, xtol=1e-10)
+    beta, rss = sol.x, sol.rss
     if not (math.isfinite(rss) and rss <= rss0):
         beta, rss = beta0, rss0
     if not (math.isfinite(rss) and rss < 1e300):
