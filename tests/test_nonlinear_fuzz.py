@@ -77,7 +77,22 @@ def _nlfit_property(case: dict[str, object], df: pd.DataFrame) -> None:
 
 @st.composite
 def latent_cases(draw: st.DrawFn) -> dict[str, object]:
-    term = draw(st.sampled_from(["me(x1, sdx)", "mi(x1)", "me(x1, x2)", "me(x1, sdx):x2", "mi(x1) + x1"]))
+    term = draw(
+        st.sampled_from(
+            [
+                "me(x1, sdx)",
+                "mi(x1)",
+                "me(x1, x2)",
+                "me(x1, sdx):x2",
+                "mi(x1) + x1",
+                "me(x1, sdx) * x2",
+                "mi(x1) * c1",
+                "x2 * me(x1, sdx) + me(x1, sdx):c1",
+                "mi(x1) + I(x1**2)",
+                "me(x1, sdx) / c1",
+            ]
+        )
+    )
     rest = draw(st.sampled_from(["", " + x2", " + c1"]))
     random = draw(st.sampled_from(["(1 | g1)", "(x2 | g1)", "(1 | g1) + (1 | g2)"]))
     sub = draw(st.sampled_from([None, "~ x2", "x1 ~ 1", "~ (1 | g1)", "y ~ x2"]))

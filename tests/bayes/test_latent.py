@@ -97,6 +97,29 @@ def test_mi_matches_brms(brms):
     assert "Sub-model of mi(x): x ~ z" in str(post)
 
 
+def test_me_in_an_interaction_matches_brms():
+    """y ~ me(x, sdx) * z: the latent values enter their product with z too (brms's
+    bsp_mexsdx:z); the data and brms's posterior from tests/data/brms/brms_interactions.R."""
+    ref = json.loads((DATA / "brms_interactions.json").read_text())["me_int"]
+    d = pd.read_csv(DATA / "me_int_data.csv")
+    formula = "y ~ me(x, sdx) * z + (1 | g)"
+    post = multilevel.sample(formula, d, priors=ME_PRIORS, target_accept=0.95, **SETTINGS)
+    assert post.divergences == 0
+    summ = post.summary(group_effects=False)
+    names = {**ME_NAMES, "z": "b_z", "me(x, sdx):z": "bsp_mexsdx:z"}
+    assert set(summ.index) == set(names)
+    check_against(summ, ref, names)
+
+
+def test_mi_in_an_interaction_matches_brms():
+    ref = json.loads((DATA / "brms_interactions.json").read_text())["mi_int"]
+    d = pd.read_csv(DATA / "mi_data.csv")
+    post = multilevel.sample("y ~ mi(x) * z + (1 | g)", d, mi={"x": "~ z"}, priors=MI_PRIORS, **SETTINGS)
+    assert post.divergences == 0
+    summ = post.summary(group_effects=True)
+    check_against(summ, ref, {**MI_NAMES, "mi(x):z": "bsp_y_mix:z"})
+
+
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
     rng = np.random.default_rng(4)
@@ -116,9 +139,9 @@ def small() -> pd.DataFrame:
 @pytest.mark.parametrize(
     "formula, match",
     [
-        ("y ~ me(x, sdx):z + (1 | g)", "main effects only"),
-        ("y ~ z * me(x, sdx) + (1 | g)", "main effects only"),
-        ("y ~ z + (me(x, sdx) | g)", "main effects only"),
+        ("y ~ me(x, sdx)^2 + (1 | g)", "raised to a power"),
+        ("y ~ z + (me(x, sdx) | g)", "random-effects term or a function"),
+        ("y ~ log(me(x, sdx)) + (1 | g)", "random-effects term or a function"),
         ("y ~ me(x) + (1 | g)", "me\\(x, sdx\\)"),
         ("y ~ mi(x, sdx) + (1 | g)", "not supported"),
         ("y ~ me(x, sdx) + mi(x) + (1 | g)", "two latent terms"),
@@ -131,8 +154,12 @@ def test_formula_errors(small, formula, match):
 
 
 def test_data_and_model_errors(small):
-    with pytest.raises(ModelError, match="main effects only"):
-        multilevel.sample("y ~ me(x, sdx) + x:z + (1 | g)", small, chains=1)
+    with pytest.raises(ModelError, match="not inside a function"):
+        multilevel.sample("y ~ me(x, sdx) + I(x**2) + (1 | g)", small, chains=1)
+    with pytest.raises(ModelError, match="as a main effect"):
+        multilevel.sample("y ~ me(x, sdx):z + (1 | g)", small, chains=1)
+    with pytest.raises(ModelError, match="integrates latent main effects only"):
+        multilevel.fit("y ~ me(x, sdx) * z + (1 | g)", small)
     with pytest.raises(ModelError, match="random slope"):
         multilevel.sample("y ~ me(x, sdx) + (x | g)", small, chains=1)
     with pytest.raises(ModelError, match="no mi\\(\\) term"):

@@ -9,8 +9,10 @@ observed and imputed, has its own regression ``x ~ N(W gamma, sigma_x)`` (the
 sub-model's formula, fixed effects; its predictors centred as brms centres them,
 so its intercept prior is on the centred intercept).
 
-In either case the design column of ``x`` is replaced by the latent values in
-every evaluation; the latent column is not centred (brms's "special" terms are not).
+In either case the design columns of ``x`` (its main effect and its interactions,
+``X0 + x D`` with ``D`` the other factors of the product) are recomputed from the
+latent values in every evaluation; they are not centred (brms's "special" terms
+are not).
 Names follow brms: ``meanme_x``, ``sdme_x``, ``x_Intercept``, ``x_z``, ``sigma_x``,
 ``Ymi_x[<row>]``; the outcome model's coefficient is named by its term, ``me(x, sdx)``
 or ``mi(x)``.
@@ -121,7 +123,7 @@ def latent_columns(
             sigma = values[f"sigma_{li.column}"]
             r = (true - mu) / sigma
             lp = lp - 0.5 * jnp.sum(r * r) - r.size * (jnp.log(sigma) + 0.5 * LOG_2PI)
-        X = X.at[:, li.index].set(true)
+        X = X.at[:, list(li.in_x)].set(d["X0"] + true[:, None] * d["D"])
     return X, lp
 
 

@@ -36,6 +36,7 @@ from ..linalg import criteria
 from ..linalg.crossprod import CrossProducts, as_dense, layout_of
 from ..linalg.ops import jax_ops
 from ..model.design import Design
+from ..model.latent import latent_names
 from ..model.spec import ModelSpec
 from .latent import LatentInfo, latent_columns, latent_params
 from .priors import ParamInfo, Prior
@@ -127,9 +128,7 @@ class Structure:
         their terms, and the model is then sampled with its random effects (the
         marginal likelihood's cross-products would change with every draw)."""
         marginal = family.is_lmm and not latent
-        names = list(spec.fixed_names)
-        for li in latent:
-            names[li.index] = li.label
+        names = latent_names(spec.fixed_names, latent)
         intercept = names.index("Intercept") if "Intercept" in names else None
         params: list[ParamInfo] = []
         for i, nm in enumerate(names):

@@ -157,8 +157,8 @@ def default_xbar(struct: Structure, X: np.ndarray) -> np.ndarray:
         return np.zeros(struct.p)
     xbar = X.mean(axis=0)
     xbar[struct.intercept] = 0.0
-    for li in struct.latent:  # brms centres none of its special terms
-        xbar[li.index] = 0.0
+    for li in struct.latent:  # brms centres none of its special terms, nor their interactions
+        xbar[list(li.in_x)] = 0.0
     return xbar
 
 

@@ -4,8 +4,9 @@
 :func:`latent_terms` finds them in the fixed part of a formula and returns the
 formula with each replaced by its column (``y ~ me(x, sdx) + z`` becomes
 ``y ~ x + z``), so that the materializer builds the design as usual; the method
-then replaces that column with the latent values. The terms enter as main
-effects only: an interaction or a random slope on them is refused, naming the term.
+then recomputes the columns it enters from the latent values. The terms enter as
+main effects and in interactions (``me(x, sdx) * z``, as brms's special terms); one
+inside a function or a random-effects term is refused, naming the term.
 """
 
 from __future__ import annotations
@@ -77,15 +78,16 @@ def latent_terms(formula: str) -> tuple[str, tuple[LatentTerm, ...]]:
         if depth > 0:
             raise FormulaError(
                 f"{m.group(0)} inside a random-effects term or a function: {m.group(1)}() terms enter "
-                "the fixed part as main effects only",
+                "the fixed part, as main effects and in interactions",
                 formula,
                 span,
             )
         t = _term(m.group(1), m.group(2), formula, span)
         before, after = formula[: m.start()].rstrip(), formula[m.end() :].lstrip()
-        if before.endswith((":", "*", "/", "^")) or after.startswith((":", "*", "/", "^")):
+        if before.endswith("^") or after.startswith("^"):
             raise FormulaError(
-                f"{t.label} in an interaction: {m.group(1)}() terms enter as main effects only",
+                f"{t.label} raised to a power: {m.group(1)}() terms enter as main effects and in "
+                f"products such as {t.label} * z",
                 formula,
                 span,
             )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, warn
+from ..model.latent import latent_names
 
 LOG_2PI = math.log(2 * math.pi)
 MAX_EFFECTS = 3000  # random effects: M is dense (q x q)
@@ -173,6 +174,12 @@ def fit_measurement(model: Any, *, result_type: Any) -> Any:
     import jax
     from scipy.optimize import minimize
 
+    inside = [li.label for li in model.latent_info if len(li.in_x) > 1]
+    if inside:
+        raise ModelError(
+            f"{inside[0]} enters an interaction: the me() likelihood fit integrates latent main effects "
+            "only; sample the model with multilevel.sample(...) (or the sample command)"
+        )
     n = model.design.n
     lay, Q = _layout(model)
     if Q > MAX_EFFECTS or n * Q > MAX_WORK:
@@ -239,9 +246,7 @@ def fit_measurement(model: Any, *, result_type: Any) -> Any:
 
 
 def _names(model: Any, lay: list[tuple[int, int, int]]) -> tuple[str, ...]:
-    names = list(model.spec.fixed_names)
-    for li in model.latent_info:
-        names[li.index] = li.label
+    names = latent_names(model.spec.fixed_names, model.latent_info)
     for g, (_, _, q) in zip(model.spec.groupings, lay):
         r, c = _tril(q)
         names += [f"T_{g.name}[{g.columns[i]},{g.columns[j]}]" for i, j in zip(r, c)]

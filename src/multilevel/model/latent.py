@@ -37,10 +37,25 @@ class LatentInfo:
     sub_names: tuple[str, ...] = ()  # mi: the sub-model's coefficients ("x_Intercept", "x_z")
     sub_intercept: int | None = None
     sub_formula: str = ""  # mi: the sub-model, "x ~ z"
+    columns: tuple[int, ...] = ()  # every column of X it enters: the main effect, its interactions
 
     @property
     def site(self) -> str:
         return f"zme_{self.column}" if self.kind == "me" else f"Ymi_{self.column}"
+
+    @property
+    def in_x(self) -> tuple[int, ...]:
+        return self.columns or (self.index,)
+
+
+def latent_names(names: list[str] | tuple[str, ...], infos: tuple[LatentInfo, ...]) -> list[str]:
+    """The outcome model's coefficient names with each latent column named by its term:
+    ``x`` as ``me(x, sdx)``, ``x:z`` as ``me(x, sdx):z``."""
+    out = list(names)
+    for li in infos:
+        for j in li.in_x:
+            out[j] = ":".join(li.label if f == li.column else f for f in out[j].split(":"))
+    return out
 
 
 def _sub_formula(column: str, text: Any) -> str:
@@ -101,27 +116,59 @@ def _check_columns(df: pd.DataFrame, terms: tuple[LatentTerm, ...]) -> None:
                 raise DataError(f"{t.label}: column {t.column!r} has infinite values")
 
 
-def _check_design(spec: ModelSpec, terms: tuple[LatentTerm, ...]) -> list[int]:
-    """Each latent column's place in X; refused where it enters other terms too."""
+def _check_design(spec: ModelSpec, terms: tuple[LatentTerm, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    """Each latent column's main effect in X and every column it enters (its products
+    with other columns, as brms's interactions of special terms); refused inside a
+    function of the formula or a random slope."""
     names = spec.fixed_names
     out = []
     for t in terms:
         if names.count(t.column) != 1:
-            raise ModelError(f"{t.label} must enter the formula once, as a main effect")
-        others = [
-            n for n in names if n != t.column and t.column in n.replace("(", ":").replace(")", ":").split(":")
-        ]
-        if others:
             raise ModelError(
-                f"{t.column!r} also enters {others[0]!r}: {t.kind}() terms enter as main effects only"
+                f"{t.label} must enter the formula as a main effect (it may also enter interactions)"
             )
+        cols = []
+        for j, n in enumerate(names):
+            if t.column in n.split(":"):
+                cols.append(j)
+            elif _reads(n, t.column):
+                raise ModelError(
+                    f"{t.column!r} enters {n!r}: {t.kind}() terms enter as main effects and in "
+                    f"interactions such as {t.label}:z, not inside a function of the formula"
+                )
         for g in spec.groupings:
             if t.column in g.columns or any(t.column in c.split(":") for c in g.columns):
                 raise ModelError(
                     f"{t.label}: a random slope on a latent covariate ({g.name}) is not supported"
                 )
-        out.append(names.index(t.column))
+        out.append((names.index(t.column), tuple(cols)))
     return out
+
+
+def _linear_parts(
+    setup: LatentSetup, rows: np.ndarray, column: str, cols: tuple[int, ...], X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X0`` and ``D`` with ``X[:, cols] = X0 + x D`` for the latent column's values x:
+    the design again at x + 1 and x + 2 (an interaction is linear in each factor; the
+    second shift checks it)."""
+    x = setup.filled[column].to_numpy(dtype=float)[rows]
+    if len(cols) == 1:
+        return np.zeros((x.size, 1)), np.ones((x.size, 1))
+    shifted = []
+    for k in (1.0, 2.0):
+        frame = setup.filled.iloc[rows].copy()
+        frame[column] = frame[column].astype(float) + k
+        design_k = build_model(setup.rewritten, frame, na_action="raise")[1]
+        if design_k.X.shape != X.shape:  # pragma: no cover - a shift keeps the column span
+            raise ModelError(f"the design changes when {column!r} shifts; write the interaction explicitly")
+        shifted.append(design_k.X[:, list(cols)])
+    base = X[:, list(cols)]
+    D = shifted[0] - base
+    X0 = base - x[:, None] * D
+    scale = 1.0 + np.abs(shifted[1])
+    if not np.all(np.abs(X0 + (x[:, None] + 2.0) * D - shifted[1]) <= 1e-8 * scale):
+        raise ModelError(f"{column!r} enters a column nonlinearly; latent covariates enter as products only")
+    return X0, D
 
 
 @dataclass
@@ -174,12 +221,13 @@ def finish(
     rows = design.rows if design.rows is not None else np.arange(len(df))
     index = _check_design(spec, setup.terms)
     infos, arrays, labels = [], [], {}
-    for t, j in zip(setup.terms, index):
+    for t, (j, cols) in zip(setup.terms, index):
         x = filled[t.column].to_numpy(dtype=float)[rows]
+        X0, D = _linear_parts(setup, rows, t.column, cols, design.X)
         if t.kind == "me":
             sd = df[t.sd_column].to_numpy(dtype=float)[rows]
-            infos.append(LatentInfo("me", t.column, t.label, j, x.size))
-            arrays.append({"obs": x, "sd": sd, "observed": np.ones(x.size, bool)})
+            infos.append(LatentInfo("me", t.column, t.label, j, x.size, columns=cols))
+            arrays.append({"obs": x, "sd": sd, "observed": np.ones(x.size, bool), "X0": X0, "D": D})
             continue
         miss = setup.holes[t.column][rows]
         sub = f"{t.column} ~ {setup.subs[t.column]}"
@@ -190,8 +238,18 @@ def finish(
         wbar = W.mean(axis=0) if icpt is not None else np.zeros(W.shape[1])
         if icpt is not None:
             wbar[icpt] = 0.0
-        infos.append(LatentInfo("mi", t.column, t.label, j, int(miss.sum()), names, icpt, sub))
-        arrays.append({"obs": x, "index": np.flatnonzero(miss), "observed": ~miss, "W": W, "wbar": wbar})
+        infos.append(LatentInfo("mi", t.column, t.label, j, int(miss.sum()), names, icpt, sub, cols))
+        arrays.append(
+            {
+                "obs": x,
+                "index": np.flatnonzero(miss),
+                "observed": ~miss,
+                "W": W,
+                "wbar": wbar,
+                "X0": X0,
+                "D": D,
+            }
+        )
         labels[t.column] = [str(v) for v in df.index[rows][miss]]
     return tuple(infos), tuple(arrays), labels
 
