@@ -196,3 +196,24 @@ def test_pictures_that_apply_and_clear_refusals(orange_fit):
             getattr(orange_fit, name)()
     with pytest.raises(multilevel.errors.ModelError, match="not available for nonlinear fits"):
         orange_fit.report("unused.html")
+
+
+def test_the_forward_difference_hessian_agrees_with_central_differences(orange_fit, monkeypatch):
+    """The SEs come from forward differences of the exact gradient, checked by the
+    asymmetry of the differenced matrix; central differences (error of order h^2)
+    give the same SEs to 1e-4."""
+    from multilevel.nlmm import fit as nlfit_module
+    from multilevel.nlmm.numpy_laplace import NumpyLaplace
+
+    x = np.array(orange_fit.optinfo.end)
+    obj = NumpyLaplace(orange_fit.problem)
+    obj.laplace_and_gradient(x)
+    free = np.ones(x.size, bool)
+    forward = nlfit_module._hessian_from_gradient(obj, x, free)[1]
+    monkeypatch.setattr(nlfit_module, "ASYMMETRY_TOL", -1.0)  # force the central differences
+    central = nlfit_module._hessian_from_gradient(obj, x, free)[1]
+    p = orange_fit.problem.p
+    se_f = np.sqrt(np.diag(2 * np.linalg.inv(forward))[:p])
+    se_c = np.sqrt(np.diag(2 * np.linalg.inv(central))[:p])
+    np.testing.assert_allclose(se_f, se_c, rtol=1e-4)
+    np.testing.assert_allclose(orange_fit.se.to_numpy(), se_f, rtol=1e-6)

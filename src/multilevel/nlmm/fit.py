@@ -25,6 +25,8 @@ from .quadrature import check_agq
 from .start import initial_beta, population_start, theta_start
 
 GRADIENT_TOL = 2e-3  # max |H^{-1} g| of the deviance at the optimum, as lme4's check
+FORWARD_STEP, CENTRAL_STEP = 1e-5, 5e-4  # relative steps of the Hessian's differences
+ASYMMETRY_TOL = 1e-3  # of a forward-difference Hessian, relative to its diagonal (its SE error is smaller)
 OK_CODES = (
     "NLOPT_SUCCESS",
     "NLOPT_FTOL_REACHED",
@@ -131,9 +133,12 @@ def _hessian(f: Any, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.nd
 def _hessian_from_gradient(
     obj: Any, x: np.ndarray, free: np.ndarray, at_x: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of the Laplace deviance over the free coordinates: central
-    differences of the exact gradient (two gradients per coordinate); ``at_x``, the
-    gradient at x if the optimizer has it."""
+    """Gradient and Hessian of the Laplace deviance over the free coordinates: forward
+    differences of the exact gradient (one gradient per coordinate, ``at_x`` the
+    gradient at x if the optimizer has it). Differences of an exact gradient make a
+    matrix whose asymmetry measures its error; where that is above ASYMMETRY_TOL
+    (relative to the diagonal), central differences (two gradients per coordinate)
+    replace it."""
     idx = np.flatnonzero(free)
 
     def grad(v: np.ndarray) -> np.ndarray:
@@ -142,13 +147,22 @@ def _hessian_from_gradient(
         return obj.laplace_and_gradient(full)[1][idx]
 
     v = x[idx]
-    h = 0.0005 * np.abs(v) + 1e-5 * (np.abs(v) < 1e-8)
+    g0 = grad(v) if at_x is None else at_x[idx]
+    tiny = 1e-5 * (np.abs(v) < 1e-8)
+    h = FORWARD_STEP * np.abs(v) + tiny
     J = np.empty((v.size, v.size))
     for j in range(v.size):
         e = np.zeros(v.size)
         e[j] = h[j]
-        J[:, j] = (grad(v + e) - grad(v - e)) / (2 * h[j])
-    return (grad(v) if at_x is None else at_x[idx]), 0.5 * (J + J.T)
+        J[:, j] = (grad(v + e) - g0) / h[j]
+    scale = np.sqrt(np.abs(np.outer(np.diag(J), np.diag(J)))) + 1e-300
+    if not (np.all(np.isfinite(J)) and float(np.max(np.abs(J - J.T) / scale)) <= ASYMMETRY_TOL):
+        h = CENTRAL_STEP * np.abs(v) + tiny
+        for j in range(v.size):
+            e = np.zeros(v.size)
+            e[j] = h[j]
+            J[:, j] = (grad(v + e) - grad(v - e)) / (2 * h[j])
+    return g0, 0.5 * (J + J.T)
 
 
 def _standard_errors(H: np.ndarray, p: int) -> tuple[np.ndarray, bool]:
