@@ -95,7 +95,9 @@ def latent_cases(draw: st.DrawFn) -> dict[str, object]:
     )
     rest = draw(st.sampled_from(["", " + x2", " + c1"]))
     random = draw(st.sampled_from(["(1 | g1)", "(x2 | g1)", "(1 | g1) + (1 | g2)"]))
-    sub = draw(st.sampled_from([None, "~ x2", "x1 ~ 1", "~ (1 | g1)", "y ~ x2"]))
+    sub = draw(
+        st.sampled_from([None, "~ x2", "x1 ~ 1", "~ (1 | g1)", "y ~ x2", "~ x2 + (1 | g2)", "~ (x2 | g1)"])
+    )
     return {"formula": f"y ~ {term}{rest} + {random}", "mi": {"x1": sub} if sub and "mi(" in term else None}
 
 

@@ -105,3 +105,18 @@ def test_convex_quadratics_with_bounds(scales, centre, bounded):
     r = minimize_gradient(fg, np.ones(k), lower)
     assert r.converged
     np.testing.assert_allclose(r.x, np.maximum(c, lower), atol=1e-6)
+
+
+def test_an_indefinite_start_still_converges_fast():
+    """Started where the curvature is negative (x = 0.3 on the double well): the
+    differenced Hessian is indefinite, made positive definite before BFGS takes it over
+    (a regression: skipped updates used to leave it indefinite, and the steps crawled)."""
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        e = x[1] - 0.5 * x[0]
+        f = x[0] ** 4 - 2 * x[0] ** 2 + 3 * e**2
+        return float(f), np.array([4 * x[0] ** 3 - 4 * x[0] - 3 * e, 6 * e])
+
+    r = minimize_gradient(fg, np.array([0.3, 0.0]), np.full(2, -np.inf))
+    assert r.converged and r.evaluations < 40
+    assert abs(r.x[0]) == pytest.approx(1.0, abs=1e-6) and r.x[1] == pytest.approx(0.5 * r.x[0], abs=1e-6)

@@ -46,6 +46,8 @@ def latent_params(infos: tuple[LatentInfo, ...]) -> list[ParamInfo]:
             else:
                 out.append(ParamInfo(nm, "b", keys=(nm, f"b_{nm}", f"b_{c}", "b")))
         out.append(ParamInfo(f"sigma_{c}", "sigma", keys=(f"sigma_{c}",)))
+        for g, _ in li.sub_groups:
+            out.append(ParamInfo(li.sub_sd(g), "sd", keys=(li.sub_sd(g), f"sd_{g}__{c}", f"sd_{c}")))
     return out
 
 
@@ -84,6 +86,7 @@ def latent_defaults(
         if li.sub_intercept is not None:
             out[li.sub_names[li.sub_intercept]] = centre
         out[f"sigma_{c}"] = spread
+        out.update({li.sub_sd(g): spread for g, _ in li.sub_groups})
     return {k: v for k, v in out.items() if k in wanted}
 
 
@@ -120,6 +123,10 @@ def latent_columns(
         else:
             true = d["obs"].at[d["index"]].set(values[li.site])
             mu = d["W"] @ _sub_coefficients(li, d, values)
+            for (g, _), codes in zip(li.sub_groups, d["codes"]):
+                z = values[li.sub_site(g)]
+                lp = lp - 0.5 * jnp.sum(z * z) - 0.5 * z.size * LOG_2PI
+                mu = mu + (values[li.sub_sd(g)] * z)[codes]
             sigma = values[f"sigma_{li.column}"]
             r = (true - mu) / sigma
             lp = lp - 0.5 * jnp.sum(r * r) - r.size * (jnp.log(sigma) + 0.5 * LOG_2PI)
@@ -144,6 +151,9 @@ def latent_report(
             out[nm] = g[j]
         out[f"sigma_{c}"] = values[f"sigma_{c}"]
         out[li.site] = values[li.site]
+        for g, _ in li.sub_groups:
+            out[li.sub_sd(g)] = values[li.sub_sd(g)]
+            out[f"r_{g}__{c}"] = values[li.sub_sd(g)] * values[li.sub_site(g)]
     return out
 
 
@@ -170,6 +180,9 @@ def latent_init(
         g, *_ = np.linalg.lstsq(Wc[seen], obs[seen], rcond=None)
         resid = obs[seen] - Wc[seen] @ g
         sigma = max(float(np.sqrt(np.mean(resid**2))), 1e-3 * (float(np.std(obs[seen])) or 1.0))
+        for grp, levels in li.sub_groups:
+            out[li.sub_sd(grp)] = np.asarray(0.5 * sigma * math.exp(0.1 * rng.standard_normal()))
+            out[li.sub_site(grp)] = 0.1 * rng.standard_normal(len(levels))
         for j, nm in enumerate(li.sub_names):
             site = f"{nm}_c" if j == li.sub_intercept else nm  # intercepts are sampled centred
             out[site] = np.asarray(g[j] + 0.1 * sigma / math.sqrt(seen.sum()) * rng.standard_normal())

@@ -79,7 +79,11 @@ class PosteriorResult(PosteriorDraws):
             out[st.dispersion] = self.values[st.dispersion]
         for li in st.latent:
             c = li.column
-            names = [f"meanme_{c}", f"sdme_{c}"] if li.kind == "me" else [*li.sub_names, f"sigma_{c}"]
+            names = (
+                [f"meanme_{c}", f"sdme_{c}"]
+                if li.kind == "me"
+                else [*li.sub_names, f"sigma_{c}", *(li.sub_sd(g) for g, _ in li.sub_groups)]
+            )
             out.update({nm: self.values[nm] for nm in names})
         return out
 
@@ -102,6 +106,10 @@ class PosteriorResult(PosteriorDraws):
                     rows = self.model.latent_rows[lat.column]
                     for i, row in enumerate(rows):
                         out[f"{lat.site}[{row}]"] = self.values[lat.site][:, :, i]
+                    for g, levels in lat.sub_groups:
+                        r = self.values[f"r_{g}__{lat.column}"]
+                        for i, lev in enumerate(levels):
+                            out[f"r_{g}__{lat.column}[{lev},Intercept]"] = r[:, :, i]
         return out
 
     # ---- ArviZ -------------------------------------------------------

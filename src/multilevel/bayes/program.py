@@ -329,6 +329,8 @@ def site_supports(struct: Structure, priors: dict[str, Prior]) -> dict[str, tupl
             out[f"z_{g.name}"] = (constraints.real, (g.n_levels, g.q))
     for li in struct.latent:
         out[li.site] = (constraints.real, (li.size,))
+        for factor, levels in li.sub_groups:
+            out[li.sub_site(factor)] = (constraints.real, (len(levels),))
     return out
 
 

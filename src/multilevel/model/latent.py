@@ -38,6 +38,7 @@ class LatentInfo:
     sub_intercept: int | None = None
     sub_formula: str = ""  # mi: the sub-model, "x ~ z"
     columns: tuple[int, ...] = ()  # every column of X it enters: the main effect, its interactions
+    sub_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # mi: random intercepts (factor, levels)
 
     @property
     def site(self) -> str:
@@ -46,6 +47,14 @@ class LatentInfo:
     @property
     def in_x(self) -> tuple[int, ...]:
         return self.columns or (self.index,)
+
+    def sub_sd(self, group: str) -> str:
+        """brms's name of a sub-model's random-intercept SD, ``sd_g__x_Intercept``."""
+        return f"sd_{group}__{self.column}_Intercept"
+
+    def sub_site(self, group: str) -> str:
+        """The sample site of its standardized effects (``z_``: not reported itself)."""
+        return f"z_mi_{self.column}_{group}"
 
 
 def latent_names(names: list[str] | tuple[str, ...], infos: tuple[LatentInfo, ...]) -> list[str]:
@@ -69,10 +78,6 @@ def _sub_formula(column: str, text: Any) -> str:
         if lhs.strip() not in ("", column):
             raise ModelError(f"the sub-model of mi({column}) has {column} on its left, got {text!r}")
         text = rhs
-    if "|" in text:
-        raise ModelError(
-            f"the sub-model of mi({column}) takes fixed effects only ({text.strip()!r} has a random term)"
-        )
     return text.strip()
 
 
@@ -232,13 +237,14 @@ def finish(
         miss = setup.holes[t.column][rows]
         sub = f"{t.column} ~ {setup.subs[t.column]}"
         sub_spec, sub_design = build_model(sub, filled.iloc[rows], na_action="raise", random_required=False)
+        groups = _sub_groups(t.column, setup.subs[t.column], sub_spec)
         W = sub_design.X
         names = tuple(f"{t.column}_{n}" for n in sub_spec.fixed_names)
         icpt = sub_spec.fixed_names.index("Intercept") if "Intercept" in sub_spec.fixed_names else None
         wbar = W.mean(axis=0) if icpt is not None else np.zeros(W.shape[1])
         if icpt is not None:
             wbar[icpt] = 0.0
-        infos.append(LatentInfo("mi", t.column, t.label, j, int(miss.sum()), names, icpt, sub, cols))
+        infos.append(LatentInfo("mi", t.column, t.label, j, int(miss.sum()), names, icpt, sub, cols, groups))
         arrays.append(
             {
                 "obs": x,
@@ -248,10 +254,25 @@ def finish(
                 "wbar": wbar,
                 "X0": X0,
                 "D": D,
+                "codes": tuple(g.codes for g in sub_design.groups),
             }
         )
         labels[t.column] = [str(v) for v in df.index[rows][miss]]
     return tuple(infos), tuple(arrays), labels
+
+
+def _sub_groups(column: str, rhs: str, spec: ModelSpec) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """An mi() sub-model's random intercepts, ``x ~ z + (1 | g)`` (brms's ``bf(x | mi() ~ z
+    + (1 | g))``); slopes are refused."""
+    out = []
+    for g in spec.groupings:
+        if g.columns != ("Intercept",):
+            raise ModelError(
+                f"the sub-model of mi({column}) takes random intercepts, (1 | {g.name}); "
+                f"{rhs!r} has {', '.join(g.columns)} by {g.name}"
+            )
+        out.append((g.name, tuple(g.levels)))
+    return tuple(out)
 
 
 def _reads(rhs: str, name: str) -> bool:

@@ -13,7 +13,8 @@ quadratic through the values and the slope).
 
 A variable at its lower bound whose gradient points below it is held; the others
 take the Newton direction on the held-out Hessian, made positive definite by
-taking its eigenvalues' absolute values (floored relative to the largest). It
+taking its eigenvalues' absolute values (floored relative to the largest; the
+differenced Hessian is made so before BFGS takes it over, which keeps it so). It
 stops when the Newton decrement ``g' H^-1 g`` over the free variables is below
 ``tol`` (relative to ``1 + |f|``), or when a step changes neither ``f`` nor ``x``
 beyond rounding.
@@ -111,6 +112,16 @@ def difference_hessian(
     return H
 
 
+def _positive(H: np.ndarray) -> np.ndarray:
+    """``H`` with its eigenvalues replaced by their absolute values (floored relative to
+    the largest): a differenced Hessian away from the optimum may be indefinite, and
+    BFGS keeps positive definite only what starts so."""
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    top = float(np.max(np.abs(lam))) if lam.size else 1.0
+    lam = np.maximum(np.abs(lam), 1e-10 * max(top, 1e-300))
+    return (V * lam) @ V.T
+
+
 def _direction(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> np.ndarray:
     """The Newton direction on the free variables, on ``|H|`` (eigenvalues by absolute
     value, floored), zero on the held ones."""
@@ -171,7 +182,7 @@ def minimize_gradient(
     if not math.isfinite(f):
         nan = np.full((x.size, x.size), np.nan)
         return GradientResult(x, f, g, nan, call.n, 0, False, "not finite at the start")
-    H = difference_hessian(call, x, g, lower, rel_step)
+    H = _positive(difference_hessian(call, x, g, lower, rel_step))
     fresh, it = True, 0
     while True:
         if call.spent:
@@ -197,7 +208,7 @@ def minimize_gradient(
                 converged = dec <= 1e-6 * (1.0 + abs(f))
                 why = "no decrease at the precision of the criterion" if converged else "line search failed"
                 return GradientResult(x, f, g, H, call.n, it, converged, why)
-            H, fresh = difference_hessian(call, x, g, lower, rel_step), True
+            H, fresh = _positive(difference_hessian(call, x, g, lower, rel_step)), True
             continue
         it += 1
         s, y = xt - x, gt - g
