@@ -122,7 +122,7 @@ def test_mi_in_an_interaction_matches_brms():
 
 def test_mi_with_a_random_intercept_in_its_sub_model_matches_brms():
     """bf(x | mi() ~ z + (1 | g)): the imputation model has its own effects by group
-    (sd_g__x_Intercept, r_g__x[...]); brms's posterior from tests/data/brms/brms_mi_groups.R."""
+    (sd_g__x_Intercept, r_g__x[...]); brms's posterior from tests/data/brms/brms_interactions.R."""
     ref = json.loads((DATA / "brms_mi_groups.json").read_text())
     d = pd.read_csv(DATA / "mi_groups_data.csv")
     priors = {**MI_PRIORS, "sd_x": "student_t(3, 0, 2.5)"}
