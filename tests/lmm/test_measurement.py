@@ -161,3 +161,27 @@ def test_failure_paths(two_me):
         multilevel.fit(
             "y ~ me(w1, s1) + (1 | g)", two_me.assign(y=(two_me["y"] > 0).astype(int)), family="binomial"
         )
+
+
+@pytest.mark.parametrize(
+    "formula", ["y ~ me(w1, s1) + z + (1 | g)", "y ~ me(w1, s1) + me(w2, s2) + (1 + z | g)"]
+)
+def test_the_gradient_is_exact(two_me, formula):
+    """The NumPy gradient (multilevel.lmm.measurement_loglik) against central differences."""
+    from multilevel.lmm.measurement_loglik import loglik_and_gradient
+
+    m = Model(formula, two_me)
+    _, data, _, _ = build_loglik(m)
+    rng = np.random.default_rng(2)
+    n_x = (
+        m.design.X.shape[1] + sum(g.q * (g.q + 1) // 2 for g in m.spec.groupings) + 1 + 2 * len(m.latent_info)
+    )
+    for _ in range(3):
+        x = rng.normal(0, 0.5, n_x)
+        _, g = loglik_and_gradient(x, data)
+        fd = np.empty(n_x)
+        for j in range(n_x):
+            e = np.zeros(n_x)
+            e[j] = 1e-6
+            fd[j] = (loglik_and_gradient(x + e, data)[0] - loglik_and_gradient(x - e, data)[0]) / 2e-6
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5)

@@ -12,11 +12,14 @@ mu_k + lambda_ki (w_ki - mu_k)`` and variance ``v_ki = lambda_ki s_ki^2``, where
     w_k ~ N(mu_k, tau_k^2 + s_k^2),
 
 and the log-likelihood is the sum of the two: exact, no latent dimension left. The
-fit maximizes it over ``(beta, b, D, sigma, mu, tau)`` by BFGS on JAX's gradient;
+fit maximizes it over ``(beta, b, D, sigma, mu, tau)`` by the quasi-Newton search of
+:mod:`multilevel.optim.quasi_newton` on its exact gradient
+(:mod:`multilevel.lmm.measurement_loglik`, NumPy: nothing to compile);
 ``D = L L'`` with ``L`` each grouping's lower-triangular template, unconstrained (so
 a variance on the boundary is reachable); ``V``'s determinant and inverse come from
 ``M = I + L'Z' R^-1 Z L`` (Woodbury), well defined at the boundary too. Standard
-errors from the inverse Hessian of the whole vector. The naive fit of the same
+errors from the inverse Hessian of the whole vector (central differences of the
+exact gradient). The naive fit of the same
 formula with ``w`` as observed shows the attenuation ``me()`` removes (slope times
 the mean reliability, roughly).
 """
@@ -33,7 +36,6 @@ import numpy as np
 from ..errors import ConvergenceWarning, ModelError, warn
 from ..model.latent import latent_names
 
-LOG_2PI = math.log(2 * math.pi)
 MAX_EFFECTS = 3000  # random effects: M is dense (q x q)
 MAX_WORK = 2e8  # n x q: the dense Z L
 
@@ -73,71 +75,12 @@ def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_loglik(model: Any) -> tuple[Any, dict[str, Any], list[tuple[int, int, int]], int]:
-    """``(x, data) -> log-likelihood`` (jitted, float64) with its data and the vector's layout."""
-    from ..linalg.jax_setup import enable_x64_and_cache
+    """``(x, data) -> log-likelihood`` with its data and the vector's layout
+    (:mod:`multilevel.lmm.measurement_loglik`, NumPy)."""
+    from .measurement_loglik import loglik, measurement_data
 
-    enable_x64_and_cache()
-    import jax
-    import jax.numpy as jnp
-
-    d = model.design
-    infos = model.latent_info
-    p = d.X.shape[1]
-    lay, Q = _layout(model)
-    data = {
-        "y": d.y,
-        "X": d.X,
-        "codes": tuple(g.codes for g in d.groups),
-        "values": tuple(g.values for g in d.groups),
-        "w": tuple(a["obs"] for a in model.latent_data),
-        "s": tuple(a["sd"] for a in model.latent_data),
-    }
-    idx = [li.index for li in infos]
-    K = len(idx)
-    tri = [_tril(q) for _, _, q in lay]
-    n_t = [len(r) for r, _ in tri]
-
-    def unpack(x: Any) -> tuple[Any, ...]:
-        beta = x[:p]
-        at = p
-        Ts = []
-        for (r, c), (_, _, q), m in zip(tri, lay, n_t):
-            Ts.append(jnp.zeros((q, q)).at[r, c].set(x[at : at + m]))
-            at += m
-        log_sigma = x[at]
-        mu = x[at + 1 : at + 1 + K]
-        log_tau = x[at + 1 + K : at + 1 + 2 * K]
-        return beta, Ts, log_sigma, mu, log_tau
-
-    def loglik(x: Any, data: dict[str, Any]) -> Any:
-        beta, Ts, log_sigma, mu, log_tau = unpack(x)
-        n = data["y"].shape[0]
-        X = data["X"]
-        r = jnp.full(n, jnp.exp(2 * log_sigma))
-        ll = jnp.zeros(())
-        for k, j in enumerate(idx):
-            w, s = data["w"][k], data["s"][k]
-            t2 = jnp.exp(2 * log_tau[k])
-            tot = t2 + s * s
-            lam = t2 / tot
-            X = X.at[:, j].set(mu[k] + lam * (w - mu[k]))
-            r = r + beta[j] ** 2 * lam * s * s
-            ll = ll - 0.5 * jnp.sum(LOG_2PI + jnp.log(tot) + (w - mu[k]) ** 2 / tot)
-        e = data["y"] - X @ beta
-        ZL = jnp.zeros((n, Q))
-        for (off, _, q), T, codes, vals in zip(lay, Ts, data["codes"], data["values"]):
-            cols = off + codes[:, None] * q + jnp.arange(q)[None, :]
-            ZL = ZL.at[jnp.arange(n)[:, None], cols].set(vals @ T)
-        A = ZL / r[:, None]
-        M = jnp.eye(Q) + ZL.T @ A
-        C = jnp.linalg.cholesky(M)
-        c = jax.scipy.linalg.solve_triangular(C, A.T @ e, lower=True)
-        quad = jnp.sum(e * e / r) - jnp.sum(c * c)
-        logdet = jnp.sum(jnp.log(r)) + 2 * jnp.sum(jnp.log(jnp.diag(C)))
-        out = ll - 0.5 * (n * LOG_2PI + logdet + quad)
-        return jnp.where(jnp.isfinite(out), out, -jnp.inf)
-
-    return jax.jit(loglik), data, lay, p
+    data = measurement_data(model)
+    return loglik, data, data["layout"], model.design.X.shape[1]
 
 
 def _start(model: Any, naive: Any, lay: list[tuple[int, int, int]]) -> np.ndarray:
@@ -171,8 +114,8 @@ def _start(model: Any, naive: Any, lay: list[tuple[int, int, int]]) -> np.ndarra
 
 def fit_measurement(model: Any, *, result_type: Any) -> Any:
     """The ML fit of a model with ``me()`` terms (see the module docstring)."""
-    import jax
-    from scipy.optimize import minimize
+    from ..optim.quasi_newton import minimize_gradient
+    from .measurement_loglik import loglik_and_gradient
 
     inside = [li.label for li in model.latent_info if len(li.in_x) > 1]
     if inside:
@@ -189,31 +132,29 @@ def fit_measurement(model: Any, *, result_type: Any) -> Any:
         )
     t0 = time.perf_counter()
     naive = model.naive_fit(reml=False)
-    loglik, data, lay, p = build_loglik(model)
+    _, data, lay, p = build_loglik(model)
     x0 = _start(model, naive, lay)
-    vg = jax.jit(jax.value_and_grad(lambda x, d: -loglik(x, d)))
-    count = [0]
 
     def f(x: np.ndarray) -> tuple[float, np.ndarray]:
-        count[0] += 1
-        v, g = vg(x, data)
-        v = float(v)
-        return (v, np.asarray(g)) if math.isfinite(v) else (math.inf, np.zeros_like(x))
+        v, g = loglik_and_gradient(x, data)
+        return (-v, -g) if math.isfinite(v) else (math.inf, np.full(x.size, np.nan))
 
-    res = minimize(f, x0, jac=True, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
+    res = minimize_gradient(f, x0, np.full(x0.size, -np.inf), max_evals=5_000)
     x = res.x
-    H = np.asarray(jax.hessian(lambda x: -loglik(x, data))(x))
-    g = np.asarray(vg(x, data)[1])
+    H = _hessian(f, x)
+    g = f(x)[1]
     try:
         vcov = np.linalg.inv(H)
         step = float(np.max(np.abs(vcov @ g)))
     except np.linalg.LinAlgError:
         vcov, step = np.full(H.shape, np.nan), math.inf
-    converged = bool(math.isfinite(res.fun) and step < 1e-4 and np.all(np.isfinite(np.diag(vcov))))
+    variances = np.diag(vcov)
+    finite = bool(np.all(np.isfinite(variances) & (variances > 0)))
+    converged = math.isfinite(res.fval) and step < 1e-4 and finite
     messages: tuple[str, ...] = ()
     if not converged:
         messages = (
-            f"the me() fit did not converge (BFGS: {res.message}; Newton step {step:.2g}); the latent "
+            f"the me() fit did not converge ({res.message}; Newton step {step:.2g}); the latent "
             "covariate's variance may be near zero, or the model not identified",
         )
         warn(messages[0], ConvergenceWarning)
@@ -231,18 +172,29 @@ def fit_measurement(model: Any, *, result_type: Any) -> Any:
         sigma=math.exp(x[at]),
         mu=x[at + 1 : at + 1 + K],
         tau=np.exp(x[at + 1 + K : at + 1 + 2 * K]),
-        loglik=-float(res.fun),
+        loglik=-float(res.fval),
         vcov=vcov,
         names=_names(model, lay),
         n_params=x.size,
         converged=converged,
         gradient_max=float(np.max(np.abs(g))),
-        n_evals=count[0],
+        n_evals=res.evaluations,
         seconds=time.perf_counter() - t0,
         naive=naive,
         messages=messages,
     )
     return result_type(model, est)
+
+
+def _hessian(f: Any, x: np.ndarray) -> np.ndarray:
+    """Central differences of the exact gradient, symmetrized."""
+    H = np.empty((x.size, x.size))
+    for j in range(x.size):
+        h = 1e-4 * max(abs(x[j]), 0.1)
+        e = np.zeros(x.size)
+        e[j] = h
+        H[:, j] = (f(x + e)[1] - f(x - e)[1]) / (2.0 * h)
+    return 0.5 * (H + H.T)
 
 
 def _names(model: Any, lay: list[tuple[int, int, int]]) -> tuple[str, ...]:
