@@ -82,6 +82,7 @@ def test_every_lazy_public_name_is_the_function_not_a_module() -> None:
 def test_the_exact_me_fit_loads_no_jax() -> None:
     """The me() likelihood and its gradient are NumPy: no tracing or compiling on the first fit."""
     csv = str(Path(__file__).resolve().parent / "data" / "brms" / "me_data.csv")
-    code = f"import pandas as pd, multilevel\nmultilevel.fit('y ~ me(x, sdx) + (1 | g)', pd.read_csv({csv!r}))"
+    fit = f"multilevel.fit('y ~ me(x, sdx) + (1 | g)', pd.read_csv({csv!r}))"
+    code = f"import pandas as pd, multilevel\n{fit}"
     mods = _loaded(code)
     assert [m for m in mods if m.split(".")[0] in ("jax", "numba")] == []
