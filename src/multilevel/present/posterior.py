@@ -105,10 +105,15 @@ class Posterior(PosteriorResult):
             f"NUTS{' (random effects integrated out)' if st.marginal else ' (non-centred)'}; "
             f"{s['seconds']:.1f} s",
         ]
+        sub_sds = {li.sub_sd(g) for li in st.latent for g, _ in li.sub_groups}  # in their sub-model's table
         sections = [
             (
                 f"Group-level effects: ~{g.name} ({g.n_levels} levels)",
-                [n for n in summ.index if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__"))],
+                [
+                    n
+                    for n in summ.index
+                    if n.startswith((f"sd_{g.name}__", f"cor_{g.name}__")) and n not in sub_sds
+                ],
             )
             for g in st.groups
         ]
@@ -120,7 +125,8 @@ class Posterior(PosteriorResult):
             if li.kind == "me":
                 sections.append((f"Latent values of {li.label}:", [f"meanme_{c}", f"sdme_{c}"]))
             else:
-                sections.append((f"Sub-model of {li.label}: {li.sub_formula}", [*li.sub_names, f"sigma_{c}"]))
+                rows = [*li.sub_names, f"sigma_{c}", *(li.sub_sd(g) for g, _ in li.sub_groups)]
+                sections.append((f"Sub-model of {li.label}: {li.sub_formula}", rows))
         return "\n".join(lines + posterior_tables(self, summ, sections))
 
     def __str__(self) -> str:
