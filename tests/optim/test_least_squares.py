@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import least_squares
 
@@ -33,6 +33,7 @@ def _logistic(y: np.ndarray):
     st.floats(0.2, 2.0),
     st.integers(0, 2**31 - 1),
 )
+@example(a=1.0, m=1.703125, s=0.203125, seed=86)  # Gauss-Newton's third trial once jumped to scale 0.003
 def test_matches_scipy_on_noisy_logistic_curves(a, m, s, seed):
     rng = np.random.default_rng(seed)
     y = a / (1 + np.exp((m - T) / s)) + rng.normal(0, 0.05 * a, T.size)

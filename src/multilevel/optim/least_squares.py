@@ -4,8 +4,9 @@ Minimizes ``|r(x)|^2`` from the residuals and their Jacobian. Each step solves
 ``(J'J + lam D) d = -J'r`` with ``D`` the diagonal of ``J'J`` (Marquardt's
 scaling, so the step does not depend on the parameters' units); a step that
 lowers the sum of squares is taken and ``lam`` shrinks by the gain ratio
-(Nielsen's rule), one that does not is refused and ``lam`` grows. It stops when
-the predicted decrease, or the step, is below the tolerances.
+(Nielsen's rule), one that does not is refused and ``lam`` grows, as it does for a
+step beyond half a parameter's size (or 1): a trust region in relative units. It
+stops when the predicted decrease, or the step, is below the tolerances.
 
 Used for the population fit that starts a nonlinear mixed model (as R's ``nls``
 follows ``getInitial``), where SciPy's ``least_squares`` would cost more to
@@ -33,6 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 ResidualFunction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+#: the largest step, relative to ``max(|x|, 1)`` per parameter: a Gauss-Newton step far
+#: outside where the linearization holds can land on a plateau (a logistic's scale
+#: driven to 0 makes a step function, where every derivative vanishes) and stop there
+MAX_STEP = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,18 @@ def levenberg_marquardt(
     if not math.isfinite(f):
         return LeastSquaresResult(x, f, evals, False)
     lam, nu = 1e-3, 2.0
-    while evals < max_evals:
+    while evals < max_evals and lam <= 1e16:
         A, g = J.T @ J, J.T @ r
         D = np.maximum(np.diag(A), 1e-300)
         try:
             d = np.linalg.solve(A + lam * np.diag(D), -g)
         except np.linalg.LinAlgError:
             lam, nu = lam * nu, 2.0 * nu
+            continue
+        if not np.all(np.isfinite(d)):
+            return LeastSquaresResult(x, f, evals, False)
+        if float(np.max(np.abs(d) / np.maximum(np.abs(x), 1.0))) > MAX_STEP:
+            lam, nu = lam * nu, 2.0 * nu  # beyond the region the linear model is trusted in
             continue
         predicted = -float(d @ (2.0 * g + A @ d))  # the linear model's decrease
         if not (predicted > ftol * f) or float(np.max(np.abs(d) / (np.abs(x) + xtol))) < xtol:
@@ -87,6 +98,4 @@ def levenberg_marquardt(
             nu = 2.0
         else:
             lam, nu = lam * nu, 2.0 * nu
-            if lam > 1e16:
-                return LeastSquaresResult(x, f, evals, False)
     return LeastSquaresResult(x, f, evals, False)
