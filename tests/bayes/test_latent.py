@@ -197,6 +197,25 @@ def test_data_and_model_errors(small):
         multilevel.sample("y ~ mi(x) + (1 | g)", small.assign(x=np.nan), chains=1)
 
 
+def test_interactions_with_any_response(small):
+    """The interaction columns' parts come from the right-hand side alone: cbind()
+    responses, proportions with trials, offsets."""
+    rng = np.random.default_rng(4)
+    d = small.assign(k=rng.integers(0, 11, len(small)), w=10.0)
+    d = d.assign(f=10 - d["k"], p=d["k"] / 10)
+    for formula, kw in [
+        ("cbind(k, f) ~ me(x, sdx) * z + (1 | g)", {"family": "binomial"}),
+        ("p ~ me(x, sdx) * z + (1 | g)", {"family": "binomial", "weights": "w"}),
+        ("k ~ me(x, sdx) * z + offset(np.log(w)) + (1 | g)", {"family": "poisson"}),
+    ]:
+        m = multilevel.Model(formula, d, **kw)
+        (li,) = m.latent_info
+        assert [m.spec.fixed_names[j] for j in li.in_x] == ["x", "x:z"]
+        X0, D = m.latent_data[0]["X0"], m.latent_data[0]["D"]
+        np.testing.assert_allclose(X0, 0.0, atol=1e-12)
+        np.testing.assert_allclose(D, np.c_[np.ones(len(d)), d["z"]], rtol=1e-12)
+
+
 def test_rows_missing_the_sds_are_counted(small):
     d = small.assign(w=np.random.default_rng(5).normal(size=len(small)))
     d.loc[[3, 7], "w"] = np.nan  # the sub-model's predictor: these rows are dropped, and counted

@@ -155,15 +155,19 @@ def _linear_parts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``X0`` and ``D`` with ``X[:, cols] = X0 + x D`` for the latent column's values x:
     the design again at x + 1 and x + 2 (an interaction is linear in each factor; the
-    second shift checks it)."""
+    second shift checks it). Only the right-hand side is materialized again, with a
+    placeholder response, so that the outcome's own checks (cbind(), trials, weights)
+    do not run twice."""
     x = setup.filled[column].to_numpy(dtype=float)[rows]
     if len(cols) == 1:
         return np.zeros((x.size, 1)), np.ones((x.size, 1))
     shifted = []
+    formula = "latent_shift_response__ ~ " + setup.rewritten.split("~", 1)[1]
     for k in (1.0, 2.0):
         frame = setup.filled.iloc[rows].copy()
         frame[column] = frame[column].astype(float) + k
-        design_k = build_model(setup.rewritten, frame, na_action="raise")[1]
+        frame["latent_shift_response__"] = np.arange(len(frame), dtype=float)  # any non-constant numbers
+        design_k = build_model(formula, frame, na_action="raise")[1]
         if design_k.X.shape != X.shape:  # pragma: no cover - a shift keeps the column span
             raise ModelError(f"the design changes when {column!r} shifts; write the interaction explicitly")
         shifted.append(design_k.X[:, list(cols)])
