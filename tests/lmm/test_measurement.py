@@ -87,7 +87,11 @@ def two_me() -> pd.DataFrame:
 @pytest.mark.parametrize(
     "formula", ["y ~ me(w1, s1) + z + (1 | g)", "y ~ me(w1, s1) + me(w2, s2) + (1 + z | g)"]
 )
-def test_the_integral_is_exact(two_me, formula):
+def test_the_integral_and_its_gradient_are_exact(two_me, formula):
+    """The value against the joint Gaussian of y and w; the NumPy gradient
+    (multilevel.lmm.measurement_loglik) against central differences."""
+    from multilevel.lmm.measurement_loglik import loglik_and_gradient
+
     m = Model(formula, two_me)
     loglik, data, _, _ = build_loglik(m)
     rng = np.random.default_rng(1)
@@ -97,6 +101,13 @@ def test_the_integral_is_exact(two_me, formula):
     for _ in range(3):
         x = rng.normal(0, 0.5, n_x)
         assert float(loglik(x, data)) == pytest.approx(joint_loglik(m, x), rel=1e-10)
+        _, g = loglik_and_gradient(x, data)
+        fd = np.empty(n_x)
+        for j in range(n_x):
+            e = np.zeros(n_x)
+            e[j] = 1e-6
+            fd[j] = (loglik(x + e, data) - loglik(x - e, data)) / 2e-6
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5)
 
 
 def test_fit_on_the_brms_data():
@@ -161,27 +172,3 @@ def test_failure_paths(two_me):
         multilevel.fit(
             "y ~ me(w1, s1) + (1 | g)", two_me.assign(y=(two_me["y"] > 0).astype(int)), family="binomial"
         )
-
-
-@pytest.mark.parametrize(
-    "formula", ["y ~ me(w1, s1) + z + (1 | g)", "y ~ me(w1, s1) + me(w2, s2) + (1 + z | g)"]
-)
-def test_the_gradient_is_exact(two_me, formula):
-    """The NumPy gradient (multilevel.lmm.measurement_loglik) against central differences."""
-    from multilevel.lmm.measurement_loglik import loglik_and_gradient
-
-    m = Model(formula, two_me)
-    _, data, _, _ = build_loglik(m)
-    rng = np.random.default_rng(2)
-    n_x = (
-        m.design.X.shape[1] + sum(g.q * (g.q + 1) // 2 for g in m.spec.groupings) + 1 + 2 * len(m.latent_info)
-    )
-    for _ in range(3):
-        x = rng.normal(0, 0.5, n_x)
-        _, g = loglik_and_gradient(x, data)
-        fd = np.empty(n_x)
-        for j in range(n_x):
-            e = np.zeros(n_x)
-            e[j] = 1e-6
-            fd[j] = (loglik_and_gradient(x + e, data)[0] - loglik_and_gradient(x - e, data)[0]) / 2e-6
-        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5)
