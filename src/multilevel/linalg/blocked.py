@@ -347,6 +347,31 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     return c
 
 
+def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
+    """The inverse of ``C C'`` for the leading ``k x k`` block ``C`` of the Fortran-ordered
+    Cholesky factor ``LS``, written over that block's lower triangle (LAPACK ``dpotri``
+    with the factor's leading dimension): a view, no copy of a block that may be
+    gigabytes. The factor is spent. Raises ``np.linalg.LinAlgError`` if singular.
+
+    ``LS[:k, :k]`` is not contiguous, so SciPy's wrapper would copy it; LAPACK itself
+    reads a sub-block through ``lda``, which ``scipy.linalg.cython_lapack`` exposes.
+    """
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    if not (LS.flags.f_contiguous and LS.dtype == np.float64 and LS.ndim == 2 and k <= LS.shape[0]):
+        raise ValueError("invert_leading_block needs a float64 Fortran-ordered factor")
+    c_int_p = ctypes.POINTER(ctypes.c_int)
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, c_int_p, ctypes.c_void_p, c_int_p, c_int_p)
+    dpotri = proto(get_cython_function_address("scipy.linalg.cython_lapack", "dpotri"))
+    n, lda, info = ctypes.c_int(k), ctypes.c_int(LS.shape[0]), ctypes.c_int(0)
+    dpotri(b"L", ctypes.byref(n), LS.ctypes.data, ctypes.byref(lda), ctypes.byref(info))
+    if info.value != 0:
+        raise np.linalg.LinAlgError(f"cannot invert the dense factor (dpotri info={info.value})")
+    return LS[:k, :k]
+
+
 # the forms of the update (each a SchurUpdate), for signatures whose callers narrow by type;
 # ScatterSchur (multilevel.linalg.scatter_schur, Numba) is a dense form too
 SchurForm = Union[SchurPattern, DenseSchur, PairSchur, "ScatterSchur"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..linalg.blocked import PairSchur
+from ..linalg.blocked import PairSchur, invert_leading_block
 from ..linalg.lambdas import all_scalar, lambda_diagonal, lambda_sandwich
 from ..linalg.numpy_backend import NumpySystem, first_block_apply
 from .objective import Factor, LmmObjective
@@ -52,11 +52,17 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     D = [M1inv.sum(axis=0)]
     if not mz:
         return D
-    Sinv, info = lapack.dpotri(np.array(f.LS[:mz, :mz], order="F"), lower=1, overwrite_c=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("cannot invert the dense factor")
-    # dpotri fills the lower triangle
     scalar = all_scalar(Ts[1:])
+    pattern = system.pattern
+    if scalar and hasattr(pattern, "quadratic_forms_lower") and f.LS.flags.f_contiguous:
+        # a wide design's block (gigabytes): inverted in the factor's own memory, which
+        # the gradient no longer needs (its solves come first)
+        Sinv = invert_leading_block(f.LS, mz)
+    else:
+        Sinv, info = lapack.dpotri(np.array(f.LS[:mz, :mz], order="F"), lower=1, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("cannot invert the dense factor")
+    # dpotri fills the lower triangle
     start = 0
     if scalar:
         s = lambda_diagonal(np, Ts[1:], lay.rest, mz)
@@ -70,7 +76,6 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
             start += nl * q
         Sinv = lambda_sandwich(np, Sinv, Ts[1:], lay.rest, transpose=True)  # Lambda S^-1 Lambda'
     # first block: Q_l = A_1Z[l] (Lambda_R S^{-1} Lambda_R') A_Z1[l]
-    pattern = system.pattern
     if isinstance(pattern, PairSchur):
         raise TypeError("the LMM gradient needs the objective's own Schur pattern")
     if scalar and hasattr(pattern, "quadratic_forms_lower"):
@@ -127,14 +132,16 @@ def _fixed_effect_sums(system: NumpySystem, f: Factor) -> list[np.ndarray]:
 
 
 def gradient(obj: LmmObjective, f: Factor) -> np.ndarray:
-    """d criterion / d theta at the factor's theta (templates must be invertible)."""
+    """d criterion / d theta at the factor's theta (templates must be invertible). For a
+    wide design (the scattered Schur form) the factor's dense block is overwritten by
+    its inverse: the factor is spent."""
     spec = obj.spec
     p = obj.p
     M1inv = np.linalg.inv(f.L1)
     M1inv = np.swapaxes(M1inv, 1, 2) @ M1inv  # (L L')^{-1} per level
-    D = _omega_inverse_sums(obj.system, f, M1inv)
     FF = _fixed_effect_sums(obj.system, f) if obj.reml and p else None
     UU = [u.T @ u for u in solve(obj, f).u]
+    D = _omega_inverse_sums(obj.system, f, M1inv)  # last: a wide block's factor is spent here
     nu = obj.n - p if obj.reml else obj.n
     # d(nu log r2) for a profiled residual scale, d(r2 / sigma^2) for a fixed one
     r2_weight = 2.0 * nu / f.r2 if obj.sigma_fixed is None else 2.0 / obj.sigma_fixed**2
