@@ -13,7 +13,7 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -347,6 +347,65 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
     return c
 
 
+#: a leading block at least this wide is solved and inverted in the factor's memory
+#: (BLAS / LAPACK with the factor's leading dimension) rather than through SciPy's
+#: wrappers, which copy a non-contiguous block first (2 GB on the MovieLens shape)
+IN_PLACE_MIN = 2000
+
+
+def _lapack_pointer(module: str, name: str, *argtypes: Any) -> Any:
+    """A BLAS / LAPACK routine of ``scipy.linalg.cython_blas`` / ``cython_lapack`` as a
+    ctypes function (the address through Numba's helper)."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    return ctypes.CFUNCTYPE(None, *argtypes)(get_cython_function_address(module, name))
+
+
+def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = False) -> np.ndarray:
+    """``x`` with ``C x = b`` (``C' x = b`` with ``trans``) for ``C`` the leading ``k x k``
+    lower triangle of the Fortran-ordered factor ``LS``, by BLAS ``dtrsm`` on the factor's
+    own memory (no copy of ``C``); ``b`` (k,) or (k, r)."""
+    import ctypes
+
+    if not (LS.flags.f_contiguous and LS.dtype == np.float64 and k <= LS.shape[0]):
+        raise ValueError("solve_leading_lower needs a float64 Fortran-ordered factor")
+    B = np.array(b, dtype=np.float64, order="F").reshape(k, -1, order="F")
+    ch, ip, dp = ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
+    dtrsm = _lapack_pointer(
+        "scipy.linalg.cython_blas",
+        "dtrsm",
+        ch,
+        ch,
+        ch,
+        ch,
+        ip,
+        ip,
+        dp,
+        ctypes.c_void_p,
+        ip,
+        ctypes.c_void_p,
+        ip,
+    )
+    m, n, lda, ldb = (ctypes.c_int(v) for v in (k, B.shape[1], LS.shape[0], k))
+    one = ctypes.c_double(1.0)
+    dtrsm(
+        b"L",
+        b"L",
+        b"T" if trans else b"N",
+        b"N",
+        ctypes.byref(m),
+        ctypes.byref(n),
+        ctypes.byref(one),
+        LS.ctypes.data,
+        ctypes.byref(lda),
+        B.ctypes.data,
+        ctypes.byref(ldb),
+    )
+    return B[:, 0] if np.ndim(b) == 1 else B
+
+
 def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
     """The inverse of ``C C'`` for the leading ``k x k`` block ``C`` of the Fortran-ordered
     Cholesky factor ``LS``, written over that block's lower triangle (LAPACK ``dpotri``
@@ -358,13 +417,12 @@ def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
     """
     import ctypes
 
-    from numba.extending import get_cython_function_address
-
     if not (LS.flags.f_contiguous and LS.dtype == np.float64 and LS.ndim == 2 and k <= LS.shape[0]):
         raise ValueError("invert_leading_block needs a float64 Fortran-ordered factor")
-    c_int_p = ctypes.POINTER(ctypes.c_int)
-    proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, c_int_p, ctypes.c_void_p, c_int_p, c_int_p)
-    dpotri = proto(get_cython_function_address("scipy.linalg.cython_lapack", "dpotri"))
+    ip = ctypes.POINTER(ctypes.c_int)
+    dpotri = _lapack_pointer(
+        "scipy.linalg.cython_lapack", "dpotri", ctypes.c_char_p, ip, ctypes.c_void_p, ip, ip
+    )
     n, lda, info = ctypes.c_int(k), ctypes.c_int(LS.shape[0]), ctypes.c_int(0)
     dpotri(b"L", ctypes.byref(n), LS.ctypes.data, ctypes.byref(lda), ctypes.byref(info))
     if info.value != 0:

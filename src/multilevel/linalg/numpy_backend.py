@@ -22,12 +22,14 @@ from scipy.linalg import lapack, solve_triangular
 from ..errors import ModelError
 from .blocked import (
     DENSE_MAX_BYTES,
+    IN_PLACE_MIN,
     PairSchur,
     SchurForm,
     SchurPattern,
     blockdiag_factor,
     dense_cholesky,
     schur_update,
+    solve_leading_lower,
 )
 from .crossprod import CrossProducts, Layout, as_dense
 from .factor import Factor, Solution, rest_blocks
@@ -157,7 +159,10 @@ def solve(
         rhs = c[:mz] - LS[mz : mz + p, :mz].T @ beta
         if noise is not None:
             rhs = rhs + noise[1]
-        u_rest = solve_triangular(LS[:mz, :mz], rhs, lower=True, trans="T")
+        if mz >= IN_PLACE_MIN and LS.flags.f_contiguous:  # no copy of a wide block
+            u_rest = solve_leading_lower(LS, mz, rhs, trans=True)
+        else:
+            u_rest = solve_triangular(LS[:mz, :mz], rhs, lower=True, trans="T")
     else:
         u_rest = np.zeros(0)
     # first block: L1' u1 = L1^{-1} T1' A1R Lt (e_y - [u_rest; beta; 0])
