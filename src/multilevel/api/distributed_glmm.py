@@ -285,36 +285,17 @@ def fit_partitioned_data(
     from .options import glmm_options, lmm_options
 
     fam = get_family(family, link)
+    shared = dict(
+        weights=weights, offset=offset, na_action=na_action, start=start, control=control, progress=progress
+    )
     if not fam.is_lmm:
         from ..present.glmm_fit import GlmmFit
 
         nagq, laplace = glmm_options(fam, reml, control, nagq, laplace)
         return fit_partitioned_glmm(
-            formula,
-            data,
-            fam,
-            nagq=nagq,
-            laplace=laplace,
-            weights=weights,
-            offset=offset,
-            na_action=na_action,
-            start=start,
-            control=control,
-            progress=progress,
-            result_type=GlmmFit,
+            formula, data, fam, nagq=nagq, laplace=laplace, result_type=GlmmFit, **shared
         )
     from ..present.lmm_fit import LmmFit
 
     lmm_options(nagq, laplace)
-    return fit_partitioned(
-        formula,
-        data,
-        reml=reml,
-        weights=weights,
-        offset=offset,
-        na_action=na_action,
-        start=start,
-        control=control,
-        progress=progress,
-        result_type=LmmFit,
-    )
+    return fit_partitioned(formula, data, reml=reml, result_type=LmmFit, **shared)

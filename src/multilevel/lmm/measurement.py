@@ -188,12 +188,9 @@ def fit_measurement(model: Any, *, result_type: Any) -> Any:
 
 def _hessian(f: Any, x: np.ndarray) -> np.ndarray:
     """Central differences of the exact gradient, symmetrized."""
-    H = np.empty((x.size, x.size))
-    for j in range(x.size):
-        h = 1e-4 * max(abs(x[j]), 0.1)
-        e = np.zeros(x.size)
-        e[j] = h
-        H[:, j] = (f(x + e)[1] - f(x - e)[1]) / (2.0 * h)
+    from ..optim.numdiff import central_jacobian
+
+    H = central_jacobian(lambda v: f(v)[1], x, 1e-4 * np.maximum(np.abs(x), 0.1))
     return 0.5 * (H + H.T)
 
 

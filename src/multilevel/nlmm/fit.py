@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, ModelError, warn
 from ..model.nonlinear import NlmmProblem
-from ..optim.numdiff import jacobian_hessian
+from ..optim.numdiff import central_jacobian, jacobian_hessian
 from ..optim.optimize import SINGULAR_TOL, OptSummary, bobyqa
 from ..optim.quasi_newton import minimize_gradient
 from .laplace import NlmmObjective
@@ -157,11 +157,7 @@ def _hessian_from_gradient(
         J[:, j] = (grad(v + e) - g0) / h[j]
     scale = np.sqrt(np.abs(np.outer(np.diag(J), np.diag(J)))) + 1e-300
     if not (np.all(np.isfinite(J)) and float(np.max(np.abs(J - J.T) / scale)) <= ASYMMETRY_TOL):
-        h = CENTRAL_STEP * np.abs(v) + tiny
-        for j in range(v.size):
-            e = np.zeros(v.size)
-            e[j] = h[j]
-            J[:, j] = (grad(v + e) - grad(v - e)) / (2 * h[j])
+        J = central_jacobian(grad, v, CENTRAL_STEP * np.abs(v) + tiny)
     return g0, 0.5 * (J + J.T)
 
 
