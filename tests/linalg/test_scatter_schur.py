@@ -160,3 +160,31 @@ def test_the_leading_blocks_solve_and_inverse_in_place():
     np.testing.assert_array_equal(LS[k:, :], tail)  # only the leading block is written
     with pytest.raises(ValueError, match="Fortran"):
         solve_leading_lower(np.ascontiguousarray(LS), k, b)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_compiled_wide_pass_gives_the_general_cross_products(weighted):
+    """Repeated pairs, term values other than one, prior weights and two covariates:
+    the wide layout's compiled pass equals the general builder's dense products."""
+    from multilevel.linalg import crossprod, wide
+
+    rng = np.random.default_rng(3)
+    n, n1, n2 = 5000, 300, 120
+    c1, c2 = rng.integers(0, n1, n), rng.integers(0, n2, n)
+    c1[:50], c2[:50] = 7, 11  # the same pair, fifty times
+    v1, v2 = rng.normal(size=(n, 1)), np.ones((n, 1))
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n) if weighted else None
+    groups = [(c1, v1), (c2, np.broadcast_to(1.0, (n, 1)))]
+    got = crossprod.wide_crossprods(groups, [n1, n2], X, y, w)
+    ref = crossprod.CrossProductBuilder([(c1, v1), (c2, v2)], [n1, n2], X).compute(y, w)
+    assert isinstance(got.ARR, wide.RestBorder)
+    np.testing.assert_allclose(got.A11, ref.A11, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.A1R.toarray(), crossprod.as_dense(ref.A1R), rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(got.ARR.dense(), ref.ARR, rtol=1e-12, atol=1e-10)
+    assert got.sum_log_weights == pytest.approx(ref.sum_log_weights, rel=1e-12)
+    A = got.A1R  # each level's columns sorted and distinct, as the flags it carries say
+    B = sp.csr_matrix((A.data.copy(), A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    B.sum_duplicates()
+    np.testing.assert_array_equal(B.indices, A.indices)

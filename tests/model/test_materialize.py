@@ -114,3 +114,19 @@ def test_string_columns_of_every_dtype_are_categorical(dtype):
     spec, design = build_model("Reaction ~ phase + (1 | Subject)", typed)
     assert spec.fixed_names == ("Intercept", "phase[T.late]")
     np.testing.assert_array_equal(design.X, ref.X)
+
+
+def test_a_design_keeps_no_copy_of_what_is_one_everywhere():
+    """Intercepts are read-only views of one number, level codes int32, and the rows'
+    positions are not stored when every row is used (MovieLens' 27 million rows: 1 GB)."""
+    d = multilevel.load_dataset("sleepstudy").assign(half=lambda t: t.Days // 5)
+    _, design = build_model("Reaction ~ 1 + (1 | Subject) + (0 + Days | half)", d)
+    assert design.rows is None and design.n_input == 180
+    np.testing.assert_array_equal(design.to_input_rows(np.arange(180.0)), np.arange(180.0))
+    assert design.X.strides == (0, 0) and not design.X.flags.writeable and np.all(design.X == 1.0)
+    intercept, slope = design.groups
+    assert intercept.values.strides[0] == 0 and np.all(intercept.values == 1.0)
+    np.testing.assert_array_equal(slope.values[:, 0], d["Days"].to_numpy(dtype=float))
+    assert intercept.codes.dtype == np.int32 and intercept.codes.max() == 17
+    _, design2 = build_model("Reaction ~ Days + (Days | Subject)", d)
+    assert design2.X.flags.writeable and design2.groups[0].values.flags.writeable

@@ -341,50 +341,24 @@ def wide_crossprods(
 ) -> CrossProducts:
     """Cross-products of ``[Z X y]`` for two scalar blocks: ``A11`` per first-block level,
     ``A1R`` sparse (the cross-tabulation of the two blocks, then the first block's sums
-    of ``X`` and ``y``), ``ARR`` as a :class:`RestBorder`."""
+    of ``X`` and ``y``), ``ARR`` as a :class:`RestBorder`; compiled passes over the
+    rows' codes (:mod:`.wide_pass`)."""
+    from .wide_pass import wide_pass
+
     (c1, v1), (c2, v2) = groups
     n1, n2 = n_levels
     n, p = X.shape
     lay = layout_of([(n1, 1), (n2, 1)], p)
-    v1, v2 = np.asarray(v1, dtype=float)[:, 0], np.asarray(v2, dtype=float)[:, 0]
-    ww = np.ones(n) if w is None else np.asarray(w, dtype=float)
-    w1 = ww * v1
-    A11 = np.bincount(c1, weights=w1 * v1, minlength=n1)[:, None, None]
-    D = np.column_stack([X, y])  # (n, p + 1)
-    index = np.int32 if max(n1, n2 + p + 1) < 2**31 else np.int64
-    Z = sp.csr_matrix(
-        (w1 * v2, (np.asarray(c1, dtype=index), np.asarray(c2, dtype=index))), shape=(n1, n2 + p + 1)
-    )
-    Z.sum_duplicates()
-    sums = np.column_stack([np.bincount(c1, weights=w1 * D[:, j], minlength=n1) for j in range(p + 1)])
-    A1R = _append_columns(Z, sums, n2)
-    w2 = ww * v2
-    diag = np.bincount(c2, weights=w2 * v2, minlength=n2)
-    Dw = D * ww[:, None]
+    A11, (indptr, indices, data), diag, border_z, DD = wide_pass(c1, c2, v1, v2, w, X, y, n1, n2)
+    A1R = sp.csr_matrix((data, indices, indptr), shape=(n1, n2 + p + 1))
+    A1R.has_sorted_indices = True
+    A1R.has_canonical_format = True
     border = np.empty((p + 1, n2 + p + 1))
-    for j in range(p + 1):
-        border[j, :n2] = np.bincount(c2, weights=w2 * D[:, j], minlength=n2)
-    border[:, n2:] = Dw.T @ D
-    slw = float(np.sum(np.log(ww[ww > 0]))) if w is not None else 0.0
+    border[:, :n2] = border_z
+    border[:, n2:] = DD
+    slw = 0.0
+    if w is not None:
+        ww = np.asarray(w, dtype=float)
+        slw = float(np.sum(np.log(ww[ww > 0])))
     ARR: Any = wide.RestBorder(diag, border)  # the dense (m, m) it stands for is not formed
-    return CrossProducts(layout=lay, n=n, A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
-
-
-def _append_columns(Z: sp.csr_matrix, dense: np.ndarray, at: int) -> sp.csr_matrix:
-    """``[Z dense]`` as CSR, the dense columns starting at column ``at`` (after every
-    column of ``Z``), each row's entries kept sorted."""
-    n1, k = dense.shape
-    counts = np.diff(Z.indptr)
-    indptr = np.zeros(n1 + 1, dtype=np.int64)
-    np.cumsum(counts + k, out=indptr[1:])
-    nnz = int(indptr[-1])
-    indices = np.empty(nnz, dtype=Z.indices.dtype)
-    data = np.empty(nnz)
-    # Z's entries keep their order; each row's k dense entries go after them
-    shift = np.repeat(np.arange(n1, dtype=np.int64) * k, counts)
-    pos = np.arange(Z.nnz, dtype=np.int64) + shift
-    indices[pos], data[pos] = Z.indices, Z.data
-    tail = (indptr[1:, None] - k + np.arange(k)[None, :]).ravel()
-    indices[tail] = np.tile(np.arange(at, at + k, dtype=Z.indices.dtype), n1)
-    data[tail] = dense.ravel()
-    return sp.csr_matrix((data, indices, indptr), shape=(n1, at + k))
+    return CrossProducts(layout=lay, n=n, A11=A11[:, None, None], A1R=A1R, ARR=ARR, sum_log_weights=slw)

@@ -146,7 +146,9 @@ def _by_cluster(
     n = design.n
     w = np.ones(n) if design.weights is None else design.weights[order]
     off = np.zeros(n) if design.offset is None else design.offset[order]
-    t = None if time_values is None else time_values[design.rows][order]
+    if time_values is not None and design.rows is not None:
+        time_values = time_values[design.rows]
+    t = None if time_values is None else time_values[order]
     return design.y[order], design.X[order], w, off, design.clusters[order], t
 
 

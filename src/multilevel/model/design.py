@@ -36,7 +36,7 @@ from .data import (
     to_pandas,
 )
 from .fast_design import fast_matrices
-from .groupings import factor_codes, grouping_blocks, term_values
+from .groupings import block_values, factor_codes, grouping_blocks
 from .matrices import expression, model_matrix
 from .response import check_trials
 from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
@@ -48,8 +48,8 @@ RANK_TOL = 1e-7
 class GroupingData:
     """Rows' level codes and the term columns of one grouping block."""
 
-    codes: np.ndarray  # (n,) int64, -1 for a level not in the spec (new data only)
-    values: np.ndarray  # (n, q) float64
+    codes: np.ndarray  # (n,) int32 (int64 past 2^31 levels), -1 for a level not in the spec (new data)
+    values: np.ndarray  # (n, q) float64; an intercept-only block's is a read-only broadcast of 1
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,8 @@ def _fixed_design(fixed_mm: Any) -> tuple[np.ndarray, list[str], list[str]]:
         check_finite("the fixed-effect design", X_full)
     X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns), peak)
     _check_column_scale(names, np.abs(X).max(axis=0) if dropped and X.size else peak[: len(names)])
+    if names == ["Intercept"]:  # a read-only view of one number (a copy is 200 MB at 27 million rows)
+        X = np.broadcast_to(np.ones((1, 1)), X.shape)
     return X, names, dropped
 
 
@@ -340,7 +342,7 @@ def _random_part(
     group_data = tuple(
         GroupingData(
             codes=codes[g.name],
-            values=np.column_stack([term_values(t, sub, parsed.formula, re_mats) for t in g.terms]),
+            values=block_values(g.terms, sub, parsed.formula, re_mats),
         )
         for g in groupings
     )
@@ -439,7 +441,8 @@ def build_model(
         cluster=cluster_spec,
     )
     predictors = tuple(c.name for c in spec.columns)
-    design = Design(y, X, group_data, w, off, se, clusters, np.flatnonzero(mask), len(df), sub, predictors)
+    rows = None if len(sub) == len(df) else np.flatnonzero(mask)  # None: every row, in order
+    design = Design(y, X, group_data, w, off, se, clusters, rows, len(df), sub, predictors)
     return spec, design
 
 

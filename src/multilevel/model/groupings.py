@@ -8,6 +8,7 @@ into one block and lays theta out in lme4's order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ def factor_codes(
         combined = combined * len(levels) + codes
         level_lists.append(levels)
     if len(factors) == 1 and np.all(np.bincount(combined, minlength=len(level_lists[0])) > 0):
-        return combined, tuple(level_lists[0])  # every level used: the codes are final
+        return _compact(combined), tuple(level_lists[0])  # every level used: the codes are final
     used, inverse = np.unique(combined, return_inverse=True)
     names = []
     for code in used:
@@ -59,7 +60,13 @@ def factor_codes(
             code, r = divmod(int(code), len(levels))
             parts.append(levels[r])
         names.append(":".join(reversed(parts)))
-    return inverse.astype(np.int64), tuple(names)
+    return _compact(inverse), tuple(names)
+
+
+def _compact(codes: np.ndarray) -> np.ndarray:
+    """Level codes as int32 where their levels allow (half the memory of int64: 100 MB
+    per factor at 27 million rows)."""
+    return codes.astype(np.int32 if codes.size == 0 or codes.max() < 2**31 - 1 else np.int64)
 
 
 def codes_for_levels(df: pd.DataFrame, factors: tuple[str, ...], levels: tuple[str, ...]) -> np.ndarray:
@@ -88,12 +95,21 @@ def term_values(
     t: TermSpec, df: pd.DataFrame, formula: str, cache: dict[str, Any] | None = None
 ) -> np.ndarray:
     """The columns of one random term on the rows of ``df`` (``cache``: matrices already built)."""
-    if t.mm_spec is None:  # intercept-only term
-        return np.ones((len(df), 1))
+    if t.mm_spec is None:  # intercept-only term: one on every row, a read-only view of one number
+        return np.broadcast_to(np.ones((1, 1)), (len(df), 1))
     m = cache[t.expr] if cache and t.expr in cache else model_matrix(t.mm_spec, df, formula)
     vals = np.asarray(m.to_numpy(dtype=float))
     check_finite(f"random-effects term ({t.expr})", vals)
     return vals
+
+
+def block_values(
+    terms: Sequence[TermSpec], df: pd.DataFrame, formula: str, cache: dict[str, Any] | None = None
+) -> np.ndarray:
+    """A grouping block's term columns side by side; one term's as it is (an intercept's
+    stays a view of one number, where a copy is 200 MB at 27 million rows)."""
+    parts = [term_values(t, df, formula, cache) for t in terms]
+    return parts[0] if len(parts) == 1 else np.column_stack(parts)
 
 
 def grouping_blocks(
