@@ -15,10 +15,30 @@ import multilevel
 
 
 def peak_rss() -> int:
-    """This process's peak resident memory in bytes (Linux reports KiB)."""
+    """This process's peak resident memory in bytes since it started or since
+    :func:`reset_peak` (Linux's ``VmHWM``; elsewhere ``ru_maxrss``, never reset)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def reset_peak() -> bool:
+    """Start :func:`peak_rss` over from the memory in use now (Linux: ``clear_refs``), so
+    that a measurement leaves out what came before it (a benchmark's data generator);
+    False where this is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def gib(b: float) -> float:
