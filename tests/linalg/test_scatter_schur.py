@@ -96,11 +96,7 @@ def test_the_wide_path_gives_the_general_fit(monkeypatch):
     ref = multilevel.fit(f, df, reml=False)
     assert isinstance(ref.objective.cp.ARR, np.ndarray)
     monkeypatch.setattr(wide, "WIDE_MIN_REST", 500)
-    from multilevel.linalg import numpy_backend
-    from multilevel.lmm import gradient as lmm_gradient
-
-    for mod in (numpy_backend, lmm_gradient):  # the solves in the factor's memory, as a wide block's
-        monkeypatch.setattr(mod, "IN_PLACE_MIN", 100)
+    monkeypatch.setattr(blocked, "IN_PLACE_MIN", 100)  # the solves in the factor's memory, as a wide block's
     for forced in (False, True):  # the pattern's update, then the scattered one
         if forced:
             monkeypatch.setattr(blocked, "PATTERN_MAX_PAIRS", 0)
@@ -139,9 +135,10 @@ def test_conditional_variances_of_a_too_wide_design_refuse(monkeypatch):
         numpy_backend.conditional_variances(m.objective.system, f, 1.0)
 
 
-def test_the_leading_blocks_solve_and_inverse_in_place():
+def test_the_leading_blocks_solve_and_inverse_in_place(monkeypatch):
     """BLAS / LAPACK on the leading block of a Fortran-ordered factor through its leading
-    dimension: the same numbers as NumPy on a copy, and no copy of the block."""
+    dimension: the same numbers as NumPy on a copy, and no copy of the block; a block
+    below ``IN_PLACE_MIN`` or a C-ordered factor goes through SciPy, with the same numbers."""
     from multilevel.linalg.blocked import dense_cholesky, invert_leading_block, solve_leading_lower
 
     rng = np.random.default_rng(0)
@@ -151,15 +148,16 @@ def test_the_leading_blocks_solve_and_inverse_in_place():
     assert LS.flags.f_contiguous
     C = np.tril(LS[:k, :k])
     b, B = rng.normal(size=k), rng.normal(size=(k, 3))
-    np.testing.assert_allclose(solve_leading_lower(LS, k, b, trans=True), np.linalg.solve(C.T, b), rtol=1e-12)
-    np.testing.assert_allclose(solve_leading_lower(LS, k, B), np.linalg.solve(C, B), rtol=1e-12)
+    for in_place_min, factor in ((1, LS), (1, np.ascontiguousarray(LS)), (blocked.IN_PLACE_MIN, LS)):
+        monkeypatch.setattr(blocked, "IN_PLACE_MIN", in_place_min)
+        x = solve_leading_lower(factor, k, b, trans=True)
+        np.testing.assert_allclose(x, np.linalg.solve(C.T, b), rtol=1e-12)
+        np.testing.assert_allclose(solve_leading_lower(factor, k, B), np.linalg.solve(C, B), rtol=1e-12)
     tail = LS[k:, :].copy()
     inv = invert_leading_block(LS, k)
     assert np.shares_memory(inv, LS)
     np.testing.assert_allclose(np.tril(inv), np.tril(np.linalg.inv(C @ C.T)), rtol=1e-10, atol=1e-14)
     np.testing.assert_array_equal(LS[k:, :], tail)  # only the leading block is written
-    with pytest.raises(ValueError, match="Fortran"):
-        solve_leading_lower(np.ascontiguousarray(LS), k, b)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -365,12 +365,15 @@ def _lapack_pointer(module: str, name: str, *argtypes: Any) -> Any:
 
 def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = False) -> np.ndarray:
     """``x`` with ``C x = b`` (``C' x = b`` with ``trans``) for ``C`` the leading ``k x k``
-    lower triangle of the Fortran-ordered factor ``LS``, by BLAS ``dtrsm`` on the factor's
-    own memory (no copy of ``C``); ``b`` (k,) or (k, r)."""
+    lower triangle of the factor ``LS``; ``b`` (k,) or (k, r). A block of
+    :data:`IN_PLACE_MIN` rows and more of a float64 Fortran-ordered factor is solved by
+    BLAS ``dtrsm`` on the factor's own memory (no copy of ``C``), a smaller one by SciPy."""
     import ctypes
 
-    if not (LS.flags.f_contiguous and LS.dtype == np.float64 and k <= LS.shape[0]):
-        raise ValueError("solve_leading_lower needs a float64 Fortran-ordered factor")
+    if k < IN_PLACE_MIN or not (LS.flags.f_contiguous and LS.dtype == np.float64):
+        from scipy.linalg import solve_triangular
+
+        return np.asarray(solve_triangular(LS[:k, :k], b, lower=True, trans="T" if trans else "N"))
     B = np.array(b, dtype=np.float64, order="F").reshape(k, -1, order="F")
     ch, ip, dp = ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
     dtrsm = _lapack_pointer(

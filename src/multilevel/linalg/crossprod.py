@@ -208,7 +208,7 @@ class CrossProductBuilder:
         lay = self.layout
         n1, q1, p, mz = lay.n1, lay.q1, lay.p, lay.mz
         w = np.ones(self.n) if weights is None else weights
-        slw = float(np.sum(np.log(w[w > 0]))) if weights is not None and log_weights else 0.0
+        slw = sum_log_weights(weights) if log_weights else 0.0
         A11 = np.empty((n1, q1, q1))
         for a in range(q1):
             for b in range(a, q1):
@@ -328,8 +328,7 @@ def _one_block_pass(
         A1R.reshape(n1, q, m),
         ARR,
     )
-    slw = float(np.sum(np.log(ww[ww > 0]))) if w is not None else 0.0
-    return CrossProducts(layout=lay, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=slw)
+    return CrossProducts(layout=lay, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=sum_log_weights(w))
 
 
 def wide_crossprods(
@@ -356,9 +355,16 @@ def wide_crossprods(
     border = np.empty((p + 1, n2 + p + 1))
     border[:, :n2] = border_z
     border[:, n2:] = DD
-    slw = 0.0
-    if w is not None:
-        ww = np.asarray(w, dtype=float)
-        slw = float(np.sum(np.log(ww[ww > 0])))
     ARR: Any = wide.RestBorder(diag, border)  # the dense (m, m) it stands for is not formed
-    return CrossProducts(layout=lay, n=n, A11=A11[:, None, None], A1R=A1R, ARR=ARR, sum_log_weights=slw)
+    return CrossProducts(
+        layout=lay, n=n, A11=A11[:, None, None], A1R=A1R, ARR=ARR, sum_log_weights=sum_log_weights(w)
+    )
+
+
+def sum_log_weights(w: np.ndarray | None) -> float:
+    """``sum(log w)`` over the positive row weights (0 without weights): the constant the
+    REML and ML criteria carry for prior weights."""
+    if w is None:
+        return 0.0
+    ww = np.asarray(w, dtype=float)
+    return float(np.sum(np.log(ww[ww > 0])))

@@ -22,7 +22,6 @@ from scipy.linalg import lapack, solve_triangular
 from ..errors import ModelError
 from .blocked import (
     DENSE_MAX_BYTES,
-    IN_PLACE_MIN,
     PairSchur,
     SchurForm,
     SchurPattern,
@@ -159,10 +158,7 @@ def solve(
         rhs = c[:mz] - LS[mz : mz + p, :mz].T @ beta
         if noise is not None:
             rhs = rhs + noise[1]
-        if mz >= IN_PLACE_MIN and LS.flags.f_contiguous:  # no copy of a wide block
-            u_rest = solve_leading_lower(LS, mz, rhs, trans=True)
-        else:
-            u_rest = solve_triangular(LS[:mz, :mz], rhs, lower=True, trans="T")
+        u_rest = solve_leading_lower(LS, mz, rhs, trans=True)  # in the factor's memory when wide
     else:
         u_rest = np.zeros(0)
     # first block: L1' u1 = L1^{-1} T1' A1R Lt (e_y - [u_rest; beta; 0])

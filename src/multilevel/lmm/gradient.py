@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from ..linalg.blocked import IN_PLACE_MIN, PairSchur, invert_leading_block, solve_leading_lower
+from ..linalg.blocked import PairSchur, invert_leading_block, solve_leading_lower
 from ..linalg.lambdas import all_scalar, lambda_diagonal, lambda_sandwich
 from ..linalg.numpy_backend import NumpySystem, first_block_apply
 from .objective import Factor, LmmObjective
@@ -113,10 +113,7 @@ def _fixed_effect_sums(system: NumpySystem, f: Factor) -> list[np.ndarray]:
     U_X = np.stack([first_block_apply(system, f, e[:, j]) for j in range(p)], axis=-1)  # (n1, q1, p)
     G1 = solve_triangular(LXX, U_X.reshape(n1 * q1, p).T, lower=True).T
     GR = solve_triangular(LXX, LS[mz : mz + p, :mz], lower=True).T if mz else np.zeros((0, p))
-    if mz >= IN_PLACE_MIN and LS.flags.f_contiguous:  # no copy of a wide block
-        FR = solve_leading_lower(LS, mz, GR, trans=True)
-    else:
-        FR = solve_triangular(LS[:mz, :mz], GR, lower=True, trans="T") if mz else GR
+    FR = solve_leading_lower(LS, mz, GR, trans=True) if mz else GR  # in the factor's memory when wide
     UZF = np.zeros((n1, q1, p))
     if mz:
         for j in range(p):

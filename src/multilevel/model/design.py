@@ -36,7 +36,7 @@ from .data import (
     to_pandas,
 )
 from .fast_design import fast_matrices
-from .groupings import block_values, factor_codes, grouping_blocks
+from .groupings import block_values, factor_codes, grouping_blocks, ones_view
 from .matrices import expression, model_matrix
 from .response import check_trials
 from .spec import ARRAY_ARG, GroupingSpec, ModelSpec, ThetaMap
@@ -160,8 +160,8 @@ def _fixed_design(fixed_mm: Any) -> tuple[np.ndarray, list[str], list[str]]:
         check_finite("the fixed-effect design", X_full)
     X, names, dropped = _drop_rank_deficient(X_full, list(fixed_mm.columns), peak)
     _check_column_scale(names, np.abs(X).max(axis=0) if dropped and X.size else peak[: len(names)])
-    if names == ["Intercept"]:  # a read-only view of one number (a copy is 200 MB at 27 million rows)
-        X = np.broadcast_to(np.ones((1, 1)), X.shape)
+    if names == ["Intercept"]:
+        X = ones_view(X.shape)
     return X, names, dropped
 
 

@@ -96,18 +96,24 @@ def term_values(
 ) -> np.ndarray:
     """The columns of one random term on the rows of ``df`` (``cache``: matrices already built)."""
     if t.mm_spec is None:  # intercept-only term: one on every row, a read-only view of one number
-        return np.broadcast_to(np.ones((1, 1)), (len(df), 1))
+        return ones_view((len(df), 1))
     m = cache[t.expr] if cache and t.expr in cache else model_matrix(t.mm_spec, df, formula)
     vals = np.asarray(m.to_numpy(dtype=float))
     check_finite(f"random-effects term ({t.expr})", vals)
     return vals
 
 
+def ones_view(shape: tuple[int, int]) -> np.ndarray:
+    """A read-only ``shape`` of ones that stores one number (an intercept's column: a copy
+    is 200 MB at 27 million rows)."""
+    return np.broadcast_to(np.ones((1, 1)), shape)
+
+
 def block_values(
     terms: Sequence[TermSpec], df: pd.DataFrame, formula: str, cache: dict[str, Any] | None = None
 ) -> np.ndarray:
     """A grouping block's term columns side by side; one term's as it is (an intercept's
-    stays a view of one number, where a copy is 200 MB at 27 million rows)."""
+    stays a :func:`ones_view`)."""
     parts = [term_values(t, df, formula, cache) for t in terms]
     return parts[0] if len(parts) == 1 else np.column_stack(parts)
 
