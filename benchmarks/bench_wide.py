@@ -83,15 +83,15 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
     the compiled cross-product pass, the scattered form, the block formed in the factor's
     memory (:func:`~multilevel.linalg.wide.wide_factor_block`), its Cholesky factor."""
     from multilevel.linalg.blocked import dense_cholesky
-    from multilevel.linalg.crossprod import wide_crossprods
+    from multilevel.linalg.crossprod import scalar_crossprods
     from multilevel.linalg.scatter_schur import ScatterSchur
-    from multilevel.linalg.wide import wide_factor_block
+    from multilevel.linalg.wide import WIDE_MIN_REST, wide_factor_block
 
     users, movies = int(d["user"].max()) + 1, int(d["movie"].max()) + 1
     n = d["user"].size
     one = np.broadcast_to(1.0, (n, 1))
     t0 = time.perf_counter()
-    cp = wide_crossprods(
+    cp = scalar_crossprods(
         [(d["user"], one), (d["movie"], one)], [users, movies], one, d["rating"].astype(float), None
     )
     form = ScatterSchur.build(cp.A1R)
@@ -100,10 +100,13 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
     n_u = cp.A11[:, 0, 0]
     W1 = (theta[0] ** 2 / (theta[0] ** 2 * n_u + 1.0))[:, None, None]
     s = np.concatenate([np.full(movies, theta[1]), [1.0, 1.0]])
-    small = wide_crossprods(
-        [(np.arange(3), one[:3]), (np.arange(3), one[:3])], [3, 3], one[:3], np.ones(3), None
+    few = WIDE_MIN_REST  # the fewest movies that keep the wide layout
+    small = scalar_crossprods(
+        [(np.arange(3), one[:3]), (np.arange(3), one[:3])], [3, few], one[:3], np.ones(3), None
     )
-    wide_factor_block(small.ARR, np.ones(5), ScatterSchur.build(small.A1R), np.ones((3, 1, 1)))  # compile
+    wide_factor_block(
+        small.ARR, np.ones(few + 2), ScatterSchur.build(small.A1R), np.ones((3, 1, 1))
+    )  # compile
     t1 = time.perf_counter()
     G = wide_factor_block(cp.ARR, s, form, W1)
     t_scatter = time.perf_counter() - t1

@@ -160,12 +160,27 @@ def test_the_leading_blocks_solve_and_inverse_in_place(monkeypatch):
     np.testing.assert_array_equal(LS[k:, :], tail)  # only the leading block is written
 
 
+def _assert_same_crossprods(got, ref):
+    from multilevel.linalg import crossprod, wide
+
+    dense = got.ARR.dense() if isinstance(got.ARR, wide.RestBorder) else got.ARR
+    np.testing.assert_allclose(got.A11, ref.A11, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.A1R.toarray(), crossprod.as_dense(ref.A1R), rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(dense, ref.ARR, rtol=1e-12, atol=1e-10)
+    assert got.sum_log_weights == pytest.approx(ref.sum_log_weights, rel=1e-12)
+    A = got.A1R  # each level's columns sorted and distinct, as the flags it carries say
+    B = sp.csr_matrix((A.data.copy(), A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    B.sum_duplicates()
+    np.testing.assert_array_equal(B.indices, A.indices)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
-def test_the_compiled_wide_pass_gives_the_general_cross_products(weighted):
+def test_the_compiled_wide_pass_gives_the_general_cross_products(weighted, monkeypatch):
     """Repeated pairs, term values other than one, prior weights and two covariates:
     the wide layout's compiled pass equals the general builder's dense products."""
     from multilevel.linalg import crossprod, wide
 
+    monkeypatch.setattr(wide, "WIDE_MIN_REST", 100)  # the wide layout at a test's size
     rng = np.random.default_rng(3)
     n, n1, n2 = 5000, 300, 120
     c1, c2 = rng.integers(0, n1, n), rng.integers(0, n2, n)
@@ -175,14 +190,43 @@ def test_the_compiled_wide_pass_gives_the_general_cross_products(weighted):
     y = rng.normal(size=n)
     w = rng.uniform(0.5, 2.0, n) if weighted else None
     groups = [(c1, v1), (c2, np.broadcast_to(1.0, (n, 1)))]
-    got = crossprod.wide_crossprods(groups, [n1, n2], X, y, w)
+    got = crossprod.scalar_crossprods(groups, [n1, n2], X, y, w)
     ref = crossprod.CrossProductBuilder([(c1, v1), (c2, v2)], [n1, n2], X).compute(y, w)
     assert isinstance(got.ARR, wide.RestBorder)
-    np.testing.assert_allclose(got.A11, ref.A11, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(got.A1R.toarray(), crossprod.as_dense(ref.A1R), rtol=1e-12, atol=1e-11)
-    np.testing.assert_allclose(got.ARR.dense(), ref.ARR, rtol=1e-12, atol=1e-10)
-    assert got.sum_log_weights == pytest.approx(ref.sum_log_weights, rel=1e-12)
-    A = got.A1R  # each level's columns sorted and distinct, as the flags it carries say
-    B = sp.csr_matrix((A.data.copy(), A.indices.copy(), A.indptr.copy()), shape=A.shape)
-    B.sum_duplicates()
-    np.testing.assert_array_equal(B.indices, A.indices)
+    _assert_same_crossprods(got, ref)
+
+
+@pytest.mark.parametrize("values", ["ones", "slopes", "weighted"])
+def test_the_compiled_pass_of_three_crossed_blocks_gives_the_general_cross_products(values):
+    """Three and four crossed scalar blocks (the rest's own cross-tabulations dense),
+    intercepts as broadcast views or term values, with and without prior weights."""
+    from multilevel.linalg import crossprod
+
+    rng = np.random.default_rng(5)
+    n, levels = 4000, [250, 40, 7, 3]
+    codes = [rng.integers(0, k, n) for k in levels]
+    codes[1][:30], codes[2][:30] = 4, 2  # repeated pairs inside the rest too
+    one = np.broadcast_to(1.0, (n, 1))
+    vals = [one] * 4 if values != "slopes" else [rng.normal(size=(n, 1)) for _ in levels]
+    if values == "slopes":
+        vals[2] = one  # a mix of ones and values
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n) if values == "weighted" else None
+    for k in (3, 4):
+        groups = list(zip(codes[:k], vals[:k]))
+        got = crossprod.scalar_crossprods(groups, levels[:k], X, y, w)
+        ref = crossprod.CrossProductBuilder(
+            [(c, np.ascontiguousarray(v)) for c, v in groups], levels[:k], X
+        ).compute(y, w)
+        assert isinstance(got.ARR, np.ndarray)
+        _assert_same_crossprods(got, ref)
+
+
+def test_three_crossed_blocks_take_the_compiled_pass_where_a1r_is_sparse():
+    from multilevel.linalg import crossprod
+
+    assert crossprod.scalar_applies([10_000, 2_000, 100], [1, 1, 1], 4)
+    assert not crossprod.scalar_applies([50, 20, 5], [1, 1, 1], 2)  # A1R small: kept dense
+    assert not crossprod.scalar_applies([10_000, 2_000], [2, 1], 4)  # a vector block
+    assert not crossprod.scalar_applies([10_000], [1], 4)

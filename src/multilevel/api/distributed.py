@@ -77,26 +77,45 @@ def cluster_client() -> Iterator[Any]:
         yield client
 
 
+def _worker_of(client: Any, future: Any) -> str | None:
+    """The worker that holds a finished future's result (None if the scheduler does not say)."""
+    where = client.who_has([future]).get(future.key) or ()
+    return next(iter(where), None)
+
+
 def _reduce(client: Any, futures: list[Any], combine: Callable[[Any, Any], Any], on_done: Any) -> Any:
-    """Combine the partitions' results on the workers, two at a time as they finish (a tree
-    whose shape follows the finishing order); ``on_done(i)`` for partition ``i``."""
+    """Combine the partitions' results on the workers as they finish: each with another
+    result on the same worker (no transfer; ahead of the worker's next partitions, so
+    that it holds few results at a time), then the workers' sums across workers;
+    ``on_done(i)`` for partition ``i``."""
     from distributed import as_completed
 
     index = {f.key: i for i, f in enumerate(futures)}
     pending = as_completed(futures)
     futures.clear()  # the results are freed once combined
-    waiting = None
-    for f in pending:
-        if f.status == "error":
-            f.result()  # raises the worker's error here
-        if f.key in index:
-            on_done(index[f.key])
-        if waiting is None:
-            waiting = f
-        else:
-            pending.add(client.submit(combine, waiting, f, pure=False))
-            waiting = None
-    return waiting.result() if waiting is not None else None
+    waiting: dict[str | None, Any] = {}  # one uncombined result per worker
+    while True:
+        for f in pending:
+            if f.status == "error":
+                f.result()  # raises the worker's error here
+            if f.key in index:
+                on_done(index[f.key])
+            worker = _worker_of(client, f)
+            other = waiting.pop(worker, None)
+            if other is None:
+                waiting[worker] = f
+                continue
+            on = {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+            pending.add(client.submit(combine, other, f, pure=False, priority=1, **on))
+        if len(waiting) <= 1:
+            break
+        sums = list(waiting.values())  # every partition is done: the workers' sums, pairwise
+        waiting.clear()
+        for a, b in zip(sums[::2], sums[1::2]):
+            pending.add(client.submit(combine, a, b, pure=False, priority=1))
+        if len(sums) % 2:
+            waiting[None] = sums[-1]
+    return next(iter(waiting.values())).result() if waiting else None
 
 
 def _pass(

@@ -173,18 +173,31 @@ class DenseSchur:
 
     def update(self, W: np.ndarray) -> np.ndarray:
         n1, q1, m = self.A.shape
-        if q1 == 1 and n1 * m * m > 1e8 and bool(np.all(W >= 0)):
-            # a rank-k update (half the flops of a product), mirrored: W_l >= 0 when q1 = 1
-            from scipy.linalg import blas
-
-            B = self.A[:, 0, :] * np.sqrt(W[:, 0, :])
-            U = blas.dsyrk(1.0, B, trans=1, lower=0)  # Fortran order: the upper triangle holds A'WA
+        if self._rank_k(W):
+            U = self.update_upper(W)
             return np.triu(U) + np.triu(U, 1).T
         if q1 == 1:
             A = self.A[:, 0, :]
             return A.T @ (A * W[:, 0, :])
         WA = W @ self.A
         return self.A.reshape(n1 * q1, m).T @ WA.reshape(n1 * q1, m)
+
+    def _rank_k(self, W: np.ndarray) -> bool:
+        n1, q1, m = self.A.shape
+        return q1 == 1 and n1 * m * m > 1e8 and bool(np.all(W >= 0))
+
+    def update_upper(self, W: np.ndarray) -> np.ndarray:
+        """The update in the upper triangle of a C-ordered ``(m, m)`` array (the lower one
+        unspecified), as :func:`dense_cholesky` reads a block: for scalar levels with
+        ``W_l >= 0`` one rank-k ``dsyrk`` (half a product's flops) on ``A'`` as BLAS
+        stores it, with no copy of ``A`` in Fortran order and no mirror."""
+        if not self._rank_k(W):
+            return self.update(W)
+        from scipy.linalg import blas
+
+        B = self.A[:, 0, :] * np.sqrt(W[:, 0, :])  # (n1, m), C order: B.T is Fortran-ordered
+        U = blas.dsyrk(1.0, B.T, trans=0, lower=1)  # Fortran order, the lower triangle = B'B
+        return U.T
 
     def quadratic_forms(self, M: np.ndarray) -> np.ndarray:
         """``A_l M A_l'`` per level for a symmetric (m, m) matrix M."""

@@ -12,7 +12,7 @@ are sums over rows, so chunks of rows can be computed apart and added
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -74,10 +74,53 @@ class CrossProducts:
         )
 
 
+#: the share of a block's entries from which a sum of sparse blocks is kept dense
+DENSE_SUM_SHARE = 0.5
+
+
 def _add(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return as_dense(a) + as_dense(b)
-    return (a + b).tocsr()
+    """The sum of two blocks stored either way: dense once either is, or once their
+    entries fill :data:`DENSE_SUM_SHARE` of it (the partitions' sums of a tall design
+    fill ``A1R``; adding a partition's sparse block to a dense sum is then one copy and
+    a scatter, not a sparse merge of the whole)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a + b
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        if a.nnz + b.nnz < DENSE_SUM_SHARE * a.shape[0] * a.shape[1]:
+            return (a + b).tocsr()
+        a = a.toarray()
+    dense, other = (a.copy(), b) if isinstance(a, np.ndarray) else (b.copy(), a)
+    _scatter_into(dense, other)
+    return dense
+
+
+def _scatter_into(dense: np.ndarray, other: sp.csr_matrix | np.ndarray) -> None:
+    """``dense += other`` in place, ``other`` dense or sparse."""
+    if isinstance(other, np.ndarray):
+        dense += other
+        return
+    from .scalar_pass import scatter_csr  # Numba: imported by the passes that sum partitions
+
+    other = sp.csr_matrix(other)
+    scatter_csr(other.indptr, other.indices, other.data, dense)
+
+
+def add_into(a: CrossProducts, b: CrossProducts) -> CrossProducts:
+    """``a + b``, written into ``a``'s arrays where they are all dense, else ``a + b``.
+
+    For a running sum that nothing else reads (the reduction of a data pass, where
+    each partial sum is combined once): a tall design's dense ``A1R`` is then not
+    copied for every partition added."""
+    if a.layout != b.layout:
+        raise ValueError("cannot add cross-products of different layouts")
+    if not (
+        isinstance(a.A1R, np.ndarray) and isinstance(a.ARR, np.ndarray) and isinstance(b.ARR, np.ndarray)
+    ):
+        return a + b
+    _scatter_into(a.A1R, b.A1R)
+    a.A11[...] += b.A11
+    a.ARR[...] += b.ARR
+    return replace(a, n=a.n + b.n, sum_log_weights=a.sum_log_weights + b.sum_log_weights)
 
 
 def as_dense(a: sp.csr_matrix | np.ndarray) -> np.ndarray:
@@ -295,8 +338,8 @@ def compute_crossprods(design: RowData, n_levels: list[int], rows: slice | None 
     rw = design.residual_weights
     w = rw[sel] if rw is not None else None
     groups = [(g.codes[sel], g.values[sel]) for g in design.groups]
-    if wide.applies(n_levels, [v.shape[1] for _, v in groups]):
-        return wide_crossprods(groups, n_levels, design.X[sel], y, w)
+    if scalar_applies(n_levels, [v.shape[1] for _, v in groups], design.X.shape[1]):
+        return scalar_crossprods(groups, n_levels, design.X[sel], y, w)
     if len(groups) == 1:
         one = _one_block_pass(groups[0], n_levels[0], design.X[sel], y, w)
         if one is not None:
@@ -331,34 +374,53 @@ def _one_block_pass(
     return CrossProducts(layout=lay, n=len(y), A11=A11, A1R=A1R, ARR=ARR, sum_log_weights=sum_log_weights(w))
 
 
-def wide_crossprods(
+def scalar_crossprods(
     groups: list[tuple[np.ndarray, np.ndarray]],
     n_levels: list[int],
     X: np.ndarray,
     y: np.ndarray,
     w: np.ndarray | None,
 ) -> CrossProducts:
-    """Cross-products of ``[Z X y]`` for two scalar blocks: ``A11`` per first-block level,
-    ``A1R`` sparse (the cross-tabulation of the two blocks, then the first block's sums
-    of ``X`` and ``y``), ``ARR`` as a :class:`RestBorder`; compiled passes over the
-    rows' codes (:mod:`.wide_pass`)."""
-    from .wide_pass import wide_pass
+    """Cross-products of ``[Z X y]`` for two or more scalar blocks: ``A11`` per
+    first-block level, ``A1R`` sparse (the cross-tabulation of the first block with the
+    rest, then its sums of ``X`` and ``y``), ``ARR`` dense, or a :class:`RestBorder`
+    for one wide rest block (:func:`.wide.applies`); compiled passes over the rows'
+    codes (:mod:`.scalar_pass`)."""
+    from .scalar_pass import scalar_pass
 
-    (c1, v1), (c2, v2) = groups
-    n1, n2 = n_levels
+    (c1, v1), rest = groups[0], groups[1:]
     n, p = X.shape
-    lay = layout_of([(n1, 1), (n2, 1)], p)
-    A11, (indptr, indices, data), diag, border_z, DD = wide_pass(c1, c2, v1, v2, w, X, y, n1, n2)
-    A1R = sp.csr_matrix((data, indices, indptr), shape=(n1, n2 + p + 1))
+    lay = layout_of([(nl, 1) for nl in n_levels], p)
+    A11, (indptr, indices, data), diag, border_z, DD, dense = scalar_pass(c1, v1, rest, n_levels, w, X, y)
+    mz, m = lay.mz, lay.m
+    A1R = sp.csr_matrix((data, indices, indptr), shape=(lay.n1, m))
     A1R.has_sorted_indices = True
     A1R.has_canonical_format = True
-    border = np.empty((p + 1, n2 + p + 1))
-    border[:, :n2] = border_z
-    border[:, n2:] = DD
-    ARR: Any = wide.RestBorder(diag, border)  # the dense (m, m) it stands for is not formed
+    ARR: Any = dense
+    if dense is None:
+        border = np.empty((p + 1, m))
+        border[:, :mz] = border_z
+        border[:, mz:] = DD
+        if wide.applies(n_levels, [1, 1]):  # the dense (m, m) it stands for is not formed
+            ARR = wide.RestBorder(diag, border)
+        else:
+            ARR = np.zeros((m, m))
+            ARR[np.diag_indices(mz)] = diag
+            ARR[mz:, :] = border
+            ARR[:mz, mz:] = border_z.T
     return CrossProducts(
         layout=lay, n=n, A11=A11[:, None, None], A1R=A1R, ARR=ARR, sum_log_weights=sum_log_weights(w)
     )
+
+
+def scalar_applies(n_levels: list[int], qs: list[int], p: int) -> bool:
+    """Whether the compiled pass of :func:`scalar_crossprods` builds a design's
+    cross-products: two or more scalar blocks, and ``A1R`` sparse (too large to keep
+    dense) or one wide rest block."""
+    if len(n_levels) < 2 or any(q != 1 for q in qs):
+        return False
+    m = sum(n_levels[1:]) + p + 1
+    return wide.applies(n_levels, qs) or n_levels[0] * m > DENSE_A1R_MAX
 
 
 def sum_log_weights(w: np.ndarray | None) -> float:

@@ -22,6 +22,7 @@ from scipy.linalg import lapack, solve_triangular
 from ..errors import ModelError
 from .blocked import (
     DENSE_MAX_BYTES,
+    DenseSchur,
     PairSchur,
     SchurForm,
     SchurPattern,
@@ -77,6 +78,14 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
     pattern = system.pattern
     if isinstance(system.ARR, RestBorder):  # a wide crossed design: formed in the factor's memory
         G = wide_factor_block(system.ARR, lambda_diagonal(np, rest, lay.rest, lay.m), pattern, W1)
+        return _dense_factor(G, Ts, L1, logdet1, lay)
+    if isinstance(pattern, DenseSchur) and not system.full:  # the upper triangle alone
+        G = np.subtract(system.ARR, pattern.update_upper(W1))
+        if mz:
+            s = lambda_diagonal(np, rest, lay.rest, lay.m)
+            G *= s[:, None]
+            G *= s
+            G[system.zdiag, system.zdiag] += 1.0
         return _dense_factor(G, Ts, L1, logdet1, lay)
     update = pattern.update(W1)
     if not isinstance(pattern, (SchurPattern, PairSchur)):  # a dense form: the whole update

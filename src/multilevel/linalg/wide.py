@@ -5,9 +5,9 @@ MovieLens' model ``rating ~ 1 + (1 | user) + (1 | movie)`` has users as the firs
 cross-products ``Z_2'Z_2`` are diagonal (one movie per rating) and only the rest's rows
 for ``X`` and ``y`` are dense, so :class:`RestBorder` keeps the diagonal and those rows
 (the dense ``(m, m)`` would be 2 GB); ``A1R`` stays sparse.
-:func:`~multilevel.linalg.crossprod.wide_crossprods` computes them from the rows' codes
-in a few bincounts and one sparse conversion, without the sparse ``Z`` matrices of the
-general builder. :func:`wide_factor_block` forms the dense block once per evaluation in
+:func:`~multilevel.linalg.crossprod.scalar_crossprods` computes them in compiled passes
+over the rows' codes (:mod:`~multilevel.linalg.scalar_pass`), without the sparse ``Z``
+matrices of the general builder. :func:`wide_factor_block` forms the dense block once per evaluation in
 the factor's own memory: the scaled diagonal and border, minus the Schur update
 scattered into it (:class:`~multilevel.linalg.scatter_schur.ScatterSchur`); LAPACK's
 Cholesky then works in place.

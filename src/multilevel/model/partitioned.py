@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from ..errors import DataError, FormulaError, MissingDataWarning, ModelError, RankDeficiencyWarning, warn
 from ..family import get_family
 from ..formula import ParsedFormula, parse_formula
-from ..linalg.crossprod import CrossProducts, compute_crossprods
+from ..linalg.crossprod import CrossProducts, add_into, compute_crossprods
 from .columns import is_categorical, level_name, predictor_names, record_columns
 from .data import NA_ACTIONS, check_columns, missing_rows, strings_as_objects
 from .design import (
@@ -332,10 +332,12 @@ def partition_crossprods(recipe: Recipe, df: pd.DataFrame) -> CrossProducts | No
 
 
 def add_crossprods(a: CrossProducts | None, b: CrossProducts | None) -> CrossProducts | None:
-    """The reduction step: partitions without complete rows contribute nothing."""
+    """The reduction step: partitions without complete rows contribute nothing. ``b`` is
+    added into ``a``'s dense arrays (:func:`~multilevel.linalg.crossprod.add_into`):
+    each partial sum of the pass is combined once and read by nothing else."""
     if a is None:
         return b
-    return a if b is None else a + b
+    return a if b is None else add_into(a, b)
 
 
 def independent_columns(XtX: np.ndarray) -> list[int]:
