@@ -46,8 +46,8 @@ def test_a_running_sum_of_partitions_equals_the_cross_products_of_all_rows():
     gives, whether the running sum is still sparse or has turned dense."""
     parts, whole = _parts(12)
     total = parts[0]
-    for p in parts[1:]:
-        total = crossprod.add_into(total, p)
+    for i, p in enumerate(parts[1:]):  # the running sum first or second, as partitions finish
+        total = crossprod.add_into(total, p) if i % 2 else crossprod.add_into(p, total)
     assert isinstance(total.A1R, np.ndarray)  # the partitions' sums fill A1R
     assert total.n == whole.n
     np.testing.assert_allclose(total.A11, whole.A11, rtol=1e-12)

@@ -106,16 +106,21 @@ def _scatter_into(dense: np.ndarray, other: sp.csr_matrix | np.ndarray) -> None:
 
 
 def add_into(a: CrossProducts, b: CrossProducts) -> CrossProducts:
-    """``a + b``, written into ``a``'s arrays where they are all dense, else ``a + b``.
+    """``a + b``, written into the arrays of whichever is dense (``A1R`` and ``ARR``),
+    else ``a + b``.
 
     For a running sum that nothing else reads (the reduction of a data pass, where
     each partial sum is combined once): a tall design's dense ``A1R`` is then not
     copied for every partition added."""
     if a.layout != b.layout:
         raise ValueError("cannot add cross-products of different layouts")
-    if not (
-        isinstance(a.A1R, np.ndarray) and isinstance(a.ARR, np.ndarray) and isinstance(b.ARR, np.ndarray)
-    ):
+
+    def dense(c: CrossProducts) -> bool:
+        return isinstance(c.A1R, np.ndarray) and isinstance(c.ARR, np.ndarray)
+
+    if dense(b) and not dense(a):  # into the running sum, whichever finished first
+        a, b = b, a
+    if not (dense(a) and isinstance(b.ARR, np.ndarray)):
         return a + b
     _scatter_into(a.A1R, b.A1R)
     a.A11[...] += b.A11
