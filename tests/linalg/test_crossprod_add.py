@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -20,7 +22,7 @@ def _parts(k: int, n: int = 3000, seed: int = 1):
     edges = np.linspace(0, n, k + 1).astype(int)
     parts = [
         crossprod.scalar_crossprods([(c[a:b], one[a:b]) for c in codes], levels, X[a:b], y[a:b], None)
-        for a, b in zip(edges[:-1], edges[1:])
+        for a, b in pairwise(edges)
     ]
     whole = crossprod.scalar_crossprods([(c, one) for c in codes], levels, X, y, None)
     return parts, whole

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import multilevel
@@ -187,3 +188,33 @@ def test_categorical_levels_differing_by_partition(client):
     d = d.assign(f=d.f.astype("category"))
     for data in (d, d.assign(f=d.f.cat.as_known())):
         _same_fit(multilevel.fit(f, data), ref)
+
+
+def _set_dense_sum_share(share):
+    from multilevel.linalg import crossprod
+
+    old, crossprod.DENSE_SUM_SHARE = crossprod.DENSE_SUM_SHARE, share
+    return old
+
+
+def test_three_crossed_factors_take_the_compiled_pass_and_dense_sums(client):
+    """A design whose A1R is too large to keep dense per partition: the compiled pass of
+    crossed scalar factors on the workers, each worker's partitions summed where they
+    are (here dense from the first sum, as at 10^8 rows) and then across workers."""
+    from multilevel.linalg import crossprod
+
+    rng = np.random.default_rng(7)
+    n, levels = 30_000, (2_000, 1_000, 30)
+    assert crossprod.scalar_applies(list(levels), [1, 1, 1], 2)
+    codes = [rng.integers(0, k, n) for k in levels]
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + sum(rng.normal(0, s, k)[c] for s, k, c in zip((1.0, 0.5, 0.3), levels, codes))
+    df = pd.DataFrame({"f1": codes[0], "f2": codes[1], "f3": codes[2], "x": x, "y": y + rng.normal(size=n)})
+    f = "y ~ x + (1 | f1) + (1 | f2) + (1 | f3)"
+    old = client.run(_set_dense_sum_share, 0.0)
+    try:
+        m = multilevel.fit(f, dd.from_pandas(df, npartitions=6))
+    finally:
+        client.run(_set_dense_sum_share, next(iter(old.values())))
+    assert isinstance(m.objective.cp.A1R, np.ndarray)  # the sums were kept dense
+    _same_fit(m, multilevel.fit(f, df))

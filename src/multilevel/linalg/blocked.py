@@ -13,11 +13,13 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
+
+from .inplace import TILE, routine, tiled_cholesky
 
 if TYPE_CHECKING:
     from .scatter_schur import ScatterSchur
@@ -183,8 +185,10 @@ class DenseSchur:
         return self.A.reshape(n1 * q1, m).T @ WA.reshape(n1 * q1, m)
 
     def _rank_k(self, W: np.ndarray) -> bool:
+        """Whether the update is one ``dsyrk``: scalar levels, ``W >= 0``, large enough to
+        matter and no wider than the widest ``dsyrk`` result :mod:`.inplace` trusts."""
         n1, q1, m = self.A.shape
-        return q1 == 1 and n1 * m * m > 1e8 and bool(np.all(W >= 0))
+        return q1 == 1 and n1 * m * m > 1e8 and m <= TILE and bool(np.all(W >= 0))
 
     def update_upper(self, W: np.ndarray) -> np.ndarray:
         """The update in the upper triangle of a C-ordered ``(m, m)`` array (the lower one
@@ -354,7 +358,12 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
 
     Raises ``np.linalg.LinAlgError`` when the matrix is not positive definite.
     """
-    c, info = lapack.dpotrf(G.T, lower=1, overwrite_a=1, clean=0)
+    if G.shape[0] > TILE and G.dtype == np.float64 and G.flags.c_contiguous:
+        A = G.T  # Fortran order: in tiles, past the size one OpenBLAS call handles safely
+        info = tiled_cholesky(A)
+        c = A
+    else:
+        c, info = lapack.dpotrf(G.T, lower=1, overwrite_a=1, clean=0)
     if info != 0:
         raise np.linalg.LinAlgError(f"dense block not positive definite (dpotrf info={info})")
     return c
@@ -364,16 +373,6 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
 #: (BLAS / LAPACK with the factor's leading dimension) rather than through SciPy's
 #: wrappers, which copy a non-contiguous block first (2 GB on the MovieLens shape)
 IN_PLACE_MIN = 2000
-
-
-def _lapack_pointer(module: str, name: str, *argtypes: Any) -> Any:
-    """A BLAS / LAPACK routine of ``scipy.linalg.cython_blas`` / ``cython_lapack`` as a
-    ctypes function (the address through Numba's helper)."""
-    import ctypes
-
-    from numba.extending import get_cython_function_address
-
-    return ctypes.CFUNCTYPE(None, *argtypes)(get_cython_function_address(module, name))
 
 
 def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = False) -> np.ndarray:
@@ -388,22 +387,7 @@ def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = Fal
 
         return np.asarray(solve_triangular(LS[:k, :k], b, lower=True, trans="T" if trans else "N"))
     B = np.array(b, dtype=np.float64, order="F").reshape(k, -1, order="F")
-    ch, ip, dp = ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
-    dtrsm = _lapack_pointer(
-        "scipy.linalg.cython_blas",
-        "dtrsm",
-        ch,
-        ch,
-        ch,
-        ch,
-        ip,
-        ip,
-        dp,
-        ctypes.c_void_p,
-        ip,
-        ctypes.c_void_p,
-        ip,
-    )
+    dtrsm = routine("dtrsm")
     m, n, lda, ldb = (ctypes.c_int(v) for v in (k, B.shape[1], LS.shape[0], k))
     one = ctypes.c_double(1.0)
     dtrsm(
@@ -435,10 +419,7 @@ def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
 
     if not (LS.flags.f_contiguous and LS.dtype == np.float64 and LS.ndim == 2 and k <= LS.shape[0]):
         raise ValueError("invert_leading_block needs a float64 Fortran-ordered factor")
-    ip = ctypes.POINTER(ctypes.c_int)
-    dpotri = _lapack_pointer(
-        "scipy.linalg.cython_lapack", "dpotri", ctypes.c_char_p, ip, ctypes.c_void_p, ip, ip
-    )
+    dpotri = routine("dpotri")
     n, lda, info = ctypes.c_int(k), ctypes.c_int(LS.shape[0]), ctypes.c_int(0)
     dpotri(b"L", ctypes.byref(n), LS.ctypes.data, ctypes.byref(lda), ctypes.byref(info))
     if info.value != 0:
