@@ -12,8 +12,8 @@ their Satterthwaite intervals, REML beside them; :func:`format_aov` is its text.
 >>> r = aov("y ~ trt + Error(plot)", d)
 >>> list(r.strata), int(r.strata["Within"].loc["trt", "Df"])
 (['plot', 'Within'], 1)
->>> {k: round(v, 4) for k, v in r.estimates.items()}
-{'plot': 0.5283, 'Residual': 0.0112}
+>>> {k: round(v, 5) for k, v in r.estimates.items()}
+{'plot': 0.52833, 'Residual': 0.01125}
 """
 
 from .data import aov_data, is_balanced
