@@ -88,6 +88,11 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
     from multilevel.linalg.wide import WIDE_MIN_REST, wide_factor_block
 
     users, movies = int(d["user"].max()) + 1, int(d["movie"].max()) + 1
+    if movies < WIDE_MIN_REST:
+        raise SystemExit(
+            f"--evaluation times the wide layout, which needs {WIDE_MIN_REST:,} movies or more; "
+            f"this --scale gives {movies:,}: use a larger --scale (or --fit)"
+        )
     n = d["user"].size
     one = np.broadcast_to(1.0, (n, 1))
     t0 = time.perf_counter()
