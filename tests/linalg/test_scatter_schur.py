@@ -230,3 +230,13 @@ def test_three_crossed_blocks_take_the_compiled_pass_where_a1r_is_sparse():
     assert not crossprod.scalar_applies([50, 20, 5], [1, 1, 1], 2)  # A1R small: kept dense
     assert not crossprod.scalar_applies([10_000, 2_000], [2, 1], 4)  # a vector block
     assert not crossprod.scalar_applies([10_000], [1], 4)
+
+
+def test_the_compact_rest_is_refused_for_two_rest_blocks():
+    from multilevel.linalg.scalar_pass import scalar_pass
+
+    c = np.arange(4)
+    with pytest.raises(ValueError, match="cross pairs"):
+        scalar_pass(
+            c, None, [(c, None), (c, None)], [4, 4, 4], None, np.ones((4, 1)), np.ones(4), dense_rest=False
+        )

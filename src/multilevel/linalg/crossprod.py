@@ -85,11 +85,14 @@ def _add(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> sp.csr
     a scatter, not a sparse merge of the whole)."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return a + b
-    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
-        if a.nnz + b.nnz < DENSE_SUM_SHARE * a.shape[0] * a.shape[1]:
-            return (a + b).tocsr()
-        a = a.toarray()
-    dense, other = (a.copy(), b) if isinstance(a, np.ndarray) else (b.copy(), a)
+    if isinstance(a, np.ndarray):
+        dense, other = a.copy(), b
+    elif isinstance(b, np.ndarray):
+        dense, other = b.copy(), a
+    elif a.nnz + b.nnz < DENSE_SUM_SHARE * a.shape[0] * a.shape[1]:
+        return (a + b).tocsr()
+    else:
+        dense, other = a.toarray(), b  # already a new array: no second copy
     _scatter_into(dense, other)
     return dense
 
@@ -396,23 +399,20 @@ def scalar_crossprods(
     (c1, v1), rest = groups[0], groups[1:]
     n, p = X.shape
     lay = layout_of([(nl, 1) for nl in n_levels], p)
-    A11, (indptr, indices, data), diag, border_z, DD, dense = scalar_pass(c1, v1, rest, n_levels, w, X, y)
+    compact = wide.applies(n_levels, [1] * len(n_levels))  # the dense (m, m) it stands for is not formed
+    A11, (indptr, indices, data), diag, border_z, DD, dense = scalar_pass(
+        c1, v1, rest, n_levels, w, X, y, dense_rest=not compact
+    )
     mz, m = lay.mz, lay.m
     A1R = sp.csr_matrix((data, indices, indptr), shape=(lay.n1, m))
     A1R.has_sorted_indices = True
     A1R.has_canonical_format = True
     ARR: Any = dense
-    if dense is None:
+    if compact:
         border = np.empty((p + 1, m))
         border[:, :mz] = border_z
         border[:, mz:] = DD
-        if wide.applies(n_levels, [1, 1]):  # the dense (m, m) it stands for is not formed
-            ARR = wide.RestBorder(diag, border)
-        else:
-            ARR = np.zeros((m, m))
-            ARR[np.diag_indices(mz)] = diag
-            ARR[mz:, :] = border
-            ARR[:mz, mz:] = border_z.T
+        ARR = wide.RestBorder(diag, border)
     return CrossProducts(
         layout=lay, n=n, A11=A11[:, None, None], A1R=A1R, ARR=ARR, sum_log_weights=sum_log_weights(w)
     )

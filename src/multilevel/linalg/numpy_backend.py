@@ -79,16 +79,12 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
     if isinstance(system.ARR, RestBorder):  # a wide crossed design: formed in the factor's memory
         G = wide_factor_block(system.ARR, lambda_diagonal(np, rest, lay.rest, lay.m), pattern, W1)
         return _dense_factor(G, Ts, L1, logdet1, lay)
-    if isinstance(pattern, DenseSchur) and not system.full:  # the upper triangle alone
-        G = np.subtract(system.ARR, pattern.update_upper(W1))
-        if mz:
-            s = lambda_diagonal(np, rest, lay.rest, lay.m)
-            G *= s[:, None]
-            G *= s
-            G[system.zdiag, system.zdiag] += 1.0
-        return _dense_factor(G, Ts, L1, logdet1, lay)
-    update = pattern.update(W1)
     if not isinstance(pattern, (SchurPattern, PairSchur)):  # a dense form: the whole update
+        # scalar templates keep it symmetric, so the triangle dense_cholesky reads will do
+        if isinstance(pattern, DenseSchur) and not system.full:
+            update = pattern.update_upper(W1)
+        else:
+            update = pattern.update(W1)
         G = system.ARR - update
         if system.full:
             G = lambda_sandwich(np, G, rest, lay.rest)
@@ -98,6 +94,7 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
             G *= s
     elif not system.full and mz:
         # scalar templates in the rest: scale while copying, and scale the update
+        update = pattern.update(W1)
         s = lambda_diagonal(np, rest, lay.rest, lay.m)
         G = np.multiply(system.ARR, s[:, None], order="C")
         G *= s
@@ -105,7 +102,7 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
         G.ravel()[pattern.targets] -= update
     else:
         G = system.ARR.copy(order="C")
-        G.ravel()[pattern.targets] -= update
+        G.ravel()[pattern.targets] -= pattern.update(W1)
         if system.full:
             G = np.triu(G) + np.triu(G, 1).T
             G = lambda_sandwich(np, G, rest, lay.rest)

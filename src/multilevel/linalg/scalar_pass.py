@@ -186,6 +186,8 @@ def scalar_pass(
     w: np.ndarray | None,
     X: np.ndarray,
     y: np.ndarray,
+    *,
+    dense_rest: bool = True,
 ) -> tuple[
     np.ndarray,
     tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -198,8 +200,10 @@ def scalar_pass(
     the ``rest`` blocks' (codes, values) and all the blocks' levels. Returns ``A11``
     (n1,), ``A1R`` as CSR arrays ``(indptr, indices, data)`` of shape ``(n1, mz + p + 1)``,
     the rest's diagonal (mz,), its border ``(p + 1, mz)``, ``D'WD`` ``(p + 1, p + 1)`` and,
-    for two or more rest blocks, the whole dense ``ARR`` ``(m, m)`` (None for one rest
-    block, whose own cross-products are the diagonal)."""
+    with ``dense_rest``, the whole dense ``ARR`` ``(m, m)`` (else None: one rest block,
+    whose own cross-products are the diagonal, kept compact by the caller)."""
+    if not dense_rest and len(rest) > 1:
+        raise ValueError("two or more rest blocks have cross pairs: their ARR is dense")
     n, p = X.shape
     n1, n_rest = n_levels[0], list(n_levels[1:])
     mz = sum(n_rest)
@@ -212,8 +216,8 @@ def scalar_pass(
     ya = np.ascontiguousarray(y, dtype=float)
     A11, diag, counts = np.zeros(n1), np.zeros(mz), np.zeros(n1, dtype=np.int64)
     m = mz + p + 1
-    ARR = np.zeros((m, m)) if r > 1 else None  # the rest's pairs go straight into it
-    pairs = ARR[:mz, :mz] if ARR is not None else np.zeros((1, 1))
+    ARR = np.zeros((m, m)) if dense_rest else None
+    pairs = ARR[:mz, :mz] if r > 1 and ARR is not None else np.zeros((1, 1))  # straight into ARR
     sums, border, DD = np.zeros((n1, p + 1)), np.zeros((p + 1, mz)), np.zeros((p + 1, p + 1))
     _sums(c1, zc, a1, zv, aw, Xa, ya, A11, diag, pairs, sums, border, DD, counts)
     start = np.zeros(n1 + 1, dtype=np.int64)
