@@ -9,13 +9,21 @@ Data from :mod:`movielens_shape` (the counts of ml-32m's filtered sets). Two par
   arrays freed first and its peak left out, Linux's ``clear_refs``), so the figure is
   what a user holding the table sees.
 * ``--evaluation``: one evaluation of the profiled criterion at the full shape, timed by
-  its parts: the Schur update scattered into the dense movie block (the pairs of movies
-  each user rated) and the dense Cholesky factor of that block (LAPACK ``dpotrf``), with
-  the block's memory. MixedModels.jl's published figure for the same shape is 45 s per
+  its parts: the Schur update scattered into the movie block (the pairs of movies
+  each user rated), kept in packed storage (:mod:`multilevel.linalg.rfp`), and its
+  Cholesky factor in place (tiles of 4,096 on the packed halves), with the block's memory.
+  MixedModels.jl's published figure for the same shape is 45 s per
   evaluation on 16 threads (42 evaluations, 1,945 s).
+
+``--device gpu`` (or ``--backend jax`` on the CPU) runs both on the JAX backend
+(:mod:`multilevel.linalg.jax_wide`): the block formed and factored in the device's
+memory. The all-movies shape's 84,432-wide block is 57 GB: on a GPU, let JAX use more
+than its default 75% of the device (``XLA_PYTHON_CLIENT_MEM_FRACTION=0.95``).
 
     python benchmarks/bench_wide.py --shape 50-80 --scale 0.25 --fit
     python benchmarks/bench_wide.py --shape 50-80 --evaluation
+    XLA_PYTHON_CLIENT_MEM_FRACTION=0.95 \
+        python benchmarks/bench_wide.py --shape 1-20 --device gpu --evaluation --fit
 """
 
 from __future__ import annotations
@@ -46,15 +54,16 @@ def frame(d: dict[str, np.ndarray]) -> Any:
     )
 
 
-def fit(df: Any) -> dict:
+def fit(df: Any, device: str = "cpu", backend: str = "auto") -> dict:
     import multilevel
 
     before = gib(peak_rss())
     reset = reset_peak()  # the fit's own peak, from the table on (not the generator's)
+    control = multilevel.FitControl(device=device, backend=backend)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = multilevel.fit(FORMULA, df, reml=False)
+        m = multilevel.fit(FORMULA, df, reml=False, control=control)
     took = time.perf_counter() - t0
     peak = gib(peak_rss())  # the fit's: its result holds the factor at the optimum (one block)
     obj = m.objective
@@ -66,7 +75,8 @@ def fit(df: Any) -> dict:
         "optimizer_s": round(m.optinfo.seconds, 1),
         "evaluations": m.optinfo.n_evals,
         "seconds_per_evaluation": round(per_eval, 2),
-        "schur_form": type(obj.system.pattern).__name__,
+        "schur_form": type(obj.pattern).__name__ if obj.pattern is not None else "jax_wide tiles",
+        "optimizer": m.optinfo.optimizer,
         "deviance": m.deviance,
         "theta": [round(float(t), 6) for t in m.theta],
         "sigma": round(float(m.sigma), 6),
@@ -82,8 +92,8 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
     """One evaluation's two costs at the data's full shape, through the fit's own steps:
     the compiled cross-product pass, the scattered form, the block formed in the factor's
     memory (:func:`~multilevel.linalg.wide.wide_factor_block`), its Cholesky factor."""
-    from multilevel.linalg.blocked import dense_cholesky
     from multilevel.linalg.crossprod import scalar_crossprods
+    from multilevel.linalg.rfp import factor_packed
     from multilevel.linalg.scatter_schur import ScatterSchur
     from multilevel.linalg.wide import WIDE_MIN_REST, wide_factor_block
 
@@ -116,7 +126,7 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
     G = wide_factor_block(cp.ARR, s, form, W1)
     t_scatter = time.perf_counter() - t1
     t2 = time.perf_counter()
-    dense_cholesky(G)
+    factor_packed(G)
     t_chol = time.perf_counter() - t2
     jl = MIXEDMODELS_JL[shape]
     return {
@@ -127,11 +137,72 @@ def evaluation(d: dict[str, np.ndarray], shape: str) -> dict:
         "scatter_s": round(t_scatter, 2),
         "cholesky_s": round(t_chol, 2),
         "evaluation_s": round(t_scatter + t_chol, 2),
-        "dense_block_gib": round(G.size * 8 / 2**30, 2),
+        "packed_block_gib": round((G.zz.size + G.border.size) * 8 / 2**30, 2),
+        "dense_block_gib": round(G.shape[0] ** 2 * 8 / 2**30, 2),
         "peak_gib": gib(peak_rss()),
         "mixedmodels_jl_s_per_evaluation": jl[0],
         "mixedmodels_jl_evaluations": jl[1],
         "mixedmodels_jl_fit_s": jl[2],
+    }
+
+
+def evaluation_jax(d: dict[str, np.ndarray], device: str) -> dict:
+    """One evaluation on the JAX backend (what ``device="gpu"`` runs): the first (compiling
+    every tile size) and a warm one, the warm one by its parts: the block formed and the
+    pairs scattered into it, and the tiled Cholesky factor."""
+    import jax
+
+    from multilevel.linalg import jax_wide
+    from multilevel.linalg.crossprod import scalar_crossprods
+    from multilevel.linalg.jax_cholesky import tiled_cholesky
+    from multilevel.linalg.jax_setup import jax_device
+
+    users, movies = int(d["user"].max()) + 1, int(d["movie"].max()) + 1
+    n = d["user"].size
+    one = np.broadcast_to(1.0, (n, 1))
+    dev = jax_device(device)
+    t0 = time.perf_counter()
+    cp = scalar_crossprods(
+        [(d["user"], one), (d["movie"], one)], [users, movies], one, d["rating"].astype(float), None
+    )
+    system = jax_wide.system(cp, dev)
+    t_build = time.perf_counter() - t0
+    Ts = [np.array([[0.5]]), np.array([[0.55]])]
+    t1 = time.perf_counter()
+    jax_wide.factor(system, Ts, keep=False)
+    first = time.perf_counter() - t1
+    ent = (system.user, system.col, system.val)
+    t2 = time.perf_counter()
+    G, w, _, _ = jax_wide._start(
+        0.5, 0.55, system.a11, system.diag, system.border, system.A1B, ent, system.val[:0], cp.layout.m
+    )
+    for g in system.groups:
+        G = jax_wide._scatter(G, g.idx, g.val, g.level, g.a, g.b, w, g.batch, g.triangle)
+    G.block_until_ready()
+    t_scatter = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    L = tiled_cholesky(G)
+    L.block_until_ready()
+    t_chol = time.perf_counter() - t3
+    del L
+    stats = dev.memory_stats() or {}
+    return {
+        "device": f"{dev.platform} {getattr(dev, 'device_kind', '')}".strip(),
+        "jax": jax.__version__,
+        "users": users,
+        "movies": movies,
+        "pairs_scattered": int(sum(np.asarray(g.a).size * jax_wide.tile_pairs(g) for g in system.groups)),
+        "tile_sizes": len(system.groups),
+        "prepare_s": round(t_build, 1),
+        "first_evaluation_s": round(first, 2),
+        "scatter_s": round(t_scatter, 2),
+        "cholesky_s": round(t_chol, 2),
+        "evaluation_s": round(t_scatter + t_chol, 2),
+        "dense_block_gib": round(cp.layout.m**2 * 8 / 2**30, 2),
+        "device_peak_gib": round(stats["peak_bytes_in_use"] / 2**30, 2)
+        if "peak_bytes_in_use" in stats
+        else None,
+        "peak_gib": gib(peak_rss()),
     }
 
 
@@ -168,16 +239,21 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--fit", action="store_true")
     ap.add_argument("--evaluation", action="store_true")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--backend", choices=["auto", "numpy", "jax"], default="auto")
     ap.add_argument("--out", default=None, help="append the JSON record to this file")
     args = ap.parse_args()
-    out: dict = {"shape": args.shape, "scale": args.scale}
+    out: dict = {"shape": args.shape, "scale": args.scale, "device": args.device, "backend": args.backend}
     d = generated(args.shape, args.scale, out)
+    jax_path = args.device == "gpu" or args.backend == "jax"
     if args.evaluation:
-        out["evaluation"] = evaluation(d, args.shape)
+        out["evaluation"] = evaluation_jax(d, args.device) if jax_path else evaluation(d, args.shape)
+        out["evaluation"]["mixedmodels_jl_s_per_evaluation"] = MIXEDMODELS_JL[args.shape][0]
     if args.fit:
         df = frame(d)
         d.clear()  # the generator's arrays: the fit's input is the table alone, as a user's
-        out["fit"] = fit(df)
+        out["fit"] = fit(df, args.device, args.backend)
+        out["fit"]["mixedmodels_jl_fit_s"] = MIXEDMODELS_JL[args.shape][2]
     emit(out, args.out)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from .errors import ModelError
 
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb")
+DEVICES = ("cpu", "gpu")
+BACKENDS = ("auto", "numpy", "jax")
 
 
 def _check_bool(name: str, value: object, *, optional: bool = False) -> None:
@@ -52,11 +54,22 @@ class FitControl:
         The time the optimizers may take; past it the fit stops with
         ``converged=False`` and a warning. ``None`` (default): 6 seconds for
         models of fewer than 1,000 rows, unlimited for larger ones.
+    device:
+        Linear mixed models: where the criterion is evaluated. ``"cpu"`` (default);
+        ``"gpu"``: the JAX backend of :mod:`multilevel.linalg` on JAX's first GPU, in
+        double precision (JAX with CUDA: ``pip install 'multilevel[gpu]'``).
+    backend:
+        Linear mixed models: ``"auto"`` (default: NumPy and LAPACK on the CPU, JAX on a
+        GPU), ``"numpy"`` or ``"jax"`` (JAX on the CPU runs what a GPU would run).
+        On JAX, ``optimizer="auto"`` is L-BFGS-B on ``jax.grad``, or BOBYQA for a
+        wide crossed design (whose JAX factor has no exact gradient).
     """
 
     optimizer: str = "auto"
     compiled_kernels: bool | None = None
     max_seconds: float | None = None
+    device: str = "cpu"
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -65,6 +78,22 @@ class FitControl:
         m = self.max_seconds
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
             raise ModelError(f"max_seconds must be a positive number of seconds or None, got {m!r}")
+        if self.device not in DEVICES:
+            raise ModelError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ModelError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device == "gpu" and self.backend == "numpy":
+            raise ModelError(
+                "backend='numpy' runs on the CPU; device='gpu' runs the JAX backend: drop backend= "
+                "or set backend='jax'"
+            )
+
+    @property
+    def linalg_backend(self) -> str:
+        """The array backend of the LMM criterion: ``"numpy"`` or ``"jax"``."""
+        if self.backend == "auto":
+            return "jax" if self.device == "gpu" else "numpy"
+        return self.backend
 
     def time_limit(self, nobs: int) -> float | None:
         """Seconds the optimizers of a fit to ``nobs`` rows may take (None: no limit)."""

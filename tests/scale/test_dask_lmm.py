@@ -218,3 +218,12 @@ def test_three_crossed_factors_take_the_compiled_pass_and_dense_sums(client):
         client.run(_set_dense_sum_share, next(iter(old.values())))
     assert isinstance(m.objective.cp.A1R, np.ndarray)  # the sums were kept dense
     _same_fit(m, multilevel.fit(f, df))
+
+
+def test_the_jax_backend_on_partitions(client):
+    pytest.importorskip("jax")
+    df = multilevel.load_dataset("sleepstudy")
+    f = "Reaction ~ Days + (Days | Subject)"
+    m = multilevel.fit(f, dd.from_pandas(df, npartitions=3), control=multilevel.FitControl(backend="jax"))
+    assert "jax.grad" in m.optinfo.optimizer
+    _same_fit(m, multilevel.fit(f, df), rtol=1e-8)

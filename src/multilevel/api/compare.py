@@ -22,7 +22,8 @@ def _refit_ml(fit: Any) -> Any:
     from ..lmm.fit import fit_objective
     from ..lmm.objective import LmmObjective
 
-    obj = LmmObjective(fit.spec, fit.objective.cp, reml=False)
+    done = fit.objective  # on the fit's own backend and device
+    obj = LmmObjective(fit.spec, done.cp, reml=False, backend=done.backend.NAME, device=done.device)
     with blas_threads(obj.layout.m):
         return fit_objective(obj, fit.design, start=fit.theta, result_type=type(fit))
 

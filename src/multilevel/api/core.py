@@ -106,13 +106,17 @@ class Model:
         """Cross-products of ``[Z X y]``, computed once and shared by all fits."""
         return compute_crossprods(self.design, [g.n_levels for g in self.spec.groupings])
 
-    def objective(self, reml: bool = True) -> Any:
-        """The profiled criterion ``theta -> REML criterion / deviance``, unfitted."""
+    def objective(self, reml: bool = True, control: FitControl | None = None) -> Any:
+        """The profiled criterion ``theta -> REML criterion / deviance``, unfitted, on the
+        backend and device of ``control``."""
         from ..lmm.objective import LmmObjective
 
         if not isinstance(reml, bool):
             raise ModelError(f"reml must be True or False, got {reml!r}")
-        return LmmObjective(self.spec, self.crossprods, reml=reml)
+        ctl = FitControl() if control is None else control
+        return LmmObjective(
+            self.spec, self.crossprods, reml=reml, backend=ctl.linalg_backend, device=ctl.device
+        )
 
     def fit(
         self,
@@ -195,7 +199,7 @@ class Model:
         from ..present.lmm_fit import LmmFit
         from ..present.progress import Progress
 
-        obj = self.objective(reml)
+        obj = self.objective(reml, control)
         report = Progress(progress)
         try:
             with blas_threads(obj.layout.m, tiny_as_is=True):

@@ -241,7 +241,10 @@ def fit_partitioned(
         spec, cp, n_input = partitioned_crossprods(
             formula, data, weights=weights, offset=offset, na_action=na_action, progress=report
         )
-        obj = LmmObjective(spec, cp, reml=True if reml is None else reml)
+        ctl = FitControl() if control is None else control
+        obj = LmmObjective(
+            spec, cp, reml=True if reml is None else reml, backend=ctl.linalg_backend, device=ctl.device
+        )
         with blas_threads(obj.layout.m):
             return fit_objective(
                 obj,

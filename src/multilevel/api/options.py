@@ -45,6 +45,11 @@ def glmm_options(family: Any, reml: Any, control: FitControl, nagq: Any, laplace
             "optimizer applies to linear mixed models; a GLMM runs BOBYQA and then the gradient "
             "path itself: drop optimizer"
         )
+    if control.device != "cpu" or control.backend != "auto":
+        raise ModelError(
+            "device= and backend= apply to linear mixed models; a GLMM's penalized IRLS runs on the "
+            "CPU with NumPy: drop device= and backend="
+        )
     nagq = 1 if nagq is None else nagq
     if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)):
         raise ModelError(f"nagq must be an integer (0, 1 or a number of quadrature nodes), got {nagq!r}")

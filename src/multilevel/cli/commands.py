@@ -64,7 +64,9 @@ def _fitter(args: argparse.Namespace, data: Any) -> Callable[[], Any]:
             "likelihood already (Laplace, or quadrature with --nagq): drop --ml"
         )
     laplace = laplace_flag(args, linear)
-    control = _fit_control(getattr(args, "max_seconds", None))
+    control = _fit_control(
+        getattr(args, "max_seconds", None), getattr(args, "device", "cpu"), getattr(args, "backend", "auto")
+    )
     progress = bool(getattr(args, "progress", False))
     if progress and not linear and not getattr(args, "partitioned", False):
         raise ModelError(

@@ -133,14 +133,36 @@ def _read_file(path: str) -> Any:
     raise DataError(f"unknown file type {p.suffix!r} for {path!r}; use .csv or .parquet")
 
 
-def _fit_control(max_seconds: float | None = None) -> Any:
+def _fit_control(max_seconds: float | None = None, device: str = "cpu", backend: str = "auto") -> Any:
     """The command line fits once per process: Numba's start-up (~0.5 s) would cost more
     than its kernels save, so they are off unless ``MULTILEVEL_NUMBA`` asks for them.
-    ``max_seconds``: ``--max-seconds``, the optimizers' time limit."""
+    ``max_seconds``: ``--max-seconds``, the optimizers' time limit; ``device`` and
+    ``backend``: ``--device`` and ``--backend``."""
     from ..control import FitControl
 
     return FitControl(
-        compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False, max_seconds=max_seconds
+        compiled_kernels=None if "MULTILEVEL_NUMBA" in os.environ else False,
+        max_seconds=max_seconds,
+        device=device,
+        backend=backend,
+    )
+
+
+def add_device_options(p: Any) -> None:
+    """``--device {cpu,gpu}`` and ``--backend {auto,numpy,jax}`` of a linear mixed model fit."""
+    p.add_argument(
+        "--device",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="linear mixed models: evaluate the criterion on the CPU (default) or on JAX's first "
+        "GPU, in double precision (needs JAX with CUDA: pip install 'multilevel[gpu]')",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["auto", "numpy", "jax"],
+        default="auto",
+        help="linear mixed models: the criterion's arrays: auto (NumPy on the CPU, JAX on a GPU), "
+        "numpy, or jax (on the CPU, what a GPU would run)",
     )
 
 

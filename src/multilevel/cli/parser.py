@@ -7,7 +7,7 @@ from typing import Any
 
 from .aov import add_aov
 from .commands import EPILOG, EXAMPLES, _cmd_example, _cmd_fit, _cmd_gee, _cmd_graph, _cmd_report, _cmd_sample
-from .common import add_laplace_option, add_time_limit_option
+from .common import add_device_options, add_laplace_option, add_time_limit_option
 from .crt import _cmd_crt_analyze, _cmd_crt_power
 from .deconv import add_deconvolve
 from .ftests import add_anova_option, add_emmeans
@@ -73,6 +73,7 @@ def _add_fit(sub: Any) -> None:
     )
     add_laplace_option(p_fit)
     add_time_limit_option(p_fit)
+    add_device_options(p_fit)
     p_fit.add_argument(
         "--na-action",
         choices=["omit", "raise"],

@@ -13,7 +13,7 @@ one sparse matrix-vector product followed by one dense Cholesky of the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -375,13 +375,17 @@ def dense_cholesky(G: np.ndarray) -> np.ndarray:
 IN_PLACE_MIN = 2000
 
 
-def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = False) -> np.ndarray:
+def solve_leading_lower(LS: Any, k: int, b: np.ndarray, trans: bool = False) -> np.ndarray:
     """``x`` with ``C x = b`` (``C' x = b`` with ``trans``) for ``C`` the leading ``k x k``
     lower triangle of the factor ``LS``; ``b`` (k,) or (k, r). A block of
     :data:`IN_PLACE_MIN` rows and more of a float64 Fortran-ordered factor is solved by
     BLAS ``dtrsm`` on the factor's own memory (no copy of ``C``), a smaller one by SciPy."""
     import ctypes
 
+    from .rfp import PackedFactor
+
+    if isinstance(LS, PackedFactor) and k == LS.mz:  # packed: LAPACK's RFP solve
+        return LS.solve_z(b, trans)
     if k < IN_PLACE_MIN or not (LS.flags.f_contiguous and LS.dtype == np.float64):
         from scipy.linalg import solve_triangular
 
@@ -406,7 +410,7 @@ def solve_leading_lower(LS: np.ndarray, k: int, b: np.ndarray, trans: bool = Fal
     return B[:, 0] if np.ndim(b) == 1 else B
 
 
-def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
+def invert_leading_block(LS: Any, k: int) -> Any:
     """The inverse of ``C C'`` for the leading ``k x k`` block ``C`` of the Fortran-ordered
     Cholesky factor ``LS``, written over that block's lower triangle (LAPACK ``dpotri``
     with the factor's leading dimension): a view, no copy of a block that may be
@@ -417,6 +421,10 @@ def invert_leading_block(LS: np.ndarray, k: int) -> np.ndarray:
     """
     import ctypes
 
+    from .rfp import PackedFactor
+
+    if isinstance(LS, PackedFactor) and k == LS.mz:  # packed: LAPACK's RFP inverse
+        return LS.invert_z()
     if not (LS.flags.f_contiguous and LS.dtype == np.float64 and LS.ndim == 2 and k <= LS.shape[0]):
         raise ValueError("invert_leading_block needs a float64 Fortran-ordered factor")
     dpotri = routine("dpotri")

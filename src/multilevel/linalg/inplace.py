@@ -65,50 +65,81 @@ def tiled_cholesky(A: np.ndarray, tile: int = TILE) -> int:
     """The lower Cholesky factor of the symmetric Fortran-ordered ``A`` (its lower
     triangle read), written over that triangle; the upper triangle is left as it was.
     Returns LAPACK's ``info``: 0, or the (1-based) order of the leading minor that is
-    not positive definite.
-
-    Why this is long: the right-looking tiled algorithm is one loop over the diagonal
-    tiles with its three updates written out, each a BLAS call on the matrix's own memory.
-    """
+    not positive definite."""
     if not (A.flags.f_contiguous and A.dtype == np.float64 and A.ndim == 2 and A.shape[0] == A.shape[1]):
         raise ValueError("tiled_cholesky needs a square float64 Fortran-ordered matrix")
-    n = A.shape[0]
-    lda, base = _i(n), A.ctypes.data
+    return tiled_cholesky_at(A.ctypes.data, A.shape[0], A.shape[0], upper=False, tile=tile)
+
+
+def tiled_cholesky_at(base: int, n: int, lda: int, upper: bool, tile: int = TILE) -> int:
+    """:func:`tiled_cholesky` of the ``n x n`` matrix at address ``base`` with leading
+    dimension ``lda`` (a block of a larger array, e.g. a half of a packed matrix):
+    ``A = L L'`` from the lower triangle, or ``A = U'U`` from the upper with ``upper``.
+
+    Why this is long: the right-looking tiled algorithm is one loop over the diagonal
+    tiles with its three updates written out, each a BLAS call on the matrix's own memory,
+    for either triangle.
+    """
+    ld = _i(lda)
     edges = [*range(0, n, tile), n]
     t = len(edges) - 1
 
     def at(i: int, j: int) -> int:  # the address of entry (i, j)
-        return base + 8 * (i + j * n)
+        return base + 8 * (i + j * lda)
 
     potrf, trsm, syrk, gemm = (routine(r) for r in ("dpotrf", "dtrsm", "dsyrk", "dgemm"))
     one, minus = _d(1.0), _d(-1.0)
+    uplo = b"U" if upper else b"L"
     for k in range(t):
         k0, nk = edges[k], edges[k + 1] - edges[k]
         info = ctypes.c_int(0)
-        potrf(b"L", _i(nk), at(k0, k0), lda, ctypes.byref(info))
+        potrf(uplo, _i(nk), at(k0, k0), ld, ctypes.byref(info))
         if info.value != 0:
             return k0 + info.value
-        for i in range(k + 1, t):  # the tiles below: A_ik L_kk^-T
+        for i in range(k + 1, t):  # the panel: A_ik L_kk^-T below, U_kk^-T A_ki to the right
             i0, ni = edges[i], edges[i + 1] - edges[i]
-            trsm(b"R", b"L", b"T", b"N", _i(ni), _i(nk), one, at(k0, k0), lda, at(i0, k0), lda)
-        for i in range(k + 1, t):  # the trailing tiles: A_ij -= A_ik A_jk'
+            if upper:
+                trsm(b"L", b"U", b"T", b"N", _i(nk), _i(ni), one, at(k0, k0), ld, at(k0, i0), ld)
+            else:
+                trsm(b"R", b"L", b"T", b"N", _i(ni), _i(nk), one, at(k0, k0), ld, at(i0, k0), ld)
+        for i in range(k + 1, t):  # the trailing tiles: A_ij -= A_ik A_jk' (A_ki' A_kj)
             i0, ni = edges[i], edges[i + 1] - edges[i]
-            syrk(b"L", b"N", _i(ni), _i(nk), minus, at(i0, k0), lda, one, at(i0, i0), lda)
+            if upper:
+                syrk(b"U", b"T", _i(ni), _i(nk), minus, at(k0, i0), ld, one, at(i0, i0), ld)
+            else:
+                syrk(b"L", b"N", _i(ni), _i(nk), minus, at(i0, k0), ld, one, at(i0, i0), ld)
             for j in range(k + 1, i):
                 j0, nj = edges[j], edges[j + 1] - edges[j]
-                gemm(
-                    b"N",
-                    b"T",
-                    _i(ni),
-                    _i(nj),
-                    _i(nk),
-                    minus,
-                    at(i0, k0),
-                    lda,
-                    at(j0, k0),
-                    lda,
-                    one,
-                    at(i0, j0),
-                    lda,
-                )
+                if upper:  # the tile (j, i) above the diagonal
+                    gemm(b"T", b"N", _i(nj), _i(ni), _i(nk), minus, at(k0, j0), ld, at(k0, i0), ld,
+                         one, at(j0, i0), ld)  # fmt: skip
+                else:
+                    gemm(b"N", b"T", _i(ni), _i(nj), _i(nk), minus, at(i0, k0), ld, at(j0, k0), ld,
+                         one, at(i0, j0), ld)  # fmt: skip
     return 0
+
+
+def tiled_rank_k(c: int, n: int, a: int, k: int, lda: int, upper: bool, tile: int = TILE) -> None:
+    """``C -= A A'`` on one triangle of the ``n x n`` matrix at address ``c`` (leading
+    dimension ``lda``) for the ``n x k`` matrix at ``a`` (the same ``lda``), in tiles of
+    the result and of ``k``: no ``dsyrk`` or ``dgemm`` call past a tile."""
+    ld = _i(lda)
+    syrk, gemm = routine("dsyrk"), routine("dgemm")
+    one, minus = _d(1.0), _d(-1.0)
+    edges = [*range(0, n, tile), n]
+    for l0 in range(0, k, tile):
+        nl = min(tile, k - l0)
+        for i in range(len(edges) - 1):
+            i0, ni = edges[i], edges[i + 1] - edges[i]
+            ai = a + 8 * (i0 + l0 * lda)
+            cii = c + 8 * (i0 + i0 * lda)
+            syrk(b"U" if upper else b"L", b"N", _i(ni), _i(nl), minus, ai, ld, one, cii, ld)
+            for j in range(i):
+                j0, nj = edges[j], edges[j + 1] - edges[j]
+                aj = a + 8 * (j0 + l0 * lda)
+                if upper:  # tile (j, i): A_j A_i'
+                    gemm(b"N", b"T", _i(nj), _i(ni), _i(nl), minus, aj, ld, ai, ld, one,
+                         c + 8 * (j0 + i0 * lda), ld)  # fmt: skip
+                else:  # tile (i, j): A_i A_j'
+                    gemm(b"N", b"T", _i(ni), _i(nj), _i(nl), minus, ai, ld, aj, ld, one,
+                         c + 8 * (i0 + j0 * lda), ld)  # fmt: skip

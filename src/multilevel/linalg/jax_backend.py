@@ -155,6 +155,23 @@ def _split_rest(x: Any, blocks: Sequence[tuple[int, int]]) -> list[Any]:
     return out
 
 
+def rest_solution(LS: Any, mz: int, p: int, beta: Any = None, noise: Any = None) -> tuple[Any, Any]:
+    """``beta`` (its estimate unless given) and the rest's ``u`` from the dense factor:
+    ``L_XX' beta = c_X``, ``L_Z' u = c_Z - L_XZ' beta (+ noise)``."""
+    c = LS[-1, :-1]
+    if beta is None:
+        beta = (
+            solve_triangular(LS[mz : mz + p, mz : mz + p], c[mz:], lower=True, trans=1) if p else jnp.zeros(0)
+        )
+    beta = jnp.asarray(beta)
+    if not mz:
+        return beta, jnp.zeros(0)
+    rhs = c[:mz] - LS[mz : mz + p, :mz].T @ beta
+    if noise is not None:
+        rhs = rhs + noise
+    return beta, solve_triangular(LS[:mz, :mz], rhs, lower=True, trans=1)
+
+
 def solve(system: JaxSystem, f: Factor, beta: Any = None, noise: tuple[Any, Any] | None = None) -> Solution:
     """``beta`` (its estimate unless given) and ``u`` solving ``L_Z' u = c - L_XZ' beta``.
 
@@ -163,22 +180,8 @@ def solve(system: JaxSystem, f: Factor, beta: Any = None, noise: tuple[Any, Any]
     times standard normal noise.
     """
     lay = system.layout
-    mz, p = lay.mz, lay.p
-    LS = f.LS
-    c = LS[-1, :-1]
-    if beta is None:
-        beta = (
-            solve_triangular(LS[mz : mz + p, mz : mz + p], c[mz:], lower=True, trans=1) if p else jnp.zeros(0)
-        )
-    beta = jnp.asarray(beta)
+    beta, u_rest = rest_solution(f.LS, lay.mz, lay.p, beta, None if noise is None else noise[1])
     rest = f.templates[1:]
-    if mz:
-        rhs = c[:mz] - LS[mz : mz + p, :mz].T @ beta
-        if noise is not None:
-            rhs = rhs + noise[1]
-        u_rest = solve_triangular(LS[:mz, :mz], rhs, lower=True, trans=1)
-    else:
-        u_rest = jnp.zeros(0)
     # first block: L1' u1 = L1^{-1} T1' A1R Lt (e_y - [u_rest; beta; 0])
     x = jnp.concatenate([-u_rest, -beta, jnp.ones(1)])
     t = (system.A1R @ times_lambda(jnp, x, rest, lay.rest, transpose=True)) @ f.templates[0]

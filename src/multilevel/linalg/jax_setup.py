@@ -4,6 +4,7 @@ compilation cache. Importing this module does not import JAX."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def enable_x64_and_cache() -> None:
@@ -32,3 +33,22 @@ def enable_x64_and_cache() -> None:
     # programs that compile in a tenth of a second are not worth a file; the samplers
     # and the nonlinear models' kernels (0.5-4 s to compile) are
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
+def jax_device(kind: str) -> Any:
+    """JAX's first device of ``kind`` (``"cpu"`` or ``"gpu"``), with double precision on;
+    a :class:`~multilevel.errors.ModelError` saying what to install where JAX has none."""
+    import jax
+
+    from ..errors import ModelError
+
+    jax.config.update("jax_enable_x64", True)
+    try:
+        devices = jax.devices(kind)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"device='{kind}': JAX finds no {kind.upper()} here ({exc}). On a machine with an NVIDIA "
+            "GPU install JAX with CUDA (pip install 'multilevel[gpu]', or 'jax[cuda12]'), or fit "
+            "with device='cpu'"
+        ) from None
+    return devices[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
@@ -34,6 +35,7 @@ from .blocked import (
 from .crossprod import CrossProducts, Layout, as_dense
 from .factor import Factor, Solution, rest_blocks
 from .lambdas import lambda_diagonal, lambda_sandwich, times_lambda
+from .rfp import factor_packed
 from .wide import RestBorder, wide_factor_block
 
 NAME = "numpy"
@@ -76,9 +78,10 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
     L1, W1, logdet1 = blockdiag_factor(system.A11, Ts[0])
     rest = Ts[1:]
     pattern = system.pattern
-    if isinstance(system.ARR, RestBorder):  # a wide crossed design: formed in the factor's memory
-        G = wide_factor_block(system.ARR, lambda_diagonal(np, rest, lay.rest, lay.m), pattern, W1)
-        return _dense_factor(G, Ts, L1, logdet1, lay)
+    if isinstance(system.ARR, RestBorder):  # a wide crossed design: packed, factored in place
+        block = wide_factor_block(system.ARR, lambda_diagonal(np, rest, lay.rest, lay.m), pattern, W1)
+        LS = factor_packed(block)
+        return _factor_of(LS, LS.diagonal(), Ts, L1, logdet1, lay)
     if not isinstance(pattern, (SchurPattern, PairSchur)):  # a dense form: the whole update
         # scalar templates keep it symmetric, so the triangle dense_cholesky reads will do
         if isinstance(pattern, DenseSchur) and not system.full:
@@ -113,9 +116,13 @@ def factor(system: NumpySystem, templates: Sequence[np.ndarray]) -> Factor:
 
 def _dense_factor(G: np.ndarray, Ts: tuple, L1: np.ndarray, logdet1: float, lay: Layout) -> Factor:
     """The factor from the dense block (upper triangle of C-ordered ``G``, overwritten)."""
-    mz = lay.mz
     LS = dense_cholesky(G)
-    d = np.diagonal(LS)
+    return _factor_of(LS, np.diagonal(LS), Ts, L1, logdet1, lay)
+
+
+def _factor_of(LS: Any, d: np.ndarray, Ts: tuple, L1: np.ndarray, logdet1: float, lay: Layout) -> Factor:
+    """The factor's record from the dense factor ``LS`` and its diagonal ``d``."""
+    mz = lay.mz
     logd = np.log(d[: mz + lay.p])
     logdet_z = logdet1 + 2.0 * float(logd[:mz].sum())
     logdet_x = 2.0 * float(logd[mz:].sum())
@@ -193,6 +200,18 @@ def vcov_beta(system: NumpySystem, f: Factor, sigma: float) -> np.ndarray:
     return sigma**2 * (Rinv.T @ Rinv)
 
 
+def check_conditional_variances(lay: Layout) -> None:
+    """A :class:`~multilevel.errors.ModelError` where the conditional variances would need
+    a dense ``n1 q1 x mz`` block past :data:`~multilevel.linalg.blocked.DENSE_MAX_BYTES`."""
+    rows, mz = lay.n1 * lay.q1, lay.mz
+    if rows * mz * 8 > DENSE_MAX_BYTES:
+        raise ModelError(
+            f"the conditional variances of this crossed design need a dense {rows} x {mz} block "
+            f"({rows * mz * 8 / 2**30:.1f} GiB); the estimates and the random effects themselves "
+            "do not, ask for those without their variances"
+        )
+
+
 def conditional_variances(system: NumpySystem, f: Factor, sigma: float) -> list[np.ndarray]:
     """Diagonal blocks of ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'``.
 
@@ -201,12 +220,7 @@ def conditional_variances(system: NumpySystem, f: Factor, sigma: float) -> list[
     """
     lay = system.layout
     mz, n1, q1 = lay.mz, lay.n1, lay.q1
-    if n1 * q1 * mz * 8 > DENSE_MAX_BYTES:
-        raise ModelError(
-            f"the conditional variances of this crossed design need a dense {n1 * q1} x {mz} block "
-            f"({n1 * q1 * mz * 8 / 2**30:.1f} GiB); the estimates and the random effects themselves "
-            "do not, ask for those without their variances"
-        )
+    check_conditional_variances(lay)
     L1inv = np.linalg.inv(f.L1)  # (n1, q1, q1)
     inv1 = np.swapaxes(L1inv, 1, 2) @ L1inv
     T1 = f.templates[0]

@@ -7,10 +7,11 @@ for ``X`` and ``y`` are dense, so :class:`RestBorder` keeps the diagonal and tho
 (the dense ``(m, m)`` would be 2 GB); ``A1R`` stays sparse.
 :func:`~multilevel.linalg.crossprod.scalar_crossprods` computes them in compiled passes
 over the rows' codes (:mod:`~multilevel.linalg.scalar_pass`), without the sparse ``Z``
-matrices of the general builder. :func:`wide_factor_block` forms the dense block once per evaluation in
-the factor's own memory: the scaled diagonal and border, minus the Schur update
-scattered into it (:class:`~multilevel.linalg.scatter_schur.ScatterSchur`); LAPACK's
-Cholesky then works in place.
+matrices of the general builder. :func:`wide_factor_block` forms the block once per
+evaluation, in packed storage (:mod:`~multilevel.linalg.rfp`: one triangle, half the
+memory of the dense block): the scaled diagonal and border, minus the Schur update
+scattered into it (:class:`~multilevel.linalg.scatter_schur.ScatterSchur`); its
+Cholesky factor is then computed in the same memory.
 """
 
 from __future__ import annotations
@@ -98,23 +99,33 @@ def applies(n_levels: Sequence[int], qs: Sequence[int]) -> bool:
     return len(n_levels) == 2 and tuple(qs) == (1, 1) and n_levels[1] >= WIDE_MIN_REST
 
 
-def wide_factor_block(border: RestBorder, s: np.ndarray, form: Any, W1: np.ndarray) -> np.ndarray:
-    """The dense block to factor, ``Lambda'ARR Lambda + I_Z - update`` (its upper triangle,
-    C order, as :func:`~multilevel.linalg.blocked.dense_cholesky` reads it), formed in
-    one ``(m, m)`` array: ``s`` the rest's scale (theta on the block, 1 on X and y),
-    ``W1`` the first block's Schur weights, ``form`` the scattered update."""
-    from .scatter_schur import ScatterSchur, scatter_scaled
+def wide_factor_block(border: RestBorder, s: np.ndarray, form: Any, W1: np.ndarray) -> Any:
+    """The dense block to factor, ``Lambda'ARR Lambda + I_Z - update``, in packed storage
+    (a :class:`~multilevel.linalg.rfp.PackedBlock`: half the memory of the dense block):
+    ``s`` the rest's scale (theta on the block, 1 on X and y), ``W1`` the first block's
+    Schur weights, ``form`` the update (scattered, dense, or a sparse pattern)."""
+    from .rfp import PackedBlock, position
+    from .scatter_schur import ScatterSchur
 
     m, mz = border.shape[0], border.mz
-    G = np.zeros((m, m))
+    block = PackedBlock(np.zeros(mz * (mz + 1) // 2), np.zeros((m - mz, m)), mz)
     idx = np.arange(mz)
-    G[idx, idx] = s[:mz] * s[:mz] * border.diag + 1.0
-    G[:mz, mz:] = (border.border[:, :mz] * s[:mz][None, :]).T
-    G[mz:, mz:] = border.border[:, mz:]
+    block.zz[position(idx, idx, mz)] = s[:mz] * s[:mz] * border.diag + 1.0
+    block.border[:, :mz] = border.border[:, :mz] * s[:mz][None, :]
+    block.border[:, mz:] = border.border[:, mz:]
     if isinstance(form, ScatterSchur):
-        scatter_scaled(form, -W1[:, 0, 0], s, G)
-    elif form.dense:  # dense BLAS (few first-block levels): the whole update
-        G -= np.triu(form.update(W1) * s[:, None] * s[None, :])
-    else:  # the sparse pattern's update at its targets (upper triangle)
-        G.ravel()[form.targets] -= form.update(W1) * s[form.targets // m] * s[form.targets % m]
-    return G
+        form.update_packed(-W1[:, 0, 0], s, block)
+        return block
+    if form.dense:  # dense BLAS (few first-block levels): the whole update
+        U = form.update(W1) * s[:, None] * s[None, :]
+        r, c = np.tril_indices(mz)
+        block.zz[position(r, c, mz)] -= U[r, c]
+        block.border -= U[mz:, :]
+        return block
+    # the sparse pattern's update at its targets (i <= j: the upper triangle of C order)
+    i, j = np.divmod(form.targets, m)
+    v = form.update(W1) * s[i] * s[j]
+    inz = j < mz
+    block.zz[position(j[inz], i[inz], mz)] -= v[inz]
+    block.border[j[~inz] - mz, i[~inz]] -= v[~inz]
+    return block

@@ -114,6 +114,13 @@ def _optimize(
             if progress is not None:
                 progress(done.n_evals, done.fval)
             return _one_block_summary(obj, done)
+    if optimizer == "auto" and obj.backend.NAME == "jax":  # jax.grad, where it is exact
+        optimizer = "lbfgsb" if obj.has_gradient else "bobyqa"
+    if optimizer == "lbfgsb" and not obj.has_gradient:
+        raise ModelError(
+            "optimizer='lbfgsb' needs the criterion's exact gradient, which the JAX factor of a wide "
+            "crossed design does not give: use optimizer='bobyqa' (or 'auto')"
+        )
     x0 = _start(obj, start)
     history: list[tuple[np.ndarray, float]] = []
     with time_limit(control.time_limit(obj.cp.n)):
@@ -134,7 +141,7 @@ def _optimize(
     if code == MAXTIME:
         messages = (*messages, time_limit_message(control.time_limit(obj.cp.n)))
     opt = OptSummary(
-        optimizer="scipy L-BFGS-B (analytic gradient)" if optimizer == "lbfgsb" else "nlopt LN_BOBYQA",
+        optimizer=_optimizer_name(obj, optimizer),
         start=tuple(float(v) for v in x0),
         end=tuple(float(v) for v in theta),
         fval=float(fval),
@@ -147,6 +154,14 @@ def _optimize(
     )
     _warn_all(messages)
     return theta, opt, messages, None
+
+
+def _optimizer_name(obj: LmmObjective, optimizer: str) -> str:
+    where = "" if obj.backend.NAME == "numpy" else f", JAX on {obj.device.upper()}"
+    if optimizer == "lbfgsb":
+        grad = "jax.grad" if obj.backend.NAME == "jax" else "analytic gradient"
+        return f"scipy L-BFGS-B ({grad}{where})"
+    return "nlopt LN_BOBYQA" + (f" ({where[2:]})" if where else "")
 
 
 def _warn_all(messages: tuple[str, ...]) -> None:

@@ -26,6 +26,7 @@ from scipy.linalg import lapack, solve_triangular
 from ..linalg.blocked import PairSchur, invert_leading_block, solve_leading_lower
 from ..linalg.lambdas import all_scalar, lambda_diagonal, lambda_sandwich
 from ..linalg.numpy_backend import NumpySystem, first_block_apply
+from ..linalg.rfp import PackedFactor
 from .objective import Factor, LmmObjective
 from .solution import solve
 
@@ -54,9 +55,10 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
         return D
     scalar = all_scalar(Ts[1:])
     pattern = system.pattern
-    if scalar and hasattr(pattern, "quadratic_forms_lower") and f.LS.flags.f_contiguous:
+    packed = isinstance(f.LS, PackedFactor)
+    if packed or (scalar and hasattr(pattern, "quadratic_forms_lower") and f.LS.flags.f_contiguous):
         # a wide design's block (gigabytes): inverted in the factor's own memory, which
-        # the gradient no longer needs (its solves come first)
+        # the gradient no longer needs (its solves come first); packed, it stays packed
         Sinv = invert_leading_block(f.LS, mz)
     else:
         Sinv, info = lapack.dpotri(np.array(f.LS[:mz, :mz], order="F"), lower=1, overwrite_c=1)
@@ -66,10 +68,13 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     start = 0
     if scalar:
         s = lambda_diagonal(np, Ts[1:], lay.rest, mz)
+        diag = Sinv.diagonal() if packed else np.diagonal(Sinv)
         for nl, _ in lay.rest:
-            D.append(np.array([[np.trace(Sinv[start : start + nl, start : start + nl])]]))
+            D.append(np.array([[diag[start : start + nl].sum()]]))
             start += nl
     else:
+        if packed:
+            Sinv = Sinv.dense()  # a rest of vector terms is not a wide design's: small
         Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
         for nl, q in lay.rest:
             D.append(_block_sums(Sinv, start, nl, q))
@@ -84,7 +89,7 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
     elif pattern.dense:
         M = np.zeros((lay.m, lay.m))
         if scalar:
-            Sfull = np.tril(Sinv) + np.tril(Sinv, -1).T
+            Sfull = Sinv.dense() if packed else np.tril(Sinv) + np.tril(Sinv, -1).T
             M[:mz, :mz] = Sfull * s[:, None] * s[None, :]
         else:
             M[:mz, :mz] = Sinv
@@ -94,7 +99,10 @@ def _omega_inverse_sums(system: NumpySystem, f: Factor, M1inv: np.ndarray) -> li
         inZ = tj < mz
         x = np.zeros(ti.size)
         a, b = ti[inZ], tj[inZ]
-        x[inZ] = Sinv[b, a] * s[a] * s[b] if scalar else Sinv[a, b]
+        if packed:
+            x[inZ] = Sinv.entries(b, a) * s[a] * s[b]
+        else:
+            x[inZ] = Sinv[b, a] * s[a] * s[b] if scalar else Sinv[a, b]
         Q = pattern.quadratic_forms(x)
     T1 = Ts[0]
     D[0] = D[0] + (M1inv @ T1.T @ Q @ T1 @ M1inv).sum(axis=0)

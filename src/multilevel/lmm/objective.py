@@ -127,6 +127,7 @@ class LmmObjective:
         reml: bool = True,
         pattern: SchurForm | None = None,
         backend: str = "numpy",
+        device: str = "cpu",
     ) -> None:
         if reml and cp.n <= len(spec.fixed_names) and spec.parsed.se is None:
             raise ModelError(
@@ -143,9 +144,23 @@ class LmmObjective:
         self.backend = linalg_backend(backend)
         self._xp = self.backend.SCALARS
         self._crit: Criterion | None = None
+        self._wide: Any = None  # the wide design's JAX factor (multilevel.linalg.jax_wide)
+        self.system: Any  # the backend's system (NumpySystem, JaxSystem or JaxWideSystem)
+        self.device = device
         if self.backend.NAME == "jax":
-            self.backend.enable_x64()
-            self.system = self.backend.system(cp)
+            import jax
+
+            from ..linalg.jax_setup import jax_device
+            from ..linalg.wide import RestBorder
+
+            dev = jax_device(device)
+            if isinstance(cp.ARR, RestBorder):  # two scalar blocks, a wide rest: A1R stays sparse
+                from ..linalg import jax_wide
+
+                self._wide, self._xp = jax_wide, math
+                self.system = jax_wide.system(cp, dev)
+                return
+            self.system = jax.device_put(self.backend.system(cp), dev)
             tm = spec.theta_map
             places = ThetaPlaces(
                 tuple(tm.block.tolist()), tuple(tm.row.tolist()), tuple(tm.col.tolist()), spec.block_qs
@@ -164,12 +179,14 @@ class LmmObjective:
         return self.layout.p
 
     @property
-    def pattern(self) -> SchurForm:
-        """The form of the Schur update (NumPy backend)."""
-        return self.system.pattern
+    def pattern(self) -> SchurForm | None:
+        """The form of the Schur update (NumPy backend; None on JAX)."""
+        return getattr(self.system, "pattern", None)
 
     def linalg(self, name: str) -> Any:
         """The backend's ``solve``, ``vcov_beta`` or ``conditional_variances`` (compiled on JAX)."""
+        if self._wide is not None:
+            return getattr(self._wide, name)
         if self._crit is not None:
             return _jax_functions()[name]
         return getattr(self.backend, name)
@@ -177,9 +194,17 @@ class LmmObjective:
     def factor(self, theta: Any) -> Factor:
         """Blocked Cholesky at ``theta``; raises ``LinAlgError`` if not positive definite
         (the JAX factor holds NaN instead)."""
+        if self._wide is not None:
+            return self._wide.factor(self.system, self.spec.templates(theta))
         if self._crit is not None:
             return _jax_functions()["factor"](np.asarray(theta, dtype=float), self.system, self._crit.places)
         return self.backend.factor(self.system, self.spec.templates(theta))
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether the criterion has an exact gradient (analytic, or by ``jax.grad``); the
+        wide design's JAX criterion has central differences only."""
+        return self._wide is None
 
     def criterion(self, f: Factor, reml: bool | None = None) -> Any:
         """Profiled deviance (REML criterion if ``reml``) from a factor."""
@@ -198,6 +223,9 @@ class LmmObjective:
         return math.sqrt(f.r2 / nu)
 
     def __call__(self, theta: np.ndarray) -> float:
+        if self._wide is not None:
+            value = self.criterion(self._wide.factor(self.system, self.spec.templates(theta), keep=False))
+            return value if math.isfinite(value) else math.inf
         if self._crit is not None:
             value = float(self._jax("criterion", theta))
             return value if math.isfinite(value) else math.inf
@@ -209,11 +237,27 @@ class LmmObjective:
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Criterion and its gradient by ``jax.grad`` (JAX backend); ``(inf, 0)`` where
         the factorization fails."""
+        theta = np.asarray(theta, dtype=float)
+        if self._wide is not None:
+            return self._central_differences(theta)
         if self._crit is None:
             raise TypeError("value_and_grad needs backend='jax'; see multilevel.lmm.gradient for NumPy")
-        theta = np.asarray(theta, dtype=float)
         value, grad = self._jax("value_and_grad", theta)
         value, grad = float(value), np.asarray(grad)
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            return math.inf, np.zeros_like(theta)
+        return value, grad
+
+    def _central_differences(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The criterion and its gradient by central differences (steps of 1e-4 relative):
+        the criterion is even in each scalar theta, so the difference at 0 is 0."""
+        value = self(theta)
+        grad = np.zeros_like(theta)
+        for i in range(theta.size):
+            h = 1e-4 * max(abs(theta[i]), 1e-2)
+            e = np.zeros_like(theta)
+            e[i] = h
+            grad[i] = (self(theta + e) - self(theta - e)) / (2 * h)
         if not (math.isfinite(value) and np.all(np.isfinite(grad))):
             return math.inf, np.zeros_like(theta)
         return value, grad
