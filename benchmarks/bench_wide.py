@@ -171,13 +171,8 @@ def evaluation_jax(d: dict[str, np.ndarray], device: str) -> dict:
     t1 = time.perf_counter()
     jax_wide.factor(system, Ts, keep=False)
     first = time.perf_counter() - t1
-    ent = (system.user, system.col, system.val)
     t2 = time.perf_counter()
-    G, w, _, _ = jax_wide._start(
-        0.5, 0.55, system.a11, system.diag, system.border, system.A1B, ent, system.val[:0], cp.layout.m
-    )
-    for g in system.groups:
-        G = jax_wide._scatter(G, g.idx, g.val, g.level, g.a, g.b, w, g.batch, g.triangle)
+    G, _, _ = jax_wide.form_block(system, Ts)
     G.block_until_ready()
     t_scatter = time.perf_counter() - t2
     t3 = time.perf_counter()

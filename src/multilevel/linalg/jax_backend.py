@@ -193,8 +193,9 @@ def solve(system: JaxSystem, f: Factor, beta: Any = None, noise: tuple[Any, Any]
     return Solution(beta, us, tuple(u @ T.T for u, T in zip(us, f.templates)))
 
 
-def vcov_beta(system: JaxSystem, f: Factor, sigma: Any) -> Any:
-    """``sigma^2 (L_XX L_XX')^{-1}``: covariance of the fixed effects given the templates."""
+def vcov_beta(system: Any, f: Factor, sigma: Any) -> Any:
+    """``sigma^2 (L_XX L_XX')^{-1}``: covariance of the fixed effects given the templates
+    (from the dense factor and ``system.layout`` alone, for either JAX system)."""
     mz, p = system.layout.mz, system.layout.p
     Rinv = solve_triangular(f.LS[mz : mz + p, mz : mz + p], jnp.eye(p), lower=True)
     return sigma**2 * (Rinv.T @ Rinv)

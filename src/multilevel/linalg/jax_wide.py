@@ -195,7 +195,6 @@ def system(cp: CrossProducts, device: Any) -> JaxWideSystem:
     check_room(lay.m, device)
     A = sp.csr_matrix(cp.A1R)
     Z = A[:, :mz].tocsr()
-    Z.sort_indices()
     coo = Z.tocoo()
     rb = cp.ARR
     if not isinstance(rb, RestBorder):
@@ -273,18 +272,25 @@ def _scalars(L: Any, mz: int) -> tuple[Any, Any, Any]:
     return 2.0 * jnp.sum(logd[:mz]), 2.0 * jnp.sum(logd[mz:-1]), L[-1, -1] ** 2
 
 
+def form_block(system: JaxWideSystem, templates: Any) -> tuple[Any, Any, Any]:
+    """The dense block to factor at the templates, formed on the device (its lower
+    triangle), ``log det`` of the first block and its ``L1`` (n1,)."""
+    t1, t2 = float(templates[0][0, 0]), float(templates[1][0, 0])
+    ent = (system.user, system.col, system.val)
+    G, w, logdet1, L1 = _start(
+        t1, t2, system.a11, system.diag, system.border, system.A1B, ent, system.val[:0], system.layout.m
+    )
+    for g in system.groups:
+        G = _scatter(G, g.idx, g.val, g.level, g.a, g.b, w, g.batch, g.triangle)
+    return G, logdet1, L1
+
+
 def factor(system: JaxWideSystem, templates: Any, keep: bool = True) -> Factor:
     """The blocked factor at the templates (NaN scalars where not positive definite);
     ``keep=False`` frees the dense factor on the device and keeps only its scalars."""
     lay = system.layout
     Ts = tuple(np.asarray(T, dtype=float) for T in templates)
-    t1, t2 = float(Ts[0][0, 0]), float(Ts[1][0, 0])
-    ent = (system.user, system.col, system.val)
-    G, w, logdet1, L1 = _start(
-        t1, t2, system.a11, system.diag, system.border, system.A1B, ent, system.val[:0], lay.m
-    )
-    for g in system.groups:
-        G = _scatter(G, g.idx, g.val, g.level, g.a, g.b, w, g.batch, g.triangle)
+    G, logdet1, L1 = form_block(system, Ts)
     LS = tiled_cholesky(G)  # G donated: the factor takes its memory
     logdz, logdx, r2 = _scalars(LS, lay.mz)
     return Factor(
@@ -319,12 +325,10 @@ def solve(
 
 
 def vcov_beta(system: JaxWideSystem, f: Factor, sigma: Any) -> Any:
-    """``sigma^2 (L_XX L_XX')^{-1}``: covariance of the fixed effects given the templates."""
-    from jax.scipy.linalg import solve_triangular
+    """``sigma^2 (L_XX L_XX')^{-1}`` (:func:`multilevel.linalg.jax_backend.vcov_beta`)."""
+    from .jax_backend import vcov_beta as from_factor
 
-    mz, p = system.layout.mz, system.layout.p
-    Rinv = solve_triangular(f.LS[mz : mz + p, mz : mz + p], jnp.eye(p), lower=True)
-    return sigma**2 * (Rinv.T @ Rinv)
+    return from_factor(system, f, sigma)
 
 
 def conditional_variances(system: JaxWideSystem, f: Factor, sigma: Any) -> list[Any]:

@@ -36,14 +36,6 @@ def _row_pairs(indptr: np.ndarray, indices: np.ndarray, m: int) -> np.ndarray:  
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _at(r: int, c: int, lda: int, h: int, shift: int) -> int:  # pragma: no cover
-    """Entry (r, c), r >= c, of a packed (RFP) lower triangle (:func:`multilevel.linalg.rfp.position`)."""
-    if c < h:
-        return r + shift + c * lda
-    return (c - h) + (r - h + 1 - shift) * lda
-
-
 @njit(cache=True, nogil=True, parallel=True)
 def _scatter(
     indptr: np.ndarray,

@@ -251,13 +251,11 @@ class LmmObjective:
     def _central_differences(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The criterion and its gradient by central differences (steps of 1e-4 relative):
         the criterion is even in each scalar theta, so the difference at 0 is 0."""
+        from ..optim.numdiff import central_jacobian
+
         value = self(theta)
-        grad = np.zeros_like(theta)
-        for i in range(theta.size):
-            h = 1e-4 * max(abs(theta[i]), 1e-2)
-            e = np.zeros_like(theta)
-            e[i] = h
-            grad[i] = (self(theta + e) - self(theta - e)) / (2 * h)
+        steps = 1e-4 * np.maximum(np.abs(theta), 1e-2)
+        grad = central_jacobian(lambda t: np.array([self(t)]), theta, steps)[0]
         if not (math.isfinite(value) and np.all(np.isfinite(grad))):
             return math.inf, np.zeros_like(theta)
         return value, grad
